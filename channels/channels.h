@@ -1,0 +1,237 @@
+/*
+ * channels: the channel registry (active channels, subscriptions), the
+ * per-client bounded outbound queues that fan-out frames are shared into,
+ * the /connect frame decoder, and channel passwords (PBKDF2 on worker
+ * threads, a cache of verifications, the per-connection rate limit).
+ * Plain C over plain data: no libwebsockets here. Everything but the
+ * password worker's threads runs on the event loop thread.
+ */
+#ifndef WR_CHANNELS_H
+#define WR_CHANNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wr.h"
+
+#define CHAN_NAME_MAX 128
+#define CHAN_NONCE_MAX 128
+#define CHAN_HASH_LEN 32       /* PBKDF2-HMAC-SHA256 output bytes */
+#define CHAN_PBKDF2_ITERATIONS 32768
+
+/* ------------------------------------------------------------------ */
+/* Client frame decoding                                               */
+
+enum chan_cmd_type {
+	CHAN_CMD_SUBSCRIBE,
+	CHAN_CMD_UNSUBSCRIBE,
+	CHAN_CMD_LIST,
+	CHAN_CMD_SEND,
+};
+
+struct chan_str {
+	const char *p;   /* NULL when absent */
+	size_t len;
+};
+
+struct chan_cmd {
+	enum chan_cmd_type type;
+	struct chan_str nonce;     /* echoed in the response when p != NULL */
+	struct chan_str channel;   /* subscribe/unsubscribe "topic", send "channel" */
+	struct chan_str password;  /* subscribe; absent, null and "" are "no password" */
+	struct chan_str message;   /* send */
+	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
+	char *heap[4];
+	size_t heap_len[4];
+	int nheap;
+};
+
+/*
+ * Decodes one text frame (@buf, @len; valid UTF-8 already checked by the
+ * caller) of the /connect protocol. Returns NULL when @cmd is ready, else
+ * the exact PROTOCOL.md reason string; cmd->nonce is set whenever it can be
+ * echoed (never for "invalid json" or a bad nonce). @cmd's strings point
+ * into @buf or into cmd->heap: keep @buf alive while using @cmd.
+ * Always call chan_cmd_fini(), whatever the result.
+ */
+const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
+			    size_t max_message_bytes);
+void chan_cmd_fini(struct chan_cmd *cmd);
+
+/* 1..128 bytes of valid UTF-8 without control characters. */
+bool chan_name_valid(const char *name, size_t len);
+
+/* Appends a response frame's JSON: {"type":"response","data":{"ok":..}}. */
+void chan_response_json(struct wr_buf *b, bool ok, const char *reason,
+			const struct chan_str *nonce);
+/* The delivery frame's JSON, built once per message. */
+void chan_delivery_json(struct wr_buf *b, const char *channel, size_t clen,
+			const char *msg, size_t mlen, const struct chan_str *nonce);
+
+/* ------------------------------------------------------------------ */
+/* Registry                                                            */
+
+struct chan_registry;
+struct chan_channel;
+struct chan_member;
+
+/*
+ * The registry's view of one /connect client, embedded in the node's
+ * client struct. The outbound queue holds references to shared frames.
+ */
+struct chan_client {
+	struct wr_msg **q;         /* ring of frames */
+	unsigned q_head, q_len, q_cap;
+	size_t q_bytes;            /* sum of queued frames' lengths */
+	size_t q_off;              /* bytes of q[q_head] already written */
+	struct chan_member **subs; /* channels this client is in */
+	unsigned nsubs, subs_cap;
+	bool overflowed;           /* cut off: accepts no more frames */
+	void *owner;               /* the node's client */
+};
+
+struct chan_ops {
+	/* the client's queue went from empty to non-empty: ask for WRITEABLE */
+	void (*wake)(struct chan_client *cl, void *arg);
+	/* the client exceeded max_queue_bytes: close it (1008). Its queue is
+	 * emptied when this returns (cl->q_len tells how many frames are
+	 * dropped) and it receives nothing more. Must not change membership. */
+	void (*overflow)(struct chan_client *cl, void *arg);
+	/* a channel lost its last local subscriber and is about to be freed */
+	void (*closed)(struct chan_channel *ch, void *arg);
+};
+
+struct chan_limits {
+	size_t max_queue_bytes;
+	unsigned max_subscriptions;
+};
+
+/* Returns a registry or NULL; @ops and @arg are borrowed for its lifetime. */
+struct chan_registry *chan_registry_create(const struct chan_limits *lim,
+					   const struct chan_ops *ops, void *arg);
+/* Frees every channel; clients must have been finalised first. */
+void chan_registry_destroy(struct chan_registry *reg);
+
+void chan_client_init(struct chan_client *cl, void *owner);
+/* Leaves every channel (firing ops->closed for emptied ones) and drops the queue. */
+void chan_client_fini(struct chan_registry *reg, struct chan_client *cl);
+
+struct chan_channel *chan_find(struct chan_registry *reg, const char *name,
+			       size_t len);
+/*
+ * Creates an active channel with @hash (CHAN_HASH_LEN bytes) or no password
+ * (@hash NULL). It has no members until chan_join(); a channel left with no
+ * members is freed by chan_leave()/chan_client_fini() only, so join at once.
+ * Returns WR_OK, WR_EEXIST (already there), WR_EINVAL or WR_ENOMEM.
+ */
+int chan_create(struct chan_registry *reg, const char *name, size_t len,
+		const uint8_t *hash, int64_t created_ms, struct chan_channel **out);
+/* WR_OK, WR_EEXIST (already a member), WR_EFULL (max_subscriptions), WR_ENOMEM. */
+int chan_join(struct chan_registry *reg, struct chan_channel *ch,
+	      struct chan_client *cl);
+/* WR_OK or WR_ENOENT; frees @ch (after ops->closed) when it empties. */
+int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
+	       struct chan_client *cl);
+bool chan_is_member(const struct chan_channel *ch, const struct chan_client *cl);
+
+const char *chan_name(const struct chan_channel *ch, size_t *len);
+/* The password hash or NULL for an open channel. */
+const uint8_t *chan_hash(const struct chan_channel *ch);
+unsigned chan_members(const struct chan_channel *ch);
+
+/*
+ * Queues one reference to @frame on every member but @except (may be NULL).
+ * Members over max_queue_bytes are cut off (ops->overflow).
+ * Returns the number of members the frame was queued for.
+ */
+unsigned chan_publish(struct chan_registry *reg, struct chan_channel *ch,
+		      struct wr_msg *frame, const struct chan_client *except);
+
+/* Queues one frame on one client (responses). Takes no reference from the
+ * caller: it adds its own. WR_EFULL when the client overflowed. */
+int chan_client_push(struct chan_registry *reg, struct chan_client *cl,
+		     struct wr_msg *frame);
+
+/* Drops @n bytes from the queue front (after a write). */
+void chan_client_consume(struct chan_client *cl, size_t n);
+/* The i-th queued frame (0 = front) or NULL. */
+static inline struct wr_msg *chan_client_peek(const struct chan_client *cl,
+					      unsigned i)
+{
+	if (i >= cl->q_len)
+		return NULL;
+	return cl->q[(cl->q_head + i) & (cl->q_cap - 1)];
+}
+
+struct chan_registry_stats {
+	unsigned channels;
+	uint64_t subscriptions;
+};
+void chan_registry_stats(const struct chan_registry *reg,
+			 struct chan_registry_stats *st);
+
+/* Calls @fn for every active channel, in unspecified order. */
+void chan_foreach(struct chan_registry *reg,
+		  void (*fn)(struct chan_channel *ch, void *arg), void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Passwords                                                           */
+
+/* PBKDF2-HMAC-SHA256(pw, salt = channel name, 32768, 32 bytes). Slow:
+ * worker threads and tests only. Returns WR_OK or WR_ENOMEM. */
+int chan_pw_hash(const char *channel, size_t clen, const char *pw, size_t pwlen,
+		 uint8_t out[CHAN_HASH_LEN]);
+
+struct chan_pw_job {
+	/* input, owned by the job; the password is wiped on free */
+	char *channel;
+	size_t clen;
+	char *password;
+	size_t pwlen;
+	/* output */
+	uint8_t hash[CHAN_HASH_LEN];
+	int rc;
+	/* loop-side bookkeeping; the worker never touches these */
+	void *owner;               /* NULLed if the requester went away */
+	struct chan_pw_job *next;
+};
+
+/* Copies the inputs; returns NULL on ENOMEM. */
+struct chan_pw_job *chan_pw_job_create(const char *channel, size_t clen,
+				       const char *pw, size_t pwlen);
+void chan_pw_job_free(struct chan_pw_job *job);
+
+struct chan_pw_worker;
+/* Starts @nthreads threads; @wake(@arg) is called from a worker thread
+ * after a job completes (the node passes lws_cancel_service). */
+struct chan_pw_worker *chan_pw_worker_create(int nthreads,
+					     void (*wake)(void *arg), void *arg);
+/* Stops and joins the threads, frees queued and finished jobs. */
+void chan_pw_worker_destroy(struct chan_pw_worker *w);
+/* Takes ownership of @job. Loop thread. */
+void chan_pw_submit(struct chan_pw_worker *w, struct chan_pw_job *job);
+/* Returns the finished jobs as a list (job->next), caller owns them. */
+struct chan_pw_job *chan_pw_take_done(struct chan_pw_worker *w);
+
+/* A cache of successful verifications: keyed hash of (channel, password)
+ * -> PBKDF2 output. The plain password is never stored. */
+struct chan_pw_cache;
+struct chan_pw_cache *chan_pw_cache_create(unsigned entries);
+void chan_pw_cache_destroy(struct chan_pw_cache *c);
+bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel, size_t clen,
+		       const char *pw, size_t pwlen, uint8_t out[CHAN_HASH_LEN]);
+void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel, size_t clen,
+		       const char *pw, size_t pwlen, const uint8_t hash[CHAN_HASH_LEN]);
+
+/* Per-connection failed-attempt window: 5 failures in 10 s. */
+#define CHAN_PW_MAX_FAILS 5
+#define CHAN_PW_WINDOW_MS 10000
+struct chan_pw_rate {
+	int64_t fails[CHAN_PW_MAX_FAILS];  /* ring of failure times */
+	unsigned next;
+};
+bool chan_pw_rate_limited(const struct chan_pw_rate *r, int64_t now_ms);
+void chan_pw_rate_fail(struct chan_pw_rate *r, int64_t now_ms);
+
+#endif

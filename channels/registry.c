@@ -1,0 +1,429 @@
+/*
+ * channels/registry: active channels by name (keyed SipHash table, so
+ * clients cannot flood one bucket), membership as (client, channel) records
+ * indexed from both sides for O(1) leave, and the per-client frame rings.
+ * Invariant: a channel in the table has >= 1 member, except between
+ * chan_create() and the chan_join() that follows it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "channels.h"
+
+struct chan_member {
+	struct chan_channel *ch;
+	struct chan_client *cl;
+	unsigned ch_idx;   /* index in ch->members */
+	unsigned cl_idx;   /* index in cl->subs */
+};
+
+struct chan_channel {
+	struct chan_channel *next;   /* hash chain */
+	uint64_t hv;
+	struct chan_member **members;
+	unsigned nmembers, cap;
+	bool has_hash;
+	uint8_t hash[CHAN_HASH_LEN];
+	int64_t created_ms;
+	size_t name_len;
+	char name[];                 /* NUL-terminated for convenience */
+};
+
+struct chan_registry {
+	struct chan_limits lim;
+	const struct chan_ops *ops;
+	void *arg;
+	struct chan_channel **buckets;
+	unsigned nbuckets;           /* power of two */
+	unsigned nchannels;
+	uint64_t nsubs;
+	unsigned char key[crypto_shorthash_KEYBYTES];
+};
+
+static uint64_t name_hash(const struct chan_registry *reg, const char *p,
+			  size_t n)
+{
+	unsigned char out[crypto_shorthash_BYTES];
+	uint64_t v;
+
+	crypto_shorthash(out, (const unsigned char *)p, n, reg->key);
+	memcpy(&v, out, sizeof(v));
+	return v;
+}
+
+struct chan_registry *chan_registry_create(const struct chan_limits *lim,
+					   const struct chan_ops *ops, void *arg)
+{
+	struct chan_registry *reg;
+
+	if (sodium_init() < 0)
+		return NULL;
+	reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return NULL;
+	reg->lim = *lim;
+	reg->ops = ops;
+	reg->arg = arg;
+	reg->nbuckets = 64;
+	reg->buckets = calloc(reg->nbuckets, sizeof(*reg->buckets));
+	if (!reg->buckets) {
+		free(reg);
+		return NULL;
+	}
+	randombytes_buf(reg->key, sizeof(reg->key));
+	return reg;
+}
+
+static void channel_free(struct chan_channel *ch)
+{
+	free(ch->members);
+	free(ch);
+}
+
+void chan_registry_destroy(struct chan_registry *reg)
+{
+	if (!reg)
+		return;
+	for (unsigned i = 0; i < reg->nbuckets; i++) {
+		struct chan_channel *ch = reg->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			next = ch->next;
+			/* members are owned by clients, already finalised */
+			channel_free(ch);
+		}
+	}
+	free(reg->buckets);
+	free(reg);
+}
+
+void chan_client_init(struct chan_client *cl, void *owner)
+{
+	memset(cl, 0, sizeof(*cl));
+	cl->owner = owner;
+}
+
+static void queue_clear(struct chan_client *cl)
+{
+	for (unsigned i = 0; i < cl->q_len; i++)
+		wr_msg_unref(&cl->q[(cl->q_head + i) & (cl->q_cap - 1)]);
+	cl->q_head = cl->q_len = 0;
+	cl->q_bytes = 0;
+	cl->q_off = 0;
+}
+
+void chan_client_fini(struct chan_registry *reg, struct chan_client *cl)
+{
+	/* leave from the back: chan_leave() swap-removes from cl->subs */
+	while (cl->nsubs)
+		chan_leave(reg, cl->subs[cl->nsubs - 1]->ch, cl);
+	free(cl->subs);
+	cl->subs = NULL;
+	cl->subs_cap = 0;
+	queue_clear(cl);
+	free(cl->q);
+	cl->q = NULL;
+	cl->q_cap = 0;
+}
+
+struct chan_channel *chan_find(struct chan_registry *reg, const char *name,
+			       size_t len)
+{
+	uint64_t hv = name_hash(reg, name, len);
+	struct chan_channel *ch = reg->buckets[hv & (reg->nbuckets - 1)];
+
+	for (; ch; ch = ch->next)
+		if (ch->hv == hv && ch->name_len == len &&
+		    !memcmp(ch->name, name, len))
+			return ch;
+	return NULL;
+}
+
+static void table_grow(struct chan_registry *reg)
+{
+	unsigned n = reg->nbuckets * 2;
+	struct chan_channel **b = calloc(n, sizeof(*b));
+
+	if (!b)
+		return; /* keep the old table: longer chains, still correct */
+	for (unsigned i = 0; i < reg->nbuckets; i++) {
+		struct chan_channel *ch = reg->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			next = ch->next;
+			ch->next = b[ch->hv & (n - 1)];
+			b[ch->hv & (n - 1)] = ch;
+		}
+	}
+	free(reg->buckets);
+	reg->buckets = b;
+	reg->nbuckets = n;
+}
+
+int chan_create(struct chan_registry *reg, const char *name, size_t len,
+		const uint8_t *hash, int64_t created_ms, struct chan_channel **out)
+{
+	struct chan_channel *ch;
+	uint64_t hv;
+
+	if (!chan_name_valid(name, len))
+		return WR_EINVAL;
+	if (chan_find(reg, name, len))
+		return WR_EEXIST;
+	ch = calloc(1, sizeof(*ch) + len + 1);
+	if (!ch)
+		return WR_ENOMEM;
+	memcpy(ch->name, name, len);
+	ch->name_len = len;
+	ch->created_ms = created_ms;
+	if (hash) {
+		ch->has_hash = true;
+		memcpy(ch->hash, hash, CHAN_HASH_LEN);
+	}
+	hv = name_hash(reg, name, len);
+	ch->hv = hv;
+	if (reg->nchannels >= reg->nbuckets)
+		table_grow(reg);
+	ch->next = reg->buckets[hv & (reg->nbuckets - 1)];
+	reg->buckets[hv & (reg->nbuckets - 1)] = ch;
+	reg->nchannels++;
+	*out = ch;
+	return WR_OK;
+}
+
+static void table_remove(struct chan_registry *reg, struct chan_channel *ch)
+{
+	struct chan_channel **pp = &reg->buckets[ch->hv & (reg->nbuckets - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if (*pp == ch) {
+			*pp = ch->next;
+			reg->nchannels--;
+			return;
+		}
+}
+
+static int grow_array(void *parray, unsigned *cap, unsigned need)
+{
+	void **arr = *(void ***)parray;
+	unsigned n;
+
+	if (need <= *cap)
+		return WR_OK;
+	n = *cap ? *cap * 2 : 4;
+	while (n < need)
+		n *= 2;
+	arr = realloc(arr, n * sizeof(void *));
+	if (!arr)
+		return WR_ENOMEM;
+	*(void ***)parray = arr;
+	*cap = n;
+	return WR_OK;
+}
+
+bool chan_is_member(const struct chan_channel *ch, const struct chan_client *cl)
+{
+	/* scan the shorter side */
+	if (cl->nsubs <= ch->nmembers) {
+		for (unsigned i = 0; i < cl->nsubs; i++)
+			if (cl->subs[i]->ch == ch)
+				return true;
+	} else {
+		for (unsigned i = 0; i < ch->nmembers; i++)
+			if (ch->members[i]->cl == cl)
+				return true;
+	}
+	return false;
+}
+
+int chan_join(struct chan_registry *reg, struct chan_channel *ch,
+	      struct chan_client *cl)
+{
+	struct chan_member *m;
+
+	if (chan_is_member(ch, cl))
+		return WR_EEXIST;
+	if (cl->nsubs >= reg->lim.max_subscriptions)
+		return WR_EFULL;
+	if (grow_array(&ch->members, &ch->cap, ch->nmembers + 1) ||
+	    grow_array(&cl->subs, &cl->subs_cap, cl->nsubs + 1))
+		return WR_ENOMEM;
+	m = malloc(sizeof(*m));
+	if (!m)
+		return WR_ENOMEM;
+	m->ch = ch;
+	m->cl = cl;
+	m->ch_idx = ch->nmembers;
+	m->cl_idx = cl->nsubs;
+	ch->members[ch->nmembers++] = m;
+	cl->subs[cl->nsubs++] = m;
+	reg->nsubs++;
+	return WR_OK;
+}
+
+int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
+	       struct chan_client *cl)
+{
+	struct chan_member *m = NULL, *last;
+
+	for (unsigned i = 0; i < cl->nsubs; i++)
+		if (cl->subs[i]->ch == ch) {
+			m = cl->subs[i];
+			break;
+		}
+	if (!m)
+		return WR_ENOENT;
+	/* swap-remove from both sides, fixing the moved records' indexes */
+	last = ch->members[--ch->nmembers];
+	ch->members[m->ch_idx] = last;
+	last->ch_idx = m->ch_idx;
+	last = cl->subs[--cl->nsubs];
+	cl->subs[m->cl_idx] = last;
+	last->cl_idx = m->cl_idx;
+	free(m);
+	reg->nsubs--;
+	if (ch->nmembers == 0) {
+		if (reg->ops && reg->ops->closed)
+			reg->ops->closed(ch, reg->arg);
+		table_remove(reg, ch);
+		channel_free(ch);
+	}
+	return WR_OK;
+}
+
+const char *chan_name(const struct chan_channel *ch, size_t *len)
+{
+	if (len)
+		*len = ch->name_len;
+	return ch->name;
+}
+
+const uint8_t *chan_hash(const struct chan_channel *ch)
+{
+	return ch->has_hash ? ch->hash : NULL;
+}
+
+unsigned chan_members(const struct chan_channel *ch)
+{
+	return ch->nmembers;
+}
+
+static void overflow(struct chan_registry *reg, struct chan_client *cl)
+{
+	cl->overflowed = true;
+	if (reg->ops && reg->ops->overflow)
+		reg->ops->overflow(cl, reg->arg);
+	queue_clear(cl);
+}
+
+/* Pushes without waking; returns 1 when the queue was empty, 0, or <0. */
+static int queue_push(struct chan_registry *reg, struct chan_client *cl,
+		      struct wr_msg *frame)
+{
+	bool was_empty = cl->q_len == 0;
+
+	if (cl->overflowed)
+		return WR_EFULL;
+	if (cl->q_bytes + frame->len > reg->lim.max_queue_bytes) {
+		overflow(reg, cl);
+		return WR_EFULL;
+	}
+	if (cl->q_len == cl->q_cap) {
+		unsigned n = cl->q_cap ? cl->q_cap * 2 : 16;
+		struct wr_msg **q = malloc(n * sizeof(*q));
+
+		if (!q) {
+			overflow(reg, cl);
+			return WR_ENOMEM;
+		}
+		for (unsigned i = 0; i < cl->q_len; i++)
+			q[i] = cl->q[(cl->q_head + i) & (cl->q_cap - 1)];
+		free(cl->q);
+		cl->q = q;
+		cl->q_cap = n;
+		cl->q_head = 0;
+	}
+	cl->q[(cl->q_head + cl->q_len) & (cl->q_cap - 1)] = wr_msg_ref(frame);
+	cl->q_len++;
+	cl->q_bytes += frame->len;
+	return was_empty;
+}
+
+int chan_client_push(struct chan_registry *reg, struct chan_client *cl,
+		     struct wr_msg *frame)
+{
+	int rc = queue_push(reg, cl, frame);
+
+	if (rc < 0)
+		return rc;
+	if (rc && reg->ops && reg->ops->wake)
+		reg->ops->wake(cl, reg->arg);
+	return WR_OK;
+}
+
+unsigned chan_publish(struct chan_registry *reg, struct chan_channel *ch,
+		      struct wr_msg *frame, const struct chan_client *except)
+{
+	unsigned n = 0;
+
+	/*
+	 * An overflow callback may close its client but must not change
+	 * membership synchronously (the node defers that to the close), so
+	 * walking ch->members here is safe.
+	 */
+	for (unsigned i = 0; i < ch->nmembers; i++) {
+		struct chan_client *cl = ch->members[i]->cl;
+		int rc;
+
+		if (cl == except)
+			continue;
+		rc = queue_push(reg, cl, frame);
+		if (rc < 0)
+			continue;
+		n++;
+		if (rc && reg->ops && reg->ops->wake)
+			reg->ops->wake(cl, reg->arg);
+	}
+	return n;
+}
+
+void chan_client_consume(struct chan_client *cl, size_t n)
+{
+	while (n && cl->q_len) {
+		struct wr_msg *m = cl->q[cl->q_head];
+		size_t left = m->len - cl->q_off;
+
+		if (n < left) {
+			cl->q_off += n;
+			return;
+		}
+		n -= left;
+		cl->q_bytes -= m->len;
+		cl->q_off = 0;
+		wr_msg_unref(&cl->q[cl->q_head]);
+		cl->q_head = (cl->q_head + 1) & (cl->q_cap - 1);
+		cl->q_len--;
+	}
+}
+
+void chan_registry_stats(const struct chan_registry *reg,
+			 struct chan_registry_stats *st)
+{
+	st->channels = reg->nchannels;
+	st->subscriptions = reg->nsubs;
+}
+
+void chan_foreach(struct chan_registry *reg,
+		  void (*fn)(struct chan_channel *ch, void *arg), void *arg)
+{
+	for (unsigned i = 0; i < reg->nbuckets; i++) {
+		struct chan_channel *ch = reg->buckets[i], *next;
+
+		for (; ch; ch = next) {
+			next = ch->next;
+			fn(ch, arg);
+		}
+	}
+}

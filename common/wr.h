@@ -1,0 +1,101 @@
+/*
+ * common: the few things every module shares — the error enum, the logger,
+ * monotonic time, refcounted immutable message buffers, a growable byte
+ * buffer with JSON string escaping, UTF-8 validation and hex.
+ * No lws here: inm/, channels/ and health/ build on this alone.
+ */
+#ifndef WR_COMMON_H
+#define WR_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WR_VERSION "0.1.0"
+
+/* One project-wide error enum: 0 is success, errors are negative. */
+enum wr_err {
+	WR_OK = 0,
+	WR_ENOMEM = -1,
+	WR_EINVAL = -2,
+	WR_ENOENT = -3,
+	WR_EFULL = -4,
+	WR_EPERM = -5,
+	WR_EAGAIN = -6,
+	WR_EEXIST = -7,
+	WR_EIO = -8,
+};
+const char *wr_strerror(int err);
+
+/* ---- logging: one line per event on stderr, "TIMESTAMP LEVEL message" ---- */
+enum wr_log_level { WR_LOG_DEBUG, WR_LOG_INFO, WR_LOG_WARN, WR_LOG_ERROR };
+void wr_log_set_level(enum wr_log_level lvl);
+enum wr_log_level wr_log_get_level(void);
+/* Returns 0 and sets *out for "debug", "info", "warn", "error"; else -1. */
+int wr_log_level_parse(const char *name, enum wr_log_level *out);
+void wr_log(enum wr_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap);
+#define wr_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
+#define wr_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
+#define wr_warn(...) wr_log(WR_LOG_WARN, __VA_ARGS__)
+#define wr_error(...) wr_log(WR_LOG_ERROR, __VA_ARGS__)
+
+/* ---- time ---- */
+int64_t wr_now_ms(void);   /* monotonic milliseconds */
+int64_t wr_now_us(void);   /* monotonic microseconds */
+int64_t wr_wall_ms(void);  /* milliseconds since the Unix epoch */
+
+/*
+ * ---- refcounted immutable messages ----
+ * A fan-out frame is built once and shared by every subscriber queue.
+ * Single-threaded (event loop only): the count is a plain integer.
+ */
+struct wr_msg {
+	unsigned refs;
+	size_t len;
+	unsigned char data[];
+};
+/* Returns a message of @len uninitialised bytes with one reference, or NULL. */
+struct wr_msg *wr_msg_create(size_t len);
+static inline struct wr_msg *wr_msg_ref(struct wr_msg *m)
+{
+	m->refs++;
+	return m;
+}
+/* Drops one reference, frees on the last; NULLs the caller's pointer. */
+void wr_msg_unref(struct wr_msg **pmsg);
+
+/* ---- growable byte buffer ---- */
+struct wr_buf {
+	char *p;
+	size_t len, cap;
+	bool oom;  /* sticky: an append failed; the content is incomplete */
+};
+void wr_buf_init(struct wr_buf *b);
+void wr_buf_fini(struct wr_buf *b);
+void wr_buf_reset(struct wr_buf *b);  /* len = 0, keeps capacity, clears oom */
+int wr_buf_reserve(struct wr_buf *b, size_t extra);
+void wr_buf_append(struct wr_buf *b, const void *p, size_t n);
+void wr_buf_puts(struct wr_buf *b, const char *s);
+void wr_buf_printf(struct wr_buf *b, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+/* Appends "..." : @s (@n bytes, valid UTF-8) as a JSON string with quotes. */
+void wr_buf_json_str(struct wr_buf *b, const char *s, size_t n);
+
+/* ---- text helpers ---- */
+/* True when @p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+bool wr_utf8_valid(const void *p, size_t n);
+/* Writes 2n lowercase hex chars plus NUL into @out (size >= 2n+1). */
+void wr_hex(char *out, const void *in, size_t n);
+/* Constant-time equality of two equal-length byte strings. */
+bool wr_ct_equal(const void *a, const void *b, size_t n);
+
+/* ---- WebSocket framing (server side, unmasked), used to pre-build frames ---- */
+/* Bytes of header a server text frame of @payload_len needs (2, 4 or 10). */
+size_t wr_ws_header_len(size_t payload_len);
+/* Returns a message holding one complete unmasked text frame of @p, or NULL. */
+struct wr_msg *wr_ws_text_frame(const void *p, size_t n);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * health: the /health evaluation (PROTOCOL.md 6.3) as a pure function of
+ * the node's counts, and the /metrics Prometheus rendering (6.4) of the
+ * node's counters. No sockets, no lws: the node gathers, this decides.
+ */
+#ifndef WR_HEALTH_H
+#define WR_HEALTH_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wr.h"
+
+enum health_state { HEALTH_GOOD, HEALTH_DEGRADED, HEALTH_BAD };
+
+struct health_peer {
+	const char *name;
+	bool up;
+	double latency_ms;     /* < 0: not measured yet */
+};
+
+struct health_input {
+	unsigned active_channels;
+	unsigned clients;
+	unsigned peers_configured;   /* [[peers]] entries */
+	const struct health_peer *peers;  /* linked peers */
+	unsigned npeers;
+	int max_latency_ms;
+};
+
+#define HEALTH_MAX_REASONS 4
+struct health_result {
+	enum health_state state;
+	const char *reason;                       /* first that holds */
+	const char *reasons[HEALTH_MAX_REASONS];  /* every one that holds */
+	unsigned nreasons;
+};
+
+void health_eval(const struct health_input *in, struct health_result *out);
+const char *health_state_name(enum health_state s);
+/* 200 for good and degraded, 503 for bad. */
+int health_http_status(enum health_state s);
+/* {"healthy":..,"reason":..,"reasons":[..],"node":..} */
+void health_json(struct wr_buf *b, const struct health_result *r,
+		 const char *node_name);
+
+/* Counters the node bumps on its hot paths (loop thread only). */
+struct health_counters {
+	uint64_t connections_total;        /* accepted /connect upgrades */
+	uint64_t connections_rejected;     /* refused: max_clients */
+	uint64_t client_msgs_in;           /* accepted sends */
+	uint64_t client_msgs_out;          /* deliveries queued to clients */
+	uint64_t client_bytes_in;          /* frame payload bytes received */
+	uint64_t client_bytes_out;         /* bytes written to clients */
+	uint64_t client_errors;            /* ok:false responses */
+	uint64_t slow_consumer_disconnects;
+	uint64_t dropped_slow_consumer;    /* frames discarded on cut-off */
+	uint64_t protocol_closes;          /* 1003 / 1007 / 1009 closes */
+	uint64_t pw_ok, pw_failed, pw_cached, pw_rate_limited;
+};
+
+struct health_gauges {
+	unsigned clients;
+	unsigned channels_active;
+	unsigned channels_reserved;
+	uint64_t subscriptions;
+	unsigned peers_up;
+	unsigned peers_configured;
+	uint64_t pw_jobs_pending;
+	double uptime_seconds;
+};
+
+/* Appends the Prometheus text exposition (HELP and TYPE for each). */
+void metrics_render(struct wr_buf *b, const struct health_counters *c,
+		    const struct health_gauges *g, const char *node_name);
+
+#endif

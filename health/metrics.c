@@ -1,0 +1,105 @@
+/*
+ * health/metrics: Prometheus text exposition format 0.0.4. Names follow
+ * the conventions: wsrelay_ prefix, _total for counters, base units.
+ */
+#include <inttypes.h>
+#include <string.h>
+
+#include "health.h"
+
+static void head(struct wr_buf *b, const char *name, const char *type,
+		 const char *help)
+{
+	wr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+static void counter(struct wr_buf *b, const char *name, const char *help,
+		    uint64_t v)
+{
+	head(b, name, "counter", help);
+	wr_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+static void gauge(struct wr_buf *b, const char *name, const char *help,
+		  uint64_t v)
+{
+	head(b, name, "gauge", help);
+	wr_buf_printf(b, "%s %" PRIu64 "\n", name, v);
+}
+
+/* Label values are escaped as the format requires: \\, \" and \n. */
+static void label_value(struct wr_buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			wr_buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			wr_buf_puts(b, "\\n");
+		else
+			wr_buf_append(b, s, 1);
+	}
+}
+
+void metrics_render(struct wr_buf *b, const struct health_counters *c,
+		    const struct health_gauges *g, const char *node_name)
+{
+	head(b, "wsrelay_build_info", "gauge",
+	     "Build information; the value is always 1.");
+	wr_buf_puts(b, "wsrelay_build_info{version=\"" WR_VERSION "\",node=\"");
+	label_value(b, node_name);
+	wr_buf_puts(b, "\"} 1\n");
+	head(b, "wsrelay_uptime_seconds", "gauge", "Seconds since the node started.");
+	wr_buf_printf(b, "wsrelay_uptime_seconds %.3f\n", g->uptime_seconds);
+
+	gauge(b, "wsrelay_clients", "Open /connect connections.", g->clients);
+	gauge(b, "wsrelay_channels_active",
+	      "Channels with at least one local subscriber.", g->channels_active);
+	gauge(b, "wsrelay_channels_reserved",
+	      "Channels open on other nodes of the mesh.", g->channels_reserved);
+	gauge(b, "wsrelay_subscriptions",
+	      "Local (client, channel) subscriptions.", g->subscriptions);
+	gauge(b, "wsrelay_peers_up", "Node links that are up.", g->peers_up);
+	gauge(b, "wsrelay_peers_configured", "[[peers]] entries in the config.",
+	      g->peers_configured);
+	gauge(b, "wsrelay_password_jobs_pending",
+	      "Password hashes queued or running on the worker threads.",
+	      g->pw_jobs_pending);
+
+	counter(b, "wsrelay_connections_total",
+		"Client WebSocket connections accepted.", c->connections_total);
+	counter(b, "wsrelay_connections_rejected_total",
+		"Client WebSocket upgrades refused (max_clients).",
+		c->connections_rejected);
+	counter(b, "wsrelay_client_messages_in_total",
+		"Channel messages accepted from local clients.", c->client_msgs_in);
+	counter(b, "wsrelay_client_messages_out_total",
+		"Channel message deliveries queued to local clients.",
+		c->client_msgs_out);
+	counter(b, "wsrelay_client_bytes_in_total",
+		"WebSocket payload bytes received from clients.", c->client_bytes_in);
+	counter(b, "wsrelay_client_bytes_out_total",
+		"Bytes written to clients (frames, responses included).",
+		c->client_bytes_out);
+	counter(b, "wsrelay_client_errors_total",
+		"Client commands answered with ok: false.", c->client_errors);
+	counter(b, "wsrelay_client_protocol_closes_total",
+		"Clients closed for binary (1003), invalid UTF-8 (1007) or oversized (1009) frames.",
+		c->protocol_closes);
+	counter(b, "wsrelay_slow_consumer_disconnects_total",
+		"Clients closed (1008) for letting their queue overflow.",
+		c->slow_consumer_disconnects);
+
+	head(b, "wsrelay_messages_dropped_total", "counter",
+	     "Frames dropped instead of delivered, by reason.");
+	wr_buf_printf(b, "wsrelay_messages_dropped_total{reason=\"slow_consumer\"} %" PRIu64 "\n",
+		      c->dropped_slow_consumer);
+
+	head(b, "wsrelay_password_verifications_total", "counter",
+	     "Channel password checks by result.");
+	wr_buf_printf(b,
+		      "wsrelay_password_verifications_total{result=\"ok\"} %" PRIu64 "\n"
+		      "wsrelay_password_verifications_total{result=\"failed\"} %" PRIu64 "\n"
+		      "wsrelay_password_verifications_total{result=\"cached\"} %" PRIu64 "\n"
+		      "wsrelay_password_verifications_total{result=\"rate_limited\"} %" PRIu64 "\n",
+		      c->pw_ok, c->pw_failed, c->pw_cached, c->pw_rate_limited);
+}

@@ -1,0 +1,523 @@
+/*
+ * node/client: one /connect session. Frames are reassembled in our own
+ * buffer (lws hands us small chunks), checked (binary 1003, size 1009,
+ * UTF-8 1007), decoded by channels/cmd and answered through the client's
+ * own queue, so responses and deliveries leave in the order they were
+ * produced. A subscribe that needs PBKDF2 pauses this client's rx until
+ * the worker answers: commands are answered in order, other clients run on.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static void wake(struct chan_client *cc, void *arg)
+{
+	struct wr_client *cl = cc->owner;
+
+	(void)arg;
+	lws_callback_on_writable(cl->wsi);
+}
+
+static void overflow(struct chan_client *cc, void *arg)
+{
+	struct wr_client *cl = cc->owner;
+	struct wr_node *node = arg;
+
+	node->ctr.slow_consumer_disconnects++;
+	node->ctr.dropped_slow_consumer += cc->q_len;
+	wr_info("client %p: slow consumer (%zu bytes queued), closing",
+		(void *)cl, cc->q_bytes);
+	wr_client_close_later(cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+			      "slow consumer");
+}
+
+static void channel_closed(struct chan_channel *ch, void *arg)
+{
+	(void)ch;
+	(void)arg;
+	/* the mesh (issue 3) sends unreserve-channel from here */
+}
+
+const struct chan_ops wr_client_chan_ops = {
+	.wake = wake,
+	.overflow = overflow,
+	.closed = channel_closed,
+};
+
+void wr_client_close_later(struct wr_client *cl, int code, const char *reason)
+{
+	if (cl->close_code)
+		return;
+	cl->close_code = code;
+	cl->close_reason = reason;
+	lws_callback_on_writable(cl->wsi);
+	/* a peer that never drains its socket never becomes writeable */
+	lws_set_timeout(cl->wsi, PENDING_TIMEOUT_USER_OK, 2);
+}
+
+int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
+{
+	struct wr_client *cl = calloc(1, sizeof(*cl));
+
+	if (!cl)
+		return -1;
+	chan_client_init(&cl->cc, cl);
+	cl->node = node;
+	cl->wsi = wsi;
+	cl->next = node->clients;
+	if (node->clients)
+		node->clients->prev = cl;
+	node->clients = cl;
+	node->nclients++;
+	node->ctr.connections_total++;
+	pss->client = cl;
+	wr_debug("client %p connected (%u open)", (void *)cl, node->nclients);
+	if (node->stopping)
+		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+				      "going away");
+	return 0;
+}
+
+void wr_client_close(struct wr_node *node, struct wr_pss *pss)
+{
+	struct wr_client *cl = pss->client;
+
+	if (!cl)
+		return;
+	pss->client = NULL;
+	if (cl->job)
+		cl->job->owner = NULL; /* the worker's answer finds nobody */
+	chan_client_fini(node->reg, &cl->cc);
+	if (cl->prev)
+		cl->prev->next = cl->next;
+	else
+		node->clients = cl->next;
+	if (cl->next)
+		cl->next->prev = cl->prev;
+	node->nclients--;
+	free(cl->rx);
+	wr_debug("client %p closed (%u open)", (void *)cl, node->nclients);
+	free(cl);
+}
+
+/* Queues a response frame on @cl. */
+static void respond(struct wr_node *node, struct wr_client *cl, bool ok,
+		    const char *reason, const struct chan_str *nonce)
+{
+	struct wr_msg *m;
+
+	if (!ok)
+		node->ctr.client_errors++;
+	wr_buf_reset(&node->scratch);
+	chan_response_json(&node->scratch, ok, reason, nonce);
+	if (node->scratch.oom)
+		return;
+	m = wr_ws_text_frame(node->scratch.p, node->scratch.len);
+	if (!m)
+		return;
+	chan_client_push(node->reg, &cl->cc, m);
+	wr_msg_unref(&m);
+}
+
+static void respond_list(struct wr_node *node, struct wr_client *cl,
+			 const struct chan_str *nonce);
+
+/* Joins @ch (creating it first when @create) and answers. */
+static void join(struct wr_node *node, struct wr_client *cl,
+		 const struct chan_str *name, const uint8_t *hash,
+		 const struct chan_str *nonce)
+{
+	struct chan_channel *ch = chan_find(node->reg, name->p, name->len);
+	int rc;
+
+	if (!ch) {
+		rc = chan_create(node->reg, name->p, name->len, hash,
+				 wr_wall_ms(), &ch);
+		if (rc) {
+			respond(node, cl, false, "internal error", nonce);
+			return;
+		}
+		wr_debug("channel created (%s)", hash ? "password" : "open");
+	}
+	rc = chan_join(node->reg, ch, &cl->cc);
+	if (rc == WR_EFULL) {
+		respond(node, cl, false, "too many subscriptions", nonce);
+		return;
+	}
+	if (rc && rc != WR_EEXIST) {
+		respond(node, cl, false, "internal error", nonce);
+		return;
+	}
+	respond(node, cl, true, NULL, nonce);
+}
+
+/* Compares a password hash with the channel's, counting the outcome. */
+static bool check_hash(struct wr_node *node, struct wr_client *cl,
+		       const struct chan_channel *ch, const uint8_t *hash)
+{
+	const uint8_t *want = chan_hash(ch);
+
+	if (want && wr_ct_equal(want, hash, CHAN_HASH_LEN)) {
+		node->ctr.pw_ok++;
+		return true;
+	}
+	node->ctr.pw_failed++;
+	chan_pw_rate_fail(&cl->rate, wr_now_ms());
+	return false;
+}
+
+static void subscribe(struct wr_node *node, struct wr_client *cl,
+		      struct chan_cmd *cmd)
+{
+	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
+					    cmd->channel.len);
+	uint8_t hash[CHAN_HASH_LEN];
+
+	if (ch && chan_is_member(ch, &cl->cc)) {
+		respond(node, cl, true, NULL, &cmd->nonce); /* idempotent */
+		return;
+	}
+	if (cl->cc.nsubs >= (unsigned)node->cfg->max_subscriptions) {
+		respond(node, cl, false, "too many subscriptions", &cmd->nonce);
+		return;
+	}
+	if (!cmd->password.p) {
+		if (ch && chan_hash(ch)) {
+			respond(node, cl, false, "invalid password", &cmd->nonce);
+			return;
+		}
+		join(node, cl, &cmd->channel, NULL, &cmd->nonce);
+		return;
+	}
+	if (chan_pw_rate_limited(&cl->rate, wr_now_ms())) {
+		node->ctr.pw_rate_limited++;
+		respond(node, cl, false, "rate limited", &cmd->nonce);
+		return;
+	}
+	if (ch && !chan_hash(ch)) {
+		/* a password for an open channel */
+		node->ctr.pw_failed++;
+		chan_pw_rate_fail(&cl->rate, wr_now_ms());
+		respond(node, cl, false, "invalid password", &cmd->nonce);
+		return;
+	}
+	if (chan_pw_cache_get(node->pwcache, cmd->channel.p, cmd->channel.len,
+			      cmd->password.p, cmd->password.len, hash)) {
+		node->ctr.pw_cached++;
+		if (ch && !check_hash(node, cl, ch, hash)) {
+			respond(node, cl, false, "invalid password", &cmd->nonce);
+			return;
+		}
+		join(node, cl, &cmd->channel, hash, &cmd->nonce);
+		return;
+	}
+
+	/* PBKDF2 off the loop; pause this client's input until it is back */
+	cl->job = chan_pw_job_create(cmd->channel.p, cmd->channel.len,
+				     cmd->password.p, cmd->password.len);
+	if (!cl->job) {
+		respond(node, cl, false, "internal error", &cmd->nonce);
+		return;
+	}
+	cl->job->owner = cl;
+	cl->job_has_nonce = cmd->nonce.p != NULL;
+	cl->job_nonce_len = cmd->nonce.len;
+	if (cmd->nonce.p)
+		memcpy(cl->job_nonce, cmd->nonce.p, cmd->nonce.len);
+	node->pw_pending++;
+	chan_pw_submit(node->pw, cl->job);
+	lws_rx_flow_control(cl->wsi, 0);
+}
+
+/* The worker hashed a password: finish that client's subscribe. */
+static void pw_finish(struct wr_node *node, struct wr_client *cl,
+		      struct chan_pw_job *job)
+{
+	struct chan_str nonce = { cl->job_has_nonce ? cl->job_nonce : NULL,
+				  cl->job_nonce_len };
+	struct chan_str name = { job->channel, job->clen };
+	struct chan_channel *ch;
+
+	cl->job = NULL;
+	lws_rx_flow_control(cl->wsi, 1);
+	if (job->rc) {
+		respond(node, cl, false, "internal error", &nonce);
+		return;
+	}
+	/* the channel may have appeared, vanished or changed meanwhile */
+	ch = chan_find(node->reg, job->channel, job->clen);
+	if (ch) {
+		if (!check_hash(node, cl, ch, job->hash)) {
+			respond(node, cl, false, "invalid password", &nonce);
+			return;
+		}
+	} else {
+		node->ctr.pw_ok++;
+	}
+	chan_pw_cache_put(node->pwcache, job->channel, job->clen, job->password,
+			  job->pwlen, job->hash);
+	join(node, cl, &name, job->hash, &nonce);
+}
+
+void wr_client_pw_done(struct wr_node *node)
+{
+	struct chan_pw_job *job = chan_pw_take_done(node->pw), *next;
+
+	for (; job; job = next) {
+		next = job->next;
+		node->pw_pending--;
+		if (job->owner)
+			pw_finish(node, job->owner, job);
+		chan_pw_job_free(job);
+	}
+}
+
+static void unsubscribe(struct wr_node *node, struct wr_client *cl,
+			struct chan_cmd *cmd)
+{
+	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
+					    cmd->channel.len);
+
+	if (!ch || chan_leave(node->reg, ch, &cl->cc)) {
+		respond(node, cl, false, "not subscribed", &cmd->nonce);
+		return;
+	}
+	respond(node, cl, true, NULL, &cmd->nonce);
+}
+
+static void send_msg(struct wr_node *node, struct wr_client *cl,
+		     struct chan_cmd *cmd)
+{
+	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
+					    cmd->channel.len);
+	struct wr_msg *frame;
+	unsigned n;
+
+	if (!ch || !chan_is_member(ch, &cl->cc)) {
+		respond(node, cl, false, "not subscribed", &cmd->nonce);
+		return;
+	}
+	/* one frame, header included, shared by every local subscriber */
+	wr_buf_reset(&node->scratch);
+	chan_delivery_json(&node->scratch, cmd->channel.p, cmd->channel.len,
+			   cmd->message.p, cmd->message.len, &cmd->nonce);
+	frame = node->scratch.oom ? NULL
+		: wr_ws_text_frame(node->scratch.p, node->scratch.len);
+	if (!frame) {
+		respond(node, cl, false, "internal error", &cmd->nonce);
+		return;
+	}
+	n = chan_publish(node->reg, ch, frame, &cl->cc);
+	wr_msg_unref(&frame);
+	node->ctr.client_msgs_in++;
+	node->ctr.client_msgs_out += n;
+	respond(node, cl, true, NULL, &cmd->nonce);
+}
+
+struct list_ctx {
+	struct chan_str *names;
+	unsigned n;
+};
+
+static void collect(struct chan_channel *ch, void *arg)
+{
+	struct list_ctx *lc = arg;
+
+	lc->names[lc->n].p = chan_name(ch, &lc->names[lc->n].len);
+	lc->n++;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+	const struct chan_str *x = a, *y = b;
+	size_t n = x->len < y->len ? x->len : y->len;
+	int c = memcmp(x->p, y->p, n);
+
+	if (c)
+		return c;
+	return x->len < y->len ? -1 : x->len > y->len;
+}
+
+static void respond_list(struct wr_node *node, struct wr_client *cl,
+			 const struct chan_str *nonce)
+{
+	struct chan_registry_stats st;
+	struct list_ctx lc = { 0 };
+	struct wr_buf *b = &node->scratch;
+	struct wr_msg *m;
+
+	chan_registry_stats(node->reg, &st);
+	lc.names = malloc((st.channels ? st.channels : 1) * sizeof(*lc.names));
+	if (!lc.names) {
+		respond(node, cl, false, "internal error", nonce);
+		return;
+	}
+	chan_foreach(node->reg, collect, &lc);
+	/* byte order, which is code point order for UTF-8 */
+	qsort(lc.names, lc.n, sizeof(*lc.names), cmp_names);
+	wr_buf_reset(b);
+	wr_buf_puts(b, "{\"type\":\"response\",\"data\":{\"ok\":true,\"channels\":[");
+	for (unsigned i = 0; i < lc.n; i++) {
+		if (i)
+			wr_buf_puts(b, ",");
+		wr_buf_json_str(b, lc.names[i].p, lc.names[i].len);
+	}
+	wr_buf_puts(b, "]}");
+	if (nonce->p) {
+		wr_buf_puts(b, ",\"nonce\":");
+		wr_buf_json_str(b, nonce->p, nonce->len);
+	}
+	wr_buf_puts(b, "}");
+	free(lc.names);
+	m = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
+	if (!m)
+		return;
+	chan_client_push(node->reg, &cl->cc, m);
+	wr_msg_unref(&m);
+}
+
+static void dispatch(struct wr_node *node, struct wr_client *cl,
+		     const char *buf, size_t len)
+{
+	struct chan_cmd cmd;
+	const char *reason;
+
+	reason = chan_cmd_decode(&cmd, buf, len,
+				 (size_t)node->cfg->max_message_bytes);
+	if (reason) {
+		respond(node, cl, false, reason, &cmd.nonce);
+		goto out;
+	}
+	switch (cmd.type) {
+	case CHAN_CMD_SUBSCRIBE:
+		subscribe(node, cl, &cmd);
+		break;
+	case CHAN_CMD_UNSUBSCRIBE:
+		unsubscribe(node, cl, &cmd);
+		break;
+	case CHAN_CMD_LIST:
+		respond_list(node, cl, &cmd.nonce);
+		break;
+	case CHAN_CMD_SEND:
+		send_msg(node, cl, &cmd);
+		break;
+	}
+out:
+	chan_cmd_fini(&cmd);
+}
+
+/* Closes from inside a callback with @code: lws sends the close frame. */
+static int close_now(struct wr_node *node, struct wr_client *cl, int code,
+		     const char *reason)
+{
+	node->ctr.protocol_closes++;
+	lws_close_reason(cl->wsi, (enum lws_close_status)code,
+			 (unsigned char *)reason, strlen(reason));
+	return -1;
+}
+
+int wr_client_receive(struct wr_node *node, struct wr_client *cl,
+		      const void *in, size_t len)
+{
+	size_t limit = 2 * (size_t)node->cfg->max_message_bytes;
+	size_t need;
+
+	if (cl->close_code || cl->cc.overflowed)
+		return 0; /* closing: ignore input */
+	node->ctr.client_bytes_in += len;
+	if (!cl->rx_active) {
+		if (lws_frame_is_binary(cl->wsi))
+			return close_now(node, cl, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+					 "binary frames not accepted");
+		cl->rx_active = true;
+		cl->rx_len = 0;
+	}
+	need = cl->rx_len + len + lws_remaining_packet_payload(cl->wsi);
+	if (need > limit)
+		return close_now(node, cl, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
+				 "frame too large");
+
+	if (cl->rx_len == 0 && lws_is_final_fragment(cl->wsi)) {
+		/* the whole message in one chunk: no copy */
+		cl->rx_active = false;
+		if (!wr_utf8_valid(in, len))
+			return close_now(node, cl, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+					 "invalid utf-8");
+		dispatch(node, cl, in, len);
+		return 0;
+	}
+	if (need > cl->rx_cap) {
+		size_t cap = cl->rx_cap ? cl->rx_cap : 4096;
+		char *p;
+
+		while (cap < need)
+			cap *= 2;
+		if (cap > limit)
+			cap = limit;
+		p = realloc(cl->rx, cap);
+		if (!p)
+			return -1;
+		cl->rx = p;
+		cl->rx_cap = cap;
+	}
+	memcpy(cl->rx + cl->rx_len, in, len);
+	cl->rx_len += len;
+	if (!lws_is_final_fragment(cl->wsi))
+		return 0;
+	cl->rx_active = false;
+	if (!wr_utf8_valid(cl->rx, cl->rx_len))
+		return close_now(node, cl, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
+				 "invalid utf-8");
+	dispatch(node, cl, cl->rx, cl->rx_len);
+	/* a big message's buffer is not kept around for an idle client */
+	if (cl->rx_cap > 16384) {
+		free(cl->rx);
+		cl->rx = NULL;
+		cl->rx_cap = 0;
+	}
+	return 0;
+}
+
+int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
+{
+	struct chan_client *cc = &cl->cc;
+	struct wr_msg *m;
+	size_t n = 0;
+	int w;
+
+	if (cl->close_code) {
+		lws_close_reason(cl->wsi, (enum lws_close_status)cl->close_code,
+				 (unsigned char *)cl->close_reason,
+				 strlen(cl->close_reason));
+		return -1;
+	}
+	m = chan_client_peek(cc, 0);
+	if (!m)
+		return 0; /* spurious */
+	if (cc->q_len == 1 || m->len - cc->q_off >= WR_WRITE_COALESCE) {
+		/* one frame: write it straight from the shared buffer */
+		n = m->len - cc->q_off;
+		w = lws_write(cl->wsi, m->data + cc->q_off, n, LWS_WRITE_RAW);
+	} else {
+		/* several: coalesce into one write; lws keeps what the kernel
+		 * does not take, so the shared scratch is free again after */
+		unsigned char *p = node->wbuf + LWS_PRE;
+
+		for (unsigned i = 0; (m = chan_client_peek(cc, i)); i++) {
+			size_t off = i ? 0 : cc->q_off, k = m->len - off;
+
+			if (n + k > WR_WRITE_COALESCE)
+				break;
+			memcpy(p + n, m->data + off, k);
+			n += k;
+		}
+		w = lws_write(cl->wsi, p, n, LWS_WRITE_RAW);
+	}
+	if (w < 0)
+		return -1;
+	node->ctr.client_bytes_out += n;
+	chan_client_consume(cc, n);
+	if (cc->q_len)
+		lws_callback_on_writable(cl->wsi);
+	return 0;
+}

@@ -1,0 +1,147 @@
+/*
+ * node/http: the plain HTTP side of the one port — GET /health, GET
+ * /metrics, 404 for everything else — and the admission check every
+ * WebSocket upgrade passes before lws completes it (unknown path 404,
+ * /connect over max_clients or while stopping 503, /node without a known
+ * token 403). Bodies are small and written at once; lws buffers the rest.
+ */
+#include <string.h>
+
+#include "node.h"
+
+static int send_body(struct lws *wsi, unsigned status, const char *ctype,
+		     const char *body, size_t len)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+		*end = hdr + sizeof(hdr) - 1;
+	unsigned char *out;
+	int rc = -1;
+
+	if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8,
+					 &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	out = malloc(LWS_PRE + len + 1);
+	if (!out)
+		return -1;
+	memcpy(out + LWS_PRE, body, len);
+	if (lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) ==
+	    (int)len)
+		rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+	free(out);
+	return rc;
+}
+
+void wr_node_gauges(struct wr_node *node, struct health_gauges *g)
+{
+	struct chan_registry_stats st;
+
+	chan_registry_stats(node->reg, &st);
+	memset(g, 0, sizeof(*g));
+	g->clients = node->nclients;
+	g->channels_active = st.channels;
+	g->subscriptions = st.subscriptions;
+	g->peers_configured = (unsigned)node->cfg->npeers;
+	g->pw_jobs_pending = node->pw_pending;
+	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
+}
+
+static void health_of(struct wr_node *node, struct health_result *r)
+{
+	struct chan_registry_stats st;
+	struct health_input in = { 0 };
+
+	chan_registry_stats(node->reg, &st);
+	in.active_channels = st.channels;
+	in.clients = node->nclients;
+	in.peers_configured = (unsigned)node->cfg->npeers;
+	in.max_latency_ms = node->cfg->max_latency_ms;
+	health_eval(&in, r);
+}
+
+int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
+{
+	struct wr_buf *b = &node->scratch;
+
+	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
+		static const char msg[] = "method not allowed\n";
+
+		return send_body(wsi, 405, "text/plain", msg, sizeof(msg) - 1);
+	}
+	wr_buf_reset(b);
+	if (!strcmp(uri, "/health")) {
+		struct health_result r;
+
+		health_of(node, &r);
+		health_json(b, &r, node->cfg->name);
+		wr_buf_puts(b, "\n");
+		if (b->oom)
+			return -1;
+		return send_body(wsi, (unsigned)health_http_status(r.state),
+				 "application/json", b->p, b->len);
+	}
+	if (!strcmp(uri, "/metrics")) {
+		struct health_gauges g;
+
+		wr_node_gauges(node, &g);
+		metrics_render(b, &node->ctr, &g, node->cfg->name);
+		if (b->oom)
+			return -1;
+		return send_body(wsi, 200, "text/plain; version=0.0.4", b->p,
+				 b->len);
+	}
+	{
+		static const char msg[] = "not found\n";
+
+		return send_body(wsi, 404, "text/plain", msg, sizeof(msg) - 1);
+	}
+}
+
+static int refuse(struct lws *wsi, unsigned status)
+{
+	lws_return_http_status(wsi, status, NULL);
+	return 1; /* lws: we answered, do not upgrade */
+}
+
+/* Checks the Authentication header against the node's static token. */
+static bool node_token_ok(struct wr_node *node, struct lws *wsi)
+{
+	char tok[256];
+	int n = lws_hdr_custom_length(wsi, "authentication:", 15);
+	size_t want;
+
+	if (!node->cfg->token || n <= 0 || n >= (int)sizeof(tok))
+		return false;
+	if (lws_hdr_custom_copy(wsi, tok, sizeof(tok), "authentication:", 15) < 0)
+		return false;
+	want = strlen(node->cfg->token);
+	return (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
+}
+
+int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi)
+{
+	char uri[256];
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
+		return refuse(wsi, 400);
+	if (!strcmp(uri, "/connect")) {
+		if (node->stopping)
+			return refuse(wsi, 503);
+		if (node->nclients >= (unsigned)node->cfg->max_clients) {
+			node->ctr.connections_rejected++;
+			wr_warn("client refused: max_clients (%d) reached",
+				node->cfg->max_clients);
+			return refuse(wsi, 503);
+		}
+		return 0;
+	}
+	if (!strcmp(uri, "/node")) {
+		if (!node_token_ok(node, wsi))
+			return refuse(wsi, 403);
+		/* node links arrive with the mesh */
+		return refuse(wsi, 501);
+	}
+	return refuse(wsi, 404);
+}

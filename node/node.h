@@ -1,0 +1,92 @@
+/*
+ * node: the process — the lws context and its one protocol handler that
+ * serves /connect, /node, /health and /metrics on one port. This header is
+ * internal to node/: the state every node/ file shares. All of it lives on
+ * the event loop thread and hangs off lws_context_user().
+ */
+#ifndef WR_NODE_H
+#define WR_NODE_H
+
+#include <libwebsockets.h>
+
+#include "channels.h"
+#include "config.h"
+#include "health.h"
+#include "wr.h"
+
+/* Coalesced writes: up to this many bytes of queued frames per WRITEABLE. */
+#define WR_WRITE_COALESCE (64 * 1024)
+
+struct wr_client;
+
+struct wr_node {
+	const struct wr_config *cfg;
+	struct lws_context *ctx;
+	struct lws_vhost *vh;
+	int port;                   /* the port actually bound */
+	bool tls;
+
+	struct chan_registry *reg;
+	struct chan_pw_worker *pw;
+	struct chan_pw_cache *pwcache;
+	uint64_t pw_pending;
+
+	struct wr_client *clients;  /* every /connect session */
+	unsigned nclients;
+
+	struct health_counters ctr;
+	int64_t started_ms;
+
+	struct wr_buf scratch;      /* JSON building, reused */
+	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
+
+	bool stopping;
+	int64_t stop_deadline_ms;
+	lws_sorted_usec_list_t sul_stop;
+};
+
+struct wr_client {
+	struct chan_client cc;      /* registry view: queue, subscriptions */
+	struct wr_node *node;
+	struct lws *wsi;
+	struct wr_client *prev, *next;
+
+	struct chan_pw_rate rate;
+	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
+	char job_nonce[CHAN_NONCE_MAX];
+	size_t job_nonce_len;
+	bool job_has_nonce;
+
+	char *rx;                   /* message reassembly */
+	size_t rx_len, rx_cap;
+	bool rx_active;
+
+	int close_code;             /* non-zero: close on next WRITEABLE */
+	const char *close_reason;
+};
+
+/* per-session data lws allocates for every connection of our protocol */
+struct wr_pss {
+	struct wr_client *client;
+};
+
+/* server.c */
+int wr_node_run(const struct wr_config *cfg);
+
+/* client.c — /connect sessions */
+int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
+void wr_client_close(struct wr_node *node, struct wr_pss *pss);
+int wr_client_receive(struct wr_node *node, struct wr_client *cl,
+		      const void *in, size_t len);
+int wr_client_writeable(struct wr_node *node, struct wr_client *cl);
+void wr_client_pw_done(struct wr_node *node);
+/* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
+void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
+extern const struct chan_ops wr_client_chan_ops;
+
+/* http.c — GET /health, /metrics, upgrades' admission, 404 */
+int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);
+int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi);
+void wr_node_gauges(struct wr_node *node, struct health_gauges *g);
+
+#endif

@@ -1,0 +1,283 @@
+/*
+ * node/server: builds the lws context from the config, runs the loop and
+ * shuts down cleanly. One protocol handler serves HTTP and WebSocket on
+ * one port; each callback case calls one named handler. Shutdown (SIGTERM
+ * or SIGINT): refuse new clients, close every client with 1001, exit once
+ * they are gone or after 3 s, whichever is first.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include <openssl/ssl.h>
+
+#include "node.h"
+
+/* the one global: set by the signal handler, read by the loop */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+	stop_signal = sig;
+}
+
+static struct wr_node *node_of(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason,
+		    void *user, void *in, size_t len)
+{
+	struct wr_pss *pss = user;
+	struct wr_node *node;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		return wr_http_request(node_of(wsi), wsi, in);
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return wr_http_confirm_upgrade(node_of(wsi), wsi);
+	case LWS_CALLBACK_ESTABLISHED:
+		return wr_client_open(node_of(wsi), wsi, pss);
+	case LWS_CALLBACK_RECEIVE:
+		if (!pss->client)
+			return -1;
+		return wr_client_receive(node_of(wsi), pss->client, in, len);
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (!pss->client)
+			return 0;
+		return wr_client_writeable(node_of(wsi), pss->client);
+	case LWS_CALLBACK_CLOSED:
+		wr_client_close(node_of(wsi), pss);
+		return 0;
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+		/* a password worker finished, or a signal asked us to stop */
+		node = lws_context_user(lws_get_context(wsi));
+		if (node)
+			wr_client_pw_done(node);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols protocols[] = {
+	{
+		.name = "wsrelay",
+		.callback = callback,
+		.per_session_data_size = sizeof(struct wr_pss),
+		/* small: big messages are reassembled in the client's buffer */
+		.rx_buffer_size = 4096,
+		/* writes are coalesced up to WR_WRITE_COALESCE; let one
+		 * send() take all of it */
+		.tx_packet_size = WR_WRITE_COALESCE,
+	},
+	{ NULL, NULL, 0, 0, 0, NULL, 0 }
+};
+
+static void lws_log_emit(int level, const char *line)
+{
+	wr_log(level == LLL_ERR ? WR_LOG_WARN : WR_LOG_DEBUG, "lws: %s", line);
+}
+
+static void pw_wake(void *arg)
+{
+	/* worker thread: lws_cancel_service is the one thread-safe lws call */
+	lws_cancel_service(arg);
+}
+
+static void stop_tick(lws_sorted_usec_list_t *sul)
+{
+	struct wr_node *node = lws_container_of(sul, struct wr_node, sul_stop);
+
+	/* keeps the loop turning while clients drain during shutdown */
+	lws_sul_schedule(node->ctx, 0, &node->sul_stop, stop_tick,
+			 50 * LWS_US_PER_MS);
+}
+
+static void begin_stop(struct wr_node *node)
+{
+	node->stopping = true;
+	node->stop_deadline_ms = wr_now_ms() + 3000;
+	wr_info("signal %d: closing %u client(s) and stopping", (int)stop_signal,
+		node->nclients);
+	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
+		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+				      "going away");
+	stop_tick(&node->sul_stop);
+}
+
+static bool is_loopback(const char *host)
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (!strcmp(host, "localhost"))
+		return true;
+	if (inet_pton(AF_INET, host, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	if (inet_pton(AF_INET6, host, &a6) == 1)
+		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+
+	/* 10k+ clients need 10k+ descriptors; lws sizes its table from this */
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
+static int node_init(struct wr_node *node, const struct wr_config *cfg)
+{
+	struct chan_limits lim = {
+		.max_queue_bytes = (size_t)cfg->max_queue_bytes,
+		.max_subscriptions = (unsigned)cfg->max_subscriptions,
+	};
+
+	memset(node, 0, sizeof(*node));
+	node->cfg = cfg;
+	node->started_ms = wr_now_ms();
+	wr_buf_init(&node->scratch);
+	node->wbuf = malloc(LWS_PRE + WR_WRITE_COALESCE);
+	node->reg = chan_registry_create(&lim, &wr_client_chan_ops, node);
+	node->pwcache = chan_pw_cache_create(4096);
+	if (!node->wbuf || !node->reg || !node->pwcache)
+		return WR_ENOMEM;
+	return WR_OK;
+}
+
+static void node_fini(struct wr_node *node)
+{
+	chan_pw_worker_destroy(node->pw);
+	chan_pw_cache_destroy(node->pwcache);
+	chan_registry_destroy(node->reg);
+	free(node->wbuf);
+	wr_buf_fini(&node->scratch);
+}
+
+/* Starts the password workers with the stop signals blocked, so that the
+ * signals interrupt the loop's poll() in the main thread. */
+static int start_workers(struct wr_node *node)
+{
+	sigset_t block, old;
+
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &block, &old);
+	node->pw = chan_pw_worker_create(1, pw_wake, node->ctx);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return node->pw ? WR_OK : WR_ENOMEM;
+}
+
+int wr_node_run(const struct wr_config *cfg)
+{
+	struct lws_context_creation_info info;
+	lws_retry_bo_t idle = { 0 };
+	struct sigaction sa;
+	struct wr_node node;
+	const char *iface = cfg->listen_host;
+	int rc = 1;
+
+	if (!cfg->tls_cert && !is_loopback(cfg->listen_host)) {
+		if (!cfg->tls_insecure) {
+			wr_error("refusing to listen on %s without TLS: set [tls] cert and key, "
+				 "or [tls] insecure = true to allow plaintext",
+				 cfg->listen);
+			return 1;
+		}
+		wr_warn("insecure: plaintext on the non-loopback address %s "
+			"([tls] insecure = true)", cfg->listen);
+	}
+	if (node_init(&node, cfg)) {
+		wr_error("out of memory");
+		goto out;
+	}
+
+	lws_set_log_level(LLL_ERR | (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN : 0),
+			  lws_log_emit);
+	raise_nofile();
+
+	/* seconds, as lws counts them; pings go to idle clients only */
+	idle.secs_since_valid_ping = (uint16_t)((cfg->client_ping_interval_ms + 999) / 1000);
+	idle.secs_since_valid_hangup = (uint16_t)(2 * idle.secs_since_valid_ping);
+
+	memset(&info, 0, sizeof(info));
+	info.port = cfg->listen_port;
+	if (!strcmp(iface, "0.0.0.0") || !strcmp(iface, "::"))
+		iface = NULL; /* every address */
+	else if (!strcmp(iface, "localhost"))
+		iface = "127.0.0.1";
+	info.iface = iface;
+	if (cfg->listen_host && !strcmp(cfg->listen_host, "0.0.0.0"))
+		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.protocols = protocols;
+	info.user = &node;
+	info.retry_and_idle_policy = &idle;
+	info.max_http_header_pool = 256;
+	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	if (cfg->tls_cert) {
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 |
+				       SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+		node.tls = true;
+	}
+	node.ctx = lws_create_context(&info);
+	if (!node.ctx) {
+		wr_error("cannot listen on %s (address in use, or bad TLS files?)",
+			 cfg->listen);
+		goto out;
+	}
+	node.vh = lws_get_vhost_by_name(node.ctx, "default");
+	node.port = node.vh ? lws_get_vhost_listen_port(node.vh) : cfg->listen_port;
+	if (start_workers(&node)) {
+		wr_error("cannot start the password worker");
+		goto out;
+	}
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_signal; /* no SA_RESTART: poll() must return */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	{
+		const char *h = strchr(cfg->listen_host, ':') ? "[" : "";
+		const char *t = *h ? "]" : "";
+
+		wr_info("wsrelay %s node '%s' listening on %s://%s%s%s:%d", WR_VERSION,
+			cfg->name, node.tls ? "https" : "http", h, cfg->listen_host,
+			t, node.port);
+		wr_info("clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
+			node.tls ? "wss" : "ws", h, cfg->listen_host, t, node.port);
+	}
+
+	for (;;) {
+		if (lws_service(node.ctx, 0) < 0)
+			break;
+		if (stop_signal && !node.stopping)
+			begin_stop(&node);
+		if (node.stopping &&
+		    (!node.nclients || wr_now_ms() >= node.stop_deadline_ms))
+			break;
+	}
+	rc = 0;
+	wr_info("stopped");
+out:
+	if (node.ctx) {
+		lws_sul_cancel(&node.sul_stop);
+		lws_context_destroy(node.ctx);
+	}
+	node_fini(&node);
+	return rc;
+}
