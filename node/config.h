@@ -1,0 +1,88 @@
+/*
+ * node/config: the node's configuration, loaded from a strict TOML subset
+ * (node/toml.h). Every error names the file, the line and the key.
+ * Key names and defaults are a contract: see node.toml.example.
+ */
+#ifndef WR_CONFIG_H
+#define WR_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wr.h"
+
+struct wr_peer_conf {
+	char *name;
+	char *url;    /* ws://host:port/node or wss://... */
+	char *token;
+};
+
+struct wr_config {
+	char *path;               /* the file loaded, or NULL for defaults */
+
+	/* [node] */
+	char *name;               /* default: the host name */
+	char *listen;             /* "127.0.0.1:8080" as written */
+	char *listen_host;        /* "127.0.0.1", "::1" (no brackets), "0.0.0.0" */
+	int listen_port;          /* 0..65535; 0 = ephemeral */
+	char *url;                /* advertised /node URL, may be NULL */
+	char *token;              /* may be NULL: no static /node token */
+	bool master;
+	int max_peers;            /* default 8 */
+
+	/* [tls] */
+	char *tls_cert, *tls_key, *tls_ca;  /* NULL when unset */
+	bool tls_insecure;
+
+	/* [limits] */
+	int64_t max_message_bytes;  /* 65536 */
+	int64_t max_queue_bytes;    /* 1048576 */
+	int max_subscriptions;      /* 1024 */
+	int max_clients;            /* 100000 */
+
+	/* [health] */
+	int max_latency_ms;         /* 10 */
+
+	/* [mesh] */
+	int announce_interval_ms;   /* 5000 */
+	int ping_interval_ms;       /* 5000 */
+	int peer_timeout_ms;        /* 15000 */
+	int command_timeout_ms;     /* 5000 */
+	int reconnect_min_ms;       /* 500 */
+	int reconnect_max_ms;       /* 30000 */
+	int reconcile_interval_ms;  /* 15000 */
+
+	/* [log] */
+	enum wr_log_level log_level; /* info */
+
+	/* [[peers]] */
+	struct wr_peer_conf *peers;
+	size_t npeers;
+
+	/* [limits], added last to keep the layout above stable */
+	int client_ping_interval_ms; /* 30000: keepalive ping to /connect clients */
+};
+
+/* Fills @c with the defaults (allocating the default strings). */
+int wr_config_defaults(struct wr_config *c);
+
+/*
+ * Parses @text (@len bytes, need not be NUL-terminated) as the config file
+ * @path over the defaults already in @c. On error returns WR_EINVAL and
+ * writes one line "PATH:LINE: key 'KEY': WHAT" (or "PATH:LINE: WHAT" when
+ * no key is involved) into @err; @c then holds partial data and must
+ * still be released with wr_config_fini().
+ */
+int wr_config_parse(struct wr_config *c, const char *path, const char *text,
+		    size_t len, char *err, size_t errlen);
+
+/* Reads @path and parses it (wr_config_defaults() first). Same errors;
+ * an unreadable file gives "PATH: cannot read: <strerror>". */
+int wr_config_load(struct wr_config *c, const char *path, char *err,
+		   size_t errlen);
+
+/* Frees every string; @c may be partially filled. */
+void wr_config_fini(struct wr_config *c);
+
+#endif
