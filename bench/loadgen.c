@@ -1,0 +1,1736 @@
+/*
+ * wsrelay-loadgen: a single-threaded, epoll-driven WebSocket client that
+ * loads a node's /connect endpoint (fan-out, many channels, latency, idle).
+ * Invariants: loopback peers only; client frames are always masked; every
+ * wait has a deadline; any protocol surprise stops the run with one line.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 1024
+#define TAG_TIMER UINT64_MAX
+#define READ_CHUNK (256 * 1024)
+#define MAX_FRAME (64u << 20)        /* larger server frames are a bug */
+#define MAX_OUT (64u << 20)          /* unsent bytes per connection */
+#define HS_MAX 8192                  /* upgrade response headers */
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+#define NS 1000000000ull
+
+enum scenario { SC_FANOUT, SC_CHANNELS, SC_LATENCY, SC_IDLE };
+
+struct opts {
+	const char *host;
+	unsigned port;
+	enum scenario sc;
+	uint32_t subs;          /* 0: the scenario's default */
+	uint32_t channels;
+	uint32_t size;
+	uint32_t window;
+	uint32_t rate;
+	uint32_t conns;
+	uint32_t concurrency;
+	double seconds, warmup, drain, timeout, hold;
+	int server_pid;         /* 0: not given */
+};
+
+/* A byte buffer; `off` is how much of the front was already written. */
+struct buf {
+	char *p;
+	size_t len, off, cap;
+};
+
+enum conn_state { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING,
+		  CS_CLOSED };
+enum conn_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
+
+struct conn {
+	int fd;
+	uint8_t state, role;
+	uint8_t frag_op;        /* opcode of the message being reassembled */
+	bool epollout;          /* EPOLLOUT is in the interest set */
+	bool subscribed;
+	uint32_t group;         /* traffic: its group; idle: its own channel */
+	char key[32];           /* Sec-WebSocket-Key (base64 of 16 bytes) */
+	struct buf in;          /* handshake bytes, or a partial frame */
+	struct buf out;         /* bytes the kernel did not take yet */
+	struct buf frag;        /* fragmented message being reassembled */
+	uint64_t progress;      /* sub: highest seq received + 1 */
+	uint64_t received;      /* sub: deliveries, duplicates included */
+	uint64_t dups;          /* sub: deliveries with seq < progress */
+};
+
+/* One channel: conns[first] is its publisher, the next nsubs its subscribers. */
+struct group {
+	uint32_t first, nsubs;
+	uint32_t live_subs;     /* subscribers the node has not closed */
+	uint32_t n_at_min;      /* live subscribers whose progress == min_prog */
+	uint64_t min_prog;      /* lowest progress over live subscribers */
+	uint64_t sent, acked;
+};
+
+/* Log-linear histogram: exact below 2^HIST_P, then 2^HIST_P buckets per
+ * power of two (relative error under 1/2^HIST_P), like HdrHistogram. */
+#define HIST_P 7
+#define HIST_SUB (1u << HIST_P)
+#define HIST_N ((64 - HIST_P + 1) * HIST_SUB)
+struct hist {
+	uint64_t n, min, max;
+	uint64_t c[HIST_N];
+};
+
+struct snap {
+	uint64_t t, recv, acked, cpu_self, cpu_node;
+	bool node_ok;
+};
+
+struct lg {
+	struct opts o;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char hostport[80];
+	char chprefix[32];      /* channel names: chprefix + number */
+	int ep, tfd;
+	struct conn *conns;
+	uint32_t nconns;
+	struct group *groups;
+	uint32_t ngroups;
+	uint32_t next_open;     /* next connection to open */
+	uint32_t inflight;      /* connecting or handshaking */
+	uint32_t nopen;         /* upgraded so far */
+	uint32_t nlive;         /* upgraded and not closed */
+	uint32_t nsubscribed;
+	uint64_t t_all_open, t_all_subscribed;
+	char *rbuf;
+	size_t rcap;
+	char *msg;              /* scratch for one outgoing payload */
+	size_t msgcap;
+	uint64_t rng;
+	bool sending, rate_mode;
+	uint64_t ticks;         /* timer expirations not yet sent */
+	uint64_t rec_from, rec_to;  /* latency recorded for send times here */
+	struct hist hist;
+	uint64_t total_recv, total_acked, misrouted, unknown, slow_closes;
+	char err[512];
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * NS + (uint64_t)ts.tv_nsec;
+}
+
+/* Records the first error only (later ones are consequences); returns -1. */
+static int fail(struct lg *lg, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+static int fail(struct lg *lg, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (lg->err[0])
+		return -1;
+	va_start(ap, fmt);
+	vsnprintf(lg->err, sizeof(lg->err), fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static uint64_t rng_next(struct lg *lg)
+{
+	/* xorshift64*: masking keys only need to be unpredictable to proxies */
+	lg->rng ^= lg->rng >> 12;
+	lg->rng ^= lg->rng << 25;
+	lg->rng ^= lg->rng >> 27;
+	return lg->rng * 0x2545F4914F6CDD1Dull;
+}
+
+/* ---- buffers ---------------------------------------------------------- */
+
+/* Keeps one spare byte past len so text can be NUL-terminated in place. */
+static int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need = b->len + extra + 1, cap = b->cap ? b->cap : 256;
+	char *p;
+
+	if (need <= b->cap)
+		return 0;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return -1;
+	b->p = p;
+	b->cap = cap;
+	return 0;
+}
+
+static int buf_append(struct buf *b, const void *d, size_t n)
+{
+	if (buf_reserve(b, n))
+		return -1;
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+	return 0;
+}
+
+static void buf_free(struct buf *b)
+{
+	free(b->p);
+	memset(b, 0, sizeof(*b));
+}
+
+/* ---- histogram -------------------------------------------------------- */
+
+static unsigned hist_index(uint64_t v)
+{
+	unsigned e, shift;
+
+	if (v < HIST_SUB)
+		return (unsigned)v;
+	e = 63u - (unsigned)__builtin_clzll(v);
+	shift = e - HIST_P;
+	return (shift + 1) * HIST_SUB + (unsigned)((v >> shift) - HIST_SUB);
+}
+
+static void hist_record(struct hist *h, uint64_t v)
+{
+	if (!h->n || v < h->min)
+		h->min = v;
+	if (v > h->max)
+		h->max = v;
+	h->n++;
+	h->c[hist_index(v)]++;
+}
+
+/* The value at @permille (500 = median): the middle of its bucket. */
+static uint64_t hist_quantile(const struct hist *h, unsigned permille)
+{
+	uint64_t target = (h->n * permille + 999) / 1000, seen = 0;
+	unsigned i, b, s;
+	uint64_t low, width;
+
+	if (!h->n)
+		return 0;
+	if (!target)
+		target = 1;
+	for (i = 0; i < HIST_N; i++) {
+		seen += h->c[i];
+		if (seen >= target)
+			break;
+	}
+	if (i == HIST_N)
+		return h->max;
+	b = i / HIST_SUB;
+	s = i % HIST_SUB;
+	if (!b)
+		return s;
+	low = (uint64_t)(HIST_SUB + s) << (b - 1);
+	width = 1ull << (b - 1);
+	low += width / 2;
+	return low > h->max ? h->max : low;
+}
+
+/* ---- formatting ------------------------------------------------------- */
+
+/* 1234567 -> "1,234,567" in @out (at least 32 bytes). */
+static const char *fmt_count(char *out, uint64_t v)
+{
+	char tmp[32];
+	int n = snprintf(tmp, sizeof(tmp), "%" PRIu64, v), i, j = 0;
+
+	for (i = 0; i < n; i++) {
+		if (i && (n - i) % 3 == 0)
+			out[j++] = ',';
+		out[j++] = tmp[i];
+	}
+	out[j] = '\0';
+	return out;
+}
+
+static const char *fmt_dur(char *out, uint64_t ns)
+{
+	if (ns < 1000000)
+		snprintf(out, 32, "%.1f us", (double)ns / 1e3);
+	else if (ns < NS)
+		snprintf(out, 32, "%.2f ms", (double)ns / 1e6);
+	else
+		snprintf(out, 32, "%.2f s", (double)ns / 1e9);
+	return out;
+}
+
+static const char *fmt_mib(char *out, int64_t bytes)
+{
+	snprintf(out, 32, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
+	return out;
+}
+
+/* ---- /proc readers ---------------------------------------------------- */
+
+/* The node's resident set in bytes, or -1. */
+static int64_t proc_rss(int pid)
+{
+	char path[64], line[256];
+	int64_t kb = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		if (!strncmp(line, "VmRSS:", 6)) {
+			kb = strtoll(line + 6, NULL, 10);
+			break;
+		}
+	}
+	fclose(f);
+	return kb < 0 ? -1 : kb * 1024;
+}
+
+/* The node's user + system CPU time in ns; false if it cannot be read. */
+static bool proc_cpu(int pid, uint64_t *ns)
+{
+	char path[64], line[1024], *p;
+	unsigned long long ut, st;
+	long hz = sysconf(_SC_CLK_TCK);
+	FILE *f;
+	bool ok = false;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	/* the command name may hold spaces: fields count from its ')' */
+	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) &&
+	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
+		   &ut, &st) == 2 && hz > 0) {
+		*ns = (ut + st) * (NS / (uint64_t)hz);
+		ok = true;
+	}
+	fclose(f);
+	return ok;
+}
+
+static uint64_t self_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * NS +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000;
+}
+
+/* ---- small JSON scanning (frames come from a trusted test node) ------- */
+
+/* The first byte of the value of @key (given with its quotes), or NULL. */
+static const char *json_find(const char *p, size_t len, const char *key)
+{
+	const char *e = p + len, *v;
+	size_t kl = strlen(key);
+
+	v = memmem(p, len, key, kl);
+	if (!v)
+		return NULL;
+	for (v += kl; v < e && (*v == ' ' || *v == '\t' || *v == '\r' ||
+				*v == '\n'); v++)
+		;
+	if (v >= e || *v != ':')
+		return NULL;
+	for (v++; v < e && (*v == ' ' || *v == '\t' || *v == '\r' ||
+			    *v == '\n'); v++)
+		;
+	return v < e ? v : NULL;
+}
+
+static bool has_prefix(const char *v, const char *e, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	return v && (size_t)(e - v) >= n && !memcmp(v, lit, n);
+}
+
+/* Length of the JSON string starting at @v (its opening quote), unescaped
+ * bytes counted as they stand; 0 if @v is not a complete string. */
+static size_t json_strlen(const char *v, const char *e)
+{
+	const char *q;
+
+	if (!v || v >= e || *v != '"')
+		return 0;
+	for (q = v + 1; q < e && *q != '"'; q++)
+		if (*q == '\\')
+			q++;
+	return q < e ? (size_t)(q - v - 1) : 0;
+}
+
+static bool parse_dec(const char **pp, const char *e, uint64_t *out)
+{
+	const char *p = *pp;
+	uint64_t v = 0;
+
+	if (p >= e || *p < '0' || *p > '9')
+		return false;
+	for (; p < e && *p >= '0' && *p <= '9'; p++)
+		v = v * 10 + (uint64_t)(*p - '0');
+	*pp = p;
+	*out = v;
+	return true;
+}
+
+static bool skip_lit(const char **pp, const char *e, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if ((size_t)(e - *pp) < n || memcmp(*pp, lit, n))
+		return false;
+	*pp += n;
+	return true;
+}
+
+/* ---- connections: sockets, writes, frames ----------------------------- */
+
+static const char *role_name(const struct conn *c)
+{
+	return c->role == ROLE_PUB ? "publisher" :
+	       c->role == ROLE_SUB ? "subscriber" : "idle";
+}
+
+static void group_rescan(struct lg *lg, struct group *g)
+{
+	uint64_t min = UINT64_MAX;
+	uint32_t n = 0, k;
+
+	for (k = 1; k <= g->nsubs; k++) {
+		const struct conn *s = &lg->conns[g->first + k];
+
+		if (s->state == CS_CLOSED)
+			continue;
+		if (s->progress < min) {
+			min = s->progress;
+			n = 1;
+		} else if (s->progress == min) {
+			n++;
+		}
+	}
+	g->min_prog = n ? min : g->sent;
+	g->n_at_min = n;
+}
+
+static void conn_close(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+
+	if (c->state == CS_CLOSED || c->state == CS_IDLE)
+		return;
+	if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
+		lg->inflight--;
+	else
+		lg->nlive--;
+	close(c->fd);
+	c->fd = -1;
+	c->state = CS_CLOSED;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	buf_free(&c->frag);
+	if (c->role == ROLE_SUB) {
+		lg->groups[c->group].live_subs--;
+		group_rescan(lg, &lg->groups[c->group]);
+	}
+}
+
+/* The connection ended without a close frame: fine while we close it. */
+static int conn_lost(struct lg *lg, uint32_t i, const char *why)
+{
+	struct conn *c = &lg->conns[i];
+
+	if (c->state == CS_CLOSING) {
+		conn_close(lg, i);
+		return 0;
+	}
+	return fail(lg, "connection %u (%s): %s", i, role_name(c), why);
+}
+
+static int conn_set_out(struct lg *lg, uint32_t i, bool want)
+{
+	struct conn *c = &lg->conns[i];
+	struct epoll_event ev = { .events = EPOLLIN | (want ? EPOLLOUT : 0),
+				  .data.u64 = i };
+
+	if (want == c->epollout)
+		return 0;
+	if (epoll_ctl(lg->ep, EPOLL_CTL_MOD, c->fd, &ev))
+		return fail(lg, "epoll_ctl: %s", strerror(errno));
+	c->epollout = want;
+	return 0;
+}
+
+/* Writes what the kernel takes now; EPOLLOUT is armed while bytes remain. */
+static int conn_flush(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	ssize_t n;
+
+	while (c->out.off < c->out.len) {
+		n = send(c->fd, c->out.p + c->out.off, c->out.len - c->out.off,
+			 MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			return conn_lost(lg, i, strerror(errno));
+		}
+		c->out.off += (size_t)n;
+	}
+	if (c->out.off == c->out.len)
+		c->out.off = c->out.len = 0;
+	return conn_set_out(lg, i, c->out.len > 0);
+}
+
+/* Appends one masked frame (RFC 6455 5.3: every client frame is masked). */
+static int frame_append(struct lg *lg, uint32_t i, unsigned op,
+			const char *pl, size_t len)
+{
+	struct conn *c = &lg->conns[i];
+	unsigned char hdr[14];
+	size_t hl = 2, k;
+	uint32_t mask = (uint32_t)rng_next(lg);
+	unsigned char m[4];
+	char *dst;
+
+	if (c->out.off) {       /* reclaim what was written already */
+		memmove(c->out.p, c->out.p + c->out.off, c->out.len - c->out.off);
+		c->out.len -= c->out.off;
+		c->out.off = 0;
+	}
+	if (c->out.len + len > MAX_OUT)
+		return fail(lg, "connection %u (%s): the node stopped reading "
+			    "(%zu bytes unsent)", i, role_name(c), c->out.len);
+	hdr[0] = (unsigned char)(0x80 | op);
+	if (len < 126) {
+		hdr[1] = (unsigned char)(0x80 | len);
+	} else if (len <= 0xffff) {
+		hdr[1] = 0x80 | 126;
+		hdr[2] = (unsigned char)(len >> 8);
+		hdr[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		hdr[1] = 0x80 | 127;
+		for (k = 0; k < 8; k++)
+			hdr[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
+		hl = 10;
+	}
+	memcpy(m, &mask, 4);
+	memcpy(hdr + hl, m, 4);
+	hl += 4;
+	if (buf_reserve(&c->out, hl + len))
+		return fail(lg, "out of memory");
+	dst = c->out.p + c->out.len;
+	memcpy(dst, hdr, hl);
+	dst += hl;
+	for (k = 0; k < len; k++)
+		dst[k] = (char)(pl[k] ^ m[k & 3]);
+	c->out.len += hl + len;
+	return 0;
+}
+
+static int conn_subscribe(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	int n = snprintf(lg->msg, lg->msgcap,
+			 "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
+			 "\"nonce\":\"s\"}", lg->chprefix, c->group);
+
+	if (frame_append(lg, i, 0x1, lg->msg, (size_t)n))
+		return -1;
+	return conn_flush(lg, i);
+}
+
+/* Appends one send (not flushed). The text starts "t=<ns> seq=<n> p=<g> "
+ * and is padded to --size bytes; subscribers find it with one memmem. */
+static int pub_append(struct lg *lg, struct group *g, uint32_t gi)
+{
+	uint64_t seq = g->sent, t = now_ns();
+	size_t size = lg->o.size;
+	int pre, text, n;
+	char *m = lg->msg;
+
+	pre = snprintf(m, lg->msgcap,
+		       "{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
+		       "\"message\":\"", lg->chprefix, gi);
+	text = snprintf(m + pre, lg->msgcap - (size_t)pre,
+			"t=%" PRIu64 " seq=%" PRIu64 " p=%u ", t, seq, gi);
+	if ((size_t)text > size)
+		return fail(lg, "--size %zu is too small for the timestamp "
+			    "header (%d bytes)", size, text);
+	memset(m + pre + text, '.', size - (size_t)text);
+	n = snprintf(m + pre + size, lg->msgcap - (size_t)pre - size,
+		     "\"},\"nonce\":\"%" PRIu64 "\"}", seq);
+	if (frame_append(lg, g->first, 0x1, m, (size_t)pre + size + (size_t)n))
+		return -1;
+	g->sent++;
+	return 0;
+}
+
+/* ---- inbound ---------------------------------------------------------- */
+
+static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
+		       uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	const char *e = p + len, *q = memmem(p, len, "\"t=", 3);
+	uint64_t t, seq, gi, old;
+	struct group *g;
+
+	if (!q) {
+		lg->unknown++;
+		return 0;
+	}
+	q += 3;
+	if (!parse_dec(&q, e, &t) || !skip_lit(&q, e, " seq=") ||
+	    !parse_dec(&q, e, &seq) || !skip_lit(&q, e, " p=") ||
+	    !parse_dec(&q, e, &gi)) {
+		lg->unknown++;
+		return 0;
+	}
+	/* a publisher must not get its own message; idle ones get nothing */
+	if (c->role != ROLE_SUB || gi != c->group) {
+		lg->misrouted++;
+		return 0;
+	}
+	g = &lg->groups[gi];
+	if (seq >= g->sent) {
+		lg->unknown++;
+		return 0;
+	}
+	lg->total_recv++;
+	c->received++;
+	if (seq < c->progress) {
+		c->dups++;
+	} else {
+		old = c->progress;
+		c->progress = seq + 1;
+		if (old == g->min_prog && --g->n_at_min == 0)
+			group_rescan(lg, g);
+	}
+	if (t >= lg->rec_from && t < lg->rec_to)
+		hist_record(&lg->hist, now > t ? now - t : 0);
+	return 0;
+}
+
+static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
+		       uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	const char *e = p + len, *ok = json_find(p, len, "\"ok\""),
+		   *nonce = json_find(p, len, "\"nonce\""), *q;
+	const char *reason = json_find(p, len, "\"reason\"");
+	uint64_t seq;
+
+	if (!has_prefix(ok, e, "true"))
+		return fail(lg, "connection %u (%s): the node refused command "
+			    "%.*s: %.*s", i, role_name(c),
+			    nonce ? (int)json_strlen(nonce, e) + 2 : 4,
+			    nonce ? nonce : "(no nonce)",
+			    reason ? (int)json_strlen(reason, e) + 2 : 11,
+			    reason ? reason : "(no reason)");
+	if (has_prefix(nonce, e, "\"s\"")) {
+		if (!c->subscribed) {
+			c->subscribed = true;
+			if (++lg->nsubscribed == lg->nconns)
+				lg->t_all_subscribed = now;
+		}
+		return 0;
+	}
+	q = nonce ? nonce + 1 : NULL;
+	if (c->role != ROLE_PUB || !q || !parse_dec(&q, e, &seq))
+		return fail(lg, "connection %u (%s): unexpected response: %.*s",
+			    i, role_name(c), (int)(len > 200 ? 200 : len), p);
+	lg->groups[c->group].acked++;
+	lg->total_acked++;
+	return 0;
+}
+
+static int on_text(struct lg *lg, uint32_t i, const char *p, size_t len,
+		   uint64_t now)
+{
+	const char *e = p + len, *type = json_find(p, len, "\"type\"");
+
+	if (has_prefix(type, e, "\"message\""))
+		return on_delivery(lg, i, p, len, now);
+	if (has_prefix(type, e, "\"response\""))
+		return on_response(lg, i, p, len, now);
+	if (has_prefix(type, e, "\"unsubscribed\""))
+		return fail(lg, "connection %u (%s): the node removed it from "
+			    "its channel: %.*s", i, role_name(&lg->conns[i]),
+			    (int)(len > 200 ? 200 : len), p);
+	lg->unknown++;
+	return 0;
+}
+
+static int on_close(struct lg *lg, uint32_t i, const char *pl, size_t len)
+{
+	struct conn *c = &lg->conns[i];
+	unsigned code = 1005;
+	const char *reason = "";
+	size_t rlen = 0;
+
+	if (len >= 2) {
+		code = (unsigned)(unsigned char)pl[0] << 8 |
+		       (unsigned char)pl[1];
+		reason = pl + 2;
+		rlen = len - 2;
+	}
+	if (c->state == CS_CLOSING) {
+		conn_close(lg, i);
+		return 0;
+	}
+	if (code == 1008 && rlen == 13 && !memcmp(reason, "slow consumer", 13)) {
+		lg->slow_closes++;
+		if (c->role == ROLE_SUB) {
+			conn_close(lg, i);
+			return 0;
+		}
+	}
+	return fail(lg, "connection %u (%s): the node closed it: %u \"%.*s\"",
+		    i, role_name(c), code, (int)rlen, reason);
+}
+
+static int on_frame(struct lg *lg, uint32_t i, bool fin, unsigned op,
+		    const char *pl, size_t len, uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	int rc;
+
+	if (op & 0x8) {
+		if (!fin || len > 125)
+			return fail(lg, "connection %u: bad control frame "
+				    "(opcode %u, %zu bytes)", i, op, len);
+		if (op == 0x8)
+			return on_close(lg, i, pl, len);
+		if (op == 0x9) {
+			if (frame_append(lg, i, 0xA, pl, len))
+				return -1;
+			return conn_flush(lg, i);
+		}
+		if (op == 0xA)
+			return 0;
+		return fail(lg, "connection %u: unknown opcode %u", i, op);
+	}
+	if (op == 0x2)
+		return fail(lg, "connection %u: unexpected binary frame", i);
+	if (op == 0x1) {
+		if (c->frag_op)
+			return fail(lg, "connection %u: new message inside a "
+				    "fragmented one", i);
+		if (fin)
+			return on_text(lg, i, pl, len, now);
+		c->frag_op = (uint8_t)op;
+		c->frag.len = 0;
+	} else if (op != 0x0 || !c->frag_op) {
+		return fail(lg, "connection %u: unexpected opcode %u", i, op);
+	}
+	if (c->frag.len + len > MAX_FRAME)
+		return fail(lg, "connection %u: message over %u bytes", i,
+			    MAX_FRAME);
+	if (buf_append(&c->frag, pl, len))
+		return fail(lg, "out of memory");
+	if (!fin)
+		return 0;
+	c->frag_op = 0;
+	rc = on_text(lg, i, c->frag.p, c->frag.len, now);
+	c->frag.len = 0;
+	return rc;
+}
+
+/* Handles every complete frame in @p; returns the bytes consumed or -1.
+ * Stops early when a frame closed the connection. */
+static ssize_t parse_frames(struct lg *lg, uint32_t i, char *p, size_t len,
+			    uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	size_t pos = 0, hl, k;
+	const unsigned char *h;
+	uint64_t plen;
+	char *pl;
+
+	while (c->state == CS_OPEN || c->state == CS_CLOSING) {
+		size_t avail = len - pos;
+
+		if (avail < 2)
+			break;
+		h = (const unsigned char *)p + pos;
+		if (h[0] & 0x70)
+			return fail(lg, "connection %u: RSV bits set without an "
+				    "extension", i);
+		plen = h[1] & 0x7f;
+		hl = 2;
+		if (plen == 126) {
+			if (avail < 4)
+				break;
+			plen = (uint64_t)h[2] << 8 | h[3];
+			hl = 4;
+		} else if (plen == 127) {
+			if (avail < 10)
+				break;
+			for (plen = 0, k = 0; k < 8; k++)
+				plen = plen << 8 | h[2 + k];
+			hl = 10;
+		}
+		if (h[1] & 0x80)        /* servers must not mask; tolerate it */
+			hl += 4;
+		if (plen > MAX_FRAME)
+			return fail(lg, "connection %u: frame of %" PRIu64
+				    " bytes", i, plen);
+		if (avail < hl + plen)
+			break;
+		pl = p + pos + hl;
+		if (h[1] & 0x80)
+			for (k = 0; k < plen; k++)
+				pl[k] ^= (char)h[hl - 4 + (k & 3)];
+		pos += hl + (size_t)plen;
+		if (on_frame(lg, i, h[0] & 0x80, h[0] & 0x0f, pl, (size_t)plen,
+			     now))
+			return -1;
+	}
+	return (ssize_t)pos;
+}
+
+/* Parses lg->rbuf[0, len) for connection @i, keeping a partial frame. */
+static int conn_consume(struct lg *lg, uint32_t i, size_t len, uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	ssize_t used = parse_frames(lg, i, lg->rbuf, len, now);
+
+	if (used < 0)
+		return -1;
+	if (c->state == CS_CLOSED || (size_t)used == len)
+		return 0;
+	if (buf_append(&c->in, lg->rbuf + used, len - (size_t)used))
+		return fail(lg, "out of memory");
+	return 0;
+}
+
+static int rbuf_reserve(struct lg *lg, size_t need)
+{
+	char *p;
+
+	if (need <= lg->rcap)
+		return 0;
+	p = realloc(lg->rbuf, need);
+	if (!p)
+		return fail(lg, "out of memory");
+	lg->rbuf = p;
+	lg->rcap = need;
+	return 0;
+}
+
+/* Reads into the shared buffer behind the connection's leftover bytes, so
+ * only partial frames cost per-connection memory. */
+static int conn_read(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	size_t keep, room;
+	ssize_t n;
+	int iter;
+
+	for (iter = 0; iter < 8 && c->state != CS_CLOSED; iter++) {
+		keep = c->in.len;
+		if (rbuf_reserve(lg, keep + READ_CHUNK))
+			return -1;
+		if (keep)
+			memcpy(lg->rbuf, c->in.p, keep);
+		room = lg->rcap - keep;
+		n = recv(c->fd, lg->rbuf + keep, room, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 0;
+			return conn_lost(lg, i, strerror(errno));
+		}
+		if (n == 0)
+			return conn_lost(lg, i, "the node closed the TCP "
+					 "connection without a close frame");
+		c->in.len = 0;
+		if (conn_consume(lg, i, keep + (size_t)n, now_ns()))
+			return -1;
+		if ((size_t)n < room)
+			break;          /* drained; level-triggered anyway */
+	}
+	return 0;
+}
+
+static bool accept_ok(const char *key, const char *hdrs)
+{
+	unsigned char digest[SHA_DIGEST_LENGTH];
+	char cat[sizeof(((struct conn *)0)->key) + sizeof(WS_GUID)], want[32];
+	const char *h = strcasestr(hdrs, "\r\nSec-WebSocket-Accept:");
+
+	if (!h)
+		return false;
+	for (h += 23; *h == ' ' || *h == '\t'; h++)
+		;
+	snprintf(cat, sizeof(cat), "%s%s", key, WS_GUID);
+	SHA1((const unsigned char *)cat, strlen(cat), digest);
+	EVP_EncodeBlock((unsigned char *)want, digest, SHA_DIGEST_LENGTH);
+	return !strncmp(h, want, 28) &&
+	       (h[28] == '\r' || h[28] == ' ' || h[28] == '\t');
+}
+
+static int conn_handshake_read(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	char *end;
+	size_t hlen, rest;
+	ssize_t n;
+	uint64_t now;
+
+	if (buf_reserve(&c->in, HS_MAX - c->in.len))
+		return fail(lg, "out of memory");
+	n = recv(c->fd, c->in.p + c->in.len, HS_MAX - c->in.len, 0);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ?
+		       0 : fail(lg, "connection %u: handshake: %s", i,
+				strerror(errno));
+	if (n == 0)
+		return fail(lg, "connection %u: the node closed the connection "
+			    "during the WebSocket handshake", i);
+	c->in.len += (size_t)n;
+	c->in.p[c->in.len] = '\0';
+	end = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
+	if (!end) {
+		if (c->in.len >= HS_MAX)
+			return fail(lg, "connection %u: handshake response "
+				    "headers over %d bytes", i, HS_MAX);
+		return 0;
+	}
+	now = now_ns();
+	hlen = (size_t)(end - c->in.p) + 4;
+	end[2] = '\0';          /* keep the last CRLF for header matching */
+	if (strncmp(c->in.p, "HTTP/1.1 101", 12))
+		return fail(lg, "connection %u: handshake refused: %.*s", i,
+			    (int)strcspn(c->in.p, "\r\n"), c->in.p);
+	if (!accept_ok(c->key, c->in.p))
+		return fail(lg, "connection %u: handshake: missing or wrong "
+			    "Sec-WebSocket-Accept", i);
+	c->state = CS_OPEN;
+	lg->inflight--;
+	lg->nlive++;
+	if (++lg->nopen == lg->nconns)
+		lg->t_all_open = now;
+	rest = c->in.len - hlen;
+	if (rbuf_reserve(lg, rest + READ_CHUNK))
+		return -1;
+	memcpy(lg->rbuf, c->in.p + hlen, rest);
+	buf_free(&c->in);
+	if (conn_subscribe(lg, i))
+		return -1;
+	return rest ? conn_consume(lg, i, rest, now) : 0;
+}
+
+static int conn_start_handshake(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	unsigned char raw[16];
+	uint64_t r[2] = { rng_next(lg), rng_next(lg) };
+	char req[512];
+	int n;
+
+	memcpy(raw, r, sizeof(raw));
+	EVP_EncodeBlock((unsigned char *)c->key, raw, sizeof(raw));
+	n = snprintf(req, sizeof(req),
+		     "GET /connect HTTP/1.1\r\n"
+		     "Host: %s\r\n"
+		     "Upgrade: websocket\r\n"
+		     "Connection: Upgrade\r\n"
+		     "Sec-WebSocket-Key: %s\r\n"
+		     "Sec-WebSocket-Version: 13\r\n"
+		     "\r\n", lg->hostport, c->key);
+	c->state = CS_HANDSHAKE;
+	if (buf_append(&c->out, req, (size_t)n))
+		return fail(lg, "out of memory");
+	return conn_flush(lg, i);
+}
+
+static int conn_open(struct lg *lg, uint32_t i)
+{
+	struct conn *c = &lg->conns[i];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = i };
+	int one = 1, fd;
+
+	fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail(lg, "socket: %s%s", strerror(errno),
+			    errno == EMFILE ? " (raise ulimit -n)" : "");
+	/* small frames must leave at once: Nagle would skew latency */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&lg->addr, lg->addrlen) &&
+	    errno != EINPROGRESS) {
+		int err = errno;
+
+		close(fd);
+		return fail(lg, "connect to %s: %s%s", lg->hostport,
+			    strerror(err),
+			    err == ECONNREFUSED ? " (is the node running?)" :
+			    err == EADDRNOTAVAIL ? " (out of local ports)" : "");
+	}
+	if (epoll_ctl(lg->ep, EPOLL_CTL_ADD, fd, &ev)) {
+		close(fd);
+		return fail(lg, "epoll_ctl: %s", strerror(errno));
+	}
+	c->fd = fd;
+	c->epollout = true;
+	c->state = CS_CONNECTING;
+	lg->inflight++;
+	return 0;
+}
+
+static int conn_event(struct lg *lg, uint32_t i, uint32_t events)
+{
+	struct conn *c = &lg->conns[i];
+	int err = 0;
+	socklen_t el = sizeof(err);
+
+	switch (c->state) {
+	case CS_CONNECTING:
+		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el))
+			err = errno;
+		if (err)
+			return fail(lg, "connect to %s: %s%s", lg->hostport,
+				    strerror(err), err == ECONNREFUSED ?
+				    " (is the node running?)" : "");
+		if (!(events & EPOLLOUT))
+			return 0;
+		return conn_start_handshake(lg, i);
+	case CS_HANDSHAKE:
+		if ((events & EPOLLOUT) && conn_flush(lg, i))
+			return -1;
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			return conn_handshake_read(lg, i);
+		return 0;
+	case CS_OPEN:
+	case CS_CLOSING:
+		if ((events & EPOLLOUT) && conn_flush(lg, i))
+			return -1;
+		if (c->state != CS_CLOSED &&
+		    (events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+			return conn_read(lg, i);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+/* Sends what the window (or the fixed rate) allows, one flush per group. */
+static int lg_pump(struct lg *lg)
+{
+	uint64_t ticks = lg->ticks, k;
+	uint32_t gi, w = lg->o.window;
+	struct group *g;
+
+	if (!lg->sending)
+		return 0;
+	lg->ticks = 0;
+	for (gi = 0; gi < lg->ngroups; gi++) {
+		g = &lg->groups[gi];
+		if (lg->conns[g->first].state != CS_OPEN)
+			return fail(lg, "publisher %u is gone", gi);
+		if (lg->rate_mode) {
+			for (k = 0; k < ticks; k++)
+				if (pub_append(lg, g, gi))
+					return -1;
+		} else {
+			/* in flight: unacknowledged, or not yet seen by the
+			 * slowest subscriber */
+			while (g->sent - g->acked < w &&
+			       (!g->live_subs || g->sent - g->min_prog < w))
+				if (pub_append(lg, g, gi))
+					return -1;
+		}
+		if (conn_flush(lg, g->first))
+			return -1;
+	}
+	return 0;
+}
+
+/* Opens connections up to the concurrency bound, waits at most @timeout_ms
+ * for events, handles them, then lets the publishers send. */
+static int lg_poll(struct lg *lg, int timeout_ms)
+{
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t x;
+	int n, k;
+
+	while (lg->next_open < lg->nconns &&
+	       lg->inflight < lg->o.concurrency)
+		if (conn_open(lg, lg->next_open++))
+			return -1;
+	n = epoll_wait(lg->ep, ev, MAX_EVENTS, timeout_ms);
+	if (n < 0)
+		return errno == EINTR ? 0 : fail(lg, "epoll_wait: %s",
+						 strerror(errno));
+	for (k = 0; k < n; k++) {
+		if (ev[k].data.u64 == TAG_TIMER) {
+			if (read(lg->tfd, &x, sizeof(x)) == (ssize_t)sizeof(x))
+				lg->ticks += x;
+			continue;
+		}
+		if (conn_event(lg, (uint32_t)ev[k].data.u64, ev[k].events))
+			return -1;
+	}
+	return lg_pump(lg);
+}
+
+static int ms_until(uint64_t deadline, int cap)
+{
+	uint64_t now = now_ns();
+	uint64_t ms = deadline > now ? (deadline - now + 999999) / 1000000 : 0;
+
+	return ms > (uint64_t)cap ? cap : (int)ms;
+}
+
+/* Opens every connection (bounded concurrency) and waits until each one is
+ * upgraded and subscribed, or the --timeout deadline passes. */
+static int lg_setup(struct lg *lg)
+{
+	uint64_t deadline = now_ns() + (uint64_t)(lg->o.timeout * 1e9);
+
+	while (lg->nsubscribed < lg->nconns) {
+		if (now_ns() >= deadline)
+			return fail(lg, "setup timed out after %.0f s: %u of %u "
+				    "connections upgraded, %u subscribed",
+				    lg->o.timeout, lg->nopen, lg->nconns,
+				    lg->nsubscribed);
+		if (lg_poll(lg, ms_until(deadline, 100)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Sends a close frame on every open connection and waits (bounded) for the
+ * node to close them; the rest are reset so no TIME_WAIT piles up here. */
+static void lg_teardown(struct lg *lg, double secs)
+{
+	static const char bye[2] = { 0x03, (char)0xe8 };  /* 1000 */
+	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
+	uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
+	uint32_t i;
+
+	lg->sending = false;
+	lg->next_open = lg->nconns;
+	for (i = 0; i < lg->nconns; i++) {
+		struct conn *c = &lg->conns[i];
+
+		if (c->state == CS_OPEN) {
+			c->state = CS_CLOSING;
+			if (!frame_append(lg, i, 0x8, bye, sizeof(bye)))
+				conn_flush(lg, i);
+		} else if (c->state == CS_CONNECTING ||
+			   c->state == CS_HANDSHAKE) {
+			conn_close(lg, i);
+		}
+	}
+	lg->err[0] = '\0';
+	while (lg->nlive && now_ns() < deadline)
+		if (lg_poll(lg, ms_until(deadline, 50)))
+			break;
+	for (i = 0; i < lg->nconns; i++) {
+		if (lg->conns[i].state == CS_CLOSED ||
+		    lg->conns[i].state == CS_IDLE)
+			continue;
+		setsockopt(lg->conns[i].fd, SOL_SOCKET, SO_LINGER, &lin,
+			   sizeof(lin));
+		conn_close(lg, i);
+	}
+	lg->err[0] = '\0';
+}
+
+/* ---- scenarios -------------------------------------------------------- */
+
+static void take_snap(struct lg *lg, struct snap *s)
+{
+	s->t = now_ns();
+	s->recv = lg->total_recv;
+	s->acked = lg->total_acked;
+	s->cpu_self = self_cpu();
+	s->node_ok = lg->o.server_pid &&
+		     proc_cpu(lg->o.server_pid, &s->cpu_node);
+}
+
+static bool drained(const struct lg *lg)
+{
+	uint32_t gi;
+
+	for (gi = 0; gi < lg->ngroups; gi++) {
+		const struct group *g = &lg->groups[gi];
+
+		if (g->acked != g->sent ||
+		    (g->live_subs && g->min_prog != g->sent))
+			return false;
+	}
+	return true;
+}
+
+static int timer_set(struct lg *lg, uint32_t rate)
+{
+	struct itimerspec its = { 0 };
+	uint64_t iv = rate ? NS / rate : 0;
+
+	its.it_interval.tv_sec = (time_t)(iv / NS);
+	its.it_interval.tv_nsec = (long)(iv % NS);
+	its.it_value = its.it_interval;
+	if (timerfd_settime(lg->tfd, 0, &its, NULL))
+		return fail(lg, "timerfd_settime: %s", strerror(errno));
+	return 0;
+}
+
+static void print_cpu(const struct lg *lg, const struct snap *a,
+		      const struct snap *b)
+{
+	double el = (double)(b->t - a->t);
+	double self = 100.0 * (double)(b->cpu_self - a->cpu_self) / el;
+
+	if (a->node_ok && b->node_ok)
+		printf("  cpu: node %.0f%%, loadgen %.0f%% (of one core)\n",
+		       100.0 * (double)(b->cpu_node - a->cpu_node) / el, self);
+	else
+		printf("  cpu: loadgen %.0f%% of one core (--server-pid for "
+		       "the node's)\n", self);
+	if (self > 90.0 && lg->o.sc != SC_LATENCY && lg->o.sc != SC_IDLE)
+		printf("  note: loadgen used a whole core; the figure may be "
+		       "bounded by the client, not the node\n");
+}
+
+static int run_traffic(struct lg *lg)
+{
+	const struct opts *o = &lg->o;
+	uint64_t t_start, t_meas, t_end, deadline, expected = 0, got = 0;
+	uint64_t dups = 0, sent = 0;
+	struct snap s0, s1;
+	bool measuring = false;
+	double el;
+	char a[32], b[32], c[32], d[32], e[32], f[32];
+	uint32_t gi, k, nsubs = o->subs;
+	const char *what;
+	int rc;
+
+	lg->rate_mode = o->sc == SC_LATENCY;
+	for (gi = 0; gi < lg->ngroups; gi++) {
+		struct group *g = &lg->groups[gi];
+
+		g->first = gi * (nsubs + 1);
+		g->nsubs = g->live_subs = g->n_at_min = nsubs;
+		for (k = 0; k <= nsubs; k++) {
+			lg->conns[g->first + k].group = gi;
+			lg->conns[g->first + k].role = k ? ROLE_SUB : ROLE_PUB;
+		}
+	}
+	t_start = now_ns();
+	if (lg_setup(lg))
+		return -1;
+	fprintf(stderr, "loadgen: %u connections upgraded and subscribed in "
+		"%.2f s\n", lg->nconns, (double)(now_ns() - t_start) / 1e9);
+
+	t_start = now_ns();
+	t_meas = t_start + (uint64_t)(o->warmup * 1e9);
+	t_end = t_meas + (uint64_t)(o->seconds * 1e9);
+	lg->rec_from = t_meas;
+	lg->rec_to = t_end;
+	lg->sending = true;
+	if (lg->rate_mode && timer_set(lg, o->rate))
+		return -1;
+	if (lg_pump(lg))
+		return -1;
+	for (;;) {
+		uint64_t now = now_ns();
+
+		if (!measuring && now >= t_meas) {
+			take_snap(lg, &s0);
+			measuring = true;
+		}
+		if (now >= t_end)
+			break;
+		if (lg_poll(lg, ms_until(measuring ? t_end : t_meas, 100)))
+			return -1;
+	}
+	take_snap(lg, &s1);
+	lg->sending = false;
+	if (lg->rate_mode && timer_set(lg, 0))
+		return -1;
+
+	/* drain: every sent message acknowledged and seen by every subscriber */
+	deadline = now_ns() + (uint64_t)(o->drain * 1e9);
+	while (!drained(lg) && now_ns() < deadline)
+		if (lg_poll(lg, ms_until(deadline, 50)))
+			return -1;
+	for (gi = 0; gi < lg->ngroups; gi++) {
+		const struct group *g = &lg->groups[gi];
+
+		sent += g->sent;
+		for (k = 1; k <= g->nsubs; k++) {
+			const struct conn *s = &lg->conns[g->first + k];
+
+			if (s->state == CS_CLOSED)
+				continue;
+			expected += g->sent;
+			got += s->received - s->dups;
+			dups += s->dups;
+		}
+	}
+
+	el = (double)(s1.t - s0.t) / 1e9;
+	rc = 0;
+	if (o->sc == SC_LATENCY) {
+		const struct hist *h = &lg->hist;
+
+		printf("latency %s msg/s -> %u subs: p50 %s, p90 %s, p99 %s, "
+		       "max %s over %s deliveries (%u B), loss %" PRIu64
+		       ", slow-consumer closes %" PRIu64 "\n",
+		       fmt_count(a, o->rate), nsubs,
+		       fmt_dur(b, hist_quantile(h, 500)),
+		       fmt_dur(c, hist_quantile(h, 900)),
+		       fmt_dur(d, hist_quantile(h, 990)), fmt_dur(e, h->max),
+		       fmt_count(f, h->n), o->size, expected - got,
+		       lg->slow_closes);
+		double acks = (double)(s1.acked - s0.acked) / el;
+
+		printf("  node acknowledged %.0f msg/s (target %u), p99.9 %s, "
+		       "min %s\n", acks, o->rate,
+		       fmt_dur(b, hist_quantile(h, 999)), fmt_dur(c, h->min));
+		if (acks < 0.95 * o->rate)
+			printf("  note: the node did not keep up with the "
+			       "target rate; latencies include queueing\n");
+	} else {
+		double dps = (double)(s1.recv - s0.recv) / el;
+		double mps = (double)(s1.acked - s0.acked) / el;
+
+		if (o->sc == SC_FANOUT) {
+			snprintf(e, sizeof(e), "1->%u", nsubs);
+			what = "";
+		} else {
+			snprintf(e, sizeof(e), "%ux%u", lg->ngroups, nsubs);
+			what = " aggregate";
+		}
+		printf("%s %s: %s deliveries/s%s (%s msg/s in, %u B, window "
+		       "%u%s), loss %" PRIu64 ", slow-consumer closes %" PRIu64
+		       "\n", o->sc == SC_FANOUT ? "fanout" : "channels", e,
+		       fmt_count(a, (uint64_t)(dps + 0.5)), what,
+		       fmt_count(b, (uint64_t)(mps + 0.5)), o->size, o->window,
+		       o->sc == SC_CHANNELS ? " per publisher" : "",
+		       expected - got, lg->slow_closes);
+		printf("  latency under load: p50 %s, p99 %s, max %s; %.1f MB/s "
+		       "of message text delivered\n",
+		       fmt_dur(a, hist_quantile(&lg->hist, 500)),
+		       fmt_dur(b, hist_quantile(&lg->hist, 990)),
+		       fmt_dur(c, lg->hist.max), dps * o->size / 1e6);
+	}
+	if (s1.acked == s0.acked)
+		rc = fail(lg, "the node acknowledged no message during the "
+			  "measurement");
+	printf("  measured %.2f s after %.1f s warm-up; %s sent in all, "
+	       "%s of %s expected deliveries received%s\n", el, o->warmup,
+	       fmt_count(a, sent), fmt_count(b, got), fmt_count(c, expected),
+	       drained(lg) ? "" : " (drain deadline passed)");
+	if (dups || lg->misrouted || lg->unknown)
+		printf("  anomalies: %" PRIu64 " duplicate or out-of-order, %"
+		       PRIu64 " misrouted, %" PRIu64 " unrecognised frames\n",
+		       dups, lg->misrouted, lg->unknown);
+	print_cpu(lg, &s0, &s1);
+	fflush(stdout);
+	return rc;
+}
+
+static int run_idle(struct lg *lg)
+{
+	const struct opts *o = &lg->o;
+	int64_t rss0 = -1, rss1 = -1, rss2 = -1;
+	uint64_t t0, deadline;
+	double up, sub;
+	char a[32], b[32], c[32], d[32], e[32], f[32];
+	struct snap s0, s1;
+	uint32_t i;
+
+	for (i = 0; i < lg->nconns; i++) {
+		lg->conns[i].role = ROLE_IDLE;
+		lg->conns[i].group = i;
+	}
+	if (o->server_pid)
+		rss0 = proc_rss(o->server_pid);
+	take_snap(lg, &s0);
+	t0 = s0.t;
+	if (lg_setup(lg))
+		return -1;
+	take_snap(lg, &s1);
+	up = (double)(lg->t_all_open - t0 + 1) / 1e9;   /* +1: never zero */
+	sub = (double)(lg->t_all_subscribed - t0 + 1) / 1e9;
+
+	/* let the node settle (lazy allocations, deferred frees) */
+	deadline = now_ns() + NS;
+	while (now_ns() < deadline)
+		if (lg_poll(lg, ms_until(deadline, 100)))
+			return -1;
+	if (lg->nlive != lg->nconns)
+		return fail(lg, "%u of %u idle connections were closed",
+			    lg->nconns - lg->nlive, lg->nconns);
+	if (o->server_pid)
+		rss1 = proc_rss(o->server_pid);
+
+	if (rss0 >= 0 && rss1 >= 0)
+		printf("idle %s conns: %s B/conn node RSS (%s -> %s), setup "
+		       "%s conn/s upgraded, %s conn/s upgraded+subscribed "
+		       "(%u in flight)\n", fmt_count(a, lg->nconns),
+		       fmt_count(b, (uint64_t)((rss1 > rss0 ? rss1 - rss0 : 0) /
+					       lg->nconns)),
+		       fmt_mib(c, rss0), fmt_mib(d, rss1),
+		       fmt_count(e, (uint64_t)(lg->nconns / up)),
+		       fmt_count(f, (uint64_t)(lg->nconns / sub)),
+		       o->concurrency);
+	else
+		printf("idle %s conns: node RSS not measured (no --server-pid), "
+		       "setup %s conn/s upgraded, %s conn/s upgraded+subscribed "
+		       "(%u in flight)\n", fmt_count(a, lg->nconns),
+		       fmt_count(b, (uint64_t)(lg->nconns / up)),
+		       fmt_count(c, (uint64_t)(lg->nconns / sub)),
+		       o->concurrency);
+	printf("  all upgraded in %.2f s, all subscribed (one channel each) "
+	       "in %.2f s\n", up, sub);
+	print_cpu(lg, &s0, &s1);
+	if (rss0 >= 0 && rss1 >= 0 && rss1 <= rss0)
+		printf("  note: the node's RSS did not grow; it reused memory "
+		       "from earlier connections (measure on a fresh node)\n");
+	fflush(stdout);
+
+	/* --hold: stay connected (answering pings) while something else runs */
+	deadline = now_ns() + (uint64_t)(o->hold * 1e9);
+	while (now_ns() < deadline)
+		if (lg_poll(lg, ms_until(deadline, 100)))
+			return -1;
+	if (lg->nlive != lg->nconns)
+		return fail(lg, "%u of %u idle connections were closed while "
+			    "held", lg->nconns - lg->nlive, lg->nconns);
+
+	lg_teardown(lg, 5.0);
+	if (o->server_pid) {
+		deadline = now_ns() + NS;
+		while (now_ns() < deadline)
+			usleep(50000);
+		rss2 = proc_rss(o->server_pid);
+		if (rss2 >= 0)
+			printf("  node RSS 1 s after closing them all: %s\n",
+			       fmt_mib(a, rss2));
+	}
+	return 0;
+}
+
+/* ---- setup and options ------------------------------------------------ */
+
+/* Resolves --host to a loopback address; anything else is refused. */
+static int resolve_loopback(struct lg *lg)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&lg->addr;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&lg->addr;
+	const char *host = lg->o.host;
+
+	if (!strcmp(host, "localhost"))
+		host = "127.0.0.1";
+	memset(&lg->addr, 0, sizeof(lg->addr));
+	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
+		if ((ntohl(s4->sin_addr.s_addr) >> 24) != 127)
+			return fail(lg, "refusing to connect to %s: not a "
+				    "loopback address", host);
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)lg->o.port);
+		lg->addrlen = sizeof(*s4);
+		snprintf(lg->hostport, sizeof(lg->hostport), "%s:%u", host,
+			 lg->o.port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
+		if (!IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
+			return fail(lg, "refusing to connect to %s: not a "
+				    "loopback address", host);
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)lg->o.port);
+		lg->addrlen = sizeof(*s6);
+		snprintf(lg->hostport, sizeof(lg->hostport), "[%s]:%u", host,
+			 lg->o.port);
+		return 0;
+	}
+	return fail(lg, "--host %s: give a loopback IP address (127.0.0.1, "
+		    "::1) or localhost", lg->o.host);
+}
+
+/* Raises RLIMIT_NOFILE to the hard limit and checks @need fits. */
+static int raise_nofile(struct lg *lg, uint64_t need)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl))
+		return fail(lg, "getrlimit: %s", strerror(errno));
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
+		return fail(lg, "%" PRIu64 " file descriptors needed, the limit "
+			    "is %llu (hard limit; raise it as root or use fewer "
+			    "connections)", need,
+			    (unsigned long long)rl.rlim_cur);
+	return 0;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+"usage: wsrelay-loadgen --port PORT --scenario NAME [options]\n"
+"\n"
+"Loads a wsrelay node's WS /connect endpoint from one thread (loopback only).\n"
+"\n"
+"scenarios:\n"
+"  fanout    1 publisher -> --subs subscribers on one channel, as fast as the\n"
+"            node sustains with --window messages in flight; deliveries/s\n"
+"  channels  --channels channels x --subs subscribers, one publisher each,\n"
+"            a --window per publisher; aggregate deliveries/s\n"
+"  latency   1 publisher at --rate msg/s -> --subs subscribers; p50/p90/p99/\n"
+"            max send->receive latency over every delivery\n"
+"  idle      --conns connections, each subscribed to its own channel; node RSS\n"
+"            per connection (needs --server-pid) and connection setup rate\n"
+"\n"
+"options:\n"
+"  --host ADDR        node address, loopback only (default 127.0.0.1)\n"
+"  --port PORT        node port (required)\n"
+"  --scenario NAME    fanout | channels | latency | idle (required)\n"
+"  --subs N           subscribers per channel (fanout 100, channels 10,\n"
+"                     latency 100)\n"
+"  --channels N       channels for 'channels' (default 100)\n"
+"  --seconds S        measured duration (default 5)\n"
+"  --warmup S         unmeasured traffic before it (default 1)\n"
+"  --drain S          at most this long for in-flight messages after it\n"
+"                     (default 5)\n"
+"  --size B           message text bytes (default 64, at least 48)\n"
+"  --window W         messages in flight per publisher: unacknowledged, or\n"
+"                     not yet received by the slowest subscriber (default 64)\n"
+"  --rate R           msg/s for 'latency' (default 1000)\n"
+"  --conns K          connections for 'idle' (default 10000)\n"
+"  --concurrency C    connections being opened at once (default 256)\n"
+"  --timeout S        deadline to open and subscribe everything (default 60)\n"
+"  --hold S           idle: keep the connections open S more seconds after\n"
+"                     measuring, e.g. as background load (default 0)\n"
+"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
+"  --help             this text\n"
+"\n"
+"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n");
+}
+
+static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || v < min || v > max || *s == '-')
+		return false;
+	*out = (uint32_t)v;
+	return true;
+}
+
+static bool parse_secs(const char *s, double min, double *out)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || *end || !(v >= min) || v > 86400.0)
+		return false;
+	*out = v;
+	return true;
+}
+
+static int parse_opts(struct opts *o, int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "host", required_argument, NULL, 'H' },
+		{ "port", required_argument, NULL, 'p' },
+		{ "scenario", required_argument, NULL, 's' },
+		{ "subs", required_argument, NULL, 'n' },
+		{ "channels", required_argument, NULL, 'c' },
+		{ "seconds", required_argument, NULL, 'd' },
+		{ "warmup", required_argument, NULL, 'w' },
+		{ "drain", required_argument, NULL, 'D' },
+		{ "size", required_argument, NULL, 'b' },
+		{ "window", required_argument, NULL, 'W' },
+		{ "rate", required_argument, NULL, 'r' },
+		{ "conns", required_argument, NULL, 'k' },
+		{ "concurrency", required_argument, NULL, 'C' },
+		{ "timeout", required_argument, NULL, 't' },
+		{ "server-pid", required_argument, NULL, 'P' },
+		{ "hold", required_argument, NULL, 'L' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	uint32_t pid = 0;
+	bool have_sc = false, ok;
+	int ch, li = 0;
+
+	*o = (struct opts){ .host = "127.0.0.1", .channels = 100, .size = 64,
+			    .window = 64, .rate = 1000, .conns = 10000,
+			    .concurrency = 256, .seconds = 5, .warmup = 1,
+			    .drain = 5, .timeout = 60 };
+	while ((ch = getopt_long(argc, argv, "h", lo, &li)) != -1) {
+		ok = true;
+		switch (ch) {
+		case 'H': o->host = optarg; break;
+		case 'p': ok = parse_u32(optarg, 1, 65535, &o->port); break;
+		case 's':
+			ok = have_sc = true;
+			if (!strcmp(optarg, "fanout"))
+				o->sc = SC_FANOUT;
+			else if (!strcmp(optarg, "channels"))
+				o->sc = SC_CHANNELS;
+			else if (!strcmp(optarg, "latency"))
+				o->sc = SC_LATENCY;
+			else if (!strcmp(optarg, "idle"))
+				o->sc = SC_IDLE;
+			else
+				ok = false;
+			break;
+		case 'n': ok = parse_u32(optarg, 1, 1000000, &o->subs); break;
+		case 'c': ok = parse_u32(optarg, 1, 100000, &o->channels); break;
+		case 'd': ok = parse_secs(optarg, 0.1, &o->seconds); break;
+		case 'w': ok = parse_secs(optarg, 0, &o->warmup); break;
+		case 'D': ok = parse_secs(optarg, 0, &o->drain); break;
+		case 'b': ok = parse_u32(optarg, 48, 16u << 20, &o->size); break;
+		case 'W': ok = parse_u32(optarg, 1, 1u << 20, &o->window); break;
+		case 'r': ok = parse_u32(optarg, 1, 10000000, &o->rate); break;
+		case 'k': ok = parse_u32(optarg, 1, 1000000, &o->conns); break;
+		case 'C': ok = parse_u32(optarg, 1, 100000, &o->concurrency); break;
+		case 't': ok = parse_secs(optarg, 1, &o->timeout); break;
+		case 'L': ok = parse_secs(optarg, 0, &o->hold); break;
+		case 'P':
+			ok = parse_u32(optarg, 1, 1u << 30, &pid);
+			o->server_pid = (int)pid;
+			break;
+		case 'h': usage(stdout); exit(0);
+		default: usage(stderr); return -1;
+		}
+		if (!ok) {
+			fprintf(stderr, "wsrelay-loadgen: bad value for --%s: "
+				"%s\n", lo[li].name, optarg);
+			return -1;
+		}
+	}
+	if (optind < argc || !have_sc || !o->port) {
+		fprintf(stderr, "wsrelay-loadgen: %s\n", optind < argc ?
+			"unexpected argument" : "--port and --scenario are "
+			"required (see --help)");
+		return -1;
+	}
+	if (!o->subs)
+		o->subs = o->sc == SC_CHANNELS ? 10 : 100;
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static struct lg lgs;   /* the histogram makes it large */
+	struct lg *lg = &lgs;
+	struct epoll_event tev = { .events = EPOLLIN, .data.u64 = TAG_TIMER };
+	uint32_t i;
+	int rc = 1;
+
+	lg->ep = lg->tfd = -1;
+	if (parse_opts(&lg->o, argc, argv))
+		return 2;
+	switch (lg->o.sc) {
+	case SC_FANOUT:
+	case SC_LATENCY:
+		lg->ngroups = 1;
+		break;
+	case SC_CHANNELS:
+		lg->ngroups = lg->o.channels;
+		break;
+	case SC_IDLE:
+		lg->ngroups = 0;
+		break;
+	}
+	lg->nconns = lg->o.sc == SC_IDLE ? lg->o.conns :
+		     lg->ngroups * (lg->o.subs + 1);
+	if (getrandom(&lg->rng, sizeof(lg->rng), 0) != sizeof(lg->rng))
+		lg->rng = now_ns() ^ (uint64_t)getpid() << 32;
+	lg->rng |= 1;
+	snprintf(lg->chprefix, sizeof(lg->chprefix), "lg%d.%c", (int)getpid(),
+		 "fcli"[lg->o.sc]);
+	if (lg->o.server_pid && proc_rss(lg->o.server_pid) < 0) {
+		fail(lg, "--server-pid %d: no such process (or no /proc)",
+		     lg->o.server_pid);
+		goto out;
+	}
+	if (resolve_loopback(lg) || raise_nofile(lg, (uint64_t)lg->nconns + 16))
+		goto out;
+	lg->conns = calloc(lg->nconns, sizeof(*lg->conns));
+	lg->groups = calloc(lg->ngroups ? lg->ngroups : 1, sizeof(*lg->groups));
+	lg->msgcap = lg->o.size + 512;
+	lg->msg = malloc(lg->msgcap);
+	if (!lg->conns || !lg->groups || !lg->msg) {
+		fail(lg, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < lg->nconns; i++)
+		lg->conns[i].fd = -1;
+	lg->ep = epoll_create1(EPOLL_CLOEXEC);
+	lg->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (lg->ep < 0 || lg->tfd < 0 ||
+	    epoll_ctl(lg->ep, EPOLL_CTL_ADD, lg->tfd, &tev)) {
+		fail(lg, "epoll/timerfd: %s", strerror(errno));
+		goto out;
+	}
+	if (lg->o.sc == SC_IDLE ? run_idle(lg) : run_traffic(lg))
+		goto out;
+	rc = 0;
+out:
+	if (rc) {
+		fflush(stdout);
+		fprintf(stderr, "wsrelay-loadgen: error: %s\n", lg->err);
+	}
+	if (lg->conns && lg->nlive)
+		lg_teardown(lg, 2.0);
+	for (i = 0; lg->conns && i < lg->nconns; i++) {
+		buf_free(&lg->conns[i].in);
+		buf_free(&lg->conns[i].out);
+		buf_free(&lg->conns[i].frag);
+	}
+	free(lg->conns);
+	free(lg->groups);
+	free(lg->msg);
+	free(lg->rbuf);
+	if (lg->tfd >= 0)
+		close(lg->tfd);
+	if (lg->ep >= 0)
+		close(lg->ep);
+	return rc;
+}
