@@ -39,7 +39,7 @@ struct chan_cmd {
 	enum chan_cmd_type type;
 	struct chan_str nonce;     /* echoed in the response when p != NULL */
 	struct chan_str channel;   /* subscribe/unsubscribe "topic", send "channel" */
-	struct chan_str password;  /* subscribe; absent, null and "" are "no password" */
+	struct chan_str password;  /* subscribe; absent and null are "no password" */
 	struct chan_str message;   /* send */
 	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
 	char *heap[4];

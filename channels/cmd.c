@@ -370,12 +370,18 @@ static int take_string(struct chan_cmd *cmd, const struct jval *v,
 	return 0;
 }
 
+/* Compares a string value (a key, or the command) with @name after
+ * unescaping: "top\u0069c" is "topic", as JSON says. */
 static bool key_is(const struct jval *k, const char *name)
 {
 	size_t n = strlen(name);
+	char tmp[32];
 
-	/* keys with escapes are compared raw: "top\u0069c" is not "topic" */
-	return k->len == n && !memcmp(k->p, name, n);
+	if (!k->escaped)
+		return k->len == n && !memcmp(k->p, name, n);
+	if (k->len > sizeof(tmp))
+		return false; /* unescaping never grows, names are short */
+	return unescape(k, tmp) == n && !memcmp(tmp, name, n);
 }
 
 /* The fields of interest, first occurrence wins. */
@@ -491,8 +497,6 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 				return "missing field: password";
 			if (take_string(cmd, &f.password, &cmd->password))
 				return "invalid json";
-			if (cmd->password.len == 0)
-				cmd->password.p = NULL;
 		}
 		break;
 	case CHAN_CMD_SEND:

@@ -26,7 +26,23 @@ int wr_log_level_parse(const char *name, enum wr_log_level *out)
 	return -1;
 }
 
+static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap);
+
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
+{
+	vlog(lvl, false, fmt, ap);
+}
+
+void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(lvl, true, fmt, ap);
+	va_end(ap);
+}
+
+static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap)
 {
 	char line[1024];
 	struct timeval tv;
@@ -34,7 +50,7 @@ void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
 	size_t n;
 	int k;
 
-	if (lvl < cur_level)
+	if (lvl < cur_level && !force)
 		return;
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);

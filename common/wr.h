@@ -37,6 +37,9 @@ int wr_log_level_parse(const char *name, enum wr_log_level *out);
 void wr_log(enum wr_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap);
+/* Logs whatever the level: for the few lines tools wait for (the banner). */
+void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 #define wr_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
 #define wr_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
 #define wr_warn(...) wr_log(WR_LOG_WARN, __VA_ARGS__)

@@ -7,15 +7,41 @@
  * the worker answers: commands are answered in order, other clients run on.
  */
 #include <string.h>
+#include <sys/ioctl.h>
 
 #include "node.h"
 
+static void flush_add(struct wr_node *node, struct wr_client *cl)
+{
+	if (cl->in_flush)
+		return;
+	cl->in_flush = true;
+	cl->flush_prev = NULL;
+	cl->flush_next = node->flush_head;
+	if (node->flush_head)
+		node->flush_head->flush_prev = cl;
+	node->flush_head = cl;
+}
+
+static void flush_remove(struct wr_node *node, struct wr_client *cl)
+{
+	if (!cl->in_flush)
+		return;
+	if (cl->flush_prev)
+		cl->flush_prev->flush_next = cl->flush_next;
+	else
+		node->flush_head = cl->flush_next;
+	if (cl->flush_next)
+		cl->flush_next->flush_prev = cl->flush_prev;
+	cl->in_flush = false;
+}
+
 static void wake(struct chan_client *cc, void *arg)
 {
-	struct wr_client *cl = cc->owner;
-
-	(void)arg;
-	lws_callback_on_writable(cl->wsi);
+	/* not lws_callback_on_writable(): that costs a POLLOUT toggle (three
+	 * epoll_ctl) and a loop pass per subscriber; the flush hook writes
+	 * directly and asks for POLLOUT only when the socket is backed up */
+	flush_add(arg, cc->owner);
 }
 
 static void overflow(struct chan_client *cc, void *arg)
@@ -85,6 +111,10 @@ void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 	if (!cl)
 		return;
 	pss->client = NULL;
+	flush_remove(node, cl);
+	for (unsigned i = 0; i < node->nreaders; i++)
+		if (node->readers[i] == cl)
+			node->readers[i] = NULL;
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	chan_client_fini(node->reg, &cl->cc);
@@ -425,6 +455,10 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 	if (cl->close_code || cl->cc.overflowed)
 		return 0; /* closing: ignore input */
 	node->ctr.client_bytes_in += len;
+	if (cl->read_pass != node->pass + 1 && node->nreaders < WR_MAX_READERS) {
+		cl->read_pass = node->pass + 1;
+		node->readers[node->nreaders++] = cl;
+	}
 	if (!cl->rx_active) {
 		if (lws_frame_is_binary(cl->wsi))
 			return close_now(node, cl, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
@@ -478,20 +512,15 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 	return 0;
 }
 
-int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
+/* Writes what @cl has queued, coalesced into one write of at most
+ * WR_WRITE_COALESCE bytes; lws keeps whatever the kernel does not take. */
+static int write_queued(struct wr_node *node, struct wr_client *cl)
 {
 	struct chan_client *cc = &cl->cc;
-	struct wr_msg *m;
+	struct wr_msg *m = chan_client_peek(cc, 0);
 	size_t n = 0;
 	int w;
 
-	if (cl->close_code) {
-		lws_close_reason(cl->wsi, (enum lws_close_status)cl->close_code,
-				 (unsigned char *)cl->close_reason,
-				 strlen(cl->close_reason));
-		return -1;
-	}
-	m = chan_client_peek(cc, 0);
 	if (!m)
 		return 0; /* spurious */
 	if (cc->q_len == 1 || m->len - cc->q_off >= WR_WRITE_COALESCE) {
@@ -499,8 +528,8 @@ int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
 		n = m->len - cc->q_off;
 		w = lws_write(cl->wsi, m->data + cc->q_off, n, LWS_WRITE_RAW);
 	} else {
-		/* several: coalesce into one write; lws keeps what the kernel
-		 * does not take, so the shared scratch is free again after */
+		/* several: one write; the scratch is free again after, as lws
+		 * copies what it could not send */
 		unsigned char *p = node->wbuf + LWS_PRE;
 
 		for (unsigned i = 0; (m = chan_client_peek(cc, i)); i++) {
@@ -520,4 +549,77 @@ int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
 	if (cc->q_len)
 		lws_callback_on_writable(cl->wsi);
 	return 0;
+}
+
+/*
+ * Writes the close frame ourselves and hangs up. lws 4.1.6 on a uv loop
+ * drops the socket without sending the close it was asked for with
+ * lws_close_reason() from WRITEABLE (clients saw 1006); the frame we write
+ * RAW reaches them before the FIN.
+ */
+static int send_close(struct wr_node *node, struct wr_client *cl)
+{
+	unsigned char *f = node->wbuf + LWS_PRE;
+	size_t rlen = strlen(cl->close_reason);
+
+	if (rlen > 123)
+		rlen = 123;
+	f[0] = 0x88; /* FIN | close */
+	f[1] = (unsigned char)(2 + rlen);
+	f[2] = (unsigned char)(cl->close_code >> 8);
+	f[3] = (unsigned char)cl->close_code;
+	memcpy(f + 4, cl->close_reason, rlen);
+	lws_write(cl->wsi, f, 4 + rlen, LWS_WRITE_RAW);
+	return -1;
+}
+
+int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
+{
+	if (cl->close_code)
+		return send_close(node, cl);
+	if (cl->peer_closing)
+		return 0;
+	return write_queued(node, cl);
+}
+
+/* True when a client that sent us data this pass has more waiting. */
+static bool input_pending(struct wr_node *node)
+{
+	for (unsigned i = 0; i < node->nreaders; i++) {
+		struct wr_client *cl = node->readers[i];
+		int n = 0;
+
+		if (cl && !ioctl(lws_get_socket_fd(cl->wsi), FIONREAD, &n) && n > 0)
+			return true;
+	}
+	return false;
+}
+
+void wr_client_flush(struct wr_node *node)
+{
+	struct wr_client *cl;
+	bool more = node->flush_head && input_pending(node);
+
+	node->pass++;
+	node->nreaders = 0;
+	if (more && node->deferred < WR_MAX_DEFER_PASSES) {
+		node->deferred++;
+		return;
+	}
+	node->deferred = 0;
+
+	while ((cl = node->flush_head)) {
+		flush_remove(node, cl);
+		if (cl->peer_closing)
+			continue;
+		/* lws still holds part of an earlier write, or we are closing:
+		 * only a WRITEABLE may write now */
+		if (cl->close_code || lws_partial_buffered(cl->wsi)) {
+			lws_callback_on_writable(cl->wsi);
+			continue;
+		}
+		if (write_queued(node, cl) < 0)
+			lws_set_timeout(cl->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+	}
 }

@@ -7,6 +7,7 @@
 #ifndef WR_NODE_H
 #define WR_NODE_H
 
+#include <uv.h>
 #include <libwebsockets.h>
 
 #include "channels.h"
@@ -33,12 +34,32 @@ struct wr_node {
 
 	struct wr_client *clients;  /* every /connect session */
 	unsigned nclients;
+	/* WebSocket connections not yet destroyed by lws: a client leaves
+	 * node->clients at CLOSED, but its close frame may still be on its
+	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
+	unsigned live_ws;
 
 	struct health_counters ctr;
 	int64_t started_ms;
 
 	struct wr_buf scratch;      /* JSON building, reused */
 	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
+
+	/* clients whose queue went non-empty during this loop pass: written
+	 * once, coalesced, by the uv check hook that runs after the pass */
+	struct wr_client *flush_head;
+	/* clients that sent us data this pass: while one of them has more
+	 * bytes waiting, the flush waits a pass (bounded) so that a burst
+	 * of sends leaves as one coalesced write per subscriber */
+#define WR_MAX_READERS 16
+#define WR_MAX_DEFER_PASSES 32
+	struct wr_client *readers[WR_MAX_READERS];
+	unsigned nreaders;
+	unsigned deferred;
+	uint64_t pass;
+	uv_loop_t loop;             /* ours; lws runs on it (foreign loop) */
+	uv_check_t flush_check;
+	uv_signal_t sig[2];         /* SIGTERM, SIGINT */
 
 	bool stopping;
 	int64_t stop_deadline_ms;
@@ -63,11 +84,17 @@ struct wr_client {
 
 	int close_code;             /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
+
+	struct wr_client *flush_prev, *flush_next;
+	bool in_flush;
+	bool peer_closing;          /* the client sent a close frame */
+	uint64_t read_pass;         /* last loop pass it was a reader in */
 };
 
 /* per-session data lws allocates for every connection of our protocol */
 struct wr_pss {
 	struct wr_client *client;
+	bool counted;               /* in node->live_ws until WSI_DESTROY */
 };
 
 /* server.c */
@@ -80,6 +107,8 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		      const void *in, size_t len);
 int wr_client_writeable(struct wr_node *node, struct wr_client *cl);
 void wr_client_pw_done(struct wr_node *node);
+/* Writes every client on the flush list (the uv check hook). */
+void wr_client_flush(struct wr_node *node);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
 extern const struct chan_ops wr_client_chan_ops;

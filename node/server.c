@@ -1,9 +1,12 @@
 /*
  * node/server: builds the lws context from the config, runs the loop and
  * shuts down cleanly. One protocol handler serves HTTP and WebSocket on
- * one port; each callback case calls one named handler. Shutdown (SIGTERM
- * or SIGINT): refuse new clients, close every client with 1001, exit once
- * they are gone or after 3 s, whichever is first.
+ * one port; each callback case calls one named handler. The loop is lws's
+ * libuv one (epoll: nothing is O(connections) per event), with one uv
+ * check hook of ours that runs after every I/O pass to flush the clients
+ * that got frames during it. Shutdown (SIGTERM or SIGINT): refuse new
+ * clients, close every client with 1001, exit once they are gone or after
+ * 3 s, whichever is first.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -11,18 +14,12 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <openssl/ssl.h>
 
 #include "node.h"
 
-/* the one global: set by the signal handler, read by the loop */
-static volatile sig_atomic_t stop_signal;
-
-static void on_signal(int sig)
-{
-	stop_signal = sig;
-}
 
 static struct wr_node *node_of(struct lws *wsi)
 {
@@ -41,7 +38,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
 		return wr_http_confirm_upgrade(node_of(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:
+		pss->counted = true;
+		node_of(wsi)->live_ws++;
 		return wr_client_open(node_of(wsi), wsi, pss);
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (pss && pss->counted) {
+			pss->counted = false;
+			node_of(wsi)->live_ws--;
+		}
+		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (!pss->client)
 			return -1;
@@ -50,6 +55,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->client)
 			return 0;
 		return wr_client_writeable(node_of(wsi), pss->client);
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		if (pss->client)
+			pss->client->peer_closing = true;
+		return 0;
 	case LWS_CALLBACK_CLOSED:
 		wr_client_close(node_of(wsi), pss);
 		return 0;
@@ -71,7 +80,7 @@ static const struct lws_protocols protocols[] = {
 		.callback = callback,
 		.per_session_data_size = sizeof(struct wr_pss),
 		/* small: big messages are reassembled in the client's buffer */
-		.rx_buffer_size = 4096,
+		.rx_buffer_size = 256,
 		/* writes are coalesced up to WR_WRITE_COALESCE; let one
 		 * send() take all of it */
 		.tx_packet_size = WR_WRITE_COALESCE,
@@ -99,16 +108,72 @@ static void stop_tick(lws_sorted_usec_list_t *sul)
 			 50 * LWS_US_PER_MS);
 }
 
-static void begin_stop(struct wr_node *node)
+static void begin_stop(struct wr_node *node, int sig)
 {
 	node->stopping = true;
 	node->stop_deadline_ms = wr_now_ms() + 3000;
-	wr_info("signal %d: closing %u client(s) and stopping", (int)stop_signal,
+	wr_info("signal %d: closing %u client(s) and stopping", sig,
 		node->nclients);
 	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
 		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
 	stop_tick(&node->sul_stop);
+}
+
+static void lws_signal_ignore(void *handle, int sig)
+{
+	(void)handle;
+	(void)sig;
+}
+
+/* uv signal watchers run on the loop thread: no async-signal rules */
+static void on_signal(uv_signal_t *w, int sig)
+{
+	struct wr_node *node = w->data;
+
+	if (!node->stopping)
+		begin_stop(node, sig);
+}
+
+/* Runs once after every loop pass (uv check phase). */
+static void on_check(uv_check_t *h)
+{
+	struct wr_node *node = h->data;
+
+	wr_client_flush(node);
+	if (node->stopping &&
+	    (!node->live_ws || wr_now_ms() >= node->stop_deadline_ms))
+		uv_stop(&node->loop);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+/* Tears down lws on our loop, then the loop itself: lws closes its uv
+ * handles asynchronously, so the loop runs until nothing is left. */
+static void loop_fini(struct wr_node *node)
+{
+	/* ours first, so that only lws's handles keep the loop alive */
+	uv_close((uv_handle_t *)&node->flush_check, NULL);
+	for (int i = 0; i < 2; i++)
+		uv_close((uv_handle_t *)&node->sig[i], NULL);
+	if (node->ctx) {
+		lws_sul_cancel(&node->sul_stop);
+		lws_context_destroy(node->ctx);
+		node->ctx = NULL;
+	}
+	uv_run(&node->loop, UV_RUN_DEFAULT);
+	if (uv_loop_close(&node->loop)) {
+		/* lws left something open: close it rather than leak */
+		uv_walk(&node->loop, close_handle, NULL);
+		uv_run(&node->loop, UV_RUN_DEFAULT);
+		if (uv_loop_close(&node->loop))
+			wr_warn("event loop closed with handles left");
+	}
 }
 
 static bool is_loopback(const char *host)
@@ -164,8 +229,8 @@ static void node_fini(struct wr_node *node)
 	wr_buf_fini(&node->scratch);
 }
 
-/* Starts the password workers with the stop signals blocked, so that the
- * signals interrupt the loop's poll() in the main thread. */
+/* Starts the password workers with the stop signals blocked, so that
+ * they are delivered to the loop thread. */
 static int start_workers(struct wr_node *node)
 {
 	sigset_t block, old;
@@ -183,8 +248,8 @@ int wr_node_run(const struct wr_config *cfg)
 {
 	struct lws_context_creation_info info;
 	lws_retry_bo_t idle = { 0 };
-	struct sigaction sa;
 	struct wr_node node;
+	void *foreign_loops[1];
 	const char *iface = cfg->listen_host;
 	int rc = 1;
 
@@ -198,9 +263,33 @@ int wr_node_run(const struct wr_config *cfg)
 		wr_warn("insecure: plaintext on the non-loopback address %s "
 			"([tls] insecure = true)", cfg->listen);
 	}
+	/* lws would start without them, or fail deep inside with a leak */
+	for (int i = 0; cfg->tls_cert && i < 2; i++) {
+		const char *f = i ? cfg->tls_key : cfg->tls_cert;
+
+		if (access(f, R_OK)) {
+			wr_error("cannot read [tls] %s '%s': %s", i ? "key" : "cert",
+				 f, strerror(errno));
+			return 1;
+		}
+	}
 	if (node_init(&node, cfg)) {
 		wr_error("out of memory");
-		goto out;
+		goto out_node;
+	}
+
+	if (uv_loop_init(&node.loop)) {
+		wr_error("cannot create the event loop");
+		goto out_node;
+	}
+	foreign_loops[0] = &node.loop;
+	node.flush_check.data = &node;
+	uv_check_init(&node.loop, &node.flush_check);
+	uv_check_start(&node.flush_check, on_check);
+	for (int i = 0; i < 2; i++) {
+		uv_signal_init(&node.loop, &node.sig[i]);
+		node.sig[i].data = &node;
+		uv_signal_start(&node.sig[i], on_signal, i ? SIGINT : SIGTERM);
 	}
 
 	lws_set_log_level(LLL_ERR | (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN : 0),
@@ -218,13 +307,21 @@ int wr_node_run(const struct wr_config *cfg)
 	else if (!strcmp(iface, "localhost"))
 		iface = "127.0.0.1";
 	info.iface = iface;
-	if (cfg->listen_host && !strcmp(cfg->listen_host, "0.0.0.0"))
+	/* an IPv4 address must not open a dual-stack [::] socket: lws binds
+	 * the v6 wildcard whenever IPv6 is enabled */
+	if (!strchr(cfg->listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = protocols;
 	info.user = &node;
 	info.retry_and_idle_policy = &idle;
 	info.max_http_header_pool = 256;
-	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+			LWS_SERVER_OPTION_LIBUV;
+	info.foreign_loops = foreign_loops; /* our loop: we hook and stop it */
+	/* lws watches SIGINT/SIGTERM on a uv loop too and, without a
+	 * callback, destroys the context at once (clients see 1006, not
+	 * 1001): give it one that leaves the signal to our watchers */
+	info.signal_cb = lws_signal_ignore;
 	if (cfg->tls_cert) {
 		info.ssl_cert_filepath = cfg->tls_cert;
 		info.ssl_private_key_filepath = cfg->tls_key;
@@ -245,39 +342,26 @@ int wr_node_run(const struct wr_config *cfg)
 		goto out;
 	}
 
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_signal; /* no SA_RESTART: poll() must return */
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 
 	{
 		const char *h = strchr(cfg->listen_host, ':') ? "[" : "";
 		const char *t = *h ? "]" : "";
 
-		wr_info("wsrelay %s node '%s' listening on %s://%s%s%s:%d", WR_VERSION,
+		/* the banner is printed whatever the log level: tools wait for it */
+		wr_log_force(WR_LOG_INFO, "wsrelay %s node '%s' listening on %s://%s%s%s:%d", WR_VERSION,
 			cfg->name, node.tls ? "https" : "http", h, cfg->listen_host,
 			t, node.port);
-		wr_info("clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
+		wr_log_force(WR_LOG_INFO, "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
 			node.tls ? "wss" : "ws", h, cfg->listen_host, t, node.port);
 	}
 
-	for (;;) {
-		if (lws_service(node.ctx, 0) < 0)
-			break;
-		if (stop_signal && !node.stopping)
-			begin_stop(&node);
-		if (node.stopping &&
-		    (!node.nclients || wr_now_ms() >= node.stop_deadline_ms))
-			break;
-	}
+	uv_run(&node.loop, UV_RUN_DEFAULT); /* until on_check() stops it */
 	rc = 0;
 	wr_info("stopped");
 out:
-	if (node.ctx) {
-		lws_sul_cancel(&node.sul_stop);
-		lws_context_destroy(node.ctx);
-	}
+	loop_fini(&node);
+out_node:
 	node_fini(&node);
 	return rc;
 }

@@ -5,8 +5,8 @@
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
 set -euo pipefail
 
-build=(gcc make cmake pkg-config libwebsockets-dev libcjson-dev
-       libsodium-dev libssl-dev)
+build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
+       libuv1-dev libcjson-dev libsodium-dev libssl-dev)
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets

@@ -1,0 +1,197 @@
+"""
+Process lifecycle (SIGTERM / SIGINT with clients), endpoint routing (404,
+the /node 403), and TLS (PROTOCOL.md section 1).
+"""
+
+import asyncio
+import http.client
+import signal
+import ssl
+import subprocess
+import warnings
+
+import pytest
+import websockets
+
+from conftest import (EXIT_DEADLINE, Pool, RawWS, command, delivery,
+                      http_get, ok, raw_handshake_status, run)
+
+
+# ---------------------------------------------------------------------------
+# shutdown
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_closes_clients_1001_and_exits_0(node, sig):
+    async def body():
+        async with Pool() as pool:
+            subs = await pool.connect_many(node, 3)
+            assert await subs[0].subscribe("bye") == ok()
+            assert await subs[1].subscribe("bye") == ok()
+            assert await subs[2].list() == ok(channels=["bye"])
+            raw = RawWS(node)
+            assert raw.status == 101
+            raw.send_json(command("subscribe", {"topic": "bye"}, "r"))
+            assert await asyncio.to_thread(raw.recv_json) == ok("r")
+
+            node.send_signal(sig)
+            codes = await asyncio.gather(*(c.wait_closed(EXIT_DEADLINE + 5) for c in subs))
+            for code, _ in codes:
+                assert code == 1001, codes
+            got = await asyncio.to_thread(raw.recv_close, EXIT_DEADLINE + 5)
+            raw.close()
+            assert got is not None and got[0] == 1001, got
+            rc = await asyncio.to_thread(node.wait_exit, EXIT_DEADLINE)
+            assert rc == 0, f"exit status {rc} after {sig.name}"
+    run(body())
+
+
+def test_sigterm_with_no_clients_exits_0(node):
+    node.send_signal(signal.SIGTERM)
+    assert node.wait_exit(EXIT_DEADLINE) == 0
+
+
+# ---------------------------------------------------------------------------
+# routing
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/nope", "/", "/connectx", "/healthz", "/node/x",
+                                  "/health/extra", "/metrics2"])
+def test_unknown_http_path_404(node, path):
+    status, _, _ = http_get(node, path)
+    assert status == 404
+
+
+@pytest.mark.parametrize("path", ["/nope", "/", "/connect/x", "/nodes", "/connectx"])
+def test_websocket_upgrade_on_other_path_404(node, path):
+    assert raw_handshake_status(node, path) == 404
+
+
+def test_node_endpoint_requires_authentication(node):
+    assert raw_handshake_status(node, "/node") == 403
+    assert raw_handshake_status(node, "/node", {"Authentication": "not-a-token"}) == 403
+    assert raw_handshake_status(node, "/node", {"Authentication": ""}) == 403
+    # the node still serves clients afterwards
+    async def body():
+        async with Pool() as pool:
+            c = await pool.connect(node)
+            assert await c.list() == ok(channels=[])
+    run(body())
+
+
+def test_health_and_metrics_served_on_loopback(node):
+    assert http_get(node, "/health")[0] == 200
+    assert http_get(node, "/metrics")[0] == 200
+
+
+# ---------------------------------------------------------------------------
+# TLS
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cert(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    certf, keyf = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
+         "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=30)
+    return certf, keyf
+
+
+def client_ctx(certf):
+    ctx = ssl.create_default_context(cafile=str(certf))
+    return ctx
+
+
+def start_tls(node_factory, cert, **node_over):
+    certf, keyf = cert
+    node_kw = {"listen": "127.0.0.1:0", **node_over}
+    return node_factory.start(ssl_context=client_ctx(certf), node=node_kw,
+                              tls={"cert": str(certf), "key": str(keyf)})
+
+
+def test_tls_https_and_wss(node_factory, cert):
+    n = start_tls(node_factory, cert)
+    assert n.scheme == "https"
+    assert "listening on https://" in n.log_text()
+    status, hdrs, body = http_get(n, "/health")
+    assert status == 200
+    assert b'"healthy"' in body
+    assert http_get(n, "/metrics")[0] == 200
+
+    async def body_():
+        async with Pool() as pool:
+            a, b = await pool.connect_many(n, 2)
+            assert a.ws.transport.get_extra_info("ssl_object") is not None
+            assert await a.subscribe("secure", password="pw") == ok()
+            assert await b.subscribe("secure", password="pw") == ok()
+            assert await a.publish("secure", "over tls \U0001F512", "t") == ok("t")
+            assert await b.recv() == delivery("over tls \U0001F512", "secure", "t")
+    run(body_())
+
+
+def test_tls_port_refuses_plaintext(node_factory, cert):
+    n = start_tls(node_factory, cert)
+    conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=10)
+    served = False
+    try:
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        body = resp.read()
+        served = resp.status == 200 and b"healthy" in body
+    except (OSError, http.client.HTTPException):
+        pass
+    finally:
+        conn.close()
+    assert not served, "plain HTTP /health answered on the TLS port"
+
+    async def body_():
+        try:
+            ws = await websockets.connect(f"ws://127.0.0.1:{n.port}/connect", open_timeout=10)
+        except (OSError, websockets.exceptions.WebSocketException, asyncio.TimeoutError):
+            return
+        await ws.close()
+        raise AssertionError("plain ws:// upgrade accepted on the TLS port")
+    run(body_())
+
+
+def test_tls_rejects_tls_1_1(node_factory, cert):
+    n = start_tls(node_factory, cert)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(str(cert[0]))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            ctx.set_ciphers("DEFAULT:@SECLEVEL=0")
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_1
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    except (ValueError, ssl.SSLError):
+        pytest.skip("this Python/OpenSSL cannot offer TLS 1.1")
+    conn = http.client.HTTPSConnection("127.0.0.1", n.port, timeout=10, context=ctx)
+    with pytest.raises((ssl.SSLError, OSError)):
+        conn.request("GET", "/health")
+        conn.getresponse().read()
+    conn.close()
+    # a TLS 1.2+ client still works
+    assert http_get(n, "/health")[0] == 200
+
+
+def test_tls_on_non_loopback_needs_no_insecure_flag(node_factory, cert):
+    n = start_tls(node_factory, cert, listen="0.0.0.0:0")
+    assert n.scheme == "https"
+    assert "insecure" not in n.log_text().lower()
+    assert http_get(n, "/health")[0] == 200
+
+
+def test_tls_missing_certificate_refuses_to_start(node_factory, tmp_path):
+    n = node_factory.start(wait=False, tls={"cert": str(tmp_path / "nope.pem"),
+                                            "key": str(tmp_path / "nope.key")})
+    n.expect_clean_exit = False
+    rc = n.wait_exit(10)
+    assert rc is not None, "node started without its certificate"
+    assert rc != 0
+    assert n.port is None, "node logged 'listening on' without its certificate"
