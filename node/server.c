@@ -163,6 +163,11 @@ static void loop_fini(struct wr_node *node)
 		uv_close((uv_handle_t *)&node->sig[i], NULL);
 	if (node->ctx) {
 		lws_sul_cancel(&node->sul_stop);
+		/* on a foreign loop the first call starts closing lws's uv
+		 * handles; once the loop has run them down, the second call
+		 * frees the context (without it, everything lws holds leaks) */
+		lws_context_destroy(node->ctx);
+		uv_run(&node->loop, UV_RUN_DEFAULT);
 		lws_context_destroy(node->ctx);
 		node->ctx = NULL;
 	}
