@@ -194,6 +194,9 @@ struct chan_pw_job {
 	int rc;
 	/* loop-side bookkeeping; the worker never touches these */
 	void *owner;               /* NULLed if the requester went away */
+	char tag[CHAN_NONCE_MAX];  /* the requester's correlation bytes */
+	size_t tag_len;
+	bool has_tag;
 	struct chan_pw_job *next;
 };
 

@@ -250,10 +250,11 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 		return;
 	}
 	cl->job->owner = cl;
-	cl->job_has_nonce = cmd->nonce.p != NULL;
-	cl->job_nonce_len = cmd->nonce.len;
+	/* the nonce rides with the job: idle clients carry no 128-byte slot */
+	cl->job->has_tag = cmd->nonce.p != NULL;
+	cl->job->tag_len = cmd->nonce.len;
 	if (cmd->nonce.p)
-		memcpy(cl->job_nonce, cmd->nonce.p, cmd->nonce.len);
+		memcpy(cl->job->tag, cmd->nonce.p, cmd->nonce.len);
 	node->pw_pending++;
 	chan_pw_submit(node->pw, cl->job);
 	lws_rx_flow_control(cl->wsi, 0);
@@ -263,8 +264,7 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 static void pw_finish(struct wr_node *node, struct wr_client *cl,
 		      struct chan_pw_job *job)
 {
-	struct chan_str nonce = { cl->job_has_nonce ? cl->job_nonce : NULL,
-				  cl->job_nonce_len };
+	struct chan_str nonce = { job->has_tag ? job->tag : NULL, job->tag_len };
 	struct chan_str name = { job->channel, job->clen };
 	struct chan_channel *ch;
 

@@ -74,9 +74,6 @@ struct wr_client {
 
 	struct chan_pw_rate rate;
 	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
-	char job_nonce[CHAN_NONCE_MAX];
-	size_t job_nonce_len;
-	bool job_has_nonce;
 
 	char *rx;                   /* message reassembly */
 	size_t rx_len, rx_cap;
