@@ -96,6 +96,7 @@ int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 	node->clients = cl;
 	node->nclients++;
 	node->ctr.connections_total++;
+	cl->last_rx_ms = wr_now_ms();
 	pss->client = cl;
 	wr_debug("client %p connected (%u open)", (void *)cl, node->nclients);
 	if (node->stopping)
@@ -455,6 +456,7 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 	if (cl->close_code || cl->cc.overflowed)
 		return 0; /* closing: ignore input */
 	node->ctr.client_bytes_in += len;
+	cl->last_rx_ms = wr_now_ms();
 	if (cl->read_pass != node->pass + 1 && node->nreaders < WR_MAX_READERS) {
 		cl->read_pass = node->pass + 1;
 		node->readers[node->nreaders++] = cl;
@@ -582,6 +584,42 @@ int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
 	return write_queued(node, cl);
 }
 
+void wr_client_keepalive(struct wr_node *node)
+{
+	/* FIN | ping, with a payload: lws 4.1 does not pass an empty pong to
+	 * LWS_CALLBACK_RECEIVE_PONG */
+	static const unsigned char ping[6] = { 0x89, 0x04, 'w', 'r', 'k', 'a' };
+	int64_t now = wr_now_ms(), every = node->cfg->client_ping_interval_ms;
+	unsigned char *f = node->wbuf + LWS_PRE;
+
+	/* one O(clients) sweep per interval, nothing per message */
+	for (struct wr_client *cl = node->clients; cl; cl = cl->next) {
+		if (cl->close_code || cl->peer_closing)
+			continue;
+		if (cl->ping_sent_ms) {
+			if (cl->last_rx_ms >= cl->ping_sent_ms) {
+				cl->ping_sent_ms = 0;
+			} else {
+				wr_info("client %p: no answer to ping, dropping",
+					(void *)cl);
+				wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+						      "ping timeout");
+				continue;
+			}
+		}
+		/* idle for an interval (the timer may fire a little early) */
+		if (now - cl->last_rx_ms < every - every / 8)
+			continue;
+		/* a backed-up socket is not idle: the queue bound handles it */
+		if (lws_partial_buffered(cl->wsi) || cl->cc.q_len)
+			continue;
+		memcpy(f, ping, sizeof(ping));
+		if (lws_write(cl->wsi, f, sizeof(ping), LWS_WRITE_RAW) < 0)
+			continue;
+		cl->ping_sent_ms = now;
+	}
+}
+
 /* True when a client that sent us data this pass has more waiting. */
 static bool input_pending(struct wr_node *node)
 {
@@ -619,7 +657,7 @@ void wr_client_flush(struct wr_node *node)
 			continue;
 		}
 		if (write_queued(node, cl) < 0)
-			lws_set_timeout(cl->wsi, PENDING_TIMEOUT_USER_OK,
-					LWS_TO_KILL_ASYNC);
+			wr_client_close_later(cl, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					      "write failed");
 	}
 }

@@ -59,6 +59,7 @@ struct wr_node {
 	uint64_t pass;
 	uv_loop_t loop;             /* ours; lws runs on it (foreign loop) */
 	uv_check_t flush_check;
+	uv_timer_t keepalive;       /* one sweep per client_ping_interval_ms */
 	uv_signal_t sig[2];         /* SIGTERM, SIGINT */
 
 	bool stopping;
@@ -86,6 +87,8 @@ struct wr_client {
 	bool in_flush;
 	bool peer_closing;          /* the client sent a close frame */
 	uint64_t read_pass;         /* last loop pass it was a reader in */
+	int64_t last_rx_ms;         /* any frame or pong from the client */
+	int64_t ping_sent_ms;       /* 0: no ping outstanding */
 };
 
 /* per-session data lws allocates for every connection of our protocol */
@@ -104,6 +107,9 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		      const void *in, size_t len);
 int wr_client_writeable(struct wr_node *node, struct wr_client *cl);
 void wr_client_pw_done(struct wr_node *node);
+/* Pings clients silent for an interval, drops those that did not answer
+ * the previous ping. */
+void wr_client_keepalive(struct wr_node *node);
 /* Writes every client on the flush list (the uv check hook). */
 void wr_client_flush(struct wr_node *node);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */

@@ -55,6 +55,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->client)
 			return 0;
 		return wr_client_writeable(node_of(wsi), pss->client);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		if (pss->client)
+			pss->client->last_rx_ms = wr_now_ms();
+		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (pss->client)
 			pss->client->peer_closing = true;
@@ -135,6 +139,11 @@ static void on_signal(uv_signal_t *w, int sig)
 		begin_stop(node, sig);
 }
 
+static void on_keepalive(uv_timer_t *t)
+{
+	wr_client_keepalive(t->data);
+}
+
 /* Runs once after every loop pass (uv check phase). */
 static void on_check(uv_check_t *h)
 {
@@ -159,6 +168,7 @@ static void loop_fini(struct wr_node *node)
 {
 	/* ours first, so that only lws's handles keep the loop alive */
 	uv_close((uv_handle_t *)&node->flush_check, NULL);
+	uv_close((uv_handle_t *)&node->keepalive, NULL);
 	for (int i = 0; i < 2; i++)
 		uv_close((uv_handle_t *)&node->sig[i], NULL);
 	if (node->ctx) {
@@ -291,6 +301,11 @@ int wr_node_run(const struct wr_config *cfg)
 	node.flush_check.data = &node;
 	uv_check_init(&node.loop, &node.flush_check);
 	uv_check_start(&node.flush_check, on_check);
+	uv_timer_init(&node.loop, &node.keepalive);
+	node.keepalive.data = &node;
+	uv_timer_start(&node.keepalive, on_keepalive,
+		       (uint64_t)cfg->client_ping_interval_ms,
+		       (uint64_t)cfg->client_ping_interval_ms);
 	for (int i = 0; i < 2; i++) {
 		uv_signal_init(&node.loop, &node.sig[i]);
 		node.sig[i].data = &node;
@@ -301,9 +316,12 @@ int wr_node_run(const struct wr_config *cfg)
 			  lws_log_emit);
 	raise_nofile();
 
-	/* seconds, as lws counts them; pings go to idle clients only */
-	idle.secs_since_valid_ping = (uint16_t)((cfg->client_ping_interval_ms + 999) / 1000);
-	idle.secs_since_valid_hangup = (uint16_t)(2 * idle.secs_since_valid_ping);
+	/*
+	 * Keepalive is ours (wr_client_keepalive): lws's idle policy keeps a
+	 * timer per connection in one sorted list, re-armed on traffic, which
+	 * made connection setup O(connections). An all-zero policy leaves
+	 * lws's validity timers unarmed.
+	 */
 
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->listen_port;
