@@ -182,7 +182,8 @@ static void join(struct wr_node *node, struct wr_client *cl,
 	respond(node, cl, true, NULL, nonce);
 }
 
-/* Compares a password hash with the channel's, counting the outcome. */
+/* Compares a password hash with the channel's (an open channel matches
+ * no hash; @hash may then be NULL), counting the outcome. */
 static bool check_hash(struct wr_node *node, struct wr_client *cl,
 		       const struct chan_channel *ch, const uint8_t *hash)
 {
@@ -226,9 +227,8 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 		return;
 	}
 	if (ch && !chan_hash(ch)) {
-		/* a password for an open channel */
-		node->ctr.pw_failed++;
-		chan_pw_rate_fail(&cl->rate, wr_now_ms());
+		/* a password for an open channel: a failed attempt like any */
+		check_hash(node, cl, ch, NULL);
 		respond(node, cl, false, "invalid password", &cmd->nonce);
 		return;
 	}
