@@ -1,0 +1,386 @@
+/*
+ * inm/packet: the INM packet codec (PROTOCOL.md 3.2, 3.5), node names,
+ * nonces and the base64 of channel payloads. Decoding checks every field
+ * a node acts on, so code past inm_packet_decode never re-validates; the
+ * data object is detached from the parse tree and owned by the packet.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include <sodium.h>
+
+#include "inm.h"
+
+static const char *const type_names[INM_TYPE_COUNT] = {
+	[INM_MESSAGE] = "message",
+	[INM_COMMAND] = "command",
+	[INM_RESPONSE] = "response",
+	[INM_EVENT] = "event",
+};
+
+static const char *const drop_names[INM_DROP_COUNT] = {
+	[INM_DROP_NONE] = "none",
+	[INM_DROP_JSON] = "json",
+	[INM_DROP_SOURCE] = "source",
+	[INM_DROP_DESTINATION] = "destination",
+	[INM_DROP_TYPE] = "type",
+	[INM_DROP_NONCE] = "nonce",
+	[INM_DROP_TTL] = "ttl",
+	[INM_DROP_DATA] = "data",
+	[INM_DROP_NOMEM] = "nomem",
+};
+
+const char *inm_type_name(enum inm_type t)
+{
+	if ((unsigned)t >= INM_TYPE_COUNT)
+		return "?";
+	return type_names[t];
+}
+
+const char *inm_drop_name(enum inm_drop d)
+{
+	if ((unsigned)d >= INM_DROP_COUNT)
+		return "?";
+	return drop_names[d];
+}
+
+bool inm_node_name_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > INM_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+		      c == '-'))
+			return false;
+	}
+	return true;
+}
+
+static bool nonce_valid(const char *s, size_t len)
+{
+	if (len != INM_NONCE_LEN)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return true;
+}
+
+void inm_nonce_new(char out[INM_NONCE_LEN + 1])
+{
+	unsigned char raw[INM_NONCE_LEN / 2];
+
+	/* idempotent; randombytes_buf works without it but may then open
+	 * /dev/urandom lazily on each process's first call */
+	if (sodium_init() < 0)
+		abort();
+	randombytes_buf(raw, sizeof(raw));
+	wr_hex(out, raw, sizeof(raw));
+}
+
+void inm_packet_init(struct inm_packet *pkt)
+{
+	memset(pkt, 0, sizeof(*pkt));
+	pkt->type = INM_MESSAGE;
+	pkt->ttl = INM_TTL_DEFAULT;
+}
+
+void inm_packet_fini(struct inm_packet *pkt)
+{
+	cJSON_Delete(pkt->data);
+	pkt->data = NULL;
+}
+
+/*
+ * cJSON stores strings NUL-terminated, so "\u0000" would silently cut a
+ * name or payload short ("node-1\u0000x" read as "node-1"). Refuse the
+ * escape, and raw NUL bytes, outright. Every backslash escapes exactly the
+ * next character, so skipping pairs cannot misread "\\u0000" (a literal
+ * backslash followed by text) as the escape.
+ */
+static bool has_nul(const char *buf, size_t len)
+{
+	if (memchr(buf, '\0', len))
+		return true;
+	for (size_t i = 0; i + 1 < len; i++) {
+		if (buf[i] != '\\')
+			continue;
+		if (buf[i + 1] == 'u' && i + 5 < len &&
+		    !memcmp(buf + i + 2, "0000", 4))
+			return true;
+		i++;
+	}
+	return false;
+}
+
+/*
+ * Looks up each of @names[0..n) in @obj into @out, refusing a key present
+ * twice: cJSON keeps duplicates and returns the first, while another
+ * implementation may take the last, and the two must not disagree on
+ * what a packet says. Other keys are ignored without a quadratic scan.
+ */
+static bool get_fields(const cJSON *obj, const char *const *names, size_t n,
+		       cJSON **out)
+{
+	const cJSON *it;
+
+	for (size_t i = 0; i < n; i++)
+		out[i] = NULL;
+	cJSON_ArrayForEach(it, obj) {
+		if (!it->string)
+			return false;
+		for (size_t i = 0; i < n; i++) {
+			if (strcmp(it->string, names[i]))
+				continue;
+			if (out[i])
+				return false;
+			out[i] = (cJSON *)it;
+			break;
+		}
+	}
+	return true;
+}
+
+/* A string field: present, a string, length in [min, max]. */
+static bool str_ok(const cJSON *v, size_t min, size_t max)
+{
+	size_t n;
+
+	if (!cJSON_IsString(v) || !v->valuestring)
+		return false;
+	n = strlen(v->valuestring);
+	return n >= min && n <= max;
+}
+
+static bool data_ok(enum inm_type type, const cJSON *data)
+{
+	static const char *const msg_keys[] = { "channel", "message",
+						"client_nonce" };
+	static const char *const one_key[INM_TYPE_COUNT] = {
+		[INM_COMMAND] = "command",
+		[INM_RESPONSE] = "ok",
+		[INM_EVENT] = "event",
+	};
+	cJSON *f[3];
+
+	if (type == INM_MESSAGE) {
+		if (!get_fields(data, msg_keys, 3, f))
+			return false;
+		if (!str_ok(f[0], 1, INM_CHANNEL_MAX) || !str_ok(f[1], 0, SIZE_MAX))
+			return false;
+		if (!inm_base64_valid(f[1]->valuestring,
+				      strlen(f[1]->valuestring)))
+			return false;
+		/* null is tolerated as "absent": some peers write it so */
+		return !f[2] || cJSON_IsNull(f[2]) ||
+		       str_ok(f[2], 0, INM_CLIENT_NONCE_MAX);
+	}
+	if (!get_fields(data, &one_key[type], 1, f))
+		return false;
+	if (type == INM_RESPONSE)
+		return cJSON_IsBool(f[0]);
+	return str_ok(f[0], 1, SIZE_MAX);
+}
+
+enum top_key { K_SOURCE, K_DEST, K_TYPE, K_NONCE, K_TTL, K_DATA, K_COUNT };
+
+enum inm_drop inm_packet_decode(struct inm_packet *pkt, const char *buf,
+				size_t len)
+{
+	static const char *const keys[K_COUNT] = {
+		"source", "destination", "type", "nonce", "ttl", "data",
+	};
+	cJSON *root = NULL, *f[K_COUNT];
+	const char *end = NULL;
+	enum inm_drop rc = INM_DROP_JSON;
+	const char *s;
+	double ttl;
+	int t;
+
+	inm_packet_init(pkt);
+	if (!buf || has_nul(buf, len))
+		goto out;
+	root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
+	if (!root)
+		goto out;
+	/* cJSON stops after the first value: trailing bytes are garbage */
+	while (end < buf + len && (*end == ' ' || *end == '\t' ||
+				   *end == '\n' || *end == '\r'))
+		end++;
+	if (end != buf + len || !cJSON_IsObject(root) ||
+	    !get_fields(root, keys, K_COUNT, f))
+		goto out;
+
+	rc = INM_DROP_SOURCE;
+	if (!str_ok(f[K_SOURCE], 1, INM_NAME_MAX))
+		goto out;
+	s = f[K_SOURCE]->valuestring;
+	if (!inm_node_name_valid(s, strlen(s)))
+		goto out;
+	memcpy(pkt->source, s, strlen(s) + 1);
+
+	rc = INM_DROP_DESTINATION;
+	if (!str_ok(f[K_DEST], 1, INM_NAME_MAX))
+		goto out;
+	s = f[K_DEST]->valuestring;
+	if (strcmp(s, "*") && !inm_node_name_valid(s, strlen(s)))
+		goto out;
+	memcpy(pkt->destination, s, strlen(s) + 1);
+
+	rc = INM_DROP_TYPE;
+	if (!cJSON_IsString(f[K_TYPE]) || !f[K_TYPE]->valuestring)
+		goto out;
+	for (t = 0; t < INM_TYPE_COUNT; t++)
+		if (!strcmp(f[K_TYPE]->valuestring, type_names[t]))
+			break;
+	if (t == INM_TYPE_COUNT)
+		goto out;
+	pkt->type = (enum inm_type)t;
+
+	rc = INM_DROP_NONCE;
+	if (!str_ok(f[K_NONCE], INM_NONCE_LEN, INM_NONCE_LEN) ||
+	    !nonce_valid(f[K_NONCE]->valuestring, INM_NONCE_LEN))
+		goto out;
+	memcpy(pkt->nonce, f[K_NONCE]->valuestring, INM_NONCE_LEN + 1);
+
+	/*
+	 * JSON has one number type: 16, 16.0 and 1.6e1 are the same value
+	 * and all accepted; 16.5, -1, 256, "16" and true are not. The range
+	 * check comes first so the cast below is always defined.
+	 */
+	rc = INM_DROP_TTL;
+	if (f[K_TTL]) {
+		if (!cJSON_IsNumber(f[K_TTL]))
+			goto out;
+		ttl = f[K_TTL]->valuedouble;
+		if (!(ttl >= 0 && ttl <= INM_TTL_MAX) || (double)(int)ttl != ttl)
+			goto out;
+		pkt->ttl = (int)ttl;
+	}
+
+	rc = INM_DROP_DATA;
+	if (!cJSON_IsObject(f[K_DATA]) || !data_ok(pkt->type, f[K_DATA]))
+		goto out;
+	pkt->data = cJSON_DetachItemViaPointer(root, f[K_DATA]);
+	rc = INM_DROP_NONE;
+out:
+	cJSON_Delete(root);
+	return rc;
+}
+
+int inm_packet_encode(const struct inm_packet *pkt, struct wr_buf *b)
+{
+	char *data = NULL;
+
+	if (pkt->data) {
+		data = cJSON_PrintUnformatted(pkt->data);
+		if (!data) {
+			b->oom = true;
+			return WR_ENOMEM;
+		}
+	}
+	wr_buf_puts(b, "{\"source\":");
+	wr_buf_json_str(b, pkt->source, strlen(pkt->source));
+	wr_buf_puts(b, ",\"destination\":");
+	wr_buf_json_str(b, pkt->destination, strlen(pkt->destination));
+	wr_buf_printf(b, ",\"type\":\"%s\",\"nonce\":", inm_type_name(pkt->type));
+	wr_buf_json_str(b, pkt->nonce, strlen(pkt->nonce));
+	wr_buf_printf(b, ",\"ttl\":%d,\"data\":%s}", pkt->ttl, data ? data : "{}");
+	cJSON_free(data);
+	return b->oom ? WR_ENOMEM : WR_OK;
+}
+
+int inm_message_fields(const struct inm_packet *pkt, const char **channel,
+		       const char **message_b64, const char **client_nonce)
+{
+	const cJSON *c, *m, *n;
+
+	if (pkt->type != INM_MESSAGE || !pkt->data)
+		return WR_EINVAL;
+	c = cJSON_GetObjectItemCaseSensitive(pkt->data, "channel");
+	m = cJSON_GetObjectItemCaseSensitive(pkt->data, "message");
+	n = cJSON_GetObjectItemCaseSensitive(pkt->data, "client_nonce");
+	if (!cJSON_IsString(c) || !cJSON_IsString(m))
+		return WR_EINVAL;
+	*channel = c->valuestring;
+	*message_b64 = m->valuestring;
+	*client_nonce = cJSON_IsString(n) ? n->valuestring : NULL;
+	return WR_OK;
+}
+
+int inm_base64_encode(struct wr_buf *b, const void *p, size_t n)
+{
+	size_t need;
+
+	/* 4 output bytes per 3 input bytes; refuse sizes that would overflow */
+	if (n > (SIZE_MAX - 8) / 4 * 3)
+		return WR_ENOMEM;
+	need = sodium_base64_ENCODED_LEN(n, sodium_base64_VARIANT_ORIGINAL);
+	if (wr_buf_reserve(b, need))
+		return WR_ENOMEM;
+	sodium_bin2base64(b->p + b->len, need, p, n,
+			  sodium_base64_VARIANT_ORIGINAL);
+	b->len += need - 1;  /* need counts the NUL, which stays in place */
+	return WR_OK;
+}
+
+/* Length check done by the caller; decodes into @out (room for len/4*3). */
+static int b64_decode_into(const char *s, size_t len, unsigned char *out,
+			   size_t *outlen)
+{
+	const char *end = NULL;
+
+	/* sodium_base642bin accepts unpadded tails and stops early at bad
+	 * bytes; demanding whole quartets and full consumption makes it
+	 * canonical (it already rejects non-zero padding bits) */
+	if (len % 4)
+		return WR_EINVAL;
+	if (sodium_base642bin(out, len / 4 * 3 + 1, s, len, NULL, outlen, &end,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    end != s + len)
+		return WR_EINVAL;
+	return WR_OK;
+}
+
+int inm_base64_decode(const char *s, size_t len, unsigned char **out,
+		      size_t *outlen)
+{
+	unsigned char *p;
+	int rc;
+
+	*out = NULL;
+	*outlen = 0;
+	p = malloc(len / 4 * 3 + 1);
+	if (!p)
+		return WR_ENOMEM;
+	rc = b64_decode_into(s, len, p, outlen);
+	if (rc) {
+		free(p);
+		return rc;
+	}
+	p[*outlen] = '\0';
+	*out = p;
+	return WR_OK;
+}
+
+bool inm_base64_valid(const char *s, size_t len)
+{
+	unsigned char stack[768], *p = stack;
+	size_t n;
+	bool ok;
+
+	/* validation needs somewhere to decode to; small payloads (most
+	 * channel messages) avoid the heap */
+	if (len / 4 * 3 + 1 > sizeof(stack)) {
+		p = malloc(len / 4 * 3 + 1);
+		if (!p)
+			return false;
+	}
+	ok = b64_decode_into(s, len, p, &n) == WR_OK;
+	if (p != stack)
+		free(p);
+	return ok;
+}
