@@ -57,6 +57,13 @@ struct health_counters {
 	uint64_t dropped_slow_consumer;    /* frames discarded on cut-off */
 	uint64_t protocol_closes;          /* 1003 / 1007 / 1009 closes */
 	uint64_t pw_ok, pw_failed, pw_cached, pw_rate_limited;
+	/* intra-node messages */
+	uint64_t inm_in, inm_out;
+	uint64_t inm_link_closes_malformed;  /* 1002: >100 bad packets a minute */
+#define HEALTH_INM_DROP_MAX 16
+	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
+	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */
+	unsigned inm_ndrop;
 };
 
 struct health_gauges {

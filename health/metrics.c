@@ -94,6 +94,25 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	wr_buf_printf(b, "wsrelay_messages_dropped_total{reason=\"slow_consumer\"} %" PRIu64 "\n",
 		      c->dropped_slow_consumer);
 
+	counter(b, "wsrelay_inm_packets_in_total",
+		"Intra-node packets received and decoded.", c->inm_in);
+	counter(b, "wsrelay_inm_packets_out_total",
+		"Intra-node packets sent.", c->inm_out);
+	counter(b, "wsrelay_inm_malformed_disconnects_total",
+		"Node links closed (1002) for more than 100 malformed packets a minute.",
+		c->inm_link_closes_malformed);
+	/* a family with no sample is not exposed at all */
+	if (c->inm_ndrop)
+		head(b, "wsrelay_inm_packets_dropped_total", "counter",
+		     "Intra-node packets dropped, by reason.");
+	for (unsigned i = 0; i < c->inm_ndrop && i < HEALTH_INM_DROP_MAX; i++) {
+		if (!c->inm_drop_names[i])
+			continue;
+		wr_buf_puts(b, "wsrelay_inm_packets_dropped_total{reason=\"");
+		label_value(b, c->inm_drop_names[i]);
+		wr_buf_printf(b, "\"} %" PRIu64 "\n", c->inm_dropped[i]);
+	}
+
 	head(b, "wsrelay_password_verifications_total", "counter",
 	     "Channel password checks by result.");
 	wr_buf_printf(b,

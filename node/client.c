@@ -554,31 +554,34 @@ static int write_queued(struct wr_node *node, struct wr_client *cl)
 }
 
 /*
- * Writes the close frame ourselves and hangs up. lws 4.1.6 on a uv loop
- * drops the socket without sending the close it was asked for with
- * lws_close_reason() from WRITEABLE (clients saw 1006); the frame we write
- * RAW reaches them before the FIN.
+ * Writes a close frame ourselves, for the caller to hang up after. lws
+ * 4.1.6 on a uv loop drops the socket without sending the close it was
+ * asked for with lws_close_reason() from WRITEABLE (clients saw 1006); the
+ * frame written RAW reaches the peer before the FIN. Server side only
+ * (unmasked). Always returns -1, what the WRITEABLE callback returns.
  */
-static int send_close(struct wr_node *node, struct wr_client *cl)
+int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
+		    const char *reason)
 {
 	unsigned char *f = node->wbuf + LWS_PRE;
-	size_t rlen = strlen(cl->close_reason);
+	size_t rlen = strlen(reason);
 
 	if (rlen > 123)
 		rlen = 123;
 	f[0] = 0x88; /* FIN | close */
 	f[1] = (unsigned char)(2 + rlen);
-	f[2] = (unsigned char)(cl->close_code >> 8);
-	f[3] = (unsigned char)cl->close_code;
-	memcpy(f + 4, cl->close_reason, rlen);
-	lws_write(cl->wsi, f, 4 + rlen, LWS_WRITE_RAW);
+	f[2] = (unsigned char)(code >> 8);
+	f[3] = (unsigned char)code;
+	memcpy(f + 4, reason, rlen);
+	lws_write(wsi, f, 4 + rlen, LWS_WRITE_RAW);
 	return -1;
 }
 
 int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
 {
 	if (cl->close_code)
-		return send_close(node, cl);
+		return wr_ws_close_raw(node, cl->wsi, cl->close_code,
+				       cl->close_reason);
 	if (cl->peer_closing)
 		return 0;
 	return write_queued(node, cl);

@@ -44,6 +44,7 @@ void wr_node_gauges(struct wr_node *node, struct health_gauges *g)
 	g->channels_active = st.channels;
 	g->subscriptions = st.subscriptions;
 	g->peers_configured = (unsigned)node->cfg->npeers;
+	g->peers_up = node->npeers_up;
 	g->pw_jobs_pending = node->pw_pending;
 	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
 }
@@ -52,7 +53,15 @@ static void health_of(struct wr_node *node, struct health_result *r)
 {
 	struct chan_registry_stats st;
 	struct health_input in = { 0 };
+	struct health_peer peers[64];
+	unsigned n = 0;
 
+	/* latency is measured once links ping (the mesh issue): unmeasured */
+	for (struct wr_peer *p = node->peers; p && n < 64; p = p->next)
+		if (p->up)
+			peers[n++] = (struct health_peer){ p->name, true, -1.0 };
+	in.peers = peers;
+	in.npeers = n;
 	chan_registry_stats(node->reg, &st);
 	in.active_channels = st.channels;
 	in.clients = node->nclients;
@@ -105,21 +114,6 @@ static int refuse(struct lws *wsi, unsigned status)
 	return 1; /* lws: we answered, do not upgrade */
 }
 
-/* Checks the Authentication header against the node's static token. */
-static bool node_token_ok(struct wr_node *node, struct lws *wsi)
-{
-	char tok[256];
-	int n = lws_hdr_custom_length(wsi, "authentication:", 15);
-	size_t want;
-
-	if (!node->cfg->token || n <= 0 || n >= (int)sizeof(tok))
-		return false;
-	if (lws_hdr_custom_copy(wsi, tok, sizeof(tok), "authentication:", 15) < 0)
-		return false;
-	want = strlen(node->cfg->token);
-	return (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
-}
-
 int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi)
 {
 	char uri[256];
@@ -138,10 +132,11 @@ int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi)
 		return 0;
 	}
 	if (!strcmp(uri, "/node")) {
-		if (!node_token_ok(node, wsi))
+		if (node->stopping)
+			return refuse(wsi, 503);
+		if (!wr_peer_token_ok(node, wsi))
 			return refuse(wsi, 403);
-		/* node links arrive with the mesh */
-		return refuse(wsi, 501);
+		return 0;
 	}
 	return refuse(wsi, 404);
 }

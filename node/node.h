@@ -19,6 +19,7 @@
 #define WR_WRITE_COALESCE (64 * 1024)
 
 struct wr_client;
+struct wr_peer;
 
 struct wr_node {
 	const struct wr_config *cfg;
@@ -38,6 +39,9 @@ struct wr_node {
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
 	unsigned live_ws;
+
+	struct wr_peer *peers;      /* every /node session */
+	unsigned npeers_up;         /* handshaken */
 
 	struct health_counters ctr;
 	int64_t started_ms;
@@ -91,9 +95,32 @@ struct wr_client {
 	int64_t ping_sent_ms;       /* 0: no ping outstanding */
 };
 
+/*
+ * One /node link (accepted side). The mesh issue adds outbound links and
+ * the command handlers; this side already authenticates, handshakes,
+ * decodes and counts every packet, and answers commands it does not know.
+ */
+struct wr_peer {
+	struct wr_node *node;
+	struct lws *wsi;
+	struct wr_peer *prev, *next;
+	char name[65];              /* "" until the handshake */
+	char url[256];
+	bool up;
+	char *rx;                   /* frame reassembly */
+	size_t rx_len, rx_cap;
+	bool rx_active;
+	struct wr_peer_out *out_head, *out_tail;  /* frames to write */
+	int64_t bad_window_ms;      /* malformed packets: window start */
+	unsigned bad_count;
+	int close_code;
+	const char *close_reason;
+};
+
 /* per-session data lws allocates for every connection of our protocol */
 struct wr_pss {
 	struct wr_client *client;
+	struct wr_peer *peer;
 	bool counted;               /* in node->live_ws until WSI_DESTROY */
 };
 
@@ -112,9 +139,21 @@ void wr_client_pw_done(struct wr_node *node);
 void wr_client_keepalive(struct wr_node *node);
 /* Writes every client on the flush list (the uv check hook). */
 void wr_client_flush(struct wr_node *node);
+int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
+		    const char *reason);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
 extern const struct chan_ops wr_client_chan_ops;
+
+/* peer.c — /node sessions */
+int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
+void wr_peer_close(struct wr_node *node, struct wr_pss *pss);
+int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
+		    size_t len);
+int wr_peer_writeable(struct wr_node *node, struct wr_peer *p);
+/* Accepts an upgrade to /node: the Authentication header carries a
+ * token this node knows. */
+bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);

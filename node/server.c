@@ -18,12 +18,23 @@
 
 #include <openssl/ssl.h>
 
+#include "inm.h"
 #include "node.h"
 
 
 static struct wr_node *node_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
+}
+
+/* The upgrade's path, still readable at ESTABLISHED: /node or /connect
+ * (http.c refused every other path before the upgrade). */
+static bool is_node_link(struct lws *wsi)
+{
+	char uri[16];
+
+	return lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) > 0 &&
+	       !strcmp(uri, "/node");
 }
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
@@ -40,6 +51,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_ESTABLISHED:
 		pss->counted = true;
 		node_of(wsi)->live_ws++;
+		if (is_node_link(wsi))
+			return wr_peer_open(node_of(wsi), wsi, pss);
 		return wr_client_open(node_of(wsi), wsi, pss);
 	case LWS_CALLBACK_WSI_DESTROY:
 		if (pss && pss->counted) {
@@ -48,10 +61,14 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		}
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
+		if (pss->peer)
+			return wr_peer_receive(node_of(wsi), pss->peer, in, len);
 		if (!pss->client)
 			return -1;
 		return wr_client_receive(node_of(wsi), pss->client, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
+		if (pss->peer)
+			return wr_peer_writeable(node_of(wsi), pss->peer);
 		if (!pss->client)
 			return 0;
 		return wr_client_writeable(node_of(wsi), pss->client);
@@ -64,6 +81,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			pss->client->peer_closing = true;
 		return 0;
 	case LWS_CALLBACK_CLOSED:
+		wr_peer_close(node_of(wsi), pss);
 		wr_client_close(node_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
@@ -230,6 +248,10 @@ static int node_init(struct wr_node *node, const struct wr_config *cfg)
 	node->wbuf = malloc(LWS_PRE + WR_WRITE_COALESCE);
 	node->reg = chan_registry_create(&lim, &wr_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
+	for (int i = 0; i < INM_DROP_COUNT && i < HEALTH_INM_DROP_MAX; i++)
+		if (i != INM_DROP_NONE)
+			node->ctr.inm_drop_names[i] = inm_drop_name((enum inm_drop)i);
+	node->ctr.inm_ndrop = INM_DROP_COUNT;
 	if (!node->wbuf || !node->reg || !node->pwcache)
 		return WR_ENOMEM;
 	return WR_OK;
