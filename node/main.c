@@ -4,6 +4,8 @@
  * Exit status: 0 ok, 1 runtime failure, 2 usage or config error.
  */
 #include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +48,16 @@ int main(int argc, char **argv)
 	char err[512];
 	int c, rc;
 
+	{
+		/* from the first instruction: a stop signal is only ever read
+		 * from the loop's signalfd (server.c), never default-handled */
+		sigset_t stop;
+
+		sigemptyset(&stop);
+		sigaddset(&stop, SIGTERM);
+		sigaddset(&stop, SIGINT);
+		pthread_sigmask(SIG_BLOCK, &stop, NULL);
+	}
 	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':

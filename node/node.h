@@ -20,6 +20,7 @@
 
 struct wr_client;
 struct wr_peer;
+struct wr_dial;
 
 struct wr_node {
 	const struct wr_config *cfg;
@@ -41,6 +42,7 @@ struct wr_node {
 	unsigned live_ws;
 
 	struct wr_peer *peers;      /* every /node session */
+	struct wr_dial *dials;      /* one per [[peers]] entry */
 	unsigned npeers_up;         /* handshaken */
 
 	struct health_counters ctr;
@@ -64,11 +66,12 @@ struct wr_node {
 	uv_loop_t loop;             /* ours; lws runs on it (foreign loop) */
 	uv_check_t flush_check;
 	uv_timer_t keepalive;       /* one sweep per client_ping_interval_ms */
-	uv_signal_t sig[2];         /* SIGTERM, SIGINT */
+	int sigfd;                  /* signalfd of SIGTERM and SIGINT */
+	uv_poll_t sigpoll;
 
 	bool stopping;
 	int64_t stop_deadline_ms;
-	lws_sorted_usec_list_t sul_stop;
+	uv_timer_t stop_timer;
 };
 
 struct wr_client {
@@ -104,6 +107,7 @@ struct wr_peer {
 	struct wr_node *node;
 	struct lws *wsi;
 	struct wr_peer *prev, *next;
+	struct wr_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
 	char name[65];              /* "" until the handshake */
 	char url[256];
 	bool up;
@@ -154,6 +158,22 @@ int wr_peer_writeable(struct wr_node *node, struct wr_peer *p);
 /* Accepts an upgrade to /node: the Authentication header carries a
  * token this node knows. */
 bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi);
+
+/* Shutdown: every link closes with 1001. */
+void wr_peers_close_all(struct wr_node *node);
+/* Outbound only: sends our handshake (the first frame). */
+int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
+
+/* link.c — outbound links to [[peers]] */
+int wr_links_start(struct wr_node *node);
+void wr_links_stop(struct wr_node *node);
+void wr_links_fini(struct wr_node *node);
+int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
+int wr_link_established(struct wr_node *node, struct lws *wsi,
+			struct wr_pss *pss);
+void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why);
+void wr_link_handshaken(struct wr_dial *d);
+const char *wr_link_peer_name(const struct wr_dial *d);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);

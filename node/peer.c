@@ -49,7 +49,7 @@ int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 		node->peers->prev = p;
 	node->peers = p;
 	pss->peer = p;
-	/* the handshake must come within 5 s (PROTOCOL.md 3.1) */
+	/* the handshake (or, dialling, its answer) must come within 5 s */
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HANDSHAKE_SECS);
 	return 0;
 }
@@ -92,18 +92,26 @@ static void close_later(struct wr_peer *p, int code, const char *reason)
 	lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, 2);
 }
 
-/* Queues one text frame of @json for the link. */
+void wr_peers_close_all(struct wr_node *node)
+{
+	for (struct wr_peer *p = node->peers; p; p = p->next)
+		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
+}
+
+/* Queues @json (one text message) for the link. Payload only: lws frames
+ * it at write time, and masks it in place on an outbound link. */
 static void send_json(struct wr_peer *p, const char *json, size_t len)
 {
 	struct wr_peer_out *o = malloc(sizeof(*o));
 
 	if (!o)
 		return;
-	o->frame = wr_ws_text_frame(json, len);
+	o->frame = wr_msg_create(len);
 	if (!o->frame) {
 		free(o);
 		return;
 	}
+	memcpy(o->frame->data, json, len);
 	o->next = NULL;
 	if (p->out_tail)
 		p->out_tail->next = o;
@@ -171,6 +179,58 @@ static int handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
 out:
 	cJSON_Delete(root);
 	return rc;
+}
+
+int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p)
+{
+	struct wr_buf *b = &node->scratch;
+	const char *url = node->cfg->url ? node->cfg->url : "";
+
+	wr_buf_reset(b);
+	wr_buf_puts(b, "{\"command\":\"handshake\",\"data\":{\"name\":");
+	wr_buf_json_str(b, node->cfg->name, strlen(node->cfg->name));
+	wr_buf_puts(b, ",\"url\":");
+	wr_buf_json_str(b, url, strlen(url));
+	wr_buf_puts(b, "}}");
+	if (b->oom)
+		return -1;
+	send_json(p, b->p, b->len);
+	return 0;
+}
+
+/* Outbound: the accepting node's answer to our handshake. */
+static void handshake_reply(struct wr_node *node, struct wr_peer *p,
+			    const char *buf, size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *ok, *name, *url;
+	const char *want = wr_link_peer_name(p->dial);
+
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	ok = cJSON_GetObjectItemCaseSensitive(data, "ok");
+	name = cJSON_GetObjectItemCaseSensitive(data, "name");
+	url = cJSON_GetObjectItemCaseSensitive(data, "url");
+	if (!cJSON_IsTrue(ok) || !cJSON_IsString(name)) {
+		wr_warn("peer '%s': handshake refused", want);
+		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "handshake refused");
+		goto out;
+	}
+	if (strcmp(name->valuestring, want) || peer_named(node, want)) {
+		/* a misconfigured url, or already linked the other way */
+		wr_warn("peer '%s': answered as '%.64s' or already linked",
+			want, name->valuestring);
+		close_later(p, 4409, "duplicate node");
+		goto out;
+	}
+	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
+	lws_snprintf(p->name, sizeof(p->name), "%s", want);
+	if (cJSON_IsString(url))
+		lws_snprintf(p->url, sizeof(p->url), "%s", url->valuestring);
+	p->up = true;
+	node->npeers_up++;
+	wr_link_handshaken(p->dial);
+	wr_info("node link '%s' up (dialled)", p->name);
+out:
+	cJSON_Delete(root);
 }
 
 /* A malformed packet is dropped and counted; a flood of them ends the link. */
@@ -270,8 +330,13 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 	if (!lws_is_final_fragment(p->wsi))
 		return 0;
 	p->rx_active = false;
-	if (!p->up)
+	if (!p->up) {
+		if (p->dial) {
+			handshake_reply(node, p, p->rx, p->rx_len);
+			return 0;
+		}
 		return handshake(node, p, p->rx, p->rx_len);
+	}
 	packet(node, p, p->rx, p->rx_len);
 	return 0;
 }
@@ -281,16 +346,30 @@ int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
 	struct wr_peer_out *o = p->out_head;
 
 	if (!o) {
-		if (p->close_code)
-			return wr_ws_close_raw(node, p->wsi, p->close_code,
-					       p->close_reason);
-		return 0;
+		if (!p->close_code)
+			return 0;
+		if (p->dial) {
+			/* client side: lws masks the close it sends */
+			lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
+					 (unsigned char *)p->close_reason,
+					 strlen(p->close_reason));
+			return -1;
+		}
+		return wr_ws_close_raw(node, p->wsi, p->close_code, p->close_reason);
 	}
 	p->out_head = o->next;
 	if (!p->out_head)
 		p->out_tail = NULL;
-	/* server side: no masking, the shared frame is written as it is */
-	if (lws_write(p->wsi, o->frame->data, o->frame->len, LWS_WRITE_RAW) < 0) {
+	/* from a copy: lws writes the header before it and, client side,
+	 * masks the payload in place */
+	if (o->frame->len > WR_WRITE_COALESCE) {
+		wr_msg_unref(&o->frame);
+		free(o);
+		return -1;
+	}
+	memcpy(node->wbuf + LWS_PRE, o->frame->data, o->frame->len);
+	if (lws_write(p->wsi, node->wbuf + LWS_PRE, o->frame->len,
+		      LWS_WRITE_TEXT) < 0) {
 		wr_msg_unref(&o->frame);
 		free(o);
 		return -1;

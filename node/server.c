@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include <openssl/ssl.h>
@@ -72,6 +73,29 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (!pss->client)
 			return 0;
 		return wr_client_writeable(node_of(wsi), pss->client);
+	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
+		/* in: a char ** to the header write position, len: room left */
+		return wr_link_headers(wsi, (unsigned char **)in,
+				       *(unsigned char **)in + len);
+	case LWS_CALLBACK_CLIENT_ESTABLISHED:
+		pss->counted = true;
+		node_of(wsi)->live_ws++;
+		return wr_link_established(node_of(wsi), wsi, pss);
+	case LWS_CALLBACK_CLIENT_RECEIVE:
+		if (!pss->peer)
+			return -1;
+		return wr_peer_receive(node_of(wsi), pss->peer, in, len);
+	case LWS_CALLBACK_CLIENT_WRITEABLE:
+		if (!pss->peer)
+			return 0;
+		return wr_peer_writeable(node_of(wsi), pss->peer);
+	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
+		wr_link_lost(node_of(wsi), wsi, in ? (const char *)in : "connection failed");
+		return 0;
+	case LWS_CALLBACK_CLIENT_CLOSED:
+		wr_peer_close(node_of(wsi), pss);
+		wr_link_lost(node_of(wsi), wsi, "link closed");
+		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
 			pss->client->last_rx_ms = wr_now_ms();
@@ -121,13 +145,13 @@ static void pw_wake(void *arg)
 	lws_cancel_service(arg);
 }
 
-static void stop_tick(lws_sorted_usec_list_t *sul)
+/* Keeps the loop turning while clients drain during shutdown, so that
+ * on_check() sees the deadline. A uv timer: an lws_sul scheduled from
+ * outside an lws callback does not re-arm lws's timer on a foreign loop
+ * (the loop slept until the next keepalive, 30 s). */
+static void stop_tick(uv_timer_t *t)
 {
-	struct wr_node *node = lws_container_of(sul, struct wr_node, sul_stop);
-
-	/* keeps the loop turning while clients drain during shutdown */
-	lws_sul_schedule(node->ctx, 0, &node->sul_stop, stop_tick,
-			 50 * LWS_US_PER_MS);
+	(void)t;
 }
 
 static void begin_stop(struct wr_node *node, int sig)
@@ -136,10 +160,11 @@ static void begin_stop(struct wr_node *node, int sig)
 	node->stop_deadline_ms = wr_now_ms() + 3000;
 	wr_info("signal %d: closing %u client(s) and stopping", sig,
 		node->nclients);
+	wr_links_stop(node);
 	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
 		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
-	stop_tick(&node->sul_stop);
+	uv_timer_start(&node->stop_timer, stop_tick, 50, 50);
 }
 
 static void lws_signal_ignore(void *handle, int sig)
@@ -148,13 +173,17 @@ static void lws_signal_ignore(void *handle, int sig)
 	(void)sig;
 }
 
-/* uv signal watchers run on the loop thread: no async-signal rules */
-static void on_signal(uv_signal_t *w, int sig)
+/* The signalfd is readable: a stop signal arrived (loop thread). */
+static void on_signal(uv_poll_t *w, int status, int events)
 {
 	struct wr_node *node = w->data;
+	struct signalfd_siginfo si;
 
-	if (!node->stopping)
-		begin_stop(node, sig);
+	(void)status;
+	(void)events;
+	while (read(node->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		if (!node->stopping)
+			begin_stop(node, (int)si.ssi_signo);
 }
 
 static void on_keepalive(uv_timer_t *t)
@@ -187,10 +216,10 @@ static void loop_fini(struct wr_node *node)
 	/* ours first, so that only lws's handles keep the loop alive */
 	uv_close((uv_handle_t *)&node->flush_check, NULL);
 	uv_close((uv_handle_t *)&node->keepalive, NULL);
-	for (int i = 0; i < 2; i++)
-		uv_close((uv_handle_t *)&node->sig[i], NULL);
+	uv_close((uv_handle_t *)&node->stop_timer, NULL);
+	uv_close((uv_handle_t *)&node->sigpoll, NULL);
 	if (node->ctx) {
-		lws_sul_cancel(&node->sul_stop);
+		wr_links_stop(node);
 		/* on a foreign loop the first call starts closing lws's uv
 		 * handles; once the loop has run them down, the second call
 		 * frees the context (without it, everything lws holds leaks) */
@@ -242,6 +271,7 @@ static int node_init(struct wr_node *node, const struct wr_config *cfg)
 	};
 
 	memset(node, 0, sizeof(*node));
+	node->sigfd = -1;
 	node->cfg = cfg;
 	node->started_ms = wr_now_ms();
 	wr_buf_init(&node->scratch);
@@ -260,24 +290,20 @@ static int node_init(struct wr_node *node, const struct wr_config *cfg)
 static void node_fini(struct wr_node *node)
 {
 	chan_pw_worker_destroy(node->pw);
+	wr_links_fini(node);
+	if (node->sigfd >= 0)
+		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
 	chan_registry_destroy(node->reg);
 	free(node->wbuf);
 	wr_buf_fini(&node->scratch);
 }
 
-/* Starts the password workers with the stop signals blocked, so that
- * they are delivered to the loop thread. */
+/* Starts the password workers. */
 static int start_workers(struct wr_node *node)
 {
-	sigset_t block, old;
-
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &block, &old);
+	/* the stop signals are already blocked: the workers inherit that */
 	node->pw = chan_pw_worker_create(1, pw_wake, node->ctx);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return node->pw ? WR_OK : WR_ENOMEM;
 }
 
@@ -287,6 +313,7 @@ int wr_node_run(const struct wr_config *cfg)
 	lws_retry_bo_t idle = { 0 };
 	struct wr_node node;
 	void *foreign_loops[1];
+	sigset_t stopset;
 	const char *iface = cfg->listen_host;
 	int rc = 1;
 
@@ -323,16 +350,28 @@ int wr_node_run(const struct wr_config *cfg)
 	node.flush_check.data = &node;
 	uv_check_init(&node.loop, &node.flush_check);
 	uv_check_start(&node.flush_check, on_check);
+	uv_timer_init(&node.loop, &node.stop_timer);
 	uv_timer_init(&node.loop, &node.keepalive);
 	node.keepalive.data = &node;
 	uv_timer_start(&node.keepalive, on_keepalive,
 		       (uint64_t)cfg->client_ping_interval_ms,
 		       (uint64_t)cfg->client_ping_interval_ms);
-	for (int i = 0; i < 2; i++) {
-		uv_signal_init(&node.loop, &node.sig[i]);
-		node.sig[i].data = &node;
-		uv_signal_start(&node.sig[i], on_signal, i ? SIGINT : SIGTERM);
+	/*
+	 * SIGTERM and SIGINT are blocked in every thread and read from a
+	 * signalfd on the loop: no handler disposition (ours, libuv's or
+	 * lws's) can ever apply, so a stop is always the clean one.
+	 */
+	sigemptyset(&stopset);
+	sigaddset(&stopset, SIGTERM);
+	sigaddset(&stopset, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
+	node.sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (node.sigfd < 0 || uv_poll_init(&node.loop, &node.sigpoll, node.sigfd)) {
+		wr_error("cannot watch signals: %s", strerror(errno));
+		goto out_node;
 	}
+	node.sigpoll.data = &node;
+	uv_poll_start(&node.sigpoll, UV_READABLE, on_signal);
 
 	lws_set_log_level(LLL_ERR | (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN : 0),
 			  lws_log_emit);
@@ -382,6 +421,10 @@ int wr_node_run(const struct wr_config *cfg)
 	}
 	node.vh = lws_get_vhost_by_name(node.ctx, "default");
 	node.port = node.vh ? lws_get_vhost_listen_port(node.vh) : cfg->listen_port;
+	if (wr_links_start(&node)) {
+		wr_error("out of memory");
+		goto out;
+	}
 	if (start_workers(&node)) {
 		wr_error("cannot start the password worker");
 		goto out;
