@@ -126,7 +126,7 @@ void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	node->nclients--;
-	free(cl->rx);
+	wr_rx_fini(&cl->rx);
 	wr_debug("client %p closed (%u open)", (void *)cl, node->nclients);
 	free(cl);
 }
@@ -450,8 +450,8 @@ static int close_now(struct wr_node *node, struct wr_client *cl, int code,
 int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		      const void *in, size_t len)
 {
-	size_t limit = 2 * (size_t)node->cfg->max_message_bytes;
-	size_t need;
+	const char *msg;
+	size_t mlen;
 
 	if (cl->close_code || cl->cc.overflowed)
 		return 0; /* closing: ignore input */
@@ -461,56 +461,26 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		cl->read_pass = node->pass + 1;
 		node->readers[node->nreaders++] = cl;
 	}
-	if (!cl->rx_active) {
-		if (lws_frame_is_binary(cl->wsi))
-			return close_now(node, cl, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-					 "binary frames not accepted");
-		cl->rx_active = true;
-		cl->rx_len = 0;
-	}
-	need = cl->rx_len + len + lws_remaining_packet_payload(cl->wsi);
-	if (need > limit)
+	switch (wr_rx_add(&cl->rx, cl->wsi, in, len,
+			  2 * (size_t)node->cfg->max_message_bytes, &msg, &mlen)) {
+	case WR_RX_MORE:
+		return 0;
+	case WR_RX_BINARY:
+		return close_now(node, cl, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+				 "binary frames not accepted");
+	case WR_RX_TOO_LARGE:
 		return close_now(node, cl, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 "frame too large");
-
-	if (cl->rx_len == 0 && lws_is_final_fragment(cl->wsi)) {
-		/* the whole message in one chunk: no copy */
-		cl->rx_active = false;
-		if (!wr_utf8_valid(in, len))
-			return close_now(node, cl, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
-					 "invalid utf-8");
-		dispatch(node, cl, in, len);
-		return 0;
+	case WR_RX_NOMEM:
+		return -1;
+	case WR_RX_DONE:
+		break;
 	}
-	if (need > cl->rx_cap) {
-		size_t cap = cl->rx_cap ? cl->rx_cap : 4096;
-		char *p;
-
-		while (cap < need)
-			cap *= 2;
-		if (cap > limit)
-			cap = limit;
-		p = realloc(cl->rx, cap);
-		if (!p)
-			return -1;
-		cl->rx = p;
-		cl->rx_cap = cap;
-	}
-	memcpy(cl->rx + cl->rx_len, in, len);
-	cl->rx_len += len;
-	if (!lws_is_final_fragment(cl->wsi))
-		return 0;
-	cl->rx_active = false;
-	if (!wr_utf8_valid(cl->rx, cl->rx_len))
+	if (!wr_utf8_valid(msg, mlen))
 		return close_now(node, cl, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
 				 "invalid utf-8");
-	dispatch(node, cl, cl->rx, cl->rx_len);
-	/* a big message's buffer is not kept around for an idle client */
-	if (cl->rx_cap > 16384) {
-		free(cl->rx);
-		cl->rx = NULL;
-		cl->rx_cap = 0;
-	}
+	dispatch(node, cl, msg, mlen);
+	wr_rx_handled(&cl->rx);
 	return 0;
 }
 

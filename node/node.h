@@ -18,6 +18,28 @@
 /* Coalesced writes: up to this many bytes of queued frames per WRITEABLE. */
 #define WR_WRITE_COALESCE (64 * 1024)
 
+/* rx.c — one WebSocket message reassembled from lws's chunks */
+struct wr_rx {
+	char *buf;
+	size_t len, cap;
+	bool active;                /* inside a message */
+};
+enum wr_rx_result {
+	WR_RX_MORE,                 /* wait for the next chunk */
+	WR_RX_DONE,                 /* *msg, *mlen: the whole message */
+	WR_RX_BINARY,               /* a binary frame: close 1003 */
+	WR_RX_TOO_LARGE,            /* over @limit: close 1009 */
+	WR_RX_NOMEM,
+};
+/* Adds the chunk @in; on WR_RX_DONE *msg is @in itself (one-chunk
+ * message) or rx->buf, valid until the next call. */
+enum wr_rx_result wr_rx_add(struct wr_rx *rx, struct lws *wsi, const void *in,
+			    size_t len, size_t limit, const char **msg,
+			    size_t *mlen);
+/* After a WR_RX_DONE message is handled: drops a big buffer. */
+void wr_rx_handled(struct wr_rx *rx);
+void wr_rx_fini(struct wr_rx *rx);
+
 struct wr_client;
 struct wr_peer;
 struct wr_dial;
@@ -83,9 +105,7 @@ struct wr_client {
 	struct chan_pw_rate rate;
 	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
 
-	char *rx;                   /* message reassembly */
-	size_t rx_len, rx_cap;
-	bool rx_active;
+	struct wr_rx rx;
 
 	int close_code;             /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
@@ -111,9 +131,7 @@ struct wr_peer {
 	char name[65];              /* "" until the handshake */
 	char url[256];
 	bool up;
-	char *rx;                   /* frame reassembly */
-	size_t rx_len, rx_cap;
-	bool rx_active;
+	struct wr_rx rx;
 	struct wr_peer_out *out_head, *out_tail;  /* frames to write */
 	int64_t bad_window_ms;      /* malformed packets: window start */
 	unsigned bad_count;

@@ -78,7 +78,7 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 		wr_msg_unref(&o->frame);
 		free(o);
 	}
-	free(p->rx);
+	wr_rx_fini(&p->rx);
 	free(p);
 }
 
@@ -131,13 +131,12 @@ static struct wr_peer *peer_named(struct wr_node *node, const char *name)
 }
 
 /* {"command":"handshake","data":{"name":..,"url":..}} */
-static int handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
-		     size_t len)
+static void handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
+		      size_t len)
 {
 	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *name, *url;
 	struct wr_buf *b = &node->scratch;
 	const char *self = node->cfg->name;
-	int rc = 0;
 
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	name = cJSON_GetObjectItemCaseSensitive(data, "name");
@@ -178,7 +177,6 @@ static int handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
 		send_json(p, b->p, b->len);
 out:
 	cJSON_Delete(root);
-	return rc;
 }
 
 int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p)
@@ -298,46 +296,36 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 {
 	/* a channel message is base64 of up to max_message_bytes, plus fields */
 	size_t limit = 2 * (size_t)node->cfg->max_message_bytes + 65536;
-	size_t need;
+	const char *msg;
+	size_t mlen;
 
 	if (p->close_code)
 		return 0;
-	if (!p->rx_active) {
-		if (lws_frame_is_binary(p->wsi)) {
-			lws_close_reason(p->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
-					 (unsigned char *)"binary", 6);
-			return -1;
-		}
-		p->rx_active = true;
-		p->rx_len = 0;
-	}
-	need = p->rx_len + len + lws_remaining_packet_payload(p->wsi);
-	if (need > limit) {
+	switch (wr_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
+	case WR_RX_MORE:
+		return 0;
+	case WR_RX_BINARY:
+		lws_close_reason(p->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
+				 (unsigned char *)"binary", 6);
+		return -1;
+	case WR_RX_TOO_LARGE:
 		lws_close_reason(p->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)"too large", 9);
 		return -1;
+	case WR_RX_NOMEM:
+		return -1;
+	case WR_RX_DONE:
+		break;
 	}
-	if (need > p->rx_cap) {
-		char *q = realloc(p->rx, need);
-
-		if (!q)
-			return -1;
-		p->rx = q;
-		p->rx_cap = need;
-	}
-	memcpy(p->rx + p->rx_len, in, len);
-	p->rx_len += len;
-	if (!lws_is_final_fragment(p->wsi))
-		return 0;
-	p->rx_active = false;
 	if (!p->up) {
-		if (p->dial) {
-			handshake_reply(node, p, p->rx, p->rx_len);
-			return 0;
-		}
-		return handshake(node, p, p->rx, p->rx_len);
+		if (p->dial)
+			handshake_reply(node, p, msg, mlen);
+		else
+			handshake(node, p, msg, mlen);
+	} else {
+		packet(node, p, msg, mlen);
 	}
-	packet(node, p, p->rx, p->rx_len);
+	wr_rx_handled(&p->rx);
 	return 0;
 }
 
