@@ -70,15 +70,21 @@ const struct chan_ops wr_client_chan_ops = {
 	.closed = channel_closed,
 };
 
+void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
+		    int code, const char *reason)
+{
+	if (*code_slot)
+		return; /* the first reason stands */
+	*code_slot = code;
+	*reason_slot = reason;
+	lws_callback_on_writable(wsi);
+	/* a peer that never drains its socket never becomes writeable */
+	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
+}
+
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason)
 {
-	if (cl->close_code)
-		return;
-	cl->close_code = code;
-	cl->close_reason = reason;
-	lws_callback_on_writable(cl->wsi);
-	/* a peer that never drains its socket never becomes writeable */
-	lws_set_timeout(cl->wsi, PENDING_TIMEOUT_USER_OK, 2);
+	wr_close_later(cl->wsi, &cl->close_code, &cl->close_reason, code, reason);
 }
 
 int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)

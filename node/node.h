@@ -163,6 +163,10 @@ void wr_client_keepalive(struct wr_node *node);
 void wr_client_flush(struct wr_node *node);
 int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
 		    const char *reason);
+/* Marks a session (its close slots) to close with @code on its next
+ * WRITEABLE, cut off after 2 s if it never drains; the first call wins. */
+void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
+		    int code, const char *reason);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
 extern const struct chan_ops wr_client_chan_ops;

@@ -84,12 +84,7 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 
 static void close_later(struct wr_peer *p, int code, const char *reason)
 {
-	if (p->close_code)
-		return;
-	p->close_code = code;
-	p->close_reason = reason;
-	lws_callback_on_writable(p->wsi);
-	lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, 2);
+	wr_close_later(p->wsi, &p->close_code, &p->close_reason, code, reason);
 }
 
 void wr_peers_close_all(struct wr_node *node)
