@@ -134,11 +134,18 @@ int chan_join(struct chan_registry *reg, struct chan_channel *ch,
 int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	       struct chan_client *cl);
 bool chan_is_member(const struct chan_channel *ch, const struct chan_client *cl);
+/* Frees a channel chan_create() made whose first chan_join() failed (no
+ * ops->closed: it was never open). No-op when it has members. */
+void chan_drop_empty(struct chan_registry *reg, struct chan_channel *ch);
 
 const char *chan_name(const struct chan_channel *ch, size_t *len);
 /* The password hash or NULL for an open channel. */
 const uint8_t *chan_hash(const struct chan_channel *ch);
 unsigned chan_members(const struct chan_channel *ch);
+/* The i-th member (0 <= i < chan_members()), or NULL. */
+struct chan_client *chan_member(const struct chan_channel *ch, unsigned i);
+/* The created_ms given to chan_create(). */
+int64_t chan_created(const struct chan_channel *ch);
 
 /*
  * Queues one reference to @frame on every member but @except (may be NULL).

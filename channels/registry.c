@@ -293,6 +293,14 @@ int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	return WR_OK;
 }
 
+void chan_drop_empty(struct chan_registry *reg, struct chan_channel *ch)
+{
+	if (ch->nmembers)
+		return;
+	table_remove(reg, ch);
+	channel_free(ch);
+}
+
 const char *chan_name(const struct chan_channel *ch, size_t *len)
 {
 	if (len)
@@ -303,6 +311,16 @@ const char *chan_name(const struct chan_channel *ch, size_t *len)
 const uint8_t *chan_hash(const struct chan_channel *ch)
 {
 	return ch->has_hash ? ch->hash : NULL;
+}
+
+int64_t chan_created(const struct chan_channel *ch)
+{
+	return ch->created_ms;
+}
+
+struct chan_client *chan_member(const struct chan_channel *ch, unsigned i)
+{
+	return i < ch->nmembers ? ch->members[i]->cl : NULL;
 }
 
 unsigned chan_members(const struct chan_channel *ch)

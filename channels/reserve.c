@@ -463,6 +463,11 @@ unsigned chan_resv_nholders(const struct chan_resv_entry *e)
 	return e->nholders;
 }
 
+int64_t chan_resv_holder_created(const struct chan_resv_entry *e, unsigned i)
+{
+	return e->holders[i].created;
+}
+
 const char *chan_resv_holder(const struct chan_resv_entry *e, unsigned i)
 {
 	return i < e->nholders ? e->holders[i].name : NULL;

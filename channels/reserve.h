@@ -113,6 +113,8 @@ const char *chan_resv_owner(const struct chan_resv_entry *e);
 /* Holders in byte order of their names, 0 <= i < chan_resv_nholders(). */
 unsigned chan_resv_nholders(const struct chan_resv_entry *e);
 const char *chan_resv_holder(const struct chan_resv_entry *e, unsigned i);
+/* When the i-th holder opened the channel (ms since the epoch). */
+int64_t chan_resv_holder_created(const struct chan_resv_entry *e, unsigned i);
 bool chan_resv_has_holder(const struct chan_resv_entry *e, const char *holder);
 
 /*

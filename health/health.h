@@ -60,6 +60,8 @@ struct health_counters {
 	/* intra-node messages */
 	uint64_t inm_in, inm_out;
 	uint64_t inm_link_closes_malformed;  /* 1002: >100 bad packets a minute */
+	uint64_t inm_duplicates;    /* seen before (3.3), or our own come back */
+	uint64_t inm_forwarded;     /* packets passed on to other links */
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */
@@ -73,6 +75,9 @@ struct health_gauges {
 	uint64_t subscriptions;
 	unsigned peers_up;
 	unsigned peers_configured;
+	unsigned nodes_known;             /* the mesh as this node sees it */
+	const struct health_peer *peers;  /* linked peers, with latency */
+	unsigned npeers;
 	uint64_t pw_jobs_pending;
 	double uptime_seconds;
 };

@@ -61,6 +61,19 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	gauge(b, "wsrelay_peers_up", "Node links that are up.", g->peers_up);
 	gauge(b, "wsrelay_peers_configured", "[[peers]] entries in the config.",
 	      g->peers_configured);
+	gauge(b, "wsrelay_mesh_nodes_known",
+	      "Other nodes of the mesh this node knows of (linked or announced).",
+	      g->nodes_known);
+	if (g->npeers)
+		head(b, "wsrelay_peer_latency_seconds", "gauge",
+		     "Ping round trip to each linked node (absent until measured).");
+	for (unsigned i = 0; i < g->npeers; i++) {
+		if (g->peers[i].latency_ms < 0)
+			continue;
+		wr_buf_puts(b, "wsrelay_peer_latency_seconds{peer=\"");
+		label_value(b, g->peers[i].name);
+		wr_buf_printf(b, "\"} %.6f\n", g->peers[i].latency_ms / 1000.0);
+	}
 	gauge(b, "wsrelay_password_jobs_pending",
 	      "Password hashes queued or running on the worker threads.",
 	      g->pw_jobs_pending);
@@ -98,6 +111,11 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"Intra-node packets received and decoded.", c->inm_in);
 	counter(b, "wsrelay_inm_packets_out_total",
 		"Intra-node packets sent.", c->inm_out);
+	counter(b, "wsrelay_inm_packets_forwarded_total",
+		"Intra-node packets passed on toward other nodes.", c->inm_forwarded);
+	counter(b, "wsrelay_inm_packets_duplicate_total",
+		"Intra-node packets dropped as already seen (loops in the mesh).",
+		c->inm_duplicates);
 	counter(b, "wsrelay_inm_malformed_disconnects_total",
 		"Node links closed (1002) for more than 100 malformed packets a minute.",
 		c->inm_link_closes_malformed);

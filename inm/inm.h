@@ -302,6 +302,10 @@ int inm_token_issue(struct inm_tokens *t, const char *name, int64_t now_ms,
 enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
 				    size_t len, const char *name,
 				    int64_t now_ms);
+/* True when @token is live (the upgrade's check, 403 otherwise); it is
+ * spent at the handshake by inm_token_use(). Constant time per token. */
+bool inm_token_known(struct inm_tokens *t, const char *token, size_t len,
+		     int64_t now_ms);
 /* Tokens issued and not yet spent, evicted or found expired by a use. */
 size_t inm_tokens_count(const struct inm_tokens *t);
 uint64_t inm_tokens_evicted(const struct inm_tokens *t);

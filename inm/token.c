@@ -119,6 +119,28 @@ enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
 	return rc;
 }
 
+bool inm_token_known(struct inm_tokens *t, const char *token, size_t len,
+		     int64_t now_ms)
+{
+	bool hit = false;
+
+	if (!token || len != INM_TOKEN_LEN)
+		return false;
+	for (size_t i = 0; i < t->capacity; i++) {
+		struct tok *k = &t->ring[i];
+
+		if (!k->live)
+			continue;
+		if (now_ms - k->issued_ms >= t->ttl_ms) {
+			wipe(t, k);
+			continue;
+		}
+		if (sodium_memcmp(k->hex, token, INM_TOKEN_LEN) == 0)
+			hit = true;
+	}
+	return hit;
+}
+
 size_t inm_tokens_count(const struct inm_tokens *t)
 {
 	return t->live;

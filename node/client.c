@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 
+#include "flows.h"
 #include "node.h"
 
 static void flush_add(struct wr_node *node, struct wr_client *cl)
@@ -59,9 +60,7 @@ static void overflow(struct chan_client *cc, void *arg)
 
 static void channel_closed(struct chan_channel *ch, void *arg)
 {
-	(void)ch;
-	(void)arg;
-	/* the mesh (issue 3) sends unreserve-channel from here */
+	wr_chan_closed(arg, ch); /* 4.3: unreserve-channel to the mesh */
 }
 
 const struct chan_ops wr_client_chan_ops = {
@@ -165,6 +164,7 @@ static void join(struct wr_node *node, struct wr_client *cl,
 		 const struct chan_str *nonce)
 {
 	struct chan_channel *ch = chan_find(node->reg, name->p, name->len);
+	bool created = false;
 	int rc;
 
 	if (!ch) {
@@ -174,27 +174,27 @@ static void join(struct wr_node *node, struct wr_client *cl,
 			respond(node, cl, false, "internal error", nonce);
 			return;
 		}
+		created = true;
 		wr_debug("channel created (%s)", hash ? "password" : "open");
 	}
 	rc = chan_join(node->reg, ch, &cl->cc);
-	if (rc == WR_EFULL) {
-		respond(node, cl, false, "too many subscriptions", nonce);
-		return;
-	}
 	if (rc && rc != WR_EEXIST) {
-		respond(node, cl, false, "internal error", nonce);
+		if (created) /* an empty channel must not stay behind */
+			chan_drop_empty(node->reg, ch);
+		respond(node, cl, false, rc == WR_EFULL ? "too many subscriptions"
+			: "internal error", nonce);
 		return;
 	}
 	respond(node, cl, true, NULL, nonce);
+	if (created) /* 4.2: reserve-channel to the mesh */
+		wr_chan_opened(node, ch);
 }
 
-/* Compares a password hash with the channel's (an open channel matches
- * no hash; @hash may then be NULL), counting the outcome. */
+/* Compares a password hash with the channel's (@want; an open channel
+ * matches no hash, @hash may then be NULL), counting the outcome. */
 static bool check_hash(struct wr_node *node, struct wr_client *cl,
-		       const struct chan_channel *ch, const uint8_t *hash)
+		       const uint8_t *want, const uint8_t *hash)
 {
-	const uint8_t *want = chan_hash(ch);
-
 	if (want && wr_ct_equal(want, hash, CHAN_HASH_LEN)) {
 		node->ctr.pw_ok++;
 		return true;
@@ -210,6 +210,10 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
 					    cmd->channel.len);
 	uint8_t hash[CHAN_HASH_LEN];
+	const uint8_t *want;
+	/* open here, or anywhere on the mesh (4.2): its password rules */
+	bool exists = wr_chan_lookup(node, cmd->channel.p, cmd->channel.len,
+				     &want);
 
 	if (ch && chan_is_member(ch, &cl->cc)) {
 		respond(node, cl, true, NULL, &cmd->nonce); /* idempotent */
@@ -220,7 +224,7 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 		return;
 	}
 	if (!cmd->password.p) {
-		if (ch && chan_hash(ch)) {
+		if (exists && want) {
 			respond(node, cl, false, "invalid password", &cmd->nonce);
 			return;
 		}
@@ -232,16 +236,16 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 		respond(node, cl, false, "rate limited", &cmd->nonce);
 		return;
 	}
-	if (ch && !chan_hash(ch)) {
+	if (exists && !want) {
 		/* a password for an open channel: a failed attempt like any */
-		check_hash(node, cl, ch, NULL);
+		check_hash(node, cl, NULL, NULL);
 		respond(node, cl, false, "invalid password", &cmd->nonce);
 		return;
 	}
 	if (chan_pw_cache_get(node->pwcache, cmd->channel.p, cmd->channel.len,
 			      cmd->password.p, cmd->password.len, hash)) {
 		node->ctr.pw_cached++;
-		if (ch && !check_hash(node, cl, ch, hash)) {
+		if (exists && !check_hash(node, cl, want, hash)) {
 			respond(node, cl, false, "invalid password", &cmd->nonce);
 			return;
 		}
@@ -273,7 +277,7 @@ static void pw_finish(struct wr_node *node, struct wr_client *cl,
 {
 	struct chan_str nonce = { job->has_tag ? job->tag : NULL, job->tag_len };
 	struct chan_str name = { job->channel, job->clen };
-	struct chan_channel *ch;
+	const uint8_t *want;
 
 	cl->job = NULL;
 	lws_rx_flow_control(cl->wsi, 1);
@@ -282,9 +286,8 @@ static void pw_finish(struct wr_node *node, struct wr_client *cl,
 		return;
 	}
 	/* the channel may have appeared, vanished or changed meanwhile */
-	ch = chan_find(node->reg, job->channel, job->clen);
-	if (ch) {
-		if (!check_hash(node, cl, ch, job->hash)) {
+	if (wr_chan_lookup(node, job->channel, job->clen, &want)) {
+		if (!check_hash(node, cl, want, job->hash)) {
 			respond(node, cl, false, "invalid password", &nonce);
 			return;
 		}
@@ -349,6 +352,9 @@ static void send_msg(struct wr_node *node, struct wr_client *cl,
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;
 	respond(node, cl, true, NULL, &cmd->nonce);
+	/* 3.5: to the nodes that hold the channel */
+	wr_mesh_publish(node, cmd->channel.p, cmd->channel.len, cmd->message.p,
+			cmd->message.len, &cmd->nonce);
 }
 
 struct list_ctx {
@@ -361,6 +367,14 @@ static void collect(struct chan_channel *ch, void *arg)
 	struct list_ctx *lc = arg;
 
 	lc->names[lc->n].p = chan_name(ch, &lc->names[lc->n].len);
+	lc->n++;
+}
+
+static void collect_reserved(const struct chan_resv_entry *e, void *arg)
+{
+	struct list_ctx *lc = arg;
+
+	lc->names[lc->n].p = chan_resv_name(e, &lc->names[lc->n].len);
 	lc->n++;
 }
 
@@ -383,18 +397,25 @@ static void respond_list(struct wr_node *node, struct wr_client *cl,
 	struct wr_buf *b = &node->scratch;
 	struct wr_msg *m;
 
+	unsigned total;
+
+	/* 4.1: the union of active and reserved channels */
 	chan_registry_stats(node->reg, &st);
-	lc.names = malloc((st.channels ? st.channels : 1) * sizeof(*lc.names));
+	total = st.channels + chan_resv_count(node->mesh.resv);
+	lc.names = malloc((total ? total : 1) * sizeof(*lc.names));
 	if (!lc.names) {
 		respond(node, cl, false, "internal error", nonce);
 		return;
 	}
 	chan_foreach(node->reg, collect, &lc);
+	chan_resv_foreach(node->mesh.resv, collect_reserved, &lc);
 	/* byte order, which is code point order for UTF-8 */
 	qsort(lc.names, lc.n, sizeof(*lc.names), cmp_names);
 	wr_buf_reset(b);
 	wr_buf_puts(b, "{\"type\":\"response\",\"data\":{\"ok\":true,\"channels\":[");
 	for (unsigned i = 0; i < lc.n; i++) {
+		if (i && !cmp_names(&lc.names[i - 1], &lc.names[i]))
+			continue; /* in both lists */
 		if (i)
 			wr_buf_puts(b, ",");
 		wr_buf_json_str(b, lc.names[i].p, lc.names[i].len);

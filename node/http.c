@@ -34,12 +34,38 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 	return rc;
 }
 
-void wr_node_gauges(struct wr_node *node, struct health_gauges *g)
+#define HEALTH_PEERS_MAX 64
+
+/* Linked peers with their latency, for /health and /metrics. */
+static unsigned peers_of(struct wr_node *node, struct health_peer *out)
+{
+	unsigned n = 0;
+
+	for (struct wr_peer *p = node->peers; p && n < HEALTH_PEERS_MAX; p = p->next)
+		if (p->up)
+			out[n++] = (struct health_peer){ p->name, true, p->latency_ms };
+	return n;
+}
+
+/* @peers: room for HEALTH_PEERS_MAX, referenced by @g */
+static void gauges(struct wr_node *node, struct health_gauges *g,
+		   struct health_peer *peers)
 {
 	struct chan_registry_stats st;
+	unsigned reserved = 0;
 
 	chan_registry_stats(node->reg, &st);
 	memset(g, 0, sizeof(*g));
+	g->peers = peers;
+	g->npeers = peers_of(node, peers);
+	g->nodes_known = node->mesh.nknown;
+	/* entries this node does not hold: open elsewhere only */
+	if (node->mesh.resv) {
+		unsigned total = chan_resv_count(node->mesh.resv);
+
+		reserved = total > st.channels ? total - st.channels : 0;
+	}
+	g->channels_reserved = reserved;
 	g->clients = node->nclients;
 	g->channels_active = st.channels;
 	g->subscriptions = st.subscriptions;
@@ -49,19 +75,15 @@ void wr_node_gauges(struct wr_node *node, struct health_gauges *g)
 	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
 }
 
+
 static void health_of(struct wr_node *node, struct health_result *r)
 {
 	struct chan_registry_stats st;
 	struct health_input in = { 0 };
-	struct health_peer peers[64];
-	unsigned n = 0;
+	struct health_peer peers[HEALTH_PEERS_MAX];
 
-	/* latency is measured once links ping (the mesh issue): unmeasured */
-	for (struct wr_peer *p = node->peers; p && n < 64; p = p->next)
-		if (p->up)
-			peers[n++] = (struct health_peer){ p->name, true, -1.0 };
 	in.peers = peers;
-	in.npeers = n;
+	in.npeers = peers_of(node, peers);
 	chan_registry_stats(node->reg, &st);
 	in.active_channels = st.channels;
 	in.clients = node->nclients;
@@ -91,10 +113,18 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 		return send_body(wsi, (unsigned)health_http_status(r.state),
 				 "application/json", b->p, b->len);
 	}
+	if (!strcmp(uri, "/api/node")) {
+		wr_mesh_api_json(node, b);
+		wr_buf_puts(b, "\n");
+		if (b->oom)
+			return -1;
+		return send_body(wsi, 200, "application/json", b->p, b->len);
+	}
 	if (!strcmp(uri, "/metrics")) {
 		struct health_gauges g;
+		struct health_peer peers[HEALTH_PEERS_MAX];
 
-		wr_node_gauges(node, &g);
+		gauges(node, &g, peers);
 		metrics_render(b, &node->ctr, &g, node->cfg->name);
 		if (b->oom)
 			return -1;

@@ -1,23 +1,32 @@
 /*
- * node/link: outbound /node links to every [[peers]] entry, redialled
- * forever after any loss with exponential backoff and full jitter
- * ([mesh] reconnect_min_ms .. reconnect_max_ms, PROTOCOL.md 3.1). A dial
- * that handshakes becomes a wr_peer like an accepted link; client-side
- * writes are masked by lws in place, so peer.c writes from a copy.
+ * node/link: outbound /node links. Every [[peers]] entry is dialled and
+ * redialled forever after any loss with exponential backoff and full
+ * jitter ([mesh] reconnect_min_ms .. reconnect_max_ms, PROTOCOL.md 3.1),
+ * but not while a link to that name is up the other way (3.1's tie rule
+ * would close one of the two). The remote connection flow adds one-shot
+ * dials with a one-time token: no redial, the flow retries. A dial that
+ * handshakes becomes a wr_peer like an accepted link; client-side writes
+ * are masked by lws in place, so peer.c writes from a copy.
  */
 #include <string.h>
 
 #include <sodium.h>
 
+#include "flows.h"
 #include "node.h"
 
 struct wr_dial {
 	struct wr_node *node;
-	const struct wr_peer_conf *conf;
+	char name[INM_NAME_MAX + 1];
+	char url[512];
+	char token[256];
+	bool once;                  /* remote connection: one attempt */
+	bool listed;                /* in node->mesh.once (until it is up) */
+	struct wr_dial *next;       /* node->mesh.once */
 	struct lws *wsi;            /* while connecting or connected */
 	unsigned attempt;           /* failures since the last handshake */
 	lws_sorted_usec_list_t sul;
-	char url[512];              /* lws_parse_uri cuts this copy up */
+	char parse[512];            /* lws_parse_uri cuts this copy up */
 };
 
 static void dial(lws_sorted_usec_list_t *sul);
@@ -44,19 +53,42 @@ static void schedule(struct wr_dial *d)
 	lws_sul_schedule(d->node->ctx, 0, &d->sul, dial, ms * LWS_US_PER_MS);
 }
 
-static void dial(lws_sorted_usec_list_t *sul)
+/* A one-shot dial leaves the list when it is up: it is a link then. */
+static void once_unlist(struct wr_dial *d)
 {
-	struct wr_dial *d = lws_container_of(sul, struct wr_dial, sul);
+	struct wr_mesh *m = &d->node->mesh;
+
+	if (!d->listed)
+		return;
+	d->listed = false;
+	for (struct wr_dial **pp = &m->once; *pp; pp = &(*pp)->next)
+		if (*pp == d) {
+			*pp = d->next;
+			m->once_count--;
+			break;
+		}
+}
+
+static void once_free(struct wr_dial *d)
+{
+	once_unlist(d);
+	lws_sul_cancel(&d->sul);
+	sodium_memzero(d->token, sizeof(d->token));
+	free(d);
+}
+
+static int connect_to(struct wr_dial *d)
+{
 	struct lws_client_connect_info i;
 	const char *prot, *addr, *path;
 	char fullpath[256];
 	int port;
 
 	memset(&i, 0, sizeof(i));
-	lws_snprintf(d->url, sizeof(d->url), "%s", d->conf->url);
-	if (lws_parse_uri(d->url, &prot, &addr, &port, &path)) {
-		wr_error("peer '%s': cannot parse url", d->conf->name);
-		return; /* config validation makes this unreachable */
+	lws_snprintf(d->parse, sizeof(d->parse), "%s", d->url);
+	if (lws_parse_uri(d->parse, &prot, &addr, &port, &path)) {
+		wr_error("peer '%s': cannot parse url '%s'", d->name, d->url);
+		return -1;
 	}
 	lws_snprintf(fullpath, sizeof(fullpath), "/%s", path);
 	i.context = d->node->ctx;
@@ -69,8 +101,25 @@ static void dial(lws_sorted_usec_list_t *sul)
 	i.local_protocol_name = "wsrelay";
 	i.opaque_user_data = d;
 	i.pwsi = &d->wsi;
-	wr_debug("peer '%s': dialling (attempt %u)", d->conf->name, d->attempt);
-	if (!lws_client_connect_via_info(&i))
+	wr_debug("peer '%s': dialling %s (attempt %u)", d->name, d->url,
+		 d->attempt);
+	return lws_client_connect_via_info(&i) ? 0 : -1;
+}
+
+static void dial(lws_sorted_usec_list_t *sul)
+{
+	struct wr_dial *d = lws_container_of(sul, struct wr_dial, sul);
+
+	if (d->node->stopping)
+		return;
+	if (wr_peer_named(d->node, d->name)) {
+		/* linked the other way: look again later (and at once when
+		 * that link goes, wr_links_peer_down) */
+		d->attempt = 0;
+		schedule(d);
+		return;
+	}
+	if (connect_to(d))
 		schedule(d);
 }
 
@@ -87,7 +136,10 @@ int wr_links_start(struct wr_node *node)
 		struct wr_dial *d = &node->dials[k];
 
 		d->node = node;
-		d->conf = &cfg->peers[k];
+		lws_snprintf(d->name, sizeof(d->name), "%s", cfg->peers[k].name);
+		lws_snprintf(d->url, sizeof(d->url), "%s", cfg->peers[k].url);
+		lws_snprintf(d->token, sizeof(d->token), "%s",
+			     cfg->peers[k].token ? cfg->peers[k].token : "");
 		lws_sul_schedule(node->ctx, 0, &d->sul, dial, 1);
 	}
 	return WR_OK;
@@ -97,12 +149,66 @@ void wr_links_stop(struct wr_node *node)
 {
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		lws_sul_cancel(&node->dials[k].sul);
+	for (struct wr_dial *d = node->mesh.once; d; d = d->next)
+		lws_sul_cancel(&d->sul);
 }
 
 void wr_links_fini(struct wr_node *node)
 {
+	while (node->mesh.once) {
+		once_free(node->mesh.once);
+	}
 	free(node->dials);
 	node->dials = NULL;
+}
+
+void wr_links_peer_down(struct wr_node *node, const char *name)
+{
+	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++) {
+		struct wr_dial *d = &node->dials[k];
+
+		if (!d->wsi && !strcmp(d->name, name) && !node->stopping) {
+			d->attempt = 0;
+			schedule(d);
+		}
+	}
+}
+
+int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
+		      const char *token)
+{
+	struct wr_dial *d;
+
+	if (wr_link_dialling(node, name))
+		return WR_EEXIST;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return WR_ENOMEM;
+	d->node = node;
+	d->once = true;
+	lws_snprintf(d->name, sizeof(d->name), "%s", name);
+	lws_snprintf(d->url, sizeof(d->url), "%s", url);
+	lws_snprintf(d->token, sizeof(d->token), "%s", token);
+	d->next = node->mesh.once;
+	d->listed = true;
+	node->mesh.once = d;
+	node->mesh.once_count++;
+	if (connect_to(d)) {
+		once_free(d);
+		return WR_EINVAL;
+	}
+	return WR_OK;
+}
+
+bool wr_link_dialling(struct wr_node *node, const char *name)
+{
+	for (struct wr_dial *d = node->mesh.once; d; d = d->next)
+		if (!strcmp(d->name, name))
+			return true;
+	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
+		if (node->dials[k].wsi && !strcmp(node->dials[k].name, name))
+			return true;
+	return false;
 }
 
 /* LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER */
@@ -114,8 +220,8 @@ int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 		return -1;
 	return lws_add_http_header_by_name(wsi,
 			(const unsigned char *)"authentication:",
-			(const unsigned char *)d->conf->token,
-			(int)strlen(d->conf->token), p, end) ? -1 : 0;
+			(const unsigned char *)d->token,
+			(int)strlen(d->token), p, end) ? -1 : 0;
 }
 
 /* LWS_CALLBACK_CLIENT_ESTABLISHED: the upgrade went through. */
@@ -130,7 +236,8 @@ int wr_link_established(struct wr_node *node, struct lws *wsi,
 	return wr_peer_send_handshake(node, pss->peer);
 }
 
-/* The link is gone or never came up: dial again later. */
+/* The link is gone or never came up: dial again later (a one-shot dial
+ * is forgotten; its flow retries). */
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 {
 	struct wr_dial *d = lws_get_opaque_user_data(wsi);
@@ -139,17 +246,32 @@ void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
 	d->wsi = NULL;
+	if (d->once) {
+		bool was_up = !d->listed;
+
+		if (!node->stopping)
+			wr_info("peer '%s': %s (remote connection)", d->name, why);
+		once_free(d);
+		if (!was_up)
+			wr_flow_remote_result(node, false);
+		return;
+	}
 	if (!node->stopping)
-		wr_info("peer '%s': %s, redialling", d->conf->name, why);
+		wr_info("peer '%s': %s, redialling", d->name, why);
 	schedule(d);
 }
 
 void wr_link_handshaken(struct wr_dial *d)
 {
+	if (d->once) {
+		once_unlist(d);
+		wr_flow_remote_result(d->node, true);
+		return;
+	}
 	d->attempt = 0;
 }
 
 const char *wr_link_peer_name(const struct wr_dial *d)
 {
-	return d->conf->name;
+	return d->name;
 }

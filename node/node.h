@@ -13,6 +13,8 @@
 #include "channels.h"
 #include "config.h"
 #include "health.h"
+#include "inm.h"
+#include "reserve.h"
 #include "wr.h"
 
 /* Coalesced writes: up to this many bytes of queued frames per WRITEABLE. */
@@ -44,6 +46,47 @@ struct wr_client;
 struct wr_peer;
 struct wr_dial;
 
+#define WR_MAX_LINKS 1024           /* node links routed over; more are refused */
+#define WR_PEER_NAMES_MAX 64        /* peers kept per announcing node */
+
+/* A node of the mesh this node knows of: a direct peer, or heard of
+ * through its packets (announce events, 3.6). */
+struct wr_known {
+	char name[INM_NAME_MAX + 1];
+	char url[256];
+	int64_t heard_ms;           /* monotonic: its last packet or pong */
+	int64_t announce_at;        /* its last announce's "at" (wall ms) */
+	bool master;
+	unsigned npeers;            /* its direct peers, from its announce */
+	char (*peers)[INM_NAME_MAX + 1];
+};
+
+/* The node's mesh state (mesh.c): everything INM beyond one link. */
+struct wr_mesh {
+	struct inm_dedup *dedup;
+	struct inm_route *route;
+	struct inm_pending *pending;
+	struct inm_tokens *tokens;
+	struct chan_resv_table *resv;   /* the mesh's view: self included */
+	struct wr_known *known;
+	unsigned nknown, known_cap;
+	int next_link;                  /* link ids for inm_route */
+	int64_t next_announce_ms, next_ping_ms;
+	uv_timer_t tick;                /* wakes the loop: wr_mesh_tick */
+	struct wr_buf enc;              /* packet encoding, apart from scratch */
+	bool evicting;                  /* a lost race empties a channel */
+	bool leaving;                   /* shutdown: channels already released */
+	/* remote connection (flows/remote.c) */
+	int64_t remote_next_ms;
+	unsigned remote_attempt;
+	unsigned remote_inflight;       /* list-nodes / get-node-connection */
+	struct wr_dial *once;           /* one-shot dials with one-time tokens */
+	unsigned once_count;           /* once dials in flight */
+#define WR_ASKING_MAX 8
+	char asking[WR_ASKING_MAX][INM_NAME_MAX + 1]; /* get-node-connection */
+	unsigned nasking;
+};
+
 struct wr_node {
 	const struct wr_config *cfg;
 	struct lws_context *ctx;
@@ -69,6 +112,8 @@ struct wr_node {
 
 	struct health_counters ctr;
 	int64_t started_ms;
+	struct wr_mesh mesh;
+	char url[256];              /* advertised /node url, "" if none */
 
 	struct wr_buf scratch;      /* JSON building, reused */
 	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
@@ -137,6 +182,14 @@ struct wr_peer {
 	unsigned bad_count;
 	int close_code;
 	const char *close_reason;
+	/* mesh */
+	int link;                   /* route id, while up */
+	int64_t last_rx_ms;         /* any frame or pong */
+	int64_t ping_sent_us;       /* 0: no ping outstanding */
+	bool ping_due;
+	double latency_ms;          /* < 0 until the first pong */
+	bool one_time;              /* accepted with a one-time token */
+	char token[INM_TOKEN_LEN + 1];
 };
 
 /* per-session data lws allocates for every connection of our protocol */
@@ -181,6 +234,14 @@ int wr_peer_writeable(struct wr_node *node, struct wr_peer *p);
  * token this node knows. */
 bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi);
 
+/* The up link to @name, or NULL. */
+struct wr_peer *wr_peer_named(struct wr_node *node, const char *name);
+/* Queues one text message on the link (a reference to @m is taken). */
+void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m);
+void wr_peer_close_later(struct wr_peer *p, int code, const char *reason);
+/* LWS_CALLBACK_(CLIENT_)RECEIVE_PONG on a link */
+void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
+		  size_t len);
 /* Shutdown: every link closes with 1001. */
 void wr_peers_close_all(struct wr_node *node);
 /* Outbound only: sends our handshake (the first frame). */
@@ -190,16 +251,58 @@ int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
 int wr_links_start(struct wr_node *node);
 void wr_links_stop(struct wr_node *node);
 void wr_links_fini(struct wr_node *node);
+/* A link to @name went down: a [[peers]] dial waiting on it dials soon. */
+void wr_links_peer_down(struct wr_node *node, const char *name);
 int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
 int wr_link_established(struct wr_node *node, struct lws *wsi,
 			struct wr_pss *pss);
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why);
 void wr_link_handshaken(struct wr_dial *d);
 const char *wr_link_peer_name(const struct wr_dial *d);
+/* One dial to @url with a one-time @token, for the remote connection
+ * flow: no redial, the flow retries. WR_EEXIST when one is in flight. */
+int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
+		      const char *token);
+/* True while a dial to @name is in flight (connecting or handshaking). */
+bool wr_link_dialling(struct wr_node *node, const char *name);
+
+/* mesh.c — INM over the links (PROTOCOL.md 3) */
+int wr_mesh_init(struct wr_node *node);
+void wr_mesh_fini(struct wr_node *node);
+void wr_mesh_link_up(struct wr_node *node, struct wr_peer *p);
+void wr_mesh_link_down(struct wr_node *node, struct wr_peer *p);
+/* A decoded packet from @p: dedup, route, forward, process. */
+void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
+		    struct inm_packet *pkt);
+/* Periodic work: timeouts, pings, announces, gone nodes, flows. */
+void wr_mesh_tick(struct wr_node *node);
+/* Called back for each response to a command (ev->response NULL on
+ * timeout, and once with ev->done when nothing was awaited). */
+typedef void (*wr_reply_cb)(struct wr_node *node,
+			    const struct inm_pending_event *ev, void *arg);
+/* Sends the command in @data (owned; it carries "command") to @dest, a
+ * node name or "*". @cb may be NULL. Returns WR_OK or an error (then @cb
+ * was not called and @data was freed). */
+int wr_mesh_command(struct wr_node *node, const char *dest, cJSON *data,
+		    wr_reply_cb cb, void *arg);
+/* Answers command @cmd with @data (owned; "ok" added when missing). */
+void wr_mesh_respond(struct wr_node *node, const char *dest,
+		     const char *nonce, cJSON *data);
+void wr_mesh_respond_fail(struct wr_node *node, const struct inm_packet *cmd,
+			  const char *reason);
+/* A local client's send: to the other nodes that hold the channel. */
+void wr_mesh_publish(struct wr_node *node, const char *channel, size_t clen,
+		     const char *msg, size_t mlen, const struct chan_str *nonce);
+struct wr_known *wr_mesh_known(struct wr_node *node, const char *name);
+/* GET /api/node */
+void wr_mesh_api_json(struct wr_node *node, struct wr_buf *b);
+/* mesh_cmd.c — the commands of 3.4 */
+void wr_mesh_command_in(struct wr_node *node, const struct inm_packet *pkt);
+/* Shutdown: tells the mesh this node's channels are closed. */
+void wr_mesh_leave(struct wr_node *node);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);
 int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi);
-void wr_node_gauges(struct wr_node *node, struct health_gauges *g);
 
 #endif

@@ -1,14 +1,17 @@
 /*
- * node/peer: the accepted side of a /node link. The upgrade was allowed
- * only with a known token (http.c); the first frame must be the handshake
- * within 5 s, then every frame is an INM packet, decoded and counted by
- * inm/. Packets are not yet routed or acted on (the mesh issue does that);
- * a command this node does not know is answered "unknown command", as
- * PROTOCOL.md 3.4 asks of any node.
+ * node/peer: one /node link, accepted or dialled (link.c). An accepted
+ * upgrade needs a known token (http.c): node.token, or a live one-time
+ * token, spent at the handshake for the name it was issued to (else 4403).
+ * The first frame must be the handshake within 5 s; one link per pair of
+ * nodes (4409, with the tie rule of 3.1); then every frame is an INM
+ * packet, decoded and counted by inm/ and handed to the mesh (mesh.c).
+ * Links are pinged every ping_interval_ms: the round trip is the peer's
+ * latency.
  */
 #include <string.h>
 
 #include <cjson/cJSON.h>
+#include <sodium.h>
 
 #include "inm.h"
 #include "node.h"
@@ -16,24 +19,55 @@
 #define HANDSHAKE_SECS 5
 #define BAD_WINDOW_MS 60000
 #define BAD_MAX 100
+#define FORBIDDEN 4403
+#define DUPLICATE 4409
 
 struct wr_peer_out {
 	struct wr_peer_out *next;
 	struct wr_msg *frame;
 };
 
+/* The Authentication header into @tok; its length or -1. */
+static int auth_header(struct lws *wsi, char *tok, size_t size)
+{
+	int n = lws_hdr_custom_length(wsi, "authentication:", 15);
+
+	if (n <= 0 || n >= (int)size ||
+	    lws_hdr_custom_copy(wsi, tok, (int)size, "authentication:", 15) < 0)
+		return -1;
+	return n;
+}
+
+static bool is_static_token(struct wr_node *node, const char *tok, int n)
+{
+	size_t want = node->cfg->token ? strlen(node->cfg->token) : 0;
+
+	return want && (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
+}
+
 bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi)
 {
 	char tok[256];
-	int n = lws_hdr_custom_length(wsi, "authentication:", 15);
-	size_t want;
+	int n = auth_header(wsi, tok, sizeof(tok));
+	bool ok;
 
-	if (!node->cfg->token || n <= 0 || n >= (int)sizeof(tok))
+	if (n < 0)
 		return false;
-	if (lws_hdr_custom_copy(wsi, tok, sizeof(tok), "authentication:", 15) < 0)
-		return false;
-	want = strlen(node->cfg->token);
-	return (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
+	ok = is_static_token(node, tok, n) ||
+	     inm_token_known(node->mesh.tokens, tok, (size_t)n, wr_now_ms());
+	sodium_memzero(tok, sizeof(tok));
+	return ok;
+}
+
+static void link_down(struct wr_node *node, struct wr_peer *p)
+{
+	if (!p->up)
+		return;
+	p->up = false;
+	node->npeers_up--;
+	wr_mesh_link_down(node, p);
+	wr_info("node link '%s' down", p->name);
+	wr_links_peer_down(node, p->name);
 }
 
 int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
@@ -44,6 +78,19 @@ int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 		return -1;
 	p->node = node;
 	p->wsi = wsi;
+	p->latency_ms = -1.0;
+	p->last_rx_ms = wr_now_ms();
+	if (!lws_get_opaque_user_data(wsi)) {
+		/* accepted: remember a one-time token, spent at the handshake */
+		char tok[256];
+		int n = auth_header(wsi, tok, sizeof(tok));
+
+		if (n == INM_TOKEN_LEN && !is_static_token(node, tok, n)) {
+			memcpy(p->token, tok, INM_TOKEN_LEN);
+			p->one_time = true;
+		}
+		sodium_memzero(tok, sizeof(tok));
+	}
 	p->next = node->peers;
 	if (node->peers)
 		node->peers->prev = p;
@@ -61,10 +108,10 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 	if (!p)
 		return;
 	pss->peer = NULL;
-	if (p->up) {
-		node->npeers_up--;
-		wr_info("node link '%s' down", p->name);
-	}
+	link_down(node, p);
+	if (p->one_time) /* never handshaken: the token dies with the link */
+		inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN, NULL,
+			      wr_now_ms());
 	if (p->prev)
 		p->prev->next = p->next;
 	else
@@ -87,26 +134,27 @@ static void close_later(struct wr_peer *p, int code, const char *reason)
 	wr_close_later(p->wsi, &p->close_code, &p->close_reason, code, reason);
 }
 
+void wr_peer_close_later(struct wr_peer *p, int code, const char *reason)
+{
+	link_down(p->node, p);
+	close_later(p, code, reason);
+}
+
 void wr_peers_close_all(struct wr_node *node)
 {
 	for (struct wr_peer *p = node->peers; p; p = p->next)
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
-/* Queues @json (one text message) for the link. Payload only: lws frames
- * it at write time, and masks it in place on an outbound link. */
-static void send_json(struct wr_peer *p, const char *json, size_t len)
+/* Queues one text message for the link. Payload only: lws frames it at
+ * write time, and masks it in place on an outbound link. */
+void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 {
 	struct wr_peer_out *o = malloc(sizeof(*o));
 
 	if (!o)
 		return;
-	o->frame = wr_msg_create(len);
-	if (!o->frame) {
-		free(o);
-		return;
-	}
-	memcpy(o->frame->data, json, len);
+	o->frame = wr_msg_ref(m);
 	o->next = NULL;
 	if (p->out_tail)
 		p->out_tail->next = o;
@@ -117,7 +165,18 @@ static void send_json(struct wr_peer *p, const char *json, size_t len)
 	lws_callback_on_writable(p->wsi);
 }
 
-static struct wr_peer *peer_named(struct wr_node *node, const char *name)
+static void send_json(struct wr_peer *p, const char *json, size_t len)
+{
+	struct wr_msg *m = wr_msg_create(len);
+
+	if (!m)
+		return;
+	memcpy(m->data, json, len);
+	wr_peer_send_msg(p, m);
+	wr_msg_unref(&m);
+}
+
+struct wr_peer *wr_peer_named(struct wr_node *node, const char *name)
 {
 	for (struct wr_peer *p = node->peers; p; p = p->next)
 		if (p->up && !strcmp(p->name, name))
@@ -125,59 +184,108 @@ static struct wr_peer *peer_named(struct wr_node *node, const char *name)
 	return NULL;
 }
 
-/* {"command":"handshake","data":{"name":..,"url":..}} */
-static void handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
-		      size_t len)
+/*
+ * One link per pair of nodes (3.1). @np just handshook with @name; returns
+ * whether it may come up. Two links the same way round are a duplicate
+ * (two processes with one name, or a redial racing its old link): the new
+ * one goes. One each way (both nodes dialled at once): the link dialled by
+ * the node whose name sorts lower survives, on both sides alike.
+ */
+static bool tie_break(struct wr_node *node, struct wr_peer *np,
+		      const char *name)
 {
-	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *name, *url;
-	struct wr_buf *b = &node->scratch;
-	const char *self = node->cfg->name;
+	struct wr_peer *old = wr_peer_named(node, name);
+	bool self_lower, keep_new;
 
-	data = cJSON_GetObjectItemCaseSensitive(root, "data");
-	name = cJSON_GetObjectItemCaseSensitive(data, "name");
-	url = cJSON_GetObjectItemCaseSensitive(data, "url");
-	if (!cJSON_IsObject(root) ||
-	    !cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "command")) ||
-	    strcmp(cJSON_GetObjectItemCaseSensitive(root, "command")->valuestring,
-		   "handshake") ||
-	    !cJSON_IsString(name) ||
-	    !inm_node_name_valid(name->valuestring, strlen(name->valuestring)) ||
-	    (url && !cJSON_IsNull(url) &&
-	     (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(p->url)))) {
-		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid handshake");
-		goto out;
+	if (!old)
+		return true;
+	if ((old->dial != NULL) == (np->dial != NULL))
+		return false;
+	self_lower = strcmp(node->cfg->name, name) < 0;
+	/* np survives when it was dialled by the lower name */
+	keep_new = (np->dial != NULL) == self_lower;
+	if (keep_new) {
+		wr_info("node link '%s': both of us dialled; keeping %s link",
+			name, np->dial ? "our" : "their");
+		wr_peer_close_later(old, DUPLICATE, "duplicate node");
 	}
-	/* two processes with one name must never both be linked */
-	if (!strcmp(name->valuestring, self) || peer_named(node, name->valuestring)) {
-		wr_warn("node link refused: duplicate node '%s'", name->valuestring);
-		close_later(p, 4409, "duplicate node");
-		goto out;
-	}
+	return keep_new;
+}
+
+static void link_up(struct wr_node *node, struct wr_peer *p, const char *name,
+		    const cJSON *url)
+{
 	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
-	lws_snprintf(p->name, sizeof(p->name), "%s", name->valuestring);
+	lws_snprintf(p->name, sizeof(p->name), "%s", name);
 	if (cJSON_IsString(url))
 		lws_snprintf(p->url, sizeof(p->url), "%s", url->valuestring);
 	p->up = true;
 	node->npeers_up++;
-	wr_info("node link '%s' up (accepted)", p->name);
+	wr_info("node link '%s' up (%s)", p->name, p->dial ? "dialled" : "accepted");
+	wr_mesh_link_up(node, p);
+}
 
+/* {"command":"handshake","data":{"name":..,"url":..}} */
+static void handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
+		      size_t len)
+{
+	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *name, *url, *cmd;
+	struct wr_buf *b = &node->scratch;
+	const char *self = node->cfg->name;
+	bool one_time = p->one_time;
+
+	p->one_time = false; /* spent below, whatever happens */
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	name = cJSON_GetObjectItemCaseSensitive(data, "name");
+	url = cJSON_GetObjectItemCaseSensitive(data, "url");
+	cmd = cJSON_GetObjectItemCaseSensitive(root, "command");
+	if (!cJSON_IsObject(root) || !cJSON_IsString(cmd) ||
+	    strcmp(cmd->valuestring, "handshake") || !cJSON_IsString(name) ||
+	    !inm_node_name_valid(name->valuestring, strlen(name->valuestring)) ||
+	    (url && !cJSON_IsNull(url) &&
+	     (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(p->url)))) {
+		if (one_time)
+			inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN,
+				      NULL, wr_now_ms());
+		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid handshake");
+		goto out;
+	}
+	/* a one-time token is bound to the name it was issued for */
+	if (one_time &&
+	    inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN,
+			  name->valuestring, wr_now_ms()) != INM_TOKEN_OK) {
+		wr_warn("node link refused: token not issued to '%s'",
+			name->valuestring);
+		close_later(p, FORBIDDEN, "forbidden");
+		goto out;
+	}
+	/* two processes with one name must never both be linked */
+	if (!strcmp(name->valuestring, self) ||
+	    !tie_break(node, p, name->valuestring)) {
+		wr_warn("node link refused: duplicate node '%s'", name->valuestring);
+		close_later(p, DUPLICATE, "duplicate node");
+		goto out;
+	}
 	wr_buf_reset(b);
 	wr_buf_puts(b, "{\"type\":\"response\",\"data\":{\"ok\":true,\"name\":");
 	wr_buf_json_str(b, self, strlen(self));
 	wr_buf_puts(b, ",\"url\":");
-	wr_buf_json_str(b, node->cfg->url ? node->cfg->url : "",
-			node->cfg->url ? strlen(node->cfg->url) : 0);
+	wr_buf_json_str(b, node->url, strlen(node->url));
 	wr_buf_puts(b, "}}");
-	if (!b->oom)
-		send_json(p, b->p, b->len);
+	if (b->oom)
+		goto out;
+	/* the reply first: onboarding's commands follow it on the link */
+	send_json(p, b->p, b->len);
+	link_up(node, p, name->valuestring, url);
 out:
+	sodium_memzero(p->token, sizeof(p->token));
 	cJSON_Delete(root);
 }
 
 int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p)
 {
 	struct wr_buf *b = &node->scratch;
-	const char *url = node->cfg->url ? node->cfg->url : "";
+	const char *url = node->url;
 
 	wr_buf_reset(b);
 	wr_buf_puts(b, "{\"command\":\"handshake\",\"data\":{\"name\":");
@@ -207,21 +315,15 @@ static void handshake_reply(struct wr_node *node, struct wr_peer *p,
 		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "handshake refused");
 		goto out;
 	}
-	if (strcmp(name->valuestring, want) || peer_named(node, want)) {
+	if (strcmp(name->valuestring, want) || !tie_break(node, p, want)) {
 		/* a misconfigured url, or already linked the other way */
 		wr_warn("peer '%s': answered as '%.64s' or already linked",
 			want, name->valuestring);
-		close_later(p, 4409, "duplicate node");
+		close_later(p, DUPLICATE, "duplicate node");
 		goto out;
 	}
-	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
-	lws_snprintf(p->name, sizeof(p->name), "%s", want);
-	if (cJSON_IsString(url))
-		lws_snprintf(p->url, sizeof(p->url), "%s", url->valuestring);
-	p->up = true;
-	node->npeers_up++;
 	wr_link_handshaken(p->dial);
-	wr_info("node link '%s' up (dialled)", p->name);
+	link_up(node, p, want, url);
 out:
 	cJSON_Delete(root);
 }
@@ -244,27 +346,6 @@ static void malformed(struct wr_node *node, struct wr_peer *p, enum inm_drop why
 	}
 }
 
-static void answer_unknown(struct wr_node *node, struct wr_peer *p,
-			   const struct inm_packet *cmd)
-{
-	struct inm_packet resp;
-	struct wr_buf *b = &node->scratch;
-
-	inm_packet_init(&resp);
-	lws_snprintf(resp.source, sizeof(resp.source), "%s", node->cfg->name);
-	lws_snprintf(resp.destination, sizeof(resp.destination), "%s", cmd->source);
-	resp.type = INM_RESPONSE;
-	memcpy(resp.nonce, cmd->nonce, sizeof(resp.nonce));
-	resp.data = cJSON_CreateObject();
-	if (resp.data && cJSON_AddFalseToObject(resp.data, "ok") &&
-	    cJSON_AddStringToObject(resp.data, "reason", "unknown command")) {
-		wr_buf_reset(b);
-		if (!inm_packet_encode(&resp, b) && !b->oom)
-			send_json(p, b->p, b->len);
-	}
-	inm_packet_fini(&resp);
-}
-
 static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
 		   size_t len)
 {
@@ -273,16 +354,12 @@ static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
 
 	inm_packet_init(&pkt);
 	why = inm_packet_decode(&pkt, buf, len);
-	if (why != INM_DROP_NONE) {
+	if (why != INM_DROP_NONE)
 		malformed(node, p, why);
-		goto out;
+	else {
+		node->ctr.inm_in++;
+		wr_mesh_packet(node, p, &pkt);
 	}
-	node->ctr.inm_in++;
-	if (strcmp(pkt.destination, node->cfg->name) && strcmp(pkt.destination, "*"))
-		goto out; /* forwarding arrives with the mesh */
-	if (pkt.type == INM_COMMAND)
-		answer_unknown(node, p, &pkt);
-out:
 	inm_packet_fini(&pkt);
 }
 
@@ -296,6 +373,7 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 
 	if (p->close_code)
 		return 0;
+	p->last_rx_ms = wr_now_ms();
 	switch (wr_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
 	case WR_RX_MORE:
 		return 0;
@@ -324,10 +402,44 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 	return 0;
 }
 
+void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
+		  size_t len)
+{
+	int64_t sent;
+
+	(void)node;
+	p->last_rx_ms = wr_now_ms();
+	if (len != sizeof(sent) || !p->ping_sent_us)
+		return;
+	memcpy(&sent, in, sizeof(sent));
+	if (sent != p->ping_sent_us)
+		return; /* not our last ping */
+	p->latency_ms = (double)(wr_now_us() - sent) / 1000.0;
+	p->ping_sent_us = 0;
+}
+
+/* A ping whose payload is its send time: the pong gives the round trip. */
+static int write_ping(struct wr_node *node, struct wr_peer *p)
+{
+	int64_t now = wr_now_us();
+
+	p->ping_due = false;
+	p->ping_sent_us = now;
+	memcpy(node->wbuf + LWS_PRE, &now, sizeof(now));
+	if (lws_write(p->wsi, node->wbuf + LWS_PRE, sizeof(now),
+		      LWS_WRITE_PING) < 0)
+		return -1;
+	if (p->out_head || p->close_code)
+		lws_callback_on_writable(p->wsi);
+	return 0;
+}
+
 int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
 {
 	struct wr_peer_out *o = p->out_head;
 
+	if (p->ping_due && p->up && !p->close_code)
+		return write_ping(node, p);
 	if (!o) {
 		if (!p->close_code)
 			return 0;

@@ -99,6 +99,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
 			pss->client->last_rx_ms = wr_now_ms();
+		if (pss->peer)
+			wr_peer_pong(node_of(wsi), pss->peer, in, len);
+		return 0;
+	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
+		if (pss->peer)
+			wr_peer_pong(node_of(wsi), pss->peer, in, len);
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (pss->client)
@@ -109,10 +115,12 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		wr_client_close(node_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-		/* a password worker finished, or a signal asked us to stop */
+		/* a password worker finished, or the mesh tick is due */
 		node = lws_context_user(lws_get_context(wsi));
-		if (node)
+		if (node) {
 			wr_client_pw_done(node);
+			wr_mesh_tick(node);
+		}
 		return 0;
 	default:
 		break;
@@ -161,9 +169,12 @@ static void begin_stop(struct wr_node *node, int sig)
 	wr_info("signal %d: closing %u client(s) and stopping", sig,
 		node->nclients);
 	wr_links_stop(node);
+	/* the mesh hears of our channels closing before our links do */
+	wr_mesh_leave(node);
 	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
 		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
+	wr_peers_close_all(node);
 	uv_timer_start(&node->stop_timer, stop_tick, 50, 50);
 }
 
@@ -218,6 +229,8 @@ static void loop_fini(struct wr_node *node)
 	uv_close((uv_handle_t *)&node->keepalive, NULL);
 	uv_close((uv_handle_t *)&node->stop_timer, NULL);
 	uv_close((uv_handle_t *)&node->sigpoll, NULL);
+	if (node->mesh.pending)
+		uv_close((uv_handle_t *)&node->mesh.tick, NULL);
 	if (node->ctx) {
 		wr_links_stop(node);
 		/* on a foreign loop the first call starts closing lws's uv
@@ -236,6 +249,21 @@ static void loop_fini(struct wr_node *node)
 		if (uv_loop_close(&node->loop))
 			wr_warn("event loop closed with handles left");
 	}
+}
+
+/* The /node url other nodes are told: [node] url, else this listening
+ * address when it names one host (a wildcard does not: "" then). */
+static void advertise(struct wr_node *node)
+{
+	const char *h = node->cfg->listen_host;
+	bool v6 = strchr(h, ':') != NULL;
+
+	if (node->cfg->url)
+		lws_snprintf(node->url, sizeof(node->url), "%s", node->cfg->url);
+	else if (strcmp(h, "0.0.0.0") && strcmp(h, "::"))
+		lws_snprintf(node->url, sizeof(node->url), "%s://%s%s%s:%d/node",
+			     node->tls ? "wss" : "ws", v6 ? "[" : "", h,
+			     v6 ? "]" : "", node->port);
 }
 
 static bool is_loopback(const char *host)
@@ -291,6 +319,7 @@ static void node_fini(struct wr_node *node)
 {
 	chan_pw_worker_destroy(node->pw);
 	wr_links_fini(node);
+	wr_mesh_fini(node);
 	if (node->sigfd >= 0)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
@@ -347,6 +376,10 @@ int wr_node_run(const struct wr_config *cfg)
 		goto out_node;
 	}
 	foreign_loops[0] = &node.loop;
+	if (wr_mesh_init(&node)) {
+		wr_error("out of memory");
+		goto out_node;
+	}
 	node.flush_check.data = &node;
 	uv_check_init(&node.loop, &node.flush_check);
 	uv_check_start(&node.flush_check, on_check);
@@ -421,6 +454,7 @@ int wr_node_run(const struct wr_config *cfg)
 	}
 	node.vh = lws_get_vhost_by_name(node.ctx, "default");
 	node.port = node.vh ? lws_get_vhost_listen_port(node.vh) : cfg->listen_port;
+	advertise(&node);
 	if (wr_links_start(&node)) {
 		wr_error("out of memory");
 		goto out;

@@ -1,0 +1,60 @@
+/*
+ * flows: how the nodes of a mesh act together (PROTOCOL.md 4 and 5) —
+ * channel state across the mesh (opening, closing, races, announces),
+ * onboarding a new link, and the remote connection that fills a node's
+ * pool of links. The flows orchestrate node state (node/node.h) and the
+ * mesh transport (node/mesh.c); the state machines they drive live in
+ * channels/reserve and inm/.
+ */
+#ifndef WR_FLOWS_H
+#define WR_FLOWS_H
+
+#include "node.h"
+
+/* ---- channels.c: channel state across the mesh (4) ---- */
+
+/* "password": null or 64 lowercase hex chars. False when malformed;
+ * *has tells whether @out holds a hash. An absent value is null. */
+bool wr_hash_parse(const cJSON *v, uint8_t out[CHAN_HASH_LEN], bool *has);
+/*
+ * What a subscribe must match: true when @name is open anywhere on the
+ * mesh (active here or reserved), *hash then the channel's hash or NULL
+ * for an open channel; false for a channel nobody has.
+ */
+bool wr_chan_lookup(struct wr_node *node, const char *name, size_t len,
+		    const uint8_t **hash);
+/* 4.2: this node's first subscriber opened @ch (after chan_join). */
+void wr_chan_opened(struct wr_node *node, struct chan_channel *ch);
+/* 4.3: @ch lost its last local subscriber (chan_ops.closed). */
+void wr_chan_closed(struct wr_node *node, struct chan_channel *ch);
+/* Adds a holder to the table, settling a race (4.4): losing local
+ * subscribers are removed and told. */
+int wr_chan_reserve(struct wr_node *node, const char *name, size_t len,
+		    const uint8_t *hash, int64_t created, const char *holder,
+		    enum chan_resv_result *res);
+/* The reserve-channel / unreserve-channel commands: NULL when ok, else
+ * the reason to answer. */
+const char *wr_chan_reserve_cmd(struct wr_node *node,
+				const struct inm_packet *pkt);
+const char *wr_chan_unreserve_cmd(struct wr_node *node,
+				  const struct inm_packet *pkt);
+/* An announce from @holder listing its active channels @chans, built at
+ * @at (wall ms, 0 if unknown): its holder set becomes exactly that. */
+void wr_chan_announced(struct wr_node *node, const char *holder,
+		       const cJSON *chans, int64_t at);
+/* Appends this node's active channels [{name, password, created}], or
+ * with @reserved the whole table [{name, password, created, holders}]. */
+void wr_chan_list_json(struct wr_node *node, cJSON *arr, bool reserved);
+/* GET /api/node's channels: the table plus active and subscribers. */
+void wr_chan_view_json(struct wr_node *node, cJSON *arr);
+
+/* ---- onboard.c: 5.2 ---- */
+void wr_flow_onboard(struct wr_node *node, struct wr_peer *p);
+
+/* ---- remote.c: 5.3 ---- */
+/* Runs the remote connection flow when it is due (from the mesh tick). */
+void wr_flow_remote(struct wr_node *node);
+/* A one-shot dial of the flow handshook (@ok) or failed. */
+void wr_flow_remote_result(struct wr_node *node, bool ok);
+
+#endif
