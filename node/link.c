@@ -25,11 +25,14 @@ struct wr_dial {
 	struct wr_dial *next;       /* node->mesh.once */
 	struct lws *wsi;            /* while connecting or connected */
 	unsigned attempt;           /* failures since the last handshake */
+	int64_t since_ms;           /* dial started, until it handshakes */
+	bool in_connect;            /* inside lws_client_connect_via_info */
 	lws_sorted_usec_list_t sul;
 	char parse[512];            /* lws_parse_uri cuts this copy up */
 };
 
 static void dial(lws_sorted_usec_list_t *sul);
+static void lost(struct wr_node *node, struct wr_dial *d, const char *why);
 
 /* Full jitter: uniform in [0, min(max, min * 2^attempt)]. */
 static int64_t backoff_ms(const struct wr_config *cfg, unsigned attempt)
@@ -100,10 +103,16 @@ static int connect_to(struct wr_dial *d)
 	i.ssl_connection = !strcmp(prot, "wss") ? LCCSCF_USE_SSL : 0;
 	i.local_protocol_name = "wsrelay";
 	i.opaque_user_data = d;
-	i.pwsi = &d->wsi;
+	/* no i.pwsi: lws would write to it after we may have freed @d */
 	wr_debug("peer '%s': dialling %s (attempt %u)", d->name, d->url,
 		 d->attempt);
-	return lws_client_connect_via_info(&i) ? 0 : -1;
+	d->since_ms = wr_now_ms();
+	d->in_connect = true;
+	d->wsi = lws_client_connect_via_info(&i);
+	d->in_connect = false;
+	if (!d->wsi)
+		d->since_ms = 0;
+	return d->wsi ? 0 : -1;
 }
 
 static void dial(lws_sorted_usec_list_t *sul)
@@ -200,6 +209,37 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 	return WR_OK;
 }
 
+/*
+ * A dial must connect and handshake within 5 s (the handshake limit of
+ * 3.1), else it is dropped and the dial starts anew. Seen needed when the
+ * node dialled was exiting: lws never reported that connection's end.
+ */
+#define DIAL_TIMEOUT_MS 5000
+
+static void watch(struct wr_dial *d, int64_t now)
+{
+	if (!d->since_ms || !d->wsi || now - d->since_ms < DIAL_TIMEOUT_MS)
+		return;
+	wr_warn("peer '%s': no answer for %d ms, dropping the attempt", d->name,
+		DIAL_TIMEOUT_MS);
+	/* its callbacks find nobody from now on */
+	lws_set_opaque_user_data(d->wsi, NULL);
+	lws_set_timeout(d->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	lost(d->node, d, "attempt abandoned");
+}
+
+void wr_links_watch(struct wr_node *node)
+{
+	int64_t now = wr_now_ms();
+
+	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
+		watch(&node->dials[k], now);
+	for (struct wr_dial *d = node->mesh.once, *next; d; d = next) {
+		next = d->next;
+		watch(d, now);
+	}
+}
+
 bool wr_link_dialling(struct wr_node *node, const char *name)
 {
 	for (struct wr_dial *d = node->mesh.once; d; d = d->next)
@@ -245,7 +285,15 @@ void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 	if (!d)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
+	if (d->in_connect)
+		return; /* failed inside connect_to(): its caller handles it */
+	lost(node, d, why);
+}
+
+static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
+{
 	d->wsi = NULL;
+	d->since_ms = 0;
 	if (d->once) {
 		bool was_up = !d->listed;
 
@@ -261,8 +309,23 @@ void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 	schedule(d);
 }
 
+/* LWS_CALLBACK_WSI_DESTROY: lws frees a dial's connection. Normally a
+ * CONNECTION_ERROR or CLIENT_CLOSED came first; when none did, this is
+ * where the dial learns its attempt is over. */
+void wr_link_destroyed(struct wr_node *node, struct lws *wsi)
+{
+	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+
+	if (!d || d->wsi != wsi || d->in_connect)
+		return;
+	lws_set_opaque_user_data(wsi, NULL);
+	wr_debug("peer '%s': connection freed without a close", d->name);
+	lost(node, d, "connection ended");
+}
+
 void wr_link_handshaken(struct wr_dial *d)
 {
+	d->since_ms = 0;
 	if (d->once) {
 		once_unlist(d);
 		wr_flow_remote_result(d->node, true);

@@ -528,6 +528,7 @@ void wr_mesh_tick(struct wr_node *node)
 			announce(node);
 	}
 	sweep_gone(node, now);
+	wr_links_watch(node);
 	wr_flow_remote(node);
 }
 

@@ -56,6 +56,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return wr_peer_open(node_of(wsi), wsi, pss);
 		return wr_client_open(node_of(wsi), wsi, pss);
 	case LWS_CALLBACK_WSI_DESTROY:
+		wr_link_destroyed(node_of(wsi), wsi);
 		if (pss && pss->counted) {
 			pss->counted = false;
 			node_of(wsi)->live_ws--;
