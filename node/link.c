@@ -188,6 +188,8 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 {
 	struct wr_dial *d;
 
+	if (node->stopping || !node->ctx)
+		return WR_EINVAL;
 	if (wr_link_dialling(node, name))
 		return WR_EEXIST;
 	d = calloc(1, sizeof(*d));

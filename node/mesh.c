@@ -565,6 +565,10 @@ void wr_mesh_fini(struct wr_node *node)
 {
 	struct wr_mesh *m = &node->mesh;
 
+	/* every command still waiting times out, so its callback frees what
+	 * it holds; callbacks add nothing new this late (few rounds at most) */
+	for (int i = 0; m->pending && inm_pending_count(m->pending) && i < 8; i++)
+		inm_pending_expire(m->pending, INT64_MAX);
 	inm_pending_destroy(m->pending);
 	m->pending = NULL;
 	inm_dedup_destroy(m->dedup);
