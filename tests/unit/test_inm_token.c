@@ -123,3 +123,26 @@ Test(inm_token, create_checks)
 	cr_expect_null(inm_tokens_create(4, 0));
 	inm_tokens_destroy(NULL);
 }
+
+/* The upgrade's check: known does not spend, expiry and use end it. */
+Test(inm_token, known_checks_without_spending)
+{
+	struct inm_tokens *t = inm_tokens_create(4, TTL);
+	char a[INM_TOKEN_LEN + 1], other[INM_TOKEN_LEN + 1];
+
+	cr_assert_eq(inm_token_issue(t, "node-c", 0, a), WR_OK);
+	cr_expect(inm_token_known(t, a, INM_TOKEN_LEN, 10));
+	cr_expect(inm_token_known(t, a, INM_TOKEN_LEN, 10)); /* still live */
+	cr_expect_not(inm_token_known(t, a, INM_TOKEN_LEN - 1, 10));
+	cr_expect_not(inm_token_known(t, NULL, 0, 10));
+	memcpy(other, a, sizeof(other));
+	other[0] = other[0] == '0' ? '1' : '0';
+	cr_expect_not(inm_token_known(t, other, INM_TOKEN_LEN, 10));
+	cr_expect_eq(use(t, a, "node-c", 20), INM_TOKEN_OK);
+	cr_expect_not(inm_token_known(t, a, INM_TOKEN_LEN, 30));
+	cr_assert_eq(inm_token_issue(t, "node-d", 100, a), WR_OK);
+	cr_expect(inm_token_known(t, a, INM_TOKEN_LEN, 100 + TTL - 1));
+	cr_expect_not(inm_token_known(t, a, INM_TOKEN_LEN, 100 + TTL));
+	cr_expect_eq(inm_tokens_count(t), 0); /* found expired: wiped */
+	inm_tokens_destroy(t);
+}

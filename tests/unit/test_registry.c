@@ -943,3 +943,40 @@ Test(registry, stats)
 		chan_client_fini(reg, &c[i].cl);
 	chan_registry_destroy(reg);
 }
+
+/* What the mesh uses: members by index (evicting a channel), created,
+ * and dropping a channel whose first join failed, without ops->closed. */
+Test(registry, members_created_and_drop_empty)
+{
+	struct rec r;
+	struct chan_registry *reg = mkreg(&r, 1 << 20, 8);
+	struct tcl a, b;
+	struct chan_channel *ch = NULL;
+
+	tcl_init(&a);
+	tcl_init(&b);
+	cr_assert_eq(chan_create(reg, "ev", 2, NULL, 1234, &ch), WR_OK);
+	cr_expect_eq(chan_created(ch), 1234);
+	cr_assert_eq(chan_join(reg, ch, &a.cl), WR_OK);
+	cr_assert_eq(chan_join(reg, ch, &b.cl), WR_OK);
+	cr_expect_eq(chan_members(ch), 2);
+	cr_expect(chan_member(ch, 0) == &a.cl || chan_member(ch, 0) == &b.cl);
+	cr_expect_neq(chan_member(ch, 0), chan_member(ch, 1));
+	cr_expect_null(chan_member(ch, 2));
+	chan_drop_empty(reg, ch); /* has members: a no-op */
+	cr_expect_eq(find(reg, "ev"), ch);
+	/* evict the way the mesh does: always member 0 until none is left */
+	while (chan_members(ch) > 1)
+		cr_assert_eq(chan_leave(reg, ch, chan_member(ch, 0)), WR_OK);
+	cr_assert_eq(chan_leave(reg, ch, chan_member(ch, 0)), WR_OK);
+	cr_expect_null(find(reg, "ev"));
+	cr_expect_eq(r.closed, 1);
+
+	cr_assert_eq(chan_create(reg, "never", 5, NULL, 1, &ch), WR_OK);
+	chan_drop_empty(reg, ch);
+	cr_expect_null(find(reg, "never"));
+	cr_expect_eq(r.closed, 1); /* never open: no closed callback */
+	chan_client_fini(reg, &a.cl);
+	chan_client_fini(reg, &b.cl);
+	chan_registry_destroy(reg);
+}

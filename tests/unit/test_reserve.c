@@ -676,3 +676,26 @@ Test(reserve, convergence_holders_after_second_pass)
 		chan_resv_table_destroy(t);
 	}
 }
+
+/* Each holder keeps its own created (announces compare it with "at"). */
+Test(reserve, holder_created_per_holder)
+{
+	struct chan_resv_table *t = mk(4, 0);
+	const struct chan_resv_entry *e;
+
+	reserve(t, CH, 0xaa, 300, "b");
+	reserve(t, CH, 0xaa, 100, "c");
+	reserve(t, CH, 0xaa, 200, "a");
+	e = find(t, CH);
+	cr_assert_eq(chan_resv_nholders(e), 3);
+	/* holders in name order, each with its own time */
+	cr_expect_str_eq(chan_resv_holder(e, 0), "a");
+	cr_expect_eq(chan_resv_holder_created(e, 0), 200);
+	cr_expect_str_eq(chan_resv_holder(e, 1), "b");
+	cr_expect_eq(chan_resv_holder_created(e, 1), 300);
+	cr_expect_str_eq(chan_resv_holder(e, 2), "c");
+	cr_expect_eq(chan_resv_holder_created(e, 2), 100);
+	cr_expect_eq(chan_resv_created(e), 100); /* the rank: the best holder */
+	cr_expect_str_eq(chan_resv_owner(e), "c");
+	chan_resv_table_destroy(t);
+}
