@@ -118,9 +118,7 @@ void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 		return;
 	pss->client = NULL;
 	flush_remove(node, cl);
-	for (unsigned i = 0; i < node->nreaders; i++)
-		if (node->readers[i] == cl)
-			node->readers[i] = NULL;
+	wr_node_reader_gone(node, cl->wsi);
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	chan_client_fini(node->reg, &cl->cc);
@@ -484,10 +482,7 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		return 0; /* closing: ignore input */
 	node->ctr.client_bytes_in += len;
 	cl->last_rx_ms = wr_now_ms();
-	if (cl->read_pass != node->pass + 1 && node->nreaders < WR_MAX_READERS) {
-		cl->read_pass = node->pass + 1;
-		node->readers[node->nreaders++] = cl;
-	}
+	wr_node_reader(node, cl->wsi, &cl->read_pass);
 	switch (wr_rx_add(&cl->rx, cl->wsi, in, len,
 			  2 * (size_t)node->cfg->max_message_bytes, &msg, &mlen)) {
 	case WR_RX_MORE:
@@ -620,14 +615,30 @@ void wr_client_keepalive(struct wr_node *node)
 	}
 }
 
-/* True when a client that sent us data this pass has more waiting. */
+void wr_node_reader(struct wr_node *node, struct lws *wsi, uint64_t *read_pass)
+{
+	if (*read_pass != node->pass + 1 && node->nreaders < WR_MAX_READERS) {
+		*read_pass = node->pass + 1;
+		node->readers[node->nreaders++] = wsi;
+	}
+}
+
+void wr_node_reader_gone(struct wr_node *node, struct lws *wsi)
+{
+	for (unsigned i = 0; i < node->nreaders; i++)
+		if (node->readers[i] == wsi)
+			node->readers[i] = NULL;
+}
+
+/* True when a client or node link that sent us data this pass has more
+ * waiting: its next messages will want the same subscribers. */
 static bool input_pending(struct wr_node *node)
 {
 	for (unsigned i = 0; i < node->nreaders; i++) {
-		struct wr_client *cl = node->readers[i];
+		struct lws *wsi = node->readers[i];
 		int n = 0;
 
-		if (cl && !ioctl(lws_get_socket_fd(cl->wsi), FIONREAD, &n) && n > 0)
+		if (wsi && !ioctl(lws_get_socket_fd(wsi), FIONREAD, &n) && n > 0)
 			return true;
 	}
 	return false;

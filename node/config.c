@@ -8,8 +8,10 @@
 #include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -23,6 +25,11 @@
 #define NAME_CHARS ALNUM "._-"
 #define HOST_CHARS ALNUM ".-_"
 
+/* The repo's web/ (the demo chat), set by CMake; empty: none. */
+#ifndef WR_WEB_ROOT
+#define WR_WEB_ROOT ""
+#endif
+
 enum kind {
 	K_INT,    /* int */
 	K_I64,    /* int64_t */
@@ -32,6 +39,7 @@ enum kind {
 	K_URL,    /* char *, ws:// or wss:// */
 	K_LISTEN, /* "host:port": fills listen, listen_host, listen_port */
 	K_LEVEL,  /* enum wr_log_level */
+	K_DIR,    /* char *, an existing directory made absolute; "" = NULL */
 };
 
 struct key_spec {
@@ -84,6 +92,10 @@ static const struct key_spec mesh_keys[] = {
 	  DAY_MS },
 };
 
+static const struct key_spec web_keys[] = {
+	{ "root", K_DIR, CFG(web_root), 0, 0 },
+};
+
 static const struct key_spec log_keys[] = {
 	{ "level", K_LEVEL, CFG(log_level), 0, 0 },
 };
@@ -104,7 +116,7 @@ struct table_spec {
 #define TABLE(n) { #n, n##_keys, ARRAY_SIZE(n##_keys) }
 static const struct table_spec tables[] = {
 	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health), TABLE(mesh),
-	TABLE(log),
+	TABLE(log), TABLE(web),
 };
 
 struct loader {
@@ -287,6 +299,42 @@ static int set_str(struct loader *ld, char **dst, const char *s)
 	return WR_OK;
 }
 
+/*
+ * A directory: "" turns the feature off (NULL); a relative path is taken
+ * from the config file's directory (the working directory for a config
+ * without a path); the result is its realpath, checked to be a directory
+ * now rather than at the first request.
+ */
+static int apply_dir(struct loader *ld, char **dst, const char *fk,
+		     const struct wr_toml *v)
+{
+	const char *s = v->v.str, *slash;
+	char joined[PATH_MAX], real[PATH_MAX], show[160];
+	struct stat st;
+	int n;
+
+	if (!*s) {
+		free(*dst);
+		*dst = NULL;
+		return WR_OK;
+	}
+	slash = strrchr(ld->path, '/');
+	if (s[0] == '/' || !slash || !ld->c->path)
+		n = snprintf(joined, sizeof(joined), "%s", s);
+	else
+		n = snprintf(joined, sizeof(joined), "%.*s/%s",
+			     (int)(slash - ld->path), ld->path, s);
+	if (n < 0 || (size_t)n >= sizeof(joined))
+		return bad(ld, v->line, fk, "path too long");
+	if (!realpath(joined, real))
+		return bad(ld, v->line, fk, "cannot use '%s': %s",
+			   shown(joined, show, sizeof(show)), strerror(errno));
+	if (stat(real, &st) || !S_ISDIR(st.st_mode))
+		return bad(ld, v->line, fk, "'%s' is not a directory",
+			   shown(real, show, sizeof(show)));
+	return set_str(ld, dst, real);
+}
+
 static int apply_string(struct loader *ld, void *base,
 			const struct key_spec *ks, const char *fk,
 			const struct wr_toml *v)
@@ -297,6 +345,8 @@ static int apply_string(struct loader *ld, void *base,
 	char show[48], *host;
 	int port;
 
+	if (ks->kind == K_DIR)
+		return apply_dir(ld, (char **)field, fk, v);
 	if (!*s)
 		return bad(ld, v->line, fk, "must not be empty");
 	switch (ks->kind) {
@@ -600,7 +650,10 @@ int wr_config_defaults(struct wr_config *c)
 	c->log_level = WR_LOG_INFO;
 	c->listen = strdup("127.0.0.1:8080");
 	c->listen_host = strdup("127.0.0.1");
-	if (default_name(&c->name) || !c->listen || !c->listen_host) {
+	/* not checked: a binary run away from its source tree serves none */
+	c->web_root = WR_WEB_ROOT[0] ? strdup(WR_WEB_ROOT) : NULL;
+	if (default_name(&c->name) || !c->listen || !c->listen_host ||
+	    (WR_WEB_ROOT[0] && !c->web_root)) {
 		wr_config_fini(c);
 		return WR_ENOMEM;
 	}
@@ -732,5 +785,6 @@ void wr_config_fini(struct wr_config *c)
 		free(c->peers[i].token);
 	}
 	free(c->peers);
+	free(c->web_root);
 	memset(c, 0, sizeof(*c));
 }

@@ -62,6 +62,9 @@ struct wr_config {
 
 	/* [limits], added last to keep the layout above stable */
 	int client_ping_interval_ms; /* 30000: keepalive ping to /connect clients */
+
+	/* [web] */
+	char *web_root;              /* absolute; NULL: no static files (root = "") */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

@@ -101,7 +101,10 @@ static int connect_to(struct wr_dial *d)
 	i.host = addr;
 	i.origin = addr;
 	i.ssl_connection = !strcmp(prot, "wss") ? LCCSCF_USE_SSL : 0;
-	i.local_protocol_name = "wsrelay";
+	/* asks the accepting node for its node-link protocol (bigger reads);
+	 * a node without it answers with its default one, which works too */
+	i.protocol = "wsrelay-node";
+	i.local_protocol_name = "wsrelay-node";
 	i.opaque_user_data = d;
 	/* no i.pwsi: lws would write to it after we may have freed @d */
 	wr_debug("peer '%s': dialling %s (attempt %u)", d->name, d->url,

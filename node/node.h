@@ -126,7 +126,7 @@ struct wr_node {
 	 * of sends leaves as one coalesced write per subscriber */
 #define WR_MAX_READERS 16
 #define WR_MAX_DEFER_PASSES 32
-	struct wr_client *readers[WR_MAX_READERS];
+	struct lws *readers[WR_MAX_READERS];     /* clients and node links */
 	unsigned nreaders;
 	unsigned deferred;
 	uint64_t pass;
@@ -185,6 +185,7 @@ struct wr_peer {
 	/* mesh */
 	int link;                   /* route id, while up */
 	int64_t last_rx_ms;         /* any frame or pong */
+	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
 	double latency_ms;          /* < 0 until the first pong */
@@ -212,6 +213,10 @@ void wr_client_pw_done(struct wr_node *node);
 /* Pings clients silent for an interval, drops those that did not answer
  * the previous ping. */
 void wr_client_keepalive(struct wr_node *node);
+/* @wsi got input this pass: while it has more waiting, the flush waits. */
+void wr_node_reader(struct wr_node *node, struct lws *wsi, uint64_t *read_pass);
+/* @wsi is going away: it is no reader any more. */
+void wr_node_reader_gone(struct wr_node *node, struct lws *wsi);
 /* Writes every client on the flush list (the uv check hook). */
 void wr_client_flush(struct wr_node *node);
 int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,

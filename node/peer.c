@@ -108,6 +108,7 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 	if (!p)
 		return;
 	pss->peer = NULL;
+	wr_node_reader_gone(node, p->wsi);
 	link_down(node, p);
 	if (p->one_time) /* never handshaken: the token dies with the link */
 		inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN, NULL,
@@ -374,6 +375,7 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 	if (p->close_code)
 		return 0;
 	p->last_rx_ms = wr_now_ms();
+	wr_node_reader(node, p->wsi, &p->read_pass);
 	switch (wr_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
 	case WR_RX_MORE:
 		return 0;
@@ -434,44 +436,103 @@ static int write_ping(struct wr_node *node, struct wr_peer *p)
 	return 0;
 }
 
-int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
+/*
+ * Appends one text frame of @m to @dst: unmasked on an accepted link,
+ * masked with a fresh key on a dialled one (RFC 6455 5.3: clients mask).
+ * Returns the bytes written; @dst has room for header + payload.
+ */
+static size_t frame(unsigned char *dst, const struct wr_msg *m, bool masked)
+{
+	size_t n = m->len, h = 0;
+	unsigned char key[4];
+
+	dst[h++] = 0x81; /* FIN | text */
+	if (n < 126) {
+		dst[h++] = (unsigned char)n;
+	} else if (n <= 0xffff) {
+		dst[h++] = 126;
+		dst[h++] = (unsigned char)(n >> 8);
+		dst[h++] = (unsigned char)n;
+	} else {
+		dst[h++] = 127;
+		for (int i = 7; i >= 0; i--)
+			dst[h++] = (unsigned char)((uint64_t)n >> (8 * i));
+	}
+	if (!masked) {
+		memcpy(dst + h, m->data, n);
+		return h + n;
+	}
+	dst[1] |= 0x80;
+	randombytes_buf(key, sizeof(key));
+	memcpy(dst + h, key, 4);
+	h += 4;
+	for (size_t i = 0; i < n; i++)
+		dst[h + i] = m->data[i] ^ key[i & 3];
+	return h + n;
+}
+
+#define FRAME_HDR_MAX 14
+
+static void out_pop(struct wr_peer *p)
 {
 	struct wr_peer_out *o = p->out_head;
 
-	if (p->ping_due && p->up && !p->close_code)
-		return write_ping(node, p);
-	if (!o) {
-		if (!p->close_code)
-			return 0;
-		if (p->dial) {
-			/* client side: lws masks the close it sends */
-			lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
-					 (unsigned char *)p->close_reason,
-					 strlen(p->close_reason));
-			return -1;
-		}
-		return wr_ws_close_raw(node, p->wsi, p->close_code, p->close_reason);
-	}
 	p->out_head = o->next;
 	if (!p->out_head)
 		p->out_tail = NULL;
-	/* from a copy: lws writes the header before it and, client side,
-	 * masks the payload in place */
-	if (o->frame->len > WR_WRITE_COALESCE) {
-		wr_msg_unref(&o->frame);
-		free(o);
-		return -1;
-	}
-	memcpy(node->wbuf + LWS_PRE, o->frame->data, o->frame->len);
-	if (lws_write(p->wsi, node->wbuf + LWS_PRE, o->frame->len,
-		      LWS_WRITE_TEXT) < 0) {
-		wr_msg_unref(&o->frame);
-		free(o);
-		return -1;
-	}
 	wr_msg_unref(&o->frame);
 	free(o);
-	if (p->out_head || p->close_code)
+}
+
+/*
+ * Writes queued packets, framed by us so that many leave in one write of
+ * up to WR_WRITE_COALESCE bytes (lws would make one write per frame); a
+ * larger packet gets a buffer of its own. lws keeps what the socket does
+ * not take and calls WRITEABLE again once it is out.
+ */
+static int write_queued(struct wr_node *node, struct wr_peer *p)
+{
+	unsigned char *buf = node->wbuf + LWS_PRE, *big = NULL;
+	bool masked = p->dial != NULL;
+	size_t n = 0;
+	int w;
+
+	if (p->out_head->frame->len + FRAME_HDR_MAX > WR_WRITE_COALESCE) {
+		big = malloc(LWS_PRE + p->out_head->frame->len + FRAME_HDR_MAX);
+		if (!big)
+			return -1;
+		buf = big + LWS_PRE;
+		n = frame(buf, p->out_head->frame, masked);
+		out_pop(p);
+	}
+	while (!big && p->out_head &&
+	       n + p->out_head->frame->len + FRAME_HDR_MAX <= WR_WRITE_COALESCE) {
+		n += frame(buf + n, p->out_head->frame, masked);
+		out_pop(p);
+	}
+	w = lws_write(p->wsi, buf, n, LWS_WRITE_RAW);
+	free(big);
+	if (w < 0)
+		return -1;
+	if (p->out_head || p->close_code || p->ping_due)
 		lws_callback_on_writable(p->wsi);
 	return 0;
+}
+
+int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
+{
+	if (p->ping_due && p->up && !p->close_code)
+		return write_ping(node, p);
+	if (p->out_head)
+		return write_queued(node, p);
+	if (!p->close_code)
+		return 0;
+	if (p->dial) {
+		/* client side: lws masks the close it sends */
+		lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
+				 (unsigned char *)p->close_reason,
+				 strlen(p->close_reason));
+		return -1;
+	}
+	return wr_ws_close_raw(node, p->wsi, p->close_code, p->close_reason);
 }

@@ -140,6 +140,15 @@ static const struct lws_protocols protocols[] = {
 		 * send() take all of it */
 		.tx_packet_size = WR_WRITE_COALESCE,
 	},
+	{
+		/* node links that ask for it (ours do): a packet stream, read
+		 * in big chunks rather than 256 bytes a pass */
+		.name = "wsrelay-node",
+		.callback = callback,
+		.per_session_data_size = sizeof(struct wr_pss),
+		.rx_buffer_size = 65536,
+		.tx_packet_size = WR_WRITE_COALESCE,
+	},
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
 

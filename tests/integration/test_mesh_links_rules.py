@@ -55,3 +55,28 @@ def test_latency_measured_and_high_latency_degrades_health(node_factory):
     status, body = health(slow)
     assert status == 200 and body["healthy"] == "degraded"
     assert "high latency" in body["reasons"]
+
+
+def test_largest_message_crosses_a_link_intact(node_factory):
+    """A message of max_message_bytes is ~87 KB of base64 inside its
+    packet, more than one coalesced write: it must cross, the link stay."""
+    from conftest import Pool, delivery, ok, run
+    from meshutil import start_mesh, wait_converged
+
+    a, b = start_mesh(node_factory, "AB", [("B", "A")])
+    big = "é" * 32767 + "xy"   # 65536 bytes of UTF-8
+
+    async def body():
+        async with Pool() as pool:
+            ca, cb = await pool.connect(a), await pool.connect(b)
+            assert await cb.subscribe("big") == ok()
+            assert await ca.subscribe("big") == ok()
+            await wait_converged([a, b], "big", holders=["A", "B"])
+            for i in range(3):
+                assert await ca.publish("big", big, nonce=f"b{i}") == ok(f"b{i}")
+                assert await cb.recv() == delivery(big, "big", f"b{i}")
+            assert await cb.publish("big", big[::-1]) == ok()
+            assert await ca.recv() == delivery(big[::-1], "big")
+    run(body())
+    assert metrics(a).get("wsrelay_peers_up") == 1
+    assert "node link 'B' down" not in a.log_text()
