@@ -28,6 +28,8 @@
 
 #define MAX_EVENTS 1024
 #define TAG_TIMER UINT64_MAX
+#define TAG_STDIN (UINT64_MAX - 1)
+#define PROBE_NS (20 * 1000000ull)   /* --probe: one probe per group per 20 ms */
 #define READ_CHUNK (256 * 1024)
 #define MAX_FRAME (64u << 20)        /* larger server frames are a bug */
 #define MAX_OUT (64u << 20)          /* unsent bytes per connection */
@@ -40,6 +42,7 @@ enum scenario { SC_FANOUT, SC_CHANNELS, SC_LATENCY, SC_IDLE };
 struct opts {
 	const char *host;
 	unsigned port;
+	unsigned pub_port;      /* publishers connect here (default: port) */
 	enum scenario sc;
 	uint32_t subs;          /* 0: the scenario's default */
 	uint32_t channels;
@@ -50,6 +53,8 @@ struct opts {
 	uint32_t concurrency;
 	double seconds, warmup, drain, timeout, hold;
 	int server_pid;         /* 0: not given */
+	int probe;              /* -1: default (on when pub_port != port) */
+	bool sync;              /* wait for stdin lines around the traffic */
 };
 
 /* A byte buffer; `off` is how much of the front was already written. */
@@ -68,6 +73,7 @@ struct conn {
 	uint8_t frag_op;        /* opcode of the message being reassembled */
 	bool epollout;          /* EPOLLOUT is in the interest set */
 	bool subscribed;
+	bool warm;              /* sub: received a --probe message */
 	uint32_t group;         /* traffic: its group; idle: its own channel */
 	char key[32];           /* Sec-WebSocket-Key (base64 of 16 bytes) */
 	struct buf in;          /* handshake bytes, or a partial frame */
@@ -104,9 +110,10 @@ struct snap {
 
 struct lg {
 	struct opts o;
-	struct sockaddr_storage addr;
-	socklen_t addrlen;
-	char hostport[80];
+	/* [0]: --port (subscribers, idle); [1]: --pub-port (publishers) */
+	struct sockaddr_storage addr[2];
+	socklen_t addrlen[2];
+	char hostport[2][80];
 	char chprefix[32];      /* channel names: chprefix + number */
 	int ep, tfd;
 	struct conn *conns;
@@ -129,6 +136,10 @@ struct lg {
 	uint64_t rec_from, rec_to;  /* latency recorded for send times here */
 	struct hist hist;
 	uint64_t total_recv, total_acked, misrouted, unknown, slow_closes;
+	uint64_t probes_sent, probes_acked, probes_recv;
+	uint64_t stdin_lines;   /* --sync: lines read so far */
+	uint64_t stdin_used;    /* --sync: lines that released a wait */
+	bool stdin_eof;
 	char err[512];
 };
 
@@ -592,7 +603,41 @@ static int pub_append(struct lg *lg, struct group *g, uint32_t gi)
 	return 0;
 }
 
+/* Appends and flushes one --probe send: text "probe p=<group>", nonce "p". */
+static int probe_send(struct lg *lg, struct group *g, uint32_t gi)
+{
+	int n = snprintf(lg->msg, lg->msgcap,
+			 "{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
+			 "\"message\":\"probe p=%u\"},\"nonce\":\"p\"}",
+			 lg->chprefix, gi, gi);
+
+	if (frame_append(lg, g->first, 0x1, lg->msg, (size_t)n))
+		return -1;
+	lg->probes_sent++;
+	return conn_flush(lg, g->first);
+}
+
 /* ---- inbound ---------------------------------------------------------- */
+
+/* A --probe message (@q at its text): marks the subscriber warm. */
+static int on_probe(struct lg *lg, uint32_t i, const char *q, const char *e)
+{
+	struct conn *c = &lg->conns[i];
+	uint64_t gi;
+
+	q += 9;                 /* "probe p= */
+	if (!parse_dec(&q, e, &gi)) {
+		lg->unknown++;
+		return 0;
+	}
+	if (c->role != ROLE_SUB || gi != c->group) {
+		lg->misrouted++;
+		return 0;
+	}
+	lg->probes_recv++;
+	c->warm = true;
+	return 0;
+}
 
 static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
 		       uint64_t now)
@@ -602,6 +647,8 @@ static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
 	uint64_t t, seq, gi, old;
 	struct group *g;
 
+	if (!q && (q = memmem(p, len, "\"probe p=", 9)))
+		return on_probe(lg, i, q, e);
 	if (!q) {
 		lg->unknown++;
 		return 0;
@@ -660,6 +707,10 @@ static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
 			if (++lg->nsubscribed == lg->nconns)
 				lg->t_all_subscribed = now;
 		}
+		return 0;
+	}
+	if (c->role == ROLE_PUB && has_prefix(nonce, e, "\"p\"")) {
+		lg->probes_acked++;
 		return 0;
 	}
 	q = nonce ? nonce + 1 : NULL;
@@ -966,7 +1017,7 @@ static int conn_start_handshake(struct lg *lg, uint32_t i)
 		     "Connection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n"
-		     "\r\n", lg->hostport, c->key);
+		     "\r\n", lg->hostport[c->role == ROLE_PUB], c->key);
 	c->state = CS_HANDSHAKE;
 	if (buf_append(&c->out, req, (size_t)n))
 		return fail(lg, "out of memory");
@@ -977,21 +1028,21 @@ static int conn_open(struct lg *lg, uint32_t i)
 {
 	struct conn *c = &lg->conns[i];
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = i };
-	int one = 1, fd;
+	int one = 1, fd, a = c->role == ROLE_PUB;
 
-	fd = socket(lg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	fd = socket(lg->addr[a].ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(lg, "socket: %s%s", strerror(errno),
 			    errno == EMFILE ? " (raise ulimit -n)" : "");
 	/* small frames must leave at once: Nagle would skew latency */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&lg->addr, lg->addrlen) &&
+	if (connect(fd, (struct sockaddr *)&lg->addr[a], lg->addrlen[a]) &&
 	    errno != EINPROGRESS) {
 		int err = errno;
 
 		close(fd);
-		return fail(lg, "connect to %s: %s%s", lg->hostport,
+		return fail(lg, "connect to %s: %s%s", lg->hostport[a],
 			    strerror(err),
 			    err == ECONNREFUSED ? " (is the node running?)" :
 			    err == EADDRNOTAVAIL ? " (out of local ports)" : "");
@@ -1018,7 +1069,8 @@ static int conn_event(struct lg *lg, uint32_t i, uint32_t events)
 		if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el))
 			err = errno;
 		if (err)
-			return fail(lg, "connect to %s: %s%s", lg->hostport,
+			return fail(lg, "connect to %s: %s%s",
+				    lg->hostport[c->role == ROLE_PUB],
 				    strerror(err), err == ECONNREFUSED ?
 				    " (is the node running?)" : "");
 		if (!(events & EPOLLOUT))
@@ -1077,6 +1129,23 @@ static int lg_pump(struct lg *lg)
 	return 0;
 }
 
+/* --sync: counts the lines on stdin (one read: epoll said it is readable). */
+static void stdin_read(struct lg *lg)
+{
+	char b[256];
+	ssize_t n = read(STDIN_FILENO, b, sizeof(b)), k;
+
+	if (n < 0 && (errno == EINTR || errno == EAGAIN))
+		return;
+	if (n <= 0) {
+		lg->stdin_eof = true;
+		epoll_ctl(lg->ep, EPOLL_CTL_DEL, STDIN_FILENO, NULL);
+		return;
+	}
+	for (k = 0; k < n; k++)
+		lg->stdin_lines += b[k] == '\n';
+}
+
 /* Opens connections up to the concurrency bound, waits at most @timeout_ms
  * for events, handles them, then lets the publishers send. */
 static int lg_poll(struct lg *lg, int timeout_ms)
@@ -1094,6 +1163,10 @@ static int lg_poll(struct lg *lg, int timeout_ms)
 		return errno == EINTR ? 0 : fail(lg, "epoll_wait: %s",
 						 strerror(errno));
 	for (k = 0; k < n; k++) {
+		if (ev[k].data.u64 == TAG_STDIN) {
+			stdin_read(lg);
+			continue;
+		}
 		if (ev[k].data.u64 == TAG_TIMER) {
 			if (read(lg->tfd, &x, sizeof(x)) == (ssize_t)sizeof(x))
 				lg->ticks += x;
@@ -1225,6 +1298,84 @@ static void print_cpu(const struct lg *lg, const struct snap *a,
 		       "bounded by the client, not the node\n");
 }
 
+/* Live subscribers of @g that have not received a probe yet. */
+static uint32_t group_cold(const struct lg *lg, const struct group *g)
+{
+	uint32_t k, n = 0;
+
+	for (k = 1; k <= g->nsubs; k++) {
+		const struct conn *s = &lg->conns[g->first + k];
+
+		n += s->state != CS_CLOSED && !s->warm;
+	}
+	return n;
+}
+
+/* --probe: every PROBE_NS each publisher whose group still has a cold
+ * subscriber sends a probe, until every live subscriber received one (the
+ * channel works end to end, across the mesh too), or --timeout. */
+static int lg_probe(struct lg *lg)
+{
+	uint64_t t0 = now_ns(), next = t0, now;
+	uint64_t deadline = t0 + (uint64_t)(lg->o.timeout * 1e9);
+	uint32_t gi, cold, n;
+
+	for (;;) {
+		now = now_ns();
+		cold = 0;
+		for (gi = 0; gi < lg->ngroups; gi++) {
+			struct group *g = &lg->groups[gi];
+
+			n = group_cold(lg, g);
+			if (n && now >= next && probe_send(lg, g, gi))
+				return -1;
+			cold += n;
+		}
+		if (!cold)
+			break;
+		if (now >= next)
+			next = now + PROBE_NS;
+		if (now >= deadline)
+			return fail(lg, "--probe: %u of %u subscribers received "
+				    "no probe within %.0f s (%" PRIu64 " sent): "
+				    "is the channel known across the mesh?",
+				    cold, lg->ngroups * lg->o.subs, lg->o.timeout,
+				    lg->probes_sent);
+		if (lg_poll(lg, ms_until(next < deadline ? next : deadline,
+					 100)))
+			return -1;
+	}
+	fprintf(stderr, "loadgen: every subscriber received a probe after "
+		"%.3f s (%" PRIu64 " probes sent)\n",
+		(double)(now_ns() - t0) / 1e9, lg->probes_sent);
+	/* the acks of the probes still in flight, briefly */
+	deadline = now_ns() + NS;
+	while (lg->probes_acked < lg->probes_sent && now_ns() < deadline)
+		if (lg_poll(lg, ms_until(deadline, 20)))
+			return -1;
+	return 0;
+}
+
+/* --sync: announces @what on stderr, then keeps the connections served
+ * until a line arrives on stdin (or EOF), at most --timeout. */
+static int sync_wait(struct lg *lg, const char *what)
+{
+	uint64_t deadline = now_ns() + (uint64_t)(lg->o.timeout * 1e9);
+
+	fprintf(stderr, "loadgen: %s\n", what);
+	fflush(stderr);
+	while (lg->stdin_lines <= lg->stdin_used && !lg->stdin_eof) {
+		if (now_ns() >= deadline)
+			return fail(lg, "--sync: no line on stdin within %.0f s "
+				    "after '%s'", lg->o.timeout, what);
+		if (lg_poll(lg, ms_until(deadline, 100)))
+			return -1;
+	}
+	if (lg->stdin_lines > lg->stdin_used)
+		lg->stdin_used++;
+	return 0;
+}
+
 static int run_traffic(struct lg *lg)
 {
 	const struct opts *o = &lg->o;
@@ -1254,6 +1405,16 @@ static int run_traffic(struct lg *lg)
 		return -1;
 	fprintf(stderr, "loadgen: %u connections upgraded and subscribed in "
 		"%.2f s\n", lg->nconns, (double)(now_ns() - t_start) / 1e9);
+	if (o->probe && lg_probe(lg))
+		return -1;
+	if (o->sync) {
+		char line[96];
+
+		snprintf(line, sizeof(line), "ready channel=%s0 channels=%u",
+			 lg->chprefix, lg->ngroups);
+		if (sync_wait(lg, line))
+			return -1;
+	}
 
 	t_start = now_ns();
 	t_meas = t_start + (uint64_t)(o->warmup * 1e9);
@@ -1355,12 +1516,18 @@ static int run_traffic(struct lg *lg)
 	       "%s of %s expected deliveries received%s\n", el, o->warmup,
 	       fmt_count(a, sent), fmt_count(b, got), fmt_count(c, expected),
 	       drained(lg) ? "" : " (drain deadline passed)");
+	if (o->pub_port != o->port || o->probe)
+		printf("  publishers on port %u, subscribers on port %u; %" PRIu64
+		       " probes sent, %" PRIu64 " probe deliveries\n",
+		       o->pub_port, o->port, lg->probes_sent, lg->probes_recv);
 	if (dups || lg->misrouted || lg->unknown)
 		printf("  anomalies: %" PRIu64 " duplicate or out-of-order, %"
 		       PRIu64 " misrouted, %" PRIu64 " unrecognised frames\n",
 		       dups, lg->misrouted, lg->unknown);
 	print_cpu(lg, &s0, &s1);
 	fflush(stdout);
+	if (!rc && o->sync && sync_wait(lg, "drained"))
+		return -1;
 	return rc;
 }
 
@@ -1448,25 +1615,27 @@ static int run_idle(struct lg *lg)
 
 /* ---- setup and options ------------------------------------------------ */
 
-/* Resolves --host to a loopback address; anything else is refused. */
-static int resolve_loopback(struct lg *lg)
+/* Resolves --host to a loopback address for --port (a = 0) and --pub-port
+ * (a = 1); anything else is refused. */
+static int resolve_loopback(struct lg *lg, int a)
 {
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&lg->addr;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&lg->addr;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&lg->addr[a];
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&lg->addr[a];
 	const char *host = lg->o.host;
+	unsigned port = a ? lg->o.pub_port : lg->o.port;
 
 	if (!strcmp(host, "localhost"))
 		host = "127.0.0.1";
-	memset(&lg->addr, 0, sizeof(lg->addr));
+	memset(&lg->addr[a], 0, sizeof(lg->addr[a]));
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		if ((ntohl(s4->sin_addr.s_addr) >> 24) != 127)
 			return fail(lg, "refusing to connect to %s: not a "
 				    "loopback address", host);
 		s4->sin_family = AF_INET;
-		s4->sin_port = htons((uint16_t)lg->o.port);
-		lg->addrlen = sizeof(*s4);
-		snprintf(lg->hostport, sizeof(lg->hostport), "%s:%u", host,
-			 lg->o.port);
+		s4->sin_port = htons((uint16_t)port);
+		lg->addrlen[a] = sizeof(*s4);
+		snprintf(lg->hostport[a], sizeof(lg->hostport[a]), "%s:%u",
+			 host, port);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
@@ -1474,10 +1643,10 @@ static int resolve_loopback(struct lg *lg)
 			return fail(lg, "refusing to connect to %s: not a "
 				    "loopback address", host);
 		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons((uint16_t)lg->o.port);
-		lg->addrlen = sizeof(*s6);
-		snprintf(lg->hostport, sizeof(lg->hostport), "[%s]:%u", host,
-			 lg->o.port);
+		s6->sin6_port = htons((uint16_t)port);
+		lg->addrlen[a] = sizeof(*s6);
+		snprintf(lg->hostport[a], sizeof(lg->hostport[a]), "[%s]:%u",
+			 host, port);
 		return 0;
 	}
 	return fail(lg, "--host %s: give a loopback IP address (127.0.0.1, "
@@ -1521,7 +1690,18 @@ static void usage(FILE *f)
 "\n"
 "options:\n"
 "  --host ADDR        node address, loopback only (default 127.0.0.1)\n"
-"  --port PORT        node port (required)\n"
+"  --port PORT        node port (required); subscribers connect here\n"
+"  --pub-port PORT    port publishers connect to, e.g. another node of the\n"
+"                     mesh, so every message crosses it (default --port)\n"
+"  --probe            before the warm-up, each publisher sends probe messages\n"
+"                     (every 20 ms, not counted) until every subscriber got\n"
+"                     one: the channel is known across the mesh (default: on\n"
+"                     when --pub-port differs from --port; --no-probe: off)\n"
+"  --sync             print 'loadgen: ready channel=NAME' on stderr before\n"
+"                     the traffic and 'loadgen: drained' after the results,\n"
+"                     each time waiting for a line on stdin (EOF: go on), so\n"
+"                     a script can sample the nodes around exactly the\n"
+"                     traffic (waits at most --timeout)\n"
 "  --scenario NAME    fanout | channels | latency | idle (required)\n"
 "  --subs N           subscribers per channel (fanout 100, channels 10,\n"
 "                     latency 100)\n"
@@ -1576,6 +1756,10 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	static const struct option lo[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
+		{ "pub-port", required_argument, NULL, 'q' },
+		{ "probe", no_argument, NULL, 'R' },
+		{ "no-probe", no_argument, NULL, 'N' },
+		{ "sync", no_argument, NULL, 'S' },
 		{ "scenario", required_argument, NULL, 's' },
 		{ "subs", required_argument, NULL, 'n' },
 		{ "channels", required_argument, NULL, 'c' },
@@ -1600,12 +1784,16 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	*o = (struct opts){ .host = "127.0.0.1", .channels = 100, .size = 64,
 			    .window = 64, .rate = 1000, .conns = 10000,
 			    .concurrency = 256, .seconds = 5, .warmup = 1,
-			    .drain = 5, .timeout = 60 };
+			    .drain = 5, .timeout = 60, .probe = -1 };
 	while ((ch = getopt_long(argc, argv, "h", lo, &li)) != -1) {
 		ok = true;
 		switch (ch) {
 		case 'H': o->host = optarg; break;
 		case 'p': ok = parse_u32(optarg, 1, 65535, &o->port); break;
+		case 'q': ok = parse_u32(optarg, 1, 65535, &o->pub_port); break;
+		case 'R': o->probe = 1; break;
+		case 'N': o->probe = 0; break;
+		case 'S': o->sync = true; break;
 		case 's':
 			ok = have_sc = true;
 			if (!strcmp(optarg, "fanout"))
@@ -1652,6 +1840,15 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	}
 	if (!o->subs)
 		o->subs = o->sc == SC_CHANNELS ? 10 : 100;
+	if (!o->pub_port)
+		o->pub_port = o->port;
+	if (o->probe < 0)
+		o->probe = o->pub_port != o->port;
+	if (o->sc == SC_IDLE && (o->probe || o->sync)) {
+		fprintf(stderr, "wsrelay-loadgen: --probe and --sync are for "
+			"the traffic scenarios\n");
+		return -1;
+	}
 	return 0;
 }
 
@@ -1660,6 +1857,7 @@ int main(int argc, char **argv)
 	static struct lg lgs;   /* the histogram makes it large */
 	struct lg *lg = &lgs;
 	struct epoll_event tev = { .events = EPOLLIN, .data.u64 = TAG_TIMER };
+	struct epoll_event sev = { .events = EPOLLIN, .data.u64 = TAG_STDIN };
 	uint32_t i;
 	int rc = 1;
 
@@ -1690,7 +1888,8 @@ int main(int argc, char **argv)
 		     lg->o.server_pid);
 		goto out;
 	}
-	if (resolve_loopback(lg) || raise_nofile(lg, (uint64_t)lg->nconns + 16))
+	if (resolve_loopback(lg, 0) || resolve_loopback(lg, 1) ||
+	    raise_nofile(lg, (uint64_t)lg->nconns + 16))
 		goto out;
 	lg->conns = calloc(lg->nconns, sizeof(*lg->conns));
 	lg->groups = calloc(lg->ngroups ? lg->ngroups : 1, sizeof(*lg->groups));
@@ -1707,6 +1906,11 @@ int main(int argc, char **argv)
 	if (lg->ep < 0 || lg->tfd < 0 ||
 	    epoll_ctl(lg->ep, EPOLL_CTL_ADD, lg->tfd, &tev)) {
 		fail(lg, "epoll/timerfd: %s", strerror(errno));
+		goto out;
+	}
+	if (lg->o.sync && epoll_ctl(lg->ep, EPOLL_CTL_ADD, STDIN_FILENO, &sev)) {
+		fail(lg, "--sync: cannot poll stdin (%s): give a pipe or FIFO",
+		     strerror(errno));
 		goto out;
 	}
 	if (lg->o.sc == SC_IDLE ? run_idle(lg) : run_traffic(lg))
