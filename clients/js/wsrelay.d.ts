@@ -1,0 +1,125 @@
+// TypeScript declarations for wsrelay.js (the wsrelay client library).
+
+/** The part of the WebSocket API the client uses (browsers, Node.js 20+, the 'ws' package). */
+export interface WebSocketLike {
+  /** Called with an event that has no fields the client reads. */
+  onopen: ((event: any) => void) | null;
+  /** Called with `{data}`: a string (or ArrayBuffer / typed array of UTF-8). */
+  onmessage: ((event: any) => void) | null;
+  /** Called with an event whose `message`, if any, becomes the error's. */
+  onerror: ((event: any) => void) | null;
+  /** Called with `{code, reason}`. */
+  onclose: ((event: any) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+
+/** A WebSocket constructor: `new WebSocket(url)`. */
+export interface WebSocketConstructorLike {
+  new (url: string): WebSocketLike;
+}
+
+export interface WsRelayOptions {
+  /** WebSocket implementation; default `globalThis.WebSocket` (the constructor throws if there is none). */
+  WebSocket?: WebSocketConstructorLike;
+  /** Per-command timeout in ms, counted from when the command is written to the socket; default 10000. */
+  timeoutMs?: number;
+  /** Reconnect automatically after the connection is lost; default true. */
+  reconnect?: boolean;
+  /** Backoff ceiling of the first reconnect attempt, in ms; default 500. */
+  minDelayMs?: number;
+  /** Largest backoff ceiling, in ms; default 30000. */
+  maxDelayMs?: number;
+  /** Commands held while not connected; beyond it they are rejected with "queue full"; default 1000. */
+  maxQueue?: number;
+}
+
+export interface SubscribeOptions {
+  /** Channel password; omitted or undefined: none (null is sent as null, which the server takes as none). */
+  password?: string | null;
+}
+
+export interface CloseEvent {
+  code: number;
+  reason: string;
+}
+
+export interface ReconnectingEvent {
+  /** 1 for the first attempt after a loss, counting up while attempts fail. */
+  attempt: number;
+  /** The delay before this attempt, uniform in [0, min(maxDelayMs, minDelayMs * 2^(attempt-1))]. */
+  delayMs: number;
+}
+
+export interface MessageEvent {
+  channel: string;
+  message: string;
+  /** The sender's nonce; undefined when the sender gave none. */
+  nonce: string | undefined;
+}
+
+export interface UnsubscribedEvent {
+  channel: string;
+  /** The server's reason, e.g. "channel reservation lost", or a failed restore's reason. */
+  reason: string;
+}
+
+export interface WsRelayEventMap {
+  /** Connected and every subscription restored; queued commands have been written. */
+  open: void;
+  /**
+   * A connection that was open is gone: the socket's code and reason; 4408 "timeout" when the
+   * client dropped it because a restore subscribe went unanswered; 1000 "closed" after close().
+   */
+  close: CloseEvent;
+  /** A reconnect attempt is scheduled. */
+  reconnecting: ReconnectingEvent;
+  /** A delivery on a subscribed channel. */
+  message: MessageEvent;
+  /** The server removed a subscription, or it could not be restored; it is not restored again. */
+  unsubscribed: UnsubscribedEvent;
+  /** A socket error, an unreadable frame, or a response without nonce. */
+  error: Error;
+}
+
+export type WsRelayEvent = keyof WsRelayEventMap;
+
+export type WsRelayListener<E extends WsRelayEvent> =
+  WsRelayEventMap[E] extends void ? () => void : (event: WsRelayEventMap[E]) => void;
+
+/** A rejected command. `reason` (also `message`) is the server's exact reason string or one of "timeout", "disconnected", "queue full", "closed". */
+export class WsRelayError extends Error {
+  constructor(reason: string, command: string);
+  readonly name: "WsRelayError";
+  readonly reason: string;
+  /** The command that failed: "subscribe", "unsubscribe", "send" or "list". */
+  readonly command: string;
+}
+
+export class WsRelay {
+  /**
+   * Starts connecting at once. Throws a TypeError if there is no WebSocket implementation or an
+   * option is invalid, and whatever the WebSocket constructor throws (e.g. a malformed URL).
+   */
+  constructor(url: string | URL, options?: WsRelayOptions);
+
+  /** The URL this client connects to. */
+  readonly url: string;
+  /** True while connected with every subscription restored. */
+  readonly connected: boolean;
+  /** The channels the user holds (restored on reconnect). */
+  readonly subscriptions: string[];
+
+  subscribe(topic: string, options?: SubscribeOptions): Promise<void>;
+  unsubscribe(topic: string): Promise<void>;
+  send(channel: string, message: string): Promise<void>;
+  /** Every channel open anywhere on the network, sorted. */
+  list(): Promise<string[]>;
+  /** Stops for good: no reconnect; pending, queued and later commands are rejected with "closed". */
+  close(): void;
+
+  on<E extends WsRelayEvent>(event: E, listener: WsRelayListener<E>): this;
+  off<E extends WsRelayEvent>(event: E, listener: WsRelayListener<E>): this;
+}
+
+export default WsRelay;
