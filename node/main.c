@@ -2,6 +2,7 @@
  * node/main: the command line. `wsrelay -c FILE` runs a node,
  * `--check` validates a config and exits, `--version`, `--help`.
  * Exit status: 0 ok, 1 runtime failure, 2 usage or config error.
+ * `wsrelay sub|pub|list|health ...` is the client (clients/cli/).
  */
 #include <getopt.h>
 #include <pthread.h>
@@ -10,12 +11,14 @@
 #include <string.h>
 
 #include "node.h"
+#include "../clients/cli/cli.h"
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"usage: wsrelay [-c FILE] [--check]\n"
 		"       wsrelay --version | --help\n"
+		"       wsrelay sub|pub|list|health URL ... (the client, below)\n"
 		"\n"
 		"Runs a wsrelay node: a federated WebSocket pub/sub relay.\n"
 		"\n"
@@ -30,7 +33,9 @@ static void usage(FILE *f)
 		"\n"
 		"Exit status: 0 success (and clean shutdown on SIGTERM/SIGINT),\n"
 		"1 runtime failure (cannot listen, refused insecure listen),\n"
-		"2 usage or config error.\n");
+		"2 usage or config error.\n"
+		"\n");
+	wr_cli_usage_summary(f);
 }
 
 int main(int argc, char **argv)
@@ -47,6 +52,10 @@ int main(int argc, char **argv)
 	struct wr_config cfg;
 	char err[512];
 	int c, rc;
+
+	/* before the node's signal setup: the client handles its own */
+	if (argc > 1 && wr_cli_is_command(argv[1]))
+		return wr_cli_main(argc - 1, argv + 1);
 
 	{
 		/* from the first instruction: a stop signal is only ever read

@@ -1,0 +1,454 @@
+/*
+ * clients/cli/pubsub: `sub`, `pub` and `list` over WS /connect
+ * (PROTOCOL.md 2). Frames are built with wr_buf_json_str from checked
+ * UTF-8 and lengths, so a message may hold any text; answers are decoded
+ * with cJSON into struct frame and the tree deleted at once. A connection
+ * answers its commands in order, so pub keeps up to PUB_WINDOW sends in
+ * flight and matches each answer with the oldest nonce it is owed.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cli.h"
+#include "wr.h"
+
+#define PUB_WINDOW 32
+#define SUB_NONCE "sub"
+#define LIST_NONCE "list"
+
+enum frame_kind { FRAME_OTHER, FRAME_RESPONSE, FRAME_MESSAGE, FRAME_UNSUBSCRIBED };
+
+/* One decoded server frame; strings are ours (frame_fini frees them). */
+struct frame {
+	enum frame_kind kind;
+	bool ok;                    /* response: data.ok */
+	bool has_nonce;
+	char nonce[136];            /* the protocol allows 128 bytes */
+	char *reason;               /* response, unsubscribed: or NULL */
+	char *channel;              /* message, unsubscribed: or NULL */
+	char *message;              /* message: or NULL */
+};
+
+static void frame_fini(struct frame *f)
+{
+	free(f->reason);
+	free(f->channel);
+	free(f->message);
+	memset(f, 0, sizeof(*f));
+}
+
+static char *dup_str(const cJSON *obj, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
+}
+
+/* Decodes @text; an unreadable frame is FRAME_OTHER. With
+ * @print_channels, a successful response's data.channels are printed to
+ * stdout, one per line (list: no copy of the array outlives the tree). */
+static void frame_decode(struct frame *f, const char *text, size_t len,
+			 bool print_channels)
+{
+	cJSON *root = cJSON_ParseWithLength(text, len);
+	const cJSON *type, *data, *nonce;
+
+	memset(f, 0, sizeof(*f));
+	if (!cJSON_IsObject(root))
+		goto out;
+	type = cJSON_GetObjectItemCaseSensitive(root, "type");
+	data = cJSON_GetObjectItemCaseSensitive(root, "data");
+	nonce = cJSON_GetObjectItemCaseSensitive(root, "nonce");
+	if (!cJSON_IsString(type) || !cJSON_IsObject(data))
+		goto out;
+	if (cJSON_IsString(nonce)) {
+		f->has_nonce = true;
+		snprintf(f->nonce, sizeof(f->nonce), "%s", nonce->valuestring);
+	}
+	if (!strcmp(type->valuestring, "response")) {
+		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(data, "ok");
+		const cJSON *chans = cJSON_GetObjectItemCaseSensitive(data, "channels");
+		const cJSON *ch;
+
+		f->kind = FRAME_RESPONSE;
+		f->ok = cJSON_IsTrue(ok);
+		f->reason = dup_str(data, "reason");
+		if (print_channels && f->ok && cJSON_IsArray(chans))
+			cJSON_ArrayForEach(ch, chans)
+				if (cJSON_IsString(ch))
+					printf("%s\n", ch->valuestring);
+	} else if (!strcmp(type->valuestring, "message")) {
+		f->kind = FRAME_MESSAGE;
+		f->channel = dup_str(data, "channel");
+		f->message = dup_str(data, "message");
+		if (!f->channel || !f->message)
+			f->kind = FRAME_OTHER;
+	} else if (!strcmp(type->valuestring, "unsubscribed")) {
+		f->kind = FRAME_UNSUBSCRIBED;
+		f->channel = dup_str(data, "channel");
+		f->reason = dup_str(data, "reason");
+	}
+out:
+	cJSON_Delete(root);
+}
+
+/* ---- frames we send ---- */
+
+static int send_subscribe(struct cli_conn *c, const char *topic,
+			  const char *password)
+{
+	struct wr_buf b;
+	int rc;
+
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"command\":\"subscribe\",\"data\":{\"topic\":");
+	wr_buf_json_str(&b, topic, strlen(topic));
+	if (password) {
+		wr_buf_puts(&b, ",\"password\":");
+		wr_buf_json_str(&b, password, strlen(password));
+	}
+	wr_buf_puts(&b, "},\"nonce\":\"" SUB_NONCE "\"}");
+	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
+	wr_buf_fini(&b);
+	return rc;
+}
+
+static int send_message(struct cli_conn *c, const char *channel,
+			const char *msg, size_t len, uint64_t nonce)
+{
+	struct wr_buf b;
+	int rc;
+
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"command\":\"send\",\"data\":{\"channel\":");
+	wr_buf_json_str(&b, channel, strlen(channel));
+	wr_buf_puts(&b, ",\"message\":");
+	wr_buf_json_str(&b, msg, len);
+	wr_buf_printf(&b, "},\"nonce\":\"%" PRIu64 "\"}", nonce);
+	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
+	wr_buf_fini(&b);
+	return rc;
+}
+
+/* ---- shared steps; each returns 0 or the exit status, reported ---- */
+
+static int wait_failed(const struct cli_args *a, struct cli_conn *c,
+		       enum cli_wait w)
+{
+	if (w == CLI_WAIT_STOPPED)
+		cli_err(a, "interrupted");
+	else
+		cli_err(a, "%s", cli_conn_error(c));
+	return CLI_EXIT_CONN;
+}
+
+static int open_conn(const struct cli_args *a, struct cli_conn **out)
+{
+	struct cli_conn_opts o = { .url = &a->url, .insecure = a->insecure,
+				   .cafile = a->cafile };
+	struct cli_conn *c = cli_conn_create(&o);
+	enum cli_wait w;
+
+	*out = c;
+	if (!c) {
+		cli_err(a, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	w = cli_ws_connect(c, wr_now_ms() + a->timeout_ms);
+	return w == CLI_WAIT_DONE ? 0 : wait_failed(a, c, w);
+}
+
+/* Waits for the response carrying @nonce, skipping deliveries. */
+static int await_response(const struct cli_args *a, struct cli_conn *c,
+			  const char *nonce, struct frame *f, bool print_channels)
+{
+	int64_t deadline = wr_now_ms() + a->timeout_ms;
+	const char *msg;
+	size_t len;
+
+	for (;;) {
+		enum cli_wait w = cli_ws_recv(c, deadline, &msg, &len);
+
+		if (w != CLI_WAIT_DONE)
+			return wait_failed(a, c, w);
+		frame_decode(f, msg, len, print_channels);
+		if (f->kind == FRAME_RESPONSE) {
+			if (f->has_nonce && !strcmp(f->nonce, nonce))
+				return 0;
+			/* the server could not read our command at all */
+			cli_err(a, "unexpected answer from the server: %s", msg);
+			frame_fini(f);
+			return CLI_EXIT_CONN;
+		}
+		frame_fini(f);
+	}
+}
+
+static int subscribe(const struct cli_args *a, struct cli_conn *c)
+{
+	struct frame f;
+	int rc;
+
+	if (send_subscribe(c, a->channel, a->password)) {
+		cli_err(a, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	rc = await_response(a, c, SUB_NONCE, &f, false);
+	if (rc)
+		return rc;
+	if (!f.ok) {
+		cli_err(a, "subscribing to '%s' refused: %s", a->channel,
+			f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	}
+	frame_fini(&f);
+	return rc;
+}
+
+/* ---- sub ---- */
+
+/* Prints one frame; returns -1 to go on, else the exit status. */
+static int sub_frame(const struct cli_args *a, const char *msg, size_t len)
+{
+	struct frame f;
+	int rc = -1;
+
+	frame_decode(&f, msg, len, false);
+	if (a->json && f.kind != FRAME_RESPONSE) {
+		fwrite(msg, 1, len, stdout);
+		fputc('\n', stdout);
+	} else if (f.kind == FRAME_MESSAGE && !strcmp(f.channel, a->channel)) {
+		fputs(f.message, stdout);
+		fputc('\n', stdout);
+	}
+	switch (cli_flush_stdout(a)) {
+	case 1:
+		rc = CLI_EXIT_OK;   /* the reader went away: done, quietly */
+		break;
+	case -1:
+		rc = CLI_EXIT_CONN;
+		break;
+	}
+	if (rc < 0 && f.kind == FRAME_UNSUBSCRIBED && f.channel &&
+	    !strcmp(f.channel, a->channel)) {
+		cli_err(a, "the server removed the subscription to '%s': %s",
+			a->channel, f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	}
+	frame_fini(&f);
+	return rc;
+}
+
+int cli_cmd_sub(const struct cli_args *a)
+{
+	struct cli_conn *c;
+	const char *msg;
+	size_t len;
+	int rc;
+
+	rc = open_conn(a, &c);
+	if (!rc)
+		rc = subscribe(a, c);
+	if (rc)
+		goto out;
+	fprintf(stderr, "wsrelay sub: subscribed to '%s' at %s\n", a->channel,
+		a->url_text);
+	for (rc = -1; rc < 0;) {
+		enum cli_wait w = cli_ws_recv(c, -1, &msg, &len);
+
+		if (w == CLI_WAIT_DONE)
+			rc = sub_frame(a, msg, len);
+		else if (w == CLI_WAIT_STOPPED)
+			rc = CLI_EXIT_OK;
+		else
+			rc = wait_failed(a, c, w);
+	}
+out:
+	/* SIGINT/SIGTERM is how a subscriber is meant to end */
+	if (rc == CLI_EXIT_CONN && cli_stop_requested())
+		rc = CLI_EXIT_OK;
+	cli_conn_destroy(c);
+	return rc;
+}
+
+/* ---- pub ---- */
+
+static int pub_one(const struct cli_args *a, struct cli_conn *c)
+{
+	struct frame f;
+	int rc;
+
+	if (send_message(c, a->channel, a->message, strlen(a->message), 1)) {
+		cli_err(a, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	rc = await_response(a, c, "1", &f, false);
+	if (rc)
+		return rc;
+	if (!f.ok) {
+		cli_err(a, "message refused: %s", f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	}
+	frame_fini(&f);
+	return rc;
+}
+
+struct pub_state {
+	uint64_t next_nonce;        /* the next line's number, from 1 */
+	uint64_t owed;              /* the oldest nonce not yet answered */
+	int64_t progress_ms;        /* last send into an empty window, or answer */
+	int rc;                     /* first failure's exit status, or 0 */
+	bool reading;               /* still taking lines from stdin */
+};
+
+/* Sends lines while the window has room. */
+static void pub_fill(const struct cli_args *a, struct cli_conn *c,
+		     struct pub_state *s)
+{
+	const char *line;
+	size_t len;
+
+	while (s->reading && s->next_nonce - s->owed < PUB_WINDOW) {
+		int r = cli_conn_stdin_line(c, &line, &len);
+
+		if (r == 0)
+			return;
+		if (r == -1) {
+			s->reading = false;
+			return;
+		}
+		if (r == -2 || !wr_utf8_valid(line, len)) {
+			cli_err(a, "line %" PRIu64 ": %s", s->next_nonce,
+				r == -2 ? "longer than 16 MiB" : "not valid UTF-8");
+			s->rc = CLI_EXIT_USAGE;
+			s->reading = false;
+			return;
+		}
+		if (s->next_nonce == s->owed)
+			s->progress_ms = wr_now_ms();
+		if (send_message(c, a->channel, line, len, s->next_nonce)) {
+			cli_err(a, "out of memory");
+			s->rc = CLI_EXIT_CONN;
+			s->reading = false;
+			return;
+		}
+		s->next_nonce++;
+	}
+}
+
+/* Takes one received frame: an answer to the oldest send, or a
+ * delivery from another publisher (dropped). */
+static void pub_answer(const struct cli_args *a, const char *msg, size_t len,
+		       struct pub_state *s)
+{
+	char want[24];
+	struct frame f;
+
+	frame_decode(&f, msg, len, false);
+	if (f.kind != FRAME_RESPONSE)
+		goto out;
+	snprintf(want, sizeof(want), "%" PRIu64, s->owed);
+	if (s->owed == s->next_nonce || !f.has_nonce || strcmp(f.nonce, want)) {
+		cli_err(a, "unexpected answer from the server: %s", msg);
+		if (!s->rc)
+			s->rc = CLI_EXIT_CONN;
+		s->reading = false;
+		s->owed = s->next_nonce;    /* nothing more can be matched */
+		goto out;
+	}
+	s->owed++;
+	s->progress_ms = wr_now_ms();
+	if (!f.ok) {
+		cli_err(a, "message %s refused: %s", want,
+			f.reason ? f.reason : "no reason given");
+		if (!s->rc)
+			s->rc = CLI_EXIT_REFUSED;
+		s->reading = false;     /* stop at the first refusal */
+	}
+out:
+	frame_fini(&f);
+}
+
+static int pub_stdin(const struct cli_args *a, struct cli_conn *c)
+{
+	struct pub_state s = { .next_nonce = 1, .owed = 1, .reading = true };
+	const char *msg;
+	size_t len;
+
+	if (cli_conn_watch_stdin(c)) {
+		cli_err(a, "cannot read standard input");
+		return CLI_EXIT_CONN;
+	}
+	for (;;) {
+		bool inflight;
+		enum cli_wait w;
+
+		pub_fill(a, c, &s);
+		while (cli_ws_pending(c) &&
+		       cli_ws_recv(c, 0, &msg, &len) == CLI_WAIT_DONE)
+			pub_answer(a, msg, len, &s);
+		inflight = s.owed != s.next_nonce;
+		if (!s.reading && !inflight)
+			return s.rc;
+		/* user input may take its time; an answer may not */
+		if (s.reading && s.next_nonce - s.owed < PUB_WINDOW) {
+			w = cli_conn_wait(c, inflight ? s.progress_ms + a->timeout_ms : -1);
+		} else {
+			w = cli_ws_recv(c, s.progress_ms + a->timeout_ms, &msg, &len);
+			if (w == CLI_WAIT_DONE)
+				pub_answer(a, msg, len, &s);
+		}
+		if (w != CLI_WAIT_DONE)
+			return wait_failed(a, c, w);
+	}
+}
+
+int cli_cmd_pub(const struct cli_args *a)
+{
+	struct cli_conn *c;
+	int rc;
+
+	rc = open_conn(a, &c);
+	if (!rc)
+		rc = subscribe(a, c);
+	if (!rc)
+		rc = a->message ? pub_one(a, c) : pub_stdin(a, c);
+	cli_conn_destroy(c);
+	return rc;
+}
+
+/* ---- list ---- */
+
+int cli_cmd_list(const struct cli_args *a)
+{
+	static const char cmd[] =
+		"{\"command\":\"list\",\"data\":{},\"nonce\":\"" LIST_NONCE "\"}";
+	struct cli_conn *c;
+	struct frame f;
+	int rc;
+
+	rc = open_conn(a, &c);
+	if (rc)
+		goto out;
+	if (cli_ws_send(c, cmd, sizeof(cmd) - 1)) {
+		cli_err(a, "out of memory");
+		rc = CLI_EXIT_CONN;
+		goto out;
+	}
+	rc = await_response(a, c, LIST_NONCE, &f, true);
+	if (rc)
+		goto out;
+	if (!f.ok) {
+		cli_err(a, "list refused: %s", f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	} else if (cli_flush_stdout(a) < 0) {
+		rc = CLI_EXIT_CONN;
+	}
+	frame_fini(&f);
+out:
+	cli_conn_destroy(c);
+	return rc;
+}
