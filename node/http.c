@@ -1,6 +1,7 @@
 /*
  * node/http: the plain HTTP side of the one port — GET /health, GET
- * /metrics, 404 for everything else — and the admission check every
+ * /metrics, GET /api/node, files (node/static.c) for every other GET or
+ * HEAD — and the admission check every
  * WebSocket upgrade passes before lws completes it (unknown path 404,
  * /connect over max_clients or while stopping 503, /node without a known
  * token 403). Bodies are small and written at once; lws buffers the rest.
@@ -27,8 +28,8 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 	if (!out)
 		return -1;
 	memcpy(out + LWS_PRE, body, len);
-	if (lws_write(wsi, out + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) ==
-	    (int)len)
+	/* in HTTP/2 frames when it is HTTP/2 (TLS): /api/overview is big */
+	if (!wr_http_body(wsi, out, len))
 		rc = lws_http_transaction_completed(wsi) ? -1 : 0;
 	free(out);
 	return rc;
@@ -92,15 +93,33 @@ static void health_of(struct wr_node *node, struct health_result *r)
 	health_eval(&in, r);
 }
 
+
+/* The node's own paths: never looked up as files. */
+static bool is_endpoint(const char *uri)
+{
+	static const char *const paths[] = { "/health", "/metrics",
+					     "/api/node", "/connect", "/node" };
+
+	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+		if (!strcmp(uri, paths[i]))
+			return true;
+	return false;
+}
+
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 {
+	static const char not_allowed[] = "method not allowed\n";
 	struct wr_buf *b = &node->scratch;
 
 	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
-		static const char msg[] = "method not allowed\n";
-
-		return send_body(wsi, 405, "text/plain", msg, sizeof(msg) - 1);
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
+		    !is_endpoint(uri))
+			return wr_static_request(node, wsi, uri, true);
+		return send_body(wsi, 405, "text/plain", not_allowed,
+				 sizeof(not_allowed) - 1);
 	}
+	if (!is_endpoint(uri))
+		return wr_static_request(node, wsi, uri, false);
 	wr_buf_reset(b);
 	if (!strcmp(uri, "/health")) {
 		struct health_result r;

@@ -309,6 +309,13 @@ void wr_mesh_command_in(struct wr_node *node, const struct inm_packet *pkt);
 /* Shutdown: tells the mesh this node's channels are closed. */
 void wr_mesh_leave(struct wr_node *node);
 
+/* static.c — files under [web] root and the embedded client library */
+int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,
+		      bool head);
+/* Writes a response body (@buf has LWS_PRE bytes of headroom before it),
+ * as one write over HTTP/1, as 16 KiB frames over HTTP/2. 0 or -1. */
+int wr_http_body(struct lws *wsi, unsigned char *buf, size_t len);
+
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);
 int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi);

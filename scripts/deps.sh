@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages a task needs, only those missing.
 #   scripts/deps.sh build   compiler, CMake, the libraries
-#   scripts/deps.sh test    build + Criterion, Python websockets/pytest, openssl
+#   scripts/deps.sh test    build + Criterion, Python websockets/pytest, openssl, curl,
+#                           Chromium and Node.js, and `npm ci` in tests/browser
+#                           (playwright-core, which drives that Chromium)
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
 set -euo pipefail
 
@@ -10,7 +12,7 @@ build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
-            python3-pytest openssl) ;;
+            python3-pytest openssl curl chromium nodejs) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
 *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac
@@ -21,11 +23,28 @@ for p in "${want[@]}"; do
 		missing+=("$p")
 	fi
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
+# npm: part of some Node.js builds, its own Debian package otherwise
+if [ "${1:-build}" = test ] && ! command -v npm >/dev/null; then
+	missing+=(npm)
+fi
 
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-echo "installing: ${missing[*]}" >&2
-export DEBIAN_FRONTEND=noninteractive
-"${sudo[@]}" apt-get update -qq
-"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	"${sudo[@]}" apt-get update -qq
+	"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser test's npm packages, exactly as locked; playwright-core
+# drives Debian's Chromium and downloads no browser of its own.
+if [ "${1:-build}" = test ]; then
+	browser=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+	if [ ! -d "$browser/node_modules/playwright-core" ] ||
+	   [ "$browser/package-lock.json" -nt "$browser/node_modules/.package-lock.json" ]; then
+		echo "installing: npm packages in tests/browser" >&2
+		(cd "$browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 \
+			npm ci --no-audit --no-fund --loglevel=error)
+	fi
+fi

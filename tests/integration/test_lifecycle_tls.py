@@ -55,9 +55,10 @@ def test_sigterm_with_no_clients_exits_0(node):
 # routing
 # ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path", ["/nope", "/", "/connectx", "/healthz", "/node/x",
+@pytest.mark.parametrize("path", ["/nope", "/connectx", "/healthz", "/node/x",
                                   "/health/extra", "/metrics2"])
 def test_unknown_http_path_404(node, path):
+    # ("/" is the demo page: test_static.py)
     status, _, _ = http_get(node, path)
     assert status == 404
 

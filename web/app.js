@@ -1,0 +1,262 @@
+// The demo chat: one channel at a time on the node that served this page,
+// through the client library that node carries (/lib/wsrelay.js), so page
+// and library always match the node. A chat message is the JSON string
+// {"from": name, "text": text}; anything else on the channel is shown as
+// it came. ?relay=ws://host:port/connect talks to another node instead.
+//
+// User text only ever reaches the page through textContent.
+
+import { WsRelay } from "/lib/wsrelay.js";
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  node: $("node"), status: $("status"), joinForm: $("join-form"),
+  name: $("name"), channel: $("channel"), password: $("password"),
+  join: $("join"), leave: $("leave"), error: $("error"),
+  errorText: $("error-text"), errorClose: $("error-close"), room: $("room"),
+  messages: $("messages"), sendForm: $("send-form"), text: $("text"),
+  send: $("send"),
+};
+
+const params = new URLSearchParams(location.search);
+const scheme = location.protocol === "https:" ? "wss" : "ws";
+const relayUrl = params.get("relay") || `${scheme}://${location.host}/connect`;
+
+// A demo should come back quickly after a node restart: retry at least
+// every 5 s instead of the library's 30 s ceiling.
+const relay = new WsRelay(relayUrl, { maxDelayMs: 5000 });
+
+let channel = null; // the channel joined, or null
+let busy = false; // a join or leave is in flight
+
+// For the browser console and the browser test: the client, and every
+// connection state shown, in order.
+const states = [{ state: "connecting", text: "connecting", at: Date.now() }];
+window.wsrelayChat = { relay, states };
+
+// ------------------------------------------------------------ connection
+
+let countdown = null;
+
+function stopCountdown() {
+  if (countdown !== null) clearInterval(countdown);
+  countdown = null;
+}
+
+function showState(state, text) {
+  if (ui.status.dataset.state !== state || ui.status.textContent !== text) {
+    ui.status.dataset.state = state;
+    ui.status.textContent = text;
+    states.push({ state, text, at: Date.now() });
+  }
+}
+
+relay.on("open", () => {
+  stopCountdown();
+  const again = states.some((s) => s.state === "open");
+  showState("open", "open");
+  if (again) system(channel ? `Reconnected; back in #${channel}.` : "Reconnected.");
+});
+
+relay.on("close", ({ code, reason }) => {
+  stopCountdown();
+  showState("closed", "closed");
+  const why = reason ? `${code} ${reason}` : `${code}`;
+  if (channel) system(`Connection lost (${why}).`);
+});
+
+// One event per attempt: count down to it, then show it connecting.
+relay.on("reconnecting", ({ attempt, delayMs }) => {
+  stopCountdown();
+  const at = Date.now() + delayMs;
+  const nth = attempt > 1 ? ` (attempt ${attempt})` : "";
+  const tick = () => {
+    const left = Math.ceil((at - Date.now()) / 1000);
+    if (left > 0) {
+      showState("reconnecting", `reconnecting in ${left}s${nth}`);
+    } else {
+      stopCountdown();
+      showState("connecting", `connecting${nth}`);
+    }
+  };
+  tick();
+  if (countdown === null && Date.now() < at) countdown = setInterval(tick, 200);
+});
+
+// Socket errors come with every failed attempt and say nothing the state
+// does not; keep them for the console.
+relay.on("error", (err) => console.debug("wsrelay:", err.message));
+
+relay.on("unsubscribed", ({ channel: name, reason }) => {
+  if (name !== channel) return;
+  showError(`You are no longer in #${name}: ${reason}`);
+  setChannel(null);
+});
+
+relay.on("message", ({ channel: name, message }) => {
+  if (name !== channel) return;
+  let from = null;
+  let text = message;
+  try {
+    const m = JSON.parse(message);
+    if (m && typeof m.from === "string" && typeof m.text === "string") {
+      from = m.from;
+      text = m.text;
+    }
+  } catch {
+    // not ours: show the raw string
+  }
+  addMessage({ from, text, mine: false });
+});
+
+// The node's name, from its /health: which node of the mesh this is.
+if (!params.get("relay")) {
+  fetch("/health", { cache: "no-store" })
+    .then((r) => r.json())
+    .then((h) => {
+      if (typeof h.node === "string") ui.node.textContent = `node ${h.node}`;
+    })
+    .catch(() => {});
+}
+
+// -------------------------------------------------------------- messages
+
+function time() {
+  return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+}
+
+function addLine(li) {
+  const list = ui.messages;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  list.append(li);
+  if (atBottom) list.scrollTop = list.scrollHeight;
+  return li;
+}
+
+function addMessage({ from, text, mine }) {
+  const li = document.createElement("li");
+  li.className = mine ? "msg mine" : "msg";
+  li.dataset.from = from ?? "";
+  const who = document.createElement("span");
+  who.className = "from";
+  who.textContent = from ?? "(unnamed)";
+  const body = document.createElement("span");
+  body.className = "text";
+  body.textContent = text;
+  const when = document.createElement("time");
+  when.textContent = time();
+  li.append(who, body, when);
+  return addLine(li);
+}
+
+function system(text) {
+  const li = document.createElement("li");
+  li.className = "system";
+  li.textContent = text;
+  return addLine(li);
+}
+
+// ---------------------------------------------------------------- errors
+
+function showError(text) {
+  ui.errorText.textContent = text;
+  ui.error.hidden = false;
+}
+
+function hideError() {
+  ui.error.hidden = true;
+  ui.errorText.textContent = "";
+}
+
+ui.errorClose.addEventListener("click", hideError);
+
+const reasonOf = (err) => (err && (err.reason || err.message)) || String(err);
+
+// ------------------------------------------------------------ join, leave
+
+function setChannel(name) {
+  channel = name;
+  ui.room.textContent = name ? `#${name}` : "Not in a channel";
+  ui.text.disabled = !name;
+  ui.send.disabled = !name;
+  ui.text.placeholder = name ? `Message #${name}` : "Join a channel to chat";
+  ui.leave.hidden = !name;
+  ui.join.textContent = name ? "Switch" : "Join";
+  document.title = name ? `#${name} · wsrelay chat` : "wsrelay chat";
+}
+
+function setBusy(on) {
+  busy = on;
+  ui.join.disabled = on;
+  ui.leave.disabled = on;
+}
+
+ui.name.value = localStorage.getItem("wsrelay-chat-name") || "";
+ui.channel.value = params.get("channel") || ui.channel.value;
+
+ui.joinForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  if (busy) return;
+  const name = ui.channel.value.trim();
+  const password = ui.password.value;
+  if (!ui.name.value.trim() || !name) return;
+  localStorage.setItem("wsrelay-chat-name", ui.name.value.trim());
+  hideError();
+  setBusy(true);
+  ui.join.textContent = "Joining…";
+  try {
+    if (channel && channel !== name) {
+      const old = channel;
+      setChannel(null);
+      await relay.unsubscribe(old).catch(() => {});
+      system(`You left #${old}.`);
+    }
+    await relay.subscribe(name, password ? { password } : {});
+    ui.password.value = "";
+    setChannel(name);
+    system(`You joined #${name}${password ? " (password protected)" : ""}.`);
+    ui.text.focus();
+  } catch (err) {
+    setChannel(channel);
+    showError(`Could not join #${name}: ${reasonOf(err)}`);
+  } finally {
+    setBusy(false);
+  }
+});
+
+ui.leave.addEventListener("click", async () => {
+  if (busy || !channel) return;
+  const old = channel;
+  setBusy(true);
+  setChannel(null);
+  try {
+    await relay.unsubscribe(old);
+    system(`You left #${old}.`);
+  } catch (err) {
+    showError(`Could not leave #${old}: ${reasonOf(err)}`);
+  } finally {
+    setBusy(false);
+  }
+});
+
+// ------------------------------------------------------------------ send
+
+// Shown at once, marked sent when the node takes it. While reconnecting
+// the library queues it, so the chat goes on across a node restart.
+ui.sendForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const text = ui.text.value.trim();
+  const from = ui.name.value.trim() || "anonymous";
+  if (!text || !channel) return;
+  ui.text.value = "";
+  const li = addMessage({ from, text, mine: true });
+  li.dataset.status = "sending";
+  try {
+    await relay.send(channel, JSON.stringify({ from, text }));
+    li.dataset.status = "sent";
+  } catch (err) {
+    li.dataset.status = "failed";
+    li.title = `not sent: ${reasonOf(err)}`;
+    showError(`Message not sent: ${reasonOf(err)}`);
+  }
+});
