@@ -349,6 +349,8 @@ static void send_msg(struct wr_node *node, struct wr_client *cl,
 	wr_msg_unref(&frame);
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;
+	wr_observe_message(node, cmd->channel.p, cmd->channel.len,
+			   cmd->message.len);
 	respond(node, cl, true, NULL, &cmd->nonce);
 	/* 3.5: to the nodes that hold the channel */
 	wr_mesh_publish(node, cmd->channel.p, cmd->channel.len, cmd->message.p,

@@ -90,6 +90,7 @@ static const struct key_spec mesh_keys[] = {
 	{ "reconnect_max_ms", K_INT, CFG(reconnect_max_ms), 1, DAY_MS },
 	{ "reconcile_interval_ms", K_INT, CFG(reconcile_interval_ms), 1,
 	  DAY_MS },
+	{ "stats_interval_ms", K_INT, CFG(stats_interval_ms), 1, DAY_MS },
 };
 
 static const struct key_spec web_keys[] = {
@@ -647,6 +648,7 @@ int wr_config_defaults(struct wr_config *c)
 	c->reconnect_min_ms = 500;
 	c->reconnect_max_ms = 30000;
 	c->reconcile_interval_ms = 15000;
+	c->stats_interval_ms = 15000;
 	c->log_level = WR_LOG_INFO;
 	c->listen = strdup("127.0.0.1:8080");
 	c->listen_host = strdup("127.0.0.1");

@@ -62,6 +62,8 @@ struct wr_config {
 
 	/* [limits], added last to keep the layout above stable */
 	int client_ping_interval_ms; /* 30000: keepalive ping to /connect clients */
+	/* [mesh], added later */
+	int stats_interval_ms;       /* 15000: the master's stats samples */
 
 	/* [web] */
 	char *web_root;              /* absolute; NULL: no static files (root = "") */

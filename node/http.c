@@ -98,7 +98,8 @@ static void health_of(struct wr_node *node, struct health_result *r)
 static bool is_endpoint(const char *uri)
 {
 	static const char *const paths[] = { "/health", "/metrics",
-					     "/api/node", "/connect", "/node" };
+					     "/api/node", "/api/overview",
+					     "/connect", "/node" };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (!strcmp(uri, paths[i]))
@@ -131,6 +132,21 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 			return -1;
 		return send_body(wsi, (unsigned)health_http_status(r.state),
 				 "application/json", b->p, b->len);
+	}
+	if (!strcmp(uri, "/api/overview")) {
+		int rc = wr_master_api_json(node, b);
+
+		if (rc == WR_ENOENT) {
+			static const char msg[] =
+				"{\"error\":\"not the master: ask the node with [node] master = true\"}\n";
+
+			return send_body(wsi, 404, "application/json", msg,
+					 sizeof(msg) - 1);
+		}
+		wr_buf_puts(b, "\n");
+		if (rc || b->oom)
+			return -1;
+		return send_body(wsi, 200, "application/json", b->p, b->len);
 	}
 	if (!strcmp(uri, "/api/node")) {
 		wr_mesh_api_json(node, b);

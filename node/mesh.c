@@ -67,6 +67,7 @@ static void known_remove(struct wr_node *node, unsigned i)
 	struct wr_mesh *m = &node->mesh;
 
 	free(m->known[i].peers);
+	free(m->known[i].latency);
 	m->known[i] = m->known[--m->nknown];
 }
 
@@ -318,16 +319,22 @@ static void deliver(struct wr_node *node, const struct inm_packet *pkt)
 	struct chan_channel *ch;
 	struct chan_str nonce = { NULL, 0 };
 	unsigned char *msg = NULL;
-	size_t mlen = 0;
+	size_t mlen = 0, blen;
 	struct wr_msg *frame;
 	struct wr_buf *b = &node->scratch;
 
 	if (inm_message_fields(pkt, &channel, &b64, &cn))
 		return;
+	/* received, whether or not anyone here is subscribed (6.1): the
+	 * payload size from the base64 length, which the codec checked */
+	blen = strlen(b64);
+	wr_observe_message(node, channel, strlen(channel),
+			   blen / 4 * 3 - (blen && b64[blen - 1] == '=') -
+			   (blen > 1 && b64[blen - 2] == '='));
 	ch = chan_find(node->reg, channel, strlen(channel));
 	if (!ch)
 		return;
-	if (inm_base64_decode(b64, strlen(b64), &msg, &mlen))
+	if (inm_base64_decode(b64, blen, &msg, &mlen))
 		return;
 	/* it becomes a JSON string in a client's frame */
 	if (mlen > (size_t)node->cfg->max_message_bytes ||
@@ -356,7 +363,7 @@ static void deliver(struct wr_node *node, const struct inm_packet *pkt)
 
 static void announce(struct wr_node *node)
 {
-	cJSON *d = cJSON_CreateObject(), *peers, *chans;
+	cJSON *d = cJSON_CreateObject(), *peers, *chans, *lat;
 	struct inm_packet pkt;
 
 	if (!d)
@@ -365,9 +372,14 @@ static void announce(struct wr_node *node)
 	cJSON_AddStringToObject(d, "name", node->cfg->name);
 	cJSON_AddStringToObject(d, "url", node->url);
 	peers = cJSON_AddArrayToObject(d, "peers");
-	for (struct wr_peer *p = node->peers; peers && p; p = p->next)
-		if (p->up)
-			cJSON_AddItemToArray(peers, cJSON_CreateString(p->name));
+	lat = cJSON_AddObjectToObject(d, "latency");
+	for (struct wr_peer *p = node->peers; peers && p; p = p->next) {
+		if (!p->up)
+			continue;
+		cJSON_AddItemToArray(peers, cJSON_CreateString(p->name));
+		if (lat && p->latency_ms >= 0)
+			cJSON_AddNumberToObject(lat, p->name, p->latency_ms);
+	}
 	chans = cJSON_AddArrayToObject(d, "channels");
 	if (chans)
 		wr_chan_list_json(node, chans, false);
@@ -383,6 +395,7 @@ static void on_announce(struct wr_node *node, const struct inm_packet *pkt)
 	const cJSON *d = pkt->data;
 	const cJSON *url = cJSON_GetObjectItemCaseSensitive(d, "url");
 	const cJSON *peers = cJSON_GetObjectItemCaseSensitive(d, "peers");
+	const cJSON *lat = cJSON_GetObjectItemCaseSensitive(d, "latency");
 	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(d, "channels");
 	const cJSON *at = cJSON_GetObjectItemCaseSensitive(d, "at"), *it;
 	struct wr_known *k = known_touch(node, pkt->source);
@@ -400,13 +413,20 @@ static void on_announce(struct wr_node *node, const struct inm_packet *pkt)
 	if (cJSON_IsArray(peers)) {
 		if (!k->peers)
 			k->peers = calloc(WR_PEER_NAMES_MAX, sizeof(*k->peers));
+		if (!k->latency)
+			k->latency = calloc(WR_PEER_NAMES_MAX, sizeof(*k->latency));
 		cJSON_ArrayForEach(it, peers) {
-			if (!k->peers || n >= WR_PEER_NAMES_MAX)
+			const cJSON *ms;
+
+			if (!k->peers || !k->latency || n >= WR_PEER_NAMES_MAX)
 				break;
-			if (cJSON_IsString(it) &&
-			    inm_node_name_valid(it->valuestring, strlen(it->valuestring)))
-				lws_snprintf(k->peers[n++], sizeof(k->peers[0]), "%s",
-					     it->valuestring);
+			if (!cJSON_IsString(it) ||
+			    !inm_node_name_valid(it->valuestring, strlen(it->valuestring)))
+				continue;
+			ms = cJSON_GetObjectItemCaseSensitive(lat, it->valuestring);
+			k->latency[n] = cJSON_IsNumber(ms) ? ms->valuedouble : -1.0;
+			lws_snprintf(k->peers[n++], sizeof(k->peers[0]), "%s",
+				     it->valuestring);
 		}
 		k->npeers = n;
 	}
@@ -530,6 +550,8 @@ void wr_mesh_tick(struct wr_node *node)
 	sweep_gone(node, now);
 	wr_links_watch(node);
 	wr_flow_remote(node);
+	wr_observe_tick(node, now);
+	wr_master_tick(node, now);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -575,8 +597,10 @@ void wr_mesh_fini(struct wr_node *node)
 	inm_route_destroy(m->route);
 	inm_tokens_destroy(m->tokens);
 	chan_resv_table_destroy(m->resv);
-	for (unsigned i = 0; i < m->nknown; i++)
+	for (unsigned i = 0; i < m->nknown; i++) {
 		free(m->known[i].peers);
+		free(m->known[i].latency);
+	}
 	free(m->known);
 	wr_buf_fini(&m->enc);
 }

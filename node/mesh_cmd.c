@@ -2,9 +2,8 @@
  * node/mesh_cmd: the commands of PROTOCOL.md 3.4, one handler each, looked
  * up by name. Each reads its own fields from pkt->data and answers with
  * wr_mesh_respond; get-node-connection answers later, once the target
- * node has issued a token. node-stats and host-stats belong to the
- * observability work: until then they are "unknown command", like any
- * command this node does not know.
+ * node has issued a token. A command this node does not know is answered
+ * "unknown command".
  */
 #include <string.h>
 
@@ -208,6 +207,25 @@ static void cmd_list_reserved(struct wr_node *node, const struct inm_packet *pkt
 	list_channels(node, pkt, true);
 }
 
+static void answer(struct wr_node *node, const struct inm_packet *pkt,
+		   cJSON *d)
+{
+	if (d)
+		wr_mesh_respond(node, pkt->source, pkt->nonce, d);
+	else
+		wr_mesh_respond_fail(node, pkt, "not available");
+}
+
+static void node_stats(struct wr_node *node, const struct inm_packet *pkt)
+{
+	answer(node, pkt, wr_observe_node_stats(node));
+}
+
+static void host_stats(struct wr_node *node, const struct inm_packet *pkt)
+{
+	answer(node, pkt, wr_observe_host_stats(node));
+}
+
 static const struct {
 	const char *name;
 	void (*fn)(struct wr_node *node, const struct inm_packet *pkt);
@@ -220,6 +238,8 @@ static const struct {
 	{ "reserve-channel", reserve_channel },
 	{ "unreserve-channel", unreserve_channel },
 	{ "get-latency", get_latency },
+	{ "node-stats", node_stats },
+	{ "host-stats", host_stats },
 };
 
 void wr_mesh_command_in(struct wr_node *node, const struct inm_packet *pkt)

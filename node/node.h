@@ -59,6 +59,7 @@ struct wr_known {
 	bool master;
 	unsigned npeers;            /* its direct peers, from its announce */
 	char (*peers)[INM_NAME_MAX + 1];
+	double *latency;            /* to each of them in ms, < 0 unknown */
 };
 
 /* The node's mesh state (mesh.c): everything INM beyond one link. */
@@ -114,6 +115,8 @@ struct wr_node {
 	int64_t started_ms;
 	struct wr_mesh mesh;
 	char url[256];              /* advertised /node url, "" if none */
+	struct wr_observe *obs;     /* node-stats, host-stats (observe.c) */
+	struct wr_master *master;   /* node.master only (master.c) */
 
 	struct wr_buf scratch;      /* JSON building, reused */
 	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
@@ -304,6 +307,25 @@ void wr_mesh_publish(struct wr_node *node, const char *channel, size_t clen,
 struct wr_known *wr_mesh_known(struct wr_node *node, const char *name);
 /* GET /api/node */
 void wr_mesh_api_json(struct wr_node *node, struct wr_buf *b);
+/* observe.c — node-stats and host-stats (6.1, 6.2) */
+int wr_observe_init(struct wr_node *node);
+void wr_observe_fini(struct wr_node *node);
+/* A channel message of @bytes arrived (from a client or a peer). */
+void wr_observe_message(struct wr_node *node, const char *channel,
+			size_t clen, size_t bytes);
+void wr_observe_tick(struct wr_node *node, int64_t now);
+/* The commands' answers ({"ok":true,...}); NULL when not available. */
+cJSON *wr_observe_node_stats(struct wr_node *node);
+cJSON *wr_observe_host_stats(struct wr_node *node);
+
+/* master.c — the master node (5.4) */
+int wr_master_init(struct wr_node *node);
+void wr_master_fini(struct wr_node *node);
+void wr_master_tick(struct wr_node *node, int64_t now);
+uint64_t wr_master_repairs(const struct wr_node *node);
+/* GET /api/overview; WR_ENOENT when this node is not the master. */
+int wr_master_api_json(struct wr_node *node, struct wr_buf *b);
+
 /* mesh_cmd.c — the commands of 3.4 */
 void wr_mesh_command_in(struct wr_node *node, const struct inm_packet *pkt);
 /* Shutdown: tells the mesh this node's channels are closed. */

@@ -330,6 +330,8 @@ static void node_fini(struct wr_node *node)
 	chan_pw_worker_destroy(node->pw);
 	wr_links_fini(node);
 	wr_mesh_fini(node);
+	wr_master_fini(node);
+	wr_observe_fini(node);
 	if (node->sigfd >= 0)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
@@ -386,7 +388,8 @@ int wr_node_run(const struct wr_config *cfg)
 		goto out_node;
 	}
 	foreign_loops[0] = &node.loop;
-	if (wr_mesh_init(&node)) {
+	if (wr_mesh_init(&node) || wr_observe_init(&node) ||
+	    wr_master_init(&node)) {
 		wr_error("out of memory");
 		goto out_node;
 	}

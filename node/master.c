@@ -1,0 +1,626 @@
+/*
+ * node/master: the master node (PROTOCOL.md 5.4), on when node.master.
+ *
+ * Reconciliation: every reconcile_interval_ms it asks every node
+ * list-channels (what each holds) and list-reserved-channels (what each
+ * believes), builds the truth from the first answers in a reservation
+ * table of its own — so conflicts are settled by the same race rule as
+ * everywhere — and sends each node the reserve-channel / unreserve-channel
+ * that bring its view in step. A node that did not answer is neither
+ * repaired nor taken as holding nothing.
+ *
+ * History: every stats_interval_ms (15 s) it asks every node node-stats and host-stats and
+ * keeps one hour of samples per node (240), for GET /api/overview, which
+ * also carries the latest raw stats, the links with their latency and the
+ * channels with holders and subscribers.
+ */
+#include <string.h>
+
+#include "flows.h"
+#include "node.h"
+
+#define SAMPLES 240                 /* one hour at 15 s */
+#define MASTER_NODES_MAX 256
+#define FORGET_MS (3600 * 1000)     /* a node silent for an hour is dropped */
+
+struct sample {
+	int64_t t;                      /* wall ms */
+	double packets_15s, kbps_15s;   /* network over the last 15 s */
+	double clients, load1, mem_used, mem_total;
+};
+
+struct mnode {
+	char name[INM_NAME_MAX + 1];
+	struct sample ring[SAMPLES];
+	unsigned head, len;
+	cJSON *node_stats, *host_stats; /* latest answers (owned) */
+	int64_t heard_ms;
+	struct sample pending;          /* filled by the two answers */
+	int64_t pending_round;
+};
+
+struct wr_master {
+	int64_t next_reconcile_ms, next_sample_ms;
+	int64_t round;                  /* stats round number */
+	/* a reconciliation in flight */
+	bool busy;
+	unsigned waiting;
+	cJSON *holds;                   /* {node: [list-channels entries]} */
+	cJSON *views;                   /* {node: [list-reserved entries]} */
+	uint64_t repairs;
+	struct mnode *nodes;
+	unsigned nnodes;
+};
+
+/* ------------------------------------------------------------------ */
+/* Reconciliation                                                      */
+
+static void send_fix(struct wr_node *node, const char *dest, const char *cmd,
+		     const char *channel, const cJSON *password,
+		     int64_t created, const char *holder)
+{
+	cJSON *d = cJSON_CreateObject();
+
+	if (!d)
+		return;
+	cJSON_AddStringToObject(d, "command", cmd);
+	cJSON_AddStringToObject(d, "channel", channel);
+	if (password)
+		cJSON_AddItemToObject(d, "password", cJSON_Duplicate(password, 1));
+	if (created)
+		cJSON_AddNumberToObject(d, "created", (double)created);
+	cJSON_AddStringToObject(d, "holder", holder);
+	node->master->repairs++;
+	wr_info("master: %s '%s' (holder '%s') on '%s'", cmd, channel, holder,
+		dest);
+	wr_mesh_command(node, dest, d, NULL, NULL);
+}
+
+static const cJSON *entry_named(const cJSON *arr, const char *name)
+{
+	const cJSON *e;
+
+	cJSON_ArrayForEach(e, arr) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+
+		if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
+			return e;
+	}
+	return NULL;
+}
+
+static bool has_holder(const cJSON *e, const char *holder)
+{
+	const cJSON *h;
+
+	cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders"))
+		if (cJSON_IsString(h) && !strcmp(h->valuestring, holder))
+			return true;
+	return false;
+}
+
+/* The truth: every answered node's active channels, conflicts settled by
+ * the race rule in a table of our own. */
+static struct chan_resv_table *truth_of(struct wr_master *ms)
+{
+	struct chan_resv_table *t = chan_resv_table_create(1u << 20, 0);
+	const cJSON *holder, *e;
+
+	if (!t)
+		return NULL;
+	cJSON_ArrayForEach(holder, ms->holds) {
+		cJSON_ArrayForEach(e, holder) {
+			const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+			const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "created");
+			uint8_t hash[CHAN_HASH_LEN];
+			enum chan_resv_result res;
+			bool has;
+
+			if (!cJSON_IsString(n) || !cJSON_IsNumber(c) ||
+			    !wr_hash_parse(cJSON_GetObjectItemCaseSensitive(e, "password"),
+					   hash, &has))
+				continue;
+			chan_resv_reserve(t, n->valuestring, strlen(n->valuestring),
+					  has ? hash : NULL, (int64_t)c->valuedouble,
+					  holder->string, NULL, NULL, &res);
+		}
+	}
+	return t;
+}
+
+struct fix_ctx {
+	struct wr_node *node;
+	const char *target;             /* the node being brought in step */
+	const cJSON *view;              /* its list-reserved-channels */
+};
+
+/* Reservations the target lacks: one reserve-channel per missing holder. */
+static void add_missing(const struct chan_resv_entry *e, void *arg)
+{
+	struct fix_ctx *f = arg;
+	size_t len;
+	const char *name = chan_resv_name(e, &len);
+	const cJSON *have = entry_named(f->view, name);
+	const uint8_t *hash = chan_resv_hash(e);
+	char hex[2 * CHAN_HASH_LEN + 1];
+	cJSON *pw;
+
+	if (hash)
+		wr_hex(hex, hash, CHAN_HASH_LEN);
+	pw = hash ? cJSON_CreateString(hex) : cJSON_CreateNull();
+	for (unsigned i = 0; pw && i < chan_resv_nholders(e); i++) {
+		const char *h = chan_resv_holder(e, i);
+		const cJSON *hp = cJSON_GetObjectItemCaseSensitive(have, "password");
+
+		/* the target is the authority on what it holds itself */
+		if (!strcmp(h, f->target))
+			continue;
+		if (have && has_holder(have, h) &&
+		    (hash ? cJSON_IsString(hp) && !strcmp(hp->valuestring, hex)
+			  : cJSON_IsNull(hp)))
+			continue;
+		send_fix(f->node, f->target, "reserve-channel", name, pw,
+			 chan_resv_holder_created(e, i), h);
+	}
+	cJSON_Delete(pw);
+}
+
+/* Holders the target believes in that hold nothing (by their own answer). */
+static void drop_stale(struct wr_node *node, struct wr_master *ms,
+		       const struct chan_resv_table *truth, const char *target,
+		       const cJSON *view)
+{
+	const cJSON *e, *h;
+
+	cJSON_ArrayForEach(e, view) {
+		const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
+		const struct chan_resv_entry *t;
+
+		if (!cJSON_IsString(n))
+			continue;
+		t = chan_resv_find(truth, n->valuestring, strlen(n->valuestring));
+		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders")) {
+			if (!cJSON_IsString(h) || !strcmp(h->valuestring, target) ||
+			    !cJSON_GetObjectItemCaseSensitive(ms->holds, h->valuestring))
+				continue; /* itself, or a node that did not answer */
+			if (t && chan_resv_has_holder(t, h->valuestring))
+				continue;
+			send_fix(node, target, "unreserve-channel", n->valuestring,
+				 NULL, 0, h->valuestring);
+		}
+	}
+}
+
+static void reconcile(struct wr_node *node)
+{
+	struct wr_master *ms = node->master;
+	struct chan_resv_table *truth = truth_of(ms);
+	const cJSON *view;
+
+	if (truth) {
+		cJSON_ArrayForEach(view, ms->views) {
+			struct fix_ctx f = { node, view->string, view };
+
+			chan_resv_foreach(truth, add_missing, &f);
+			drop_stale(node, ms, truth, view->string, view);
+		}
+		chan_resv_table_destroy(truth);
+	}
+	cJSON_Delete(ms->holds);
+	cJSON_Delete(ms->views);
+	ms->holds = ms->views = NULL;
+	ms->busy = false;
+}
+
+static void on_list(struct wr_node *node, const struct inm_pending_event *ev,
+		    void *arg)
+{
+	struct wr_master *ms = node->master;
+	cJSON *into = arg == (void *)1 ? ms->holds : ms->views;
+	const cJSON *d = ev->response ? ev->response->data : NULL;
+	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(d, "channels");
+
+	if (ms && into && cJSON_IsArray(chans) &&
+	    !cJSON_GetObjectItemCaseSensitive(into, ev->response->source))
+		cJSON_AddItemToObject(into, ev->response->source,
+				      cJSON_Duplicate(chans, 1));
+	if (ms && ev->done && --ms->waiting == 0)
+		reconcile(node);
+}
+
+/* Our own two answers go in directly, as any node's would. */
+static void add_self(struct wr_node *node)
+{
+	struct wr_master *ms = node->master;
+	cJSON *a = cJSON_CreateArray(), *b = cJSON_CreateArray();
+
+	if (a) {
+		wr_chan_list_json(node, a, false);
+		cJSON_AddItemToObject(ms->holds, node->cfg->name, a);
+	}
+	if (b) {
+		wr_chan_list_json(node, b, true);
+		cJSON_AddItemToObject(ms->views, node->cfg->name, b);
+	}
+}
+
+static void start_round(struct wr_node *node)
+{
+	struct wr_master *ms = node->master;
+	cJSON *c1 = cJSON_CreateObject(), *c2 = cJSON_CreateObject();
+
+	ms->holds = cJSON_CreateObject();
+	ms->views = cJSON_CreateObject();
+	if (!c1 || !c2 || !ms->holds || !ms->views) {
+		cJSON_Delete(c1);
+		cJSON_Delete(c2);
+		cJSON_Delete(ms->holds);
+		cJSON_Delete(ms->views);
+		ms->holds = ms->views = NULL;
+		return;
+	}
+	add_self(node);
+	cJSON_AddStringToObject(c1, "command", "list-channels");
+	cJSON_AddStringToObject(c2, "command", "list-reserved-channels");
+	ms->busy = true;
+	ms->waiting = 2;
+	/* arg tells the two apart: 1 holds, 2 views */
+	if (wr_mesh_command(node, "*", c1, on_list, (void *)1))
+		ms->waiting--;
+	if (wr_mesh_command(node, "*", c2, on_list, (void *)2))
+		ms->waiting--;
+	if (ms->busy && !ms->waiting)
+		reconcile(node);
+}
+
+/* ------------------------------------------------------------------ */
+/* History                                                             */
+
+static struct mnode *mnode_get(struct wr_master *ms, const char *name)
+{
+	for (unsigned i = 0; i < ms->nnodes; i++)
+		if (!strcmp(ms->nodes[i].name, name))
+			return &ms->nodes[i];
+	if (ms->nnodes == MASTER_NODES_MAX)
+		return NULL;
+	struct mnode *n = &ms->nodes[ms->nnodes++];
+
+	memset(n, 0, sizeof(*n));
+	lws_snprintf(n->name, sizeof(n->name), "%s", name);
+	return n;
+}
+
+static double num_at(const cJSON *o, const char *a, const char *b)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
+		cJSON_GetObjectItemCaseSensitive(o, a), b);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static void record(struct mnode *n, int64_t round)
+{
+	struct sample *s = &n->pending;
+
+	if (n->pending_round != round)
+		return;
+	n->ring[n->head] = *s;
+	n->head = (n->head + 1) % SAMPLES;
+	if (n->len < SAMPLES)
+		n->len++;
+	n->pending_round = 0;
+}
+
+/* One node's node-stats (@host false) or host-stats answer. */
+static void take_stats(struct wr_node *node, const char *name, cJSON *d,
+		       bool host)
+{
+	struct wr_master *ms = node->master;
+	struct mnode *n = mnode_get(ms, name);
+	const cJSON *net;
+
+	if (!n) {
+		cJSON_Delete(d);
+		return;
+	}
+	n->heard_ms = wr_now_ms();
+	if (n->pending_round != ms->round) {
+		memset(&n->pending, 0, sizeof(n->pending));
+		n->pending.t = wr_wall_ms();
+		n->pending_round = ms->round;
+	}
+	if (host) {
+		cJSON_Delete(n->host_stats);
+		n->host_stats = d;
+		n->pending.load1 = num_at(d, "cpu", "1m");
+		n->pending.mem_used = num_at(d, "mem", "used");
+		n->pending.mem_total = num_at(d, "mem", "total");
+		return;
+	}
+	cJSON_Delete(n->node_stats);
+	n->node_stats = d;
+	net = cJSON_GetObjectItemCaseSensitive(d, "network");
+	n->pending.packets_15s = num_at(net, "packets", "15s");
+	n->pending.kbps_15s = num_at(net, "bandwidth", "15s");
+	n->pending.clients = num_at(d, "relay", "clients");
+	record(n, ms->round); /* node-stats closes the sample */
+}
+
+static void on_stats(struct wr_node *node, const struct inm_pending_event *ev,
+		     void *arg)
+{
+	const cJSON *d = ev->response ? ev->response->data : NULL;
+
+	if (!node->master || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")))
+		return;
+	take_stats(node, ev->response->source, cJSON_Duplicate(d, 1),
+		   arg == (void *)1);
+}
+
+static void ask(struct wr_node *node, const char *cmd, void *arg)
+{
+	cJSON *d = cJSON_CreateObject();
+
+	if (d && cJSON_AddStringToObject(d, "command", cmd))
+		wr_mesh_command(node, "*", d, on_stats, arg);
+	else
+		cJSON_Delete(d);
+}
+
+static void sample_round(struct wr_node *node)
+{
+	struct wr_master *ms = node->master;
+	cJSON *h = wr_observe_host_stats(node);
+	int64_t now = wr_now_ms();
+
+	ms->round++;
+	/* host first: node-stats closes each node's sample */
+	if (h)
+		take_stats(node, node->cfg->name, h, true);
+	take_stats(node, node->cfg->name, wr_observe_node_stats(node), false);
+	ask(node, "host-stats", (void *)1);
+	ask(node, "node-stats", (void *)2);
+	for (unsigned i = 0; i < ms->nnodes;) {
+		struct mnode *n = &ms->nodes[i];
+
+		if (now - n->heard_ms > FORGET_MS) {
+			cJSON_Delete(n->node_stats);
+			cJSON_Delete(n->host_stats);
+			*n = ms->nodes[--ms->nnodes];
+		} else {
+			i++;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+int wr_master_init(struct wr_node *node)
+{
+	struct wr_master *ms;
+
+	if (!node->cfg->master)
+		return WR_OK;
+	ms = calloc(1, sizeof(*ms));
+	if (!ms)
+		return WR_ENOMEM;
+	ms->nodes = calloc(MASTER_NODES_MAX, sizeof(*ms->nodes));
+	if (!ms->nodes) {
+		free(ms);
+		return WR_ENOMEM;
+	}
+	ms->next_reconcile_ms = wr_now_ms() + node->cfg->reconcile_interval_ms;
+	node->master = ms;
+	return WR_OK;
+}
+
+void wr_master_fini(struct wr_node *node)
+{
+	struct wr_master *ms = node->master;
+
+	if (!ms)
+		return;
+	for (unsigned i = 0; i < ms->nnodes; i++) {
+		cJSON_Delete(ms->nodes[i].node_stats);
+		cJSON_Delete(ms->nodes[i].host_stats);
+	}
+	cJSON_Delete(ms->holds);
+	cJSON_Delete(ms->views);
+	free(ms->nodes);
+	free(ms);
+	node->master = NULL;
+}
+
+void wr_master_tick(struct wr_node *node, int64_t now)
+{
+	struct wr_master *ms = node->master;
+
+	if (!ms || node->stopping)
+		return;
+	if (now >= ms->next_reconcile_ms && !ms->busy) {
+		ms->next_reconcile_ms = now + node->cfg->reconcile_interval_ms;
+		start_round(node);
+	}
+	if (now >= ms->next_sample_ms) {
+		ms->next_sample_ms = now + node->cfg->stats_interval_ms;
+		sample_round(node);
+	}
+}
+
+uint64_t wr_master_repairs(const struct wr_node *node)
+{
+	return node->master ? node->master->repairs : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* GET /api/overview                                                   */
+
+static cJSON *history_json(const struct mnode *n)
+{
+	cJSON *arr = cJSON_CreateArray();
+
+	for (unsigned k = 0; arr && k < n->len; k++) {
+		const struct sample *s =
+			&n->ring[(n->head + SAMPLES - n->len + k) % SAMPLES];
+		cJSON *o = cJSON_CreateObject();
+
+		if (!o)
+			break;
+		cJSON_AddNumberToObject(o, "t", (double)s->t);
+		cJSON_AddNumberToObject(o, "packets", s->packets_15s);
+		cJSON_AddNumberToObject(o, "kbps", s->kbps_15s);
+		cJSON_AddNumberToObject(o, "clients", s->clients);
+		cJSON_AddNumberToObject(o, "load1", s->load1);
+		cJSON_AddNumberToObject(o, "mem_used", s->mem_used);
+		cJSON_AddNumberToObject(o, "mem_total", s->mem_total);
+		cJSON_AddItemToArray(arr, o);
+	}
+	return arr;
+}
+
+/* Adds link a-b once (names in order), with a latency when measured. */
+static void add_link(cJSON *links, const char *a, const char *b, double ms)
+{
+	const char *x = strcmp(a, b) < 0 ? a : b, *y = x == a ? b : a;
+	cJSON *l;
+
+	cJSON_ArrayForEach(l, links) {
+		const cJSON *la = cJSON_GetObjectItemCaseSensitive(l, "a");
+		const cJSON *lb = cJSON_GetObjectItemCaseSensitive(l, "b");
+
+		if (!strcmp(la->valuestring, x) && !strcmp(lb->valuestring, y)) {
+			if (ms >= 0 && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+					       l, "latency_ms")))
+				cJSON_ReplaceItemInObject(l, "latency_ms",
+							  cJSON_CreateNumber(ms));
+			return;
+		}
+	}
+	l = cJSON_CreateObject();
+	if (!l)
+		return;
+	cJSON_AddStringToObject(l, "a", x);
+	cJSON_AddStringToObject(l, "b", y);
+	if (ms >= 0)
+		cJSON_AddNumberToObject(l, "latency_ms", ms);
+	else
+		cJSON_AddNullToObject(l, "latency_ms");
+	cJSON_AddItemToArray(links, l);
+}
+
+static cJSON *node_json(struct wr_node *node, const char *name,
+			const char *url, bool master, cJSON *links)
+{
+	struct wr_master *ms = node->master;
+	cJSON *o = cJSON_CreateObject();
+	struct mnode *m = NULL;
+
+	if (!o)
+		return NULL;
+	for (unsigned i = 0; i < ms->nnodes; i++)
+		if (!strcmp(ms->nodes[i].name, name))
+			m = &ms->nodes[i];
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddStringToObject(o, "url", url);
+	cJSON_AddBoolToObject(o, "master", master);
+	cJSON_AddItemToObject(o, "stats", m && m->node_stats
+			      ? cJSON_Duplicate(m->node_stats, 1) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "host", m && m->host_stats
+			      ? cJSON_Duplicate(m->host_stats, 1) : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "history", m ? history_json(m) : cJSON_CreateArray());
+	(void)links;
+	return o;
+}
+
+static void add_channel(const struct chan_resv_entry *e, void *arg)
+{
+	cJSON *arr = arg, *o = cJSON_CreateObject(), *hs;
+	size_t len;
+	const char *name = chan_resv_name(e, &len);
+
+	if (!o)
+		return;
+	cJSON_AddStringToObject(o, "name", name);
+	cJSON_AddBoolToObject(o, "protected", chan_resv_hash(e) != NULL);
+	cJSON_AddNumberToObject(o, "created", (double)chan_resv_created(e));
+	hs = cJSON_AddArrayToObject(o, "holders");
+	for (unsigned i = 0; hs && i < chan_resv_nholders(e); i++)
+		cJSON_AddItemToArray(hs, cJSON_CreateString(chan_resv_holder(e, i)));
+	cJSON_AddObjectToObject(o, "subscribers");
+	cJSON_AddItemToArray(arr, o);
+}
+
+/* Subscribers per node from the latest node-stats of each. */
+static void fill_subscribers(struct wr_master *ms, cJSON *chans)
+{
+	cJSON *c;
+
+	cJSON_ArrayForEach(c, chans) {
+		cJSON *subs = cJSON_GetObjectItemCaseSensitive(c, "subscribers");
+		const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+		double total = 0;
+
+		for (unsigned i = 0; i < ms->nnodes; i++) {
+			const cJSON *cc = cJSON_GetObjectItemCaseSensitive(
+				cJSON_GetObjectItemCaseSensitive(ms->nodes[i].node_stats,
+								 "relay"),
+				"channel_connections");
+			const cJSON *v = cJSON_GetObjectItemCaseSensitive(cc, name);
+
+			if (cJSON_IsNumber(v)) {
+				cJSON_AddNumberToObject(subs, ms->nodes[i].name,
+							v->valuedouble);
+				total += v->valuedouble;
+			}
+		}
+		cJSON_AddNumberToObject(c, "total_subscribers", total);
+	}
+}
+
+int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
+{
+	struct wr_master *ms = node->master;
+	cJSON *root, *nodes, *links, *chans, *o;
+	char *txt;
+
+	if (!ms)
+		return WR_ENOENT;
+	root = cJSON_CreateObject();
+	if (!root)
+		return WR_ENOMEM;
+	cJSON_AddStringToObject(root, "master", node->cfg->name);
+	cJSON_AddNumberToObject(root, "generated_at", (double)wr_wall_ms());
+	cJSON_AddNumberToObject(root, "sample_interval_ms",
+				node->cfg->stats_interval_ms);
+	cJSON_AddNumberToObject(root, "repairs", (double)ms->repairs);
+	nodes = cJSON_AddArrayToObject(root, "nodes");
+	links = cJSON_AddArrayToObject(root, "links");
+	/* ourselves and our links, with the latency we measure */
+	o = node_json(node, node->cfg->name, node->url, true, links);
+	if (o)
+		cJSON_AddItemToArray(nodes, o);
+	for (struct wr_peer *p = node->peers; p; p = p->next)
+		if (p->up)
+			add_link(links, node->cfg->name, p->name, p->latency_ms);
+	/* every node we know, and the links its announce names */
+	for (unsigned i = 0; i < node->mesh.nknown; i++) {
+		const struct wr_known *k = &node->mesh.known[i];
+
+		o = node_json(node, k->name, k->url, k->master, links);
+		if (o)
+			cJSON_AddItemToArray(nodes, o);
+		for (unsigned j = 0; j < k->npeers; j++)
+			add_link(links, k->name, k->peers[j],
+				 k->latency ? k->latency[j] : -1.0);
+	}
+	chans = cJSON_AddArrayToObject(root, "channels");
+	chan_resv_foreach(node->mesh.resv, add_channel, chans);
+	fill_subscribers(ms, chans);
+	txt = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!txt)
+		return WR_ENOMEM;
+	wr_buf_puts(b, txt);
+	free(txt);
+	return WR_OK;
+}

@@ -1,0 +1,157 @@
+/*
+ * node/observe: what the node-stats and host-stats commands report
+ * (PROTOCOL.md 6.1, 6.2). Channel messages are counted in 60 s of
+ * per-second buckets, for the node and per channel, as they arrive from
+ * clients and from peers; the host is sampled every 15 s from /proc and
+ * statvfs on the mesh tick (small reads, never on a client's path). The
+ * arithmetic and the parsing live in health/stats.h.
+ */
+#include <string.h>
+#include <sys/statvfs.h>
+
+#include "node.h"
+#include "stats.h"
+
+#define PROC_BUF 65536
+
+struct wr_observe {
+	struct stats_window net;
+	struct stats_channels *chans;
+	struct host_net_samples hostnet;
+	struct host_stats host;
+	bool have_host;
+	int64_t next_host_ms;
+	char *buf;                 /* /proc reads */
+};
+
+int wr_observe_init(struct wr_node *node)
+{
+	struct wr_observe *o = calloc(1, sizeof(*o));
+
+	if (!o)
+		return WR_ENOMEM;
+	node->obs = o;
+	stats_window_init(&o->net);
+	host_net_init(&o->hostnet);
+	o->chans = stats_channels_create(0);
+	o->buf = malloc(PROC_BUF);
+	return o->chans && o->buf ? WR_OK : WR_ENOMEM;
+}
+
+void wr_observe_fini(struct wr_node *node)
+{
+	struct wr_observe *o = node->obs;
+
+	if (!o)
+		return;
+	stats_channels_destroy(o->chans);
+	free(o->buf);
+	free(o);
+	node->obs = NULL;
+}
+
+void wr_observe_message(struct wr_node *node, const char *channel,
+			size_t clen, size_t bytes)
+{
+	struct wr_observe *o = node->obs;
+	int64_t now = wr_now_ms();
+
+	stats_add(&o->net, now, bytes);
+	stats_channels_add(o->chans, channel, clen, now, bytes);
+}
+
+static int real_statvfs(const char *path, struct statvfs *out)
+{
+	return statvfs(path, out);
+}
+
+/* Every 15 s: the interface counters for the sampler, and a fresh
+ * reading of load, memory and disks. */
+void wr_observe_tick(struct wr_node *node, int64_t now)
+{
+	static const struct host_paths proc = HOST_PATHS_PROC;
+	struct wr_observe *o = node->obs;
+	struct host_stats fresh;
+
+	if (now < o->next_host_ms)
+		return;
+	o->next_host_ms = now + HOST_NET_INTERVAL_MS;
+	host_net_tick(&o->hostnet, proc.net_dev, now, o->buf, PROC_BUF);
+	/* a failed reading keeps the last good one */
+	if (host_stats_collect(&fresh, &proc, real_statvfs, o->buf, PROC_BUF) ==
+	    WR_OK) {
+		o->host = fresh;
+		o->have_host = true;
+	}
+	stats_channels_gc(o->chans, now);
+}
+
+struct relay_ctx {
+	struct wr_buf *b;
+	bool first;
+};
+
+static void relay_channel(struct chan_channel *ch, void *arg)
+{
+	struct relay_ctx *r = arg;
+	size_t len;
+	const char *name = chan_name(ch, &len);
+
+	if (!r->first)
+		wr_buf_puts(r->b, ",");
+	r->first = false;
+	wr_buf_json_str(r->b, name, len);
+}
+
+static void relay_count(struct chan_channel *ch, void *arg)
+{
+	struct relay_ctx *r = arg;
+	size_t len;
+	const char *name = chan_name(ch, &len);
+
+	if (!r->first)
+		wr_buf_puts(r->b, ",");
+	r->first = false;
+	wr_buf_json_str(r->b, name, len);
+	wr_buf_printf(r->b, ":%u", chan_members(ch));
+}
+
+cJSON *wr_observe_node_stats(struct wr_node *node)
+{
+	struct wr_buf b;
+	struct relay_ctx r = { &b, true };
+	cJSON *d;
+
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"ok\":true,\"relay\":{\"channels\":[");
+	chan_foreach(node->reg, relay_channel, &r);
+	wr_buf_printf(&b, "],\"clients\":%u,\"channel_connections\":{",
+		      node->nclients);
+	r.first = true;
+	chan_foreach(node->reg, relay_count, &r);
+	wr_buf_puts(&b, "}},");
+	stats_node_json(&b, &node->obs->net, node->obs->chans, wr_now_ms());
+	wr_buf_puts(&b, "}");
+	d = b.oom ? NULL : cJSON_ParseWithLength(b.p, b.len);
+	wr_buf_fini(&b);
+	return d;
+}
+
+cJSON *wr_observe_host_stats(struct wr_node *node)
+{
+	struct wr_observe *o = node->obs;
+	struct wr_buf b;
+	cJSON *d;
+
+	if (!o->have_host)
+		return NULL;
+	wr_buf_init(&b);
+	host_stats_json(&b, &o->host, &o->hostnet);
+	d = b.oom ? NULL : cJSON_ParseWithLength(b.p, b.len);
+	wr_buf_fini(&b);
+	if (d && !cJSON_AddTrueToObject(d, "ok")) {
+		cJSON_Delete(d);
+		return NULL;
+	}
+	return d;
+}
