@@ -489,6 +489,10 @@ int wr_node_run(const struct wr_config *cfg)
 			t, node.port);
 		wr_log_force(WR_LOG_INFO, "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
 			node.tls ? "wss" : "ws", h, cfg->listen_host, t, node.port);
+		if (cfg->web_root)
+			wr_log_force(WR_LOG_INFO, "browser: %s://%s%s%s:%d/ (demo chat)%s",
+				node.tls ? "https" : "http", h, cfg->listen_host, t,
+				node.port, cfg->master ? ", /overview (the network)" : "");
 	}
 
 	uv_run(&node.loop, UV_RUN_DEFAULT); /* until on_check() stops it */
