@@ -48,6 +48,25 @@ void wr_chan_list_json(struct wr_node *node, cJSON *arr, bool reserved);
 /* GET /api/node's channels: the table plus active and subscribers. */
 void wr_chan_view_json(struct wr_node *node, cJSON *arr);
 
+/* ---- reconcile.c: the master's repairs (5.4) ---- */
+struct wr_repair {
+	const char *dest;           /* the node to send it to */
+	bool reserve;               /* reserve-channel, else unreserve-channel */
+	const char *channel;
+	const char *password;       /* reserve: hex hash, NULL for none */
+	int64_t created;            /* reserve */
+	const char *holder;
+};
+typedef void (*wr_repair_cb)(const struct wr_repair *r, void *arg);
+/*
+ * @holds: {node: [list-channels entries]} of every node that answered;
+ * @views: {node: [list-reserved-channels entries]}. Calls @cb once per
+ * command that brings a node of @views in step (pointers valid for the
+ * call). WR_OK or WR_ENOMEM.
+ */
+int wr_reconcile(const cJSON *holds, const cJSON *views, wr_repair_cb cb,
+		 void *arg);
+
 /* ---- onboard.c: 5.2 ---- */
 void wr_flow_onboard(struct wr_node *node, struct wr_peer *p);
 

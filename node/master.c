@@ -53,159 +53,39 @@ struct wr_master {
 };
 
 /* ------------------------------------------------------------------ */
-/* Reconciliation                                                      */
+/* Reconciliation: the decisions are flows/reconcile.c's               */
 
-static void send_fix(struct wr_node *node, const char *dest, const char *cmd,
-		     const char *channel, const cJSON *password,
-		     int64_t created, const char *holder)
+static void send_fix(const struct wr_repair *r, void *arg)
 {
+	struct wr_node *node = arg;
 	cJSON *d = cJSON_CreateObject();
 
 	if (!d)
 		return;
-	cJSON_AddStringToObject(d, "command", cmd);
-	cJSON_AddStringToObject(d, "channel", channel);
-	if (password)
-		cJSON_AddItemToObject(d, "password", cJSON_Duplicate(password, 1));
-	if (created)
-		cJSON_AddNumberToObject(d, "created", (double)created);
-	cJSON_AddStringToObject(d, "holder", holder);
+	cJSON_AddStringToObject(d, "command", r->reserve ? "reserve-channel"
+							 : "unreserve-channel");
+	cJSON_AddStringToObject(d, "channel", r->channel);
+	if (r->reserve) {
+		if (r->password)
+			cJSON_AddStringToObject(d, "password", r->password);
+		else
+			cJSON_AddNullToObject(d, "password");
+		cJSON_AddNumberToObject(d, "created", (double)r->created);
+	}
+	cJSON_AddStringToObject(d, "holder", r->holder);
 	node->master->repairs++;
-	wr_info("master: %s '%s' (holder '%s') on '%s'", cmd, channel, holder,
-		dest);
-	wr_mesh_command(node, dest, d, NULL, NULL);
-}
-
-static const cJSON *entry_named(const cJSON *arr, const char *name)
-{
-	const cJSON *e;
-
-	cJSON_ArrayForEach(e, arr) {
-		const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-
-		if (cJSON_IsString(n) && !strcmp(n->valuestring, name))
-			return e;
-	}
-	return NULL;
-}
-
-static bool has_holder(const cJSON *e, const char *holder)
-{
-	const cJSON *h;
-
-	cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders"))
-		if (cJSON_IsString(h) && !strcmp(h->valuestring, holder))
-			return true;
-	return false;
-}
-
-/* The truth: every answered node's active channels, conflicts settled by
- * the race rule in a table of our own. */
-static struct chan_resv_table *truth_of(struct wr_master *ms)
-{
-	struct chan_resv_table *t = chan_resv_table_create(1u << 20, 0);
-	const cJSON *holder, *e;
-
-	if (!t)
-		return NULL;
-	cJSON_ArrayForEach(holder, ms->holds) {
-		cJSON_ArrayForEach(e, holder) {
-			const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-			const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "created");
-			uint8_t hash[CHAN_HASH_LEN];
-			enum chan_resv_result res;
-			bool has;
-
-			if (!cJSON_IsString(n) || !cJSON_IsNumber(c) ||
-			    !wr_hash_parse(cJSON_GetObjectItemCaseSensitive(e, "password"),
-					   hash, &has))
-				continue;
-			chan_resv_reserve(t, n->valuestring, strlen(n->valuestring),
-					  has ? hash : NULL, (int64_t)c->valuedouble,
-					  holder->string, NULL, NULL, &res);
-		}
-	}
-	return t;
-}
-
-struct fix_ctx {
-	struct wr_node *node;
-	const char *target;             /* the node being brought in step */
-	const cJSON *view;              /* its list-reserved-channels */
-};
-
-/* Reservations the target lacks: one reserve-channel per missing holder. */
-static void add_missing(const struct chan_resv_entry *e, void *arg)
-{
-	struct fix_ctx *f = arg;
-	size_t len;
-	const char *name = chan_resv_name(e, &len);
-	const cJSON *have = entry_named(f->view, name);
-	const uint8_t *hash = chan_resv_hash(e);
-	char hex[2 * CHAN_HASH_LEN + 1];
-	cJSON *pw;
-
-	if (hash)
-		wr_hex(hex, hash, CHAN_HASH_LEN);
-	pw = hash ? cJSON_CreateString(hex) : cJSON_CreateNull();
-	for (unsigned i = 0; pw && i < chan_resv_nholders(e); i++) {
-		const char *h = chan_resv_holder(e, i);
-		const cJSON *hp = cJSON_GetObjectItemCaseSensitive(have, "password");
-
-		/* the target is the authority on what it holds itself */
-		if (!strcmp(h, f->target))
-			continue;
-		if (have && has_holder(have, h) &&
-		    (hash ? cJSON_IsString(hp) && !strcmp(hp->valuestring, hex)
-			  : cJSON_IsNull(hp)))
-			continue;
-		send_fix(f->node, f->target, "reserve-channel", name, pw,
-			 chan_resv_holder_created(e, i), h);
-	}
-	cJSON_Delete(pw);
-}
-
-/* Holders the target believes in that hold nothing (by their own answer). */
-static void drop_stale(struct wr_node *node, struct wr_master *ms,
-		       const struct chan_resv_table *truth, const char *target,
-		       const cJSON *view)
-{
-	const cJSON *e, *h;
-
-	cJSON_ArrayForEach(e, view) {
-		const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-		const struct chan_resv_entry *t;
-
-		if (!cJSON_IsString(n))
-			continue;
-		t = chan_resv_find(truth, n->valuestring, strlen(n->valuestring));
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders")) {
-			if (!cJSON_IsString(h) || !strcmp(h->valuestring, target) ||
-			    !cJSON_GetObjectItemCaseSensitive(ms->holds, h->valuestring))
-				continue; /* itself, or a node that did not answer */
-			if (t && chan_resv_has_holder(t, h->valuestring))
-				continue;
-			send_fix(node, target, "unreserve-channel", n->valuestring,
-				 NULL, 0, h->valuestring);
-		}
-	}
+	wr_info("master: %s '%s' (holder '%s') on '%s'",
+		r->reserve ? "reserve-channel" : "unreserve-channel", r->channel,
+		r->holder, r->dest);
+	wr_mesh_command(node, r->dest, d, NULL, NULL);
 }
 
 static void reconcile(struct wr_node *node)
 {
 	struct wr_master *ms = node->master;
-	struct chan_resv_table *truth = truth_of(ms);
-	const cJSON *view;
 
-	if (truth) {
-		cJSON_ArrayForEach(view, ms->views) {
-			struct fix_ctx f = { node, view->string, view };
-
-			chan_resv_foreach(truth, add_missing, &f);
-			drop_stale(node, ms, truth, view->string, view);
-		}
-		chan_resv_table_destroy(truth);
-	}
+	if (wr_reconcile(ms->holds, ms->views, send_fix, node))
+		wr_warn("master: out of memory, reconciliation skipped");
 	cJSON_Delete(ms->holds);
 	cJSON_Delete(ms->views);
 	ms->holds = ms->views = NULL;
