@@ -59,6 +59,7 @@ struct health_counters {
 	uint64_t pw_ok, pw_failed, pw_cached, pw_rate_limited;
 	/* intra-node messages */
 	uint64_t inm_in, inm_out;
+	uint64_t inm_bytes_in, inm_bytes_out;  /* packet payload bytes */
 	uint64_t inm_link_closes_malformed;  /* 1002: >100 bad packets a minute */
 	uint64_t inm_duplicates;    /* seen before (3.3), or our own come back */
 	uint64_t inm_forwarded;     /* packets passed on to other links */

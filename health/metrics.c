@@ -111,6 +111,10 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"Intra-node packets received and decoded.", c->inm_in);
 	counter(b, "wsrelay_inm_packets_out_total",
 		"Intra-node packets sent.", c->inm_out);
+	counter(b, "wsrelay_inm_bytes_in_total",
+		"Intra-node packet bytes received.", c->inm_bytes_in);
+	counter(b, "wsrelay_inm_bytes_out_total",
+		"Intra-node packet bytes queued to node links.", c->inm_bytes_out);
 	counter(b, "wsrelay_inm_packets_forwarded_total",
 		"Intra-node packets passed on toward other nodes.", c->inm_forwarded);
 	counter(b, "wsrelay_inm_packets_duplicate_total",

@@ -157,6 +157,7 @@ void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 		return;
 	o->frame = wr_msg_ref(m);
 	o->next = NULL;
+	p->node->ctr.inm_bytes_out += m->len;
 	if (p->out_tail)
 		p->out_tail->next = o;
 	else
@@ -354,6 +355,7 @@ static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
 	enum inm_drop why;
 
 	inm_packet_init(&pkt);
+	node->ctr.inm_bytes_in += len;
 	why = inm_packet_decode(&pkt, buf, len);
 	if (why != INM_DROP_NONE)
 		malformed(node, p, why);

@@ -5,7 +5,8 @@ proxy of our own (no netem here)."""
 import json
 import time
 
-from conftest import Pool, http_get, health, ok, run, wait_until_sync
+from conftest import (Pool, http_get, health, metrics, ok, run,
+                      wait_until_sync)
 from delayproxy import DelayProxy
 from meshutil import (TOKEN, FakeNode, api_node, chan_of, mesh_config,
                       start_mesh, start_node, wait_converged)
@@ -134,6 +135,10 @@ def test_high_latency_through_a_delay_proxy(node_factory):
                         what="high latency on the leaf")
         status, body = health(leaf)
         assert status == 200 and body["healthy"] == "degraded"
+        m = metrics(leaf)
+        assert m.get("wsrelay_peer_latency_seconds", peer="hub") >= 0.030
+        assert m.get("wsrelay_inm_bytes_in_total") > 0
+        assert m.get("wsrelay_inm_bytes_out_total") > 0
         lat = api_node(leaf)["peers"][0]["latency_ms"]
         assert lat >= 30, lat
         # the hub measures the same link from its side
