@@ -35,6 +35,7 @@ struct mnode {
 	unsigned head, len;
 	cJSON *node_stats, *host_stats; /* latest answers (owned) */
 	int64_t heard_ms;
+	int64_t stats_wall;             /* when its latest node-stats came */
 	struct sample pending;          /* filled by the two answers */
 	int64_t pending_round;
 };
@@ -156,15 +157,17 @@ static void start_round(struct wr_node *node)
 /* ------------------------------------------------------------------ */
 /* History                                                             */
 
+static struct mnode *mnode_find(struct wr_master *ms, const char *name);
+
 static struct mnode *mnode_get(struct wr_master *ms, const char *name)
 {
-	for (unsigned i = 0; i < ms->nnodes; i++)
-		if (!strcmp(ms->nodes[i].name, name))
-			return &ms->nodes[i];
+	struct mnode *n = mnode_find(ms, name);
+
+	if (n)
+		return n;
 	if (ms->nnodes == MASTER_NODES_MAX)
 		return NULL;
-	struct mnode *n = &ms->nodes[ms->nnodes++];
-
+	n = &ms->nodes[ms->nnodes++];
 	memset(n, 0, sizeof(*n));
 	lws_snprintf(n->name, sizeof(n->name), "%s", name);
 	return n;
@@ -210,6 +213,7 @@ static void take_stats(struct wr_node *node, const char *name, cJSON *d,
 		n->pending_round = ms->round;
 	}
 	if (host) {
+		cJSON_DeleteItemFromObjectCaseSensitive(d, "ok");
 		cJSON_Delete(n->host_stats);
 		n->host_stats = d;
 		n->pending.load1 = num_at(d, "cpu", "1m");
@@ -219,6 +223,7 @@ static void take_stats(struct wr_node *node, const char *name, cJSON *d,
 	}
 	cJSON_Delete(n->node_stats);
 	n->node_stats = d;
+	n->stats_wall = wr_wall_ms();
 	net = cJSON_GetObjectItemCaseSensitive(d, "network");
 	n->pending.packets_15s = num_at(net, "packets", "15s");
 	n->pending.kbps_15s = num_at(net, "bandwidth", "15s");
@@ -388,27 +393,45 @@ static void add_link(cJSON *links, const char *a, const char *b, double ms)
 	cJSON_AddItemToArray(links, l);
 }
 
+static struct mnode *mnode_find(struct wr_master *ms, const char *name)
+{
+	for (unsigned i = 0; i < ms->nnodes; i++)
+		if (!strcmp(ms->nodes[i].name, name))
+			return &ms->nodes[i];
+	return NULL;
+}
+
+/* Stats younger than 3 sampling periods describe the node as it is. */
+static bool fresh(const struct wr_node *node, const struct mnode *m)
+{
+	return m && m->node_stats &&
+	       wr_now_ms() - m->heard_ms <= 3 * (int64_t)node->cfg->stats_interval_ms;
+}
+
+/* @up: the node is part of the mesh now (a node gone stays listed, down,
+ * for as long as its history is kept). */
 static cJSON *node_json(struct wr_node *node, const char *name,
-			const char *url, bool master, cJSON *links)
+			const char *url, bool master, bool up)
 {
 	struct wr_master *ms = node->master;
 	cJSON *o = cJSON_CreateObject();
-	struct mnode *m = NULL;
+	struct mnode *m = mnode_find(ms, name);
 
 	if (!o)
 		return NULL;
-	for (unsigned i = 0; i < ms->nnodes; i++)
-		if (!strcmp(ms->nodes[i].name, name))
-			m = &ms->nodes[i];
 	cJSON_AddStringToObject(o, "name", name);
 	cJSON_AddStringToObject(o, "url", url);
 	cJSON_AddBoolToObject(o, "master", master);
+	cJSON_AddBoolToObject(o, "up", up);
+	if (m && m->node_stats)
+		cJSON_AddNumberToObject(o, "stats_at", (double)m->stats_wall);
+	else
+		cJSON_AddNullToObject(o, "stats_at");
 	cJSON_AddItemToObject(o, "stats", m && m->node_stats
 			      ? cJSON_Duplicate(m->node_stats, 1) : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "host", m && m->host_stats
 			      ? cJSON_Duplicate(m->host_stats, 1) : cJSON_CreateNull());
 	cJSON_AddItemToObject(o, "history", m ? history_json(m) : cJSON_CreateArray());
-	(void)links;
 	return o;
 }
 
@@ -430,9 +453,11 @@ static void add_channel(const struct chan_resv_entry *e, void *arg)
 	cJSON_AddItemToArray(arr, o);
 }
 
-/* Subscribers per node from the latest node-stats of each. */
-static void fill_subscribers(struct wr_master *ms, cJSON *chans)
+/* Subscribers per node from the latest node-stats of each node that is
+ * up and answered lately. */
+static void fill_subscribers(struct wr_node *node, cJSON *chans)
 {
+	struct wr_master *ms = node->master;
 	cJSON *c;
 
 	cJSON_ArrayForEach(c, chans) {
@@ -441,11 +466,17 @@ static void fill_subscribers(struct wr_master *ms, cJSON *chans)
 		double total = 0;
 
 		for (unsigned i = 0; i < ms->nnodes; i++) {
-			const cJSON *cc = cJSON_GetObjectItemCaseSensitive(
+			const char *who = ms->nodes[i].name;
+			const cJSON *cc, *v;
+
+			if (!fresh(node, &ms->nodes[i]) ||
+			    (strcmp(who, node->cfg->name) && !wr_mesh_known(node, who)))
+				continue;
+			cc = cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetObjectItemCaseSensitive(ms->nodes[i].node_stats,
 								 "relay"),
 				"channel_connections");
-			const cJSON *v = cJSON_GetObjectItemCaseSensitive(cc, name);
+			v = cJSON_GetObjectItemCaseSensitive(cc, name);
 
 			if (cJSON_IsNumber(v)) {
 				cJSON_AddNumberToObject(subs, ms->nodes[i].name,
@@ -476,7 +507,7 @@ int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
 	nodes = cJSON_AddArrayToObject(root, "nodes");
 	links = cJSON_AddArrayToObject(root, "links");
 	/* ourselves and our links, with the latency we measure */
-	o = node_json(node, node->cfg->name, node->url, true, links);
+	o = node_json(node, node->cfg->name, node->url, true, true);
 	if (o)
 		cJSON_AddItemToArray(nodes, o);
 	for (struct wr_peer *p = node->peers; p; p = p->next)
@@ -486,16 +517,24 @@ int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
 	for (unsigned i = 0; i < node->mesh.nknown; i++) {
 		const struct wr_known *k = &node->mesh.known[i];
 
-		o = node_json(node, k->name, k->url, k->master, links);
+		o = node_json(node, k->name, k->url, k->master, true);
 		if (o)
 			cJSON_AddItemToArray(nodes, o);
 		for (unsigned j = 0; j < k->npeers; j++)
 			add_link(links, k->name, k->peers[j],
 				 k->latency ? k->latency[j] : -1.0);
 	}
+	/* gone nodes, while their history lasts */
+	for (unsigned i = 0; i < ms->nnodes; i++) {
+		const char *who = ms->nodes[i].name;
+
+		if (strcmp(who, node->cfg->name) && !wr_mesh_known(node, who) &&
+		    (o = node_json(node, who, "", false, false)))
+			cJSON_AddItemToArray(nodes, o);
+	}
 	chans = cJSON_AddArrayToObject(root, "channels");
 	chan_resv_foreach(node->mesh.resv, add_channel, chans);
-	fill_subscribers(ms, chans);
+	fill_subscribers(node, chans);
 	txt = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!txt)

@@ -124,6 +124,21 @@ def test_overview_api(node_factory):
     s, _, body = http_get(b, "/api/overview")
     assert s == 404 and b"not the master" in body
 
+    # a node that goes stays listed, down, and nothing counts it any more
+    c.stop()
+
+    def c_down():
+        o = json.loads(http_get(a, "/api/overview")[2])
+        node_c = [n for n in o["nodes"] if n["name"] == "C"]
+        links = {(l["a"], l["b"]) for l in o["links"]}
+        return (node_c and node_c[0]["up"] is False and
+                not links & {("A", "C"), ("B", "C")} and
+                all("C" not in x["subscribers"] and "C" not in x["holders"]
+                    for x in o["channels"]) and o)
+    o = wait_until_sync(c_down, timeout=15, what="C listed as down")
+    assert all(n["up"] for n in o["nodes"] if n["name"] != "C")
+    assert [n for n in o["nodes"] if n["name"] == "C"][0]["history"]
+
 
 def test_high_latency_through_a_delay_proxy(node_factory):
     hub = start_node(node_factory, "hub")
