@@ -147,6 +147,8 @@ void wr_chan_opened(struct wr_node *node, struct chan_channel *ch)
 	if (wr_chan_reserve(node, name, len, chan_hash(ch), chan_created(ch),
 			    node->cfg->name, &res))
 		wr_warn("channel table full: a channel stays unreserved");
+	if (!node->npeers_up)
+		return; /* nobody to tell: onboarding pushes it to a new peer */
 	wr_mesh_command(node, "*",
 			reserve_data(name, chan_hash(ch), chan_created(ch),
 				     node->cfg->name),
@@ -198,8 +200,10 @@ static void release(struct wr_node *node, struct chan_channel *ch,
 
 	chan_resv_unreserve(node->mesh.resv, name, len, node->cfg->name, false,
 			    &res);
-	if (!d)
+	if (!d || !node->npeers_up) {
+		cJSON_Delete(d);
 		return;
+	}
 	cJSON_AddStringToObject(d, "command", "unreserve-channel");
 	cJSON_AddStringToObject(d, "channel", name);
 	if (repair && (c = calloc(1, sizeof(*c)))) {
