@@ -77,7 +77,7 @@ static void gauges(struct wr_node *node, struct health_gauges *g,
 }
 
 
-static void health_of(struct wr_node *node, struct health_result *r)
+void wr_node_health(struct wr_node *node, struct health_result *r)
 {
 	struct chan_registry_stats st;
 	struct health_input in = { 0 };
@@ -125,7 +125,7 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 	if (!strcmp(uri, "/health")) {
 		struct health_result r;
 
-		health_of(node, &r);
+		wr_node_health(node, &r);
 		health_json(b, &r, node->cfg->name);
 		wr_buf_puts(b, "\n");
 		if (b->oom)

@@ -339,6 +339,8 @@ int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,
 int wr_http_body(struct lws *wsi, unsigned char *buf, size_t len);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
+/* The node's /health verdict (6.3). */
+void wr_node_health(struct wr_node *node, struct health_result *r);
 int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);
 int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi);
 

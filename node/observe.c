@@ -120,6 +120,7 @@ cJSON *wr_observe_node_stats(struct wr_node *node)
 {
 	struct wr_buf b;
 	struct relay_ctx r = { &b, true };
+	struct health_result h;
 	cJSON *d;
 
 	wr_buf_init(&b);
@@ -130,6 +131,11 @@ cJSON *wr_observe_node_stats(struct wr_node *node)
 	r.first = true;
 	chan_foreach(node->reg, relay_count, &r);
 	wr_buf_puts(&b, "}},");
+	/* extension: the node's /health verdict, for the overview */
+	wr_node_health(node, &h);
+	wr_buf_puts(&b, "\"health\":");
+	health_json(&b, &h, node->cfg->name);
+	wr_buf_puts(&b, ",");
 	stats_node_json(&b, &node->obs->net, node->obs->chans, wr_now_ms());
 	wr_buf_puts(&b, "}");
 	d = b.oom ? NULL : cJSON_ParseWithLength(b.p, b.len);

@@ -7,7 +7,7 @@
 //   body[data-renders]               how many answers were drawn
 //   #status[data-state]              loading | live | error
 //   #sum-{master,nodes,links,channels,clients,repairs}[data-value]
-//   #graph g.node[data-node=N][data-state=live|stale|nostats|unknown]
+//   #graph g.node[data-node=N][data-state=live|stale|nostats|unknown|down]
 //                [data-master=true|false]
 //   #graph g.link[data-link="A-B"][data-latency=ms|""] (a < b), its text
 //   tr[data-channel=C][data-protected][data-holders="A B"][data-total]
@@ -111,7 +111,8 @@
       const hist = Array.isArray(n.history) ? n.history.filter((s) => num(s && s.t) !== null) : [];
       n.hist = hist;
       n.lastT = hist.length ? hist[hist.length - 1].t : null;
-      if (n.ghost) n.state = "unknown";
+      if (n.up === false) n.state = "down";
+      else if (n.ghost) n.state = "unknown";
       else if (!n.stats) n.state = "nostats";
       // the master asks every interval; three missed answers: stale
       else if (n.lastT !== null && now - n.lastT > 3 * interval + 5000) n.state = "stale";
@@ -209,7 +210,8 @@
     let nodes = "";
     for (const node of m.list) {
       const p = pos.get(node.name);
-      const sub = node.state === "nostats" ? ["no stats"] : node.state === "unknown" ? ["not reported"]
+      const sub = node.state === "down" ? ["down"] : node.state === "nostats" ? ["no stats"]
+        : node.state === "unknown" ? ["not reported"]
         : [`${node.clients} client${node.clients === 1 ? "" : "s"}`, `${fmtNum(node.pps)} pkt/s · ${fmtNum(node.kbps)} kb/s`];
       if (node.state === "stale") sub.push(`stale: ${fmtSpan(m.now - node.lastT)} old`);
       // a name too long for the disc: its start inside, in full outside
@@ -319,7 +321,7 @@
     return `<div class="kpi"><span class="v" data-field="${field}" data-value="${value ?? ""}">${esc(text)}</span><span class="l">${label}</span></div>`;
   }
 
-  const STATE_TEXT = { live: "live", stale: "stale", nostats: "no stats", unknown: "not reported" };
+  const STATE_TEXT = { live: "live", stale: "stale", nostats: "no stats", unknown: "not reported", down: "down" };
 
   function card(node, m) {
     const h = node.host;
@@ -363,8 +365,18 @@
     return `<article class="card ${node.state}" data-node="${esc(node.name)}" data-state="${node.state}">` +
       `<header><h3>${esc(node.name)}</h3>` +
       (node.master ? `<span class="badge master">master</span>` : "") +
+      healthBadge(node) +
       `<span class="badge state ${node.state}" title="${node.lastT ? `last sample ${esc(fmtClock(node.lastT))}` : ""}">${STATE_TEXT[node.state]}</span></header>` +
       `<div class="url muted" title="${esc(node.url || "")}">${esc(node.url || "no url")}</div>${body}</article>`;
+  }
+
+  // the node's own /health verdict (node-stats "health"), shown unless good
+  function healthBadge(node) {
+    const h = get(node.stats, "health");
+    const v = h && typeof h.healthy === "string" ? h.healthy : null;
+    if (!v || v === "good" || node.state === "down") return "";
+    return `<span class="badge health ${esc(v)}" data-field="health" data-value="${esc(v)}" ` +
+      `title="${esc((h.reasons || []).join(", "))}">${esc(v)}: ${esc(h.reason || "")}</span>`;
   }
 
   function drawCards(m) {

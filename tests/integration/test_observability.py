@@ -40,6 +40,8 @@ def test_node_stats_and_host_stats_over_a_link(node_factory):
     assert net["bandwidth"]["15s"] == round(5 * 100 * 8 / 1000 / 15, 3)
     assert net["bandwidth"]["60s"] == round(5 * 100 * 8 / 1000 / 60, 3)
     assert st["channels"]["s"]["packets"]["60s"] == 5
+    # extension: the node's /health verdict rides along, for the overview
+    assert st["health"]["healthy"] == "good" and st["health"]["node"] == "N"
     assert host["ok"] is True
     assert set(host["cpu"]) == {"1m", "5m", "15m"}
     assert 0 < host["mem"]["used"] < host["mem"]["total"]
