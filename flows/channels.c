@@ -107,9 +107,8 @@ int wr_chan_reserve(struct wr_node *node, const char *name, size_t len,
 				 holder, on_lost, node, res);
 }
 
-/* {"command":"reserve-channel","channel","password","created","holder"} */
-static cJSON *reserve_data(const char *name, const uint8_t *hash,
-			   int64_t created, const char *holder)
+cJSON *wr_chan_reserve_data(const char *name, const uint8_t *hash,
+			    int64_t created, const char *holder)
 {
 	cJSON *d = cJSON_CreateObject();
 
@@ -150,7 +149,7 @@ void wr_chan_opened(struct wr_node *node, struct chan_channel *ch)
 	if (!node->npeers_up)
 		return; /* nobody to tell: onboarding pushes it to a new peer */
 	wr_mesh_command(node, "*",
-			reserve_data(name, chan_hash(ch), chan_created(ch),
+			wr_chan_reserve_data(name, chan_hash(ch), chan_created(ch),
 				     node->cfg->name),
 			on_reserve_reply, NULL);
 }
@@ -182,7 +181,7 @@ static void on_unreserve_reply(struct wr_node *node,
 		wr_chan_reserve(node, c->name, c->len, hash, c->created, holder,
 				&res);
 		wr_mesh_command(node, "*",
-				reserve_data(c->name, hash, c->created, holder),
+				wr_chan_reserve_data(c->name, hash, c->created, holder),
 				NULL, NULL);
 	}
 	if (ev->done)

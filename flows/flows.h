@@ -32,6 +32,10 @@ void wr_chan_closed(struct wr_node *node, struct chan_channel *ch);
 int wr_chan_reserve(struct wr_node *node, const char *name, size_t len,
 		    const uint8_t *hash, int64_t created, const char *holder,
 		    enum chan_resv_result *res);
+/* {"command":"reserve-channel","channel","password" (hex or null),
+ * "created","holder"}, or NULL on no memory. */
+cJSON *wr_chan_reserve_data(const char *name, const uint8_t *hash,
+			    int64_t created, const char *holder);
 /* The reserve-channel / unreserve-channel commands: NULL when ok, else
  * the reason to answer. */
 const char *wr_chan_reserve_cmd(struct wr_node *node,
@@ -53,7 +57,7 @@ struct wr_repair {
 	const char *dest;           /* the node to send it to */
 	bool reserve;               /* reserve-channel, else unreserve-channel */
 	const char *channel;
-	const char *password;       /* reserve: hex hash, NULL for none */
+	const uint8_t *hash;        /* reserve: CHAN_HASH_LEN bytes, NULL for none */
 	int64_t created;            /* reserve */
 	const char *holder;
 };

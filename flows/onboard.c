@@ -116,25 +116,13 @@ static void push_missing(const struct chan_resv_entry *e, void *arg)
 
 	for (unsigned i = 0; i < chan_resv_nholders(e); i++) {
 		const char *h = chan_resv_holder(e, i);
-		cJSON *d;
-		char hex[2 * CHAN_HASH_LEN + 1];
 
 		if (!strcmp(h, p->peer) || peer_has(p->theirs, name, len, h))
 			continue;
-		d = command("reserve-channel");
-		if (!d)
-			return;
-		cJSON_AddStringToObject(d, "channel", name);
-		if (hash) {
-			wr_hex(hex, hash, CHAN_HASH_LEN);
-			cJSON_AddStringToObject(d, "password", hex);
-		} else {
-			cJSON_AddNullToObject(d, "password");
-		}
-		cJSON_AddNumberToObject(d, "created",
-					(double)chan_resv_holder_created(e, i));
-		cJSON_AddStringToObject(d, "holder", h);
-		wr_mesh_command(p->node, p->peer, d, NULL, NULL);
+		wr_mesh_command(p->node, p->peer,
+				wr_chan_reserve_data(name, hash,
+						     chan_resv_holder_created(e, i), h),
+				NULL, NULL);
 	}
 }
 

@@ -91,7 +91,7 @@ static void add_missing(const struct chan_resv_entry *e, void *arg)
 	for (unsigned i = 0; i < chan_resv_nholders(e); i++) {
 		const char *h = chan_resv_holder(e, i);
 		struct wr_repair r = { .dest = f->target, .reserve = true,
-				       .channel = name, .password = hash ? hex : NULL,
+				       .channel = name, .hash = hash,
 				       .created = chan_resv_holder_created(e, i),
 				       .holder = h };
 

@@ -8,8 +8,6 @@
  */
 #include <string.h>
 
-#include <sodium.h>
-
 #include "flows.h"
 
 /* Links we may still start: the pool minus what is up or on its way. */
@@ -49,14 +47,8 @@ static bool candidate(struct wr_node *node, const char *name)
 static void later(struct wr_node *node)
 {
 	struct wr_mesh *m = &node->mesh;
-	int64_t cap = node->cfg->reconnect_min_ms;
 
-	for (unsigned i = 0; i < m->remote_attempt && cap < node->cfg->reconnect_max_ms; i++)
-		cap *= 2;
-	if (cap > node->cfg->reconnect_max_ms)
-		cap = node->cfg->reconnect_max_ms;
-	m->remote_attempt++;
-	m->remote_next_ms = wr_now_ms() + (int64_t)randombytes_uniform((uint32_t)cap + 1);
+	m->remote_next_ms = wr_now_ms() + wr_backoff_ms(node->cfg, m->remote_attempt++);
 }
 
 struct conn {

@@ -34,8 +34,7 @@ struct wr_dial {
 static void dial(lws_sorted_usec_list_t *sul);
 static void lost(struct wr_node *node, struct wr_dial *d, const char *why);
 
-/* Full jitter: uniform in [0, min(max, min * 2^attempt)]. */
-static int64_t backoff_ms(const struct wr_config *cfg, unsigned attempt)
+int64_t wr_backoff_ms(const struct wr_config *cfg, unsigned attempt)
 {
 	int64_t cap = cfg->reconnect_min_ms;
 
@@ -48,7 +47,7 @@ static int64_t backoff_ms(const struct wr_config *cfg, unsigned attempt)
 
 static void schedule(struct wr_dial *d)
 {
-	int64_t ms = backoff_ms(d->node->cfg, d->attempt);
+	int64_t ms = wr_backoff_ms(d->node->cfg, d->attempt);
 
 	if (d->node->stopping)
 		return;

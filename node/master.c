@@ -59,21 +59,17 @@ struct wr_master {
 static void send_fix(const struct wr_repair *r, void *arg)
 {
 	struct wr_node *node = arg;
-	cJSON *d = cJSON_CreateObject();
+	cJSON *d = r->reserve ? wr_chan_reserve_data(r->channel, r->hash,
+						     r->created, r->holder)
+			      : cJSON_CreateObject();
 
 	if (!d)
 		return;
-	cJSON_AddStringToObject(d, "command", r->reserve ? "reserve-channel"
-							 : "unreserve-channel");
-	cJSON_AddStringToObject(d, "channel", r->channel);
-	if (r->reserve) {
-		if (r->password)
-			cJSON_AddStringToObject(d, "password", r->password);
-		else
-			cJSON_AddNullToObject(d, "password");
-		cJSON_AddNumberToObject(d, "created", (double)r->created);
+	if (!r->reserve) {
+		cJSON_AddStringToObject(d, "command", "unreserve-channel");
+		cJSON_AddStringToObject(d, "channel", r->channel);
+		cJSON_AddStringToObject(d, "holder", r->holder);
 	}
-	cJSON_AddStringToObject(d, "holder", r->holder);
 	node->master->repairs++;
 	wr_info("master: %s '%s' (holder '%s') on '%s'",
 		r->reserve ? "reserve-channel" : "unreserve-channel", r->channel,

@@ -256,6 +256,9 @@ void wr_peers_close_all(struct wr_node *node);
 int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
 
 /* link.c — outbound links to [[peers]] */
+/* Full jitter: uniform in [0, min(reconnect_max_ms, reconnect_min_ms *
+ * 2^attempt)] (3.1); dials and the remote connection flow retry by it. */
+int64_t wr_backoff_ms(const struct wr_config *cfg, unsigned attempt);
 int wr_links_start(struct wr_node *node);
 void wr_links_stop(struct wr_node *node);
 void wr_links_fini(struct wr_node *node);

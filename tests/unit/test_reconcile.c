@@ -22,13 +22,15 @@ struct got {
 static void collect(const struct wr_repair *r, void *arg)
 {
 	struct got *g = arg;
+	char hex[2 * CHAN_HASH_LEN + 1] = "null";
 
 	cr_assert_lt(g->n, 32);
+	if (r->hash)
+		wr_hex(hex, r->hash, CHAN_HASH_LEN);
 	if (r->reserve)
 		snprintf(g->lines[g->n++], sizeof(g->lines[0]),
-			 "%s: reserve %s %s %lld %s", r->dest, r->channel,
-			 r->password ? r->password : "null", (long long)r->created,
-			 r->holder);
+			 "%s: reserve %s %s %lld %s", r->dest, r->channel, hex,
+			 (long long)r->created, r->holder);
 	else
 		snprintf(g->lines[g->n++], sizeof(g->lines[0]),
 			 "%s: unreserve %s %s", r->dest, r->channel, r->holder);
