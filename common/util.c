@@ -243,15 +243,10 @@ size_t wr_ws_header_len(size_t payload_len)
 	return 10;
 }
 
-struct wr_msg *wr_ws_text_frame(const void *p, size_t n)
+size_t wr_ws_text_header(unsigned char *d, size_t n)
 {
 	size_t h = wr_ws_header_len(n);
-	struct wr_msg *m = wr_msg_create(h + n);
-	unsigned char *d;
 
-	if (!m)
-		return NULL;
-	d = m->data;
 	d[0] = 0x81; /* FIN | text */
 	if (h == 2) {
 		d[1] = (unsigned char)n;
@@ -264,6 +259,17 @@ struct wr_msg *wr_ws_text_frame(const void *p, size_t n)
 		for (int i = 0; i < 8; i++)
 			d[2 + i] = (unsigned char)((uint64_t)n >> (56 - 8 * i));
 	}
-	memcpy(d + h, p, n);
+	return h;
+}
+
+struct wr_msg *wr_ws_text_frame(const void *p, size_t n)
+{
+	size_t h = wr_ws_header_len(n);
+	struct wr_msg *m = wr_msg_create(h + n);
+
+	if (!m)
+		return NULL;
+	wr_ws_text_header(m->data, n);
+	memcpy(m->data + h, p, n);
 	return m;
 }

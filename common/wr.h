@@ -98,6 +98,9 @@ bool wr_ct_equal(const void *a, const void *b, size_t n);
 /* ---- WebSocket framing (server side, unmasked), used to pre-build frames ---- */
 /* Bytes of header a server text frame of @payload_len needs (2, 4 or 10). */
 size_t wr_ws_header_len(size_t payload_len);
+/* Writes the unmasked header of a text frame of @payload_len bytes into @d
+ * (room for 10) and returns its length. */
+size_t wr_ws_text_header(unsigned char *d, size_t payload_len);
 /* Returns a message holding one complete unmasked text frame of @p, or NULL. */
 struct wr_msg *wr_ws_text_frame(const void *p, size_t n);
 

@@ -445,21 +445,9 @@ static int write_ping(struct wr_node *node, struct wr_peer *p)
  */
 static size_t frame(unsigned char *dst, const struct wr_msg *m, bool masked)
 {
-	size_t n = m->len, h = 0;
+	size_t n = m->len, h = wr_ws_text_header(dst, n);
 	unsigned char key[4];
 
-	dst[h++] = 0x81; /* FIN | text */
-	if (n < 126) {
-		dst[h++] = (unsigned char)n;
-	} else if (n <= 0xffff) {
-		dst[h++] = 126;
-		dst[h++] = (unsigned char)(n >> 8);
-		dst[h++] = (unsigned char)n;
-	} else {
-		dst[h++] = 127;
-		for (int i = 7; i >= 0; i--)
-			dst[h++] = (unsigned char)((uint64_t)n >> (8 * i));
-	}
 	if (!masked) {
 		memcpy(dst + h, m->data, n);
 		return h + n;
