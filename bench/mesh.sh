@@ -21,18 +21,9 @@
 #   inm]   MESH_KEEP=1 keeps the temporary directory (configs, logs, outputs).
 set -uo pipefail
 
-if [ $# -ne 2 ]; then
-	echo "usage: $0 WSRELAY LOADGEN" >&2
-	exit 2
-fi
-WSRELAY=$1
-LOADGEN=$2
-for f in "$WSRELAY" "$LOADGEN"; do
-	if [ ! -x "$f" ]; then
-		echo "mesh: $f is not an executable" >&2
-		exit 2
-	fi
-done
+BENCH_NAME=mesh
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
 UTIL="$(cd "$(dirname "$0")" && pwd)/mesh_util.py"
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3

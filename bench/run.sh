@@ -11,18 +11,9 @@
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
 set -uo pipefail
 
-if [ $# -ne 2 ]; then
-	echo "usage: $0 WSRELAY LOADGEN" >&2
-	exit 2
-fi
-WSRELAY=$1
-LOADGEN=$2
-for f in "$WSRELAY" "$LOADGEN"; do
-	if [ ! -x "$f" ]; then
-		echo "bench: $f is not an executable" >&2
-		exit 2
-	fi
-done
+BENCH_NAME=bench
+# shellcheck source=bench/args.sh
+. "$(dirname "$0")/args.sh"
 
 DUR=${BENCH_SECONDS:-5}
 WARMUP=${BENCH_WARMUP:-1}

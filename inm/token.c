@@ -88,17 +88,18 @@ int inm_token_issue(struct inm_tokens *t, const char *name, int64_t now_ms,
 	return WR_OK;
 }
 
-enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
-				    size_t len, const char *name,
-				    int64_t now_ms)
+/*
+ * The live token equal to @token, or NULL; expired tokens met on the way
+ * are wiped. Compares against every live token in constant time per
+ * token: only which slot matched can leak, never how much of a token did.
+ */
+static struct tok *find(struct inm_tokens *t, const char *token, size_t len,
+			int64_t now_ms)
 {
 	struct tok *hit = NULL;
-	enum inm_token_result rc;
 
 	if (!token || len != INM_TOKEN_LEN)
-		return INM_TOKEN_UNKNOWN;
-	/* compare against every live token in constant time per token; only
-	 * which slot matched can leak, never how much of a token did */
+		return NULL;
 	for (size_t i = 0; i < t->capacity; i++) {
 		struct tok *k = &t->ring[i];
 
@@ -111,6 +112,16 @@ enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
 		if (sodium_memcmp(k->hex, token, INM_TOKEN_LEN) == 0)
 			hit = k;
 	}
+	return hit;
+}
+
+enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
+				    size_t len, const char *name,
+				    int64_t now_ms)
+{
+	struct tok *hit = find(t, token, len, now_ms);
+	enum inm_token_result rc;
+
 	if (!hit)
 		return INM_TOKEN_UNKNOWN;
 	rc = name && !strcmp(hit->name, name) ? INM_TOKEN_OK
@@ -122,23 +133,7 @@ enum inm_token_result inm_token_use(struct inm_tokens *t, const char *token,
 bool inm_token_known(struct inm_tokens *t, const char *token, size_t len,
 		     int64_t now_ms)
 {
-	bool hit = false;
-
-	if (!token || len != INM_TOKEN_LEN)
-		return false;
-	for (size_t i = 0; i < t->capacity; i++) {
-		struct tok *k = &t->ring[i];
-
-		if (!k->live)
-			continue;
-		if (now_ms - k->issued_ms >= t->ttl_ms) {
-			wipe(t, k);
-			continue;
-		}
-		if (sodium_memcmp(k->hex, token, INM_TOKEN_LEN) == 0)
-			hit = true;
-	}
-	return hit;
+	return find(t, token, len, now_ms) != NULL;
 }
 
 size_t inm_tokens_count(const struct inm_tokens *t)

@@ -89,9 +89,10 @@ void wr_observe_tick(struct wr_node *node, int64_t now)
 struct relay_ctx {
 	struct wr_buf *b;
 	bool first;
+	bool counts;                /* "name":members, else "name" */
 };
 
-static void relay_channel(struct chan_channel *ch, void *arg)
+static void relay_item(struct chan_channel *ch, void *arg)
 {
 	struct relay_ctx *r = arg;
 	size_t len;
@@ -101,35 +102,24 @@ static void relay_channel(struct chan_channel *ch, void *arg)
 		wr_buf_puts(r->b, ",");
 	r->first = false;
 	wr_buf_json_str(r->b, name, len);
-}
-
-static void relay_count(struct chan_channel *ch, void *arg)
-{
-	struct relay_ctx *r = arg;
-	size_t len;
-	const char *name = chan_name(ch, &len);
-
-	if (!r->first)
-		wr_buf_puts(r->b, ",");
-	r->first = false;
-	wr_buf_json_str(r->b, name, len);
-	wr_buf_printf(r->b, ":%u", chan_members(ch));
+	if (r->counts)
+		wr_buf_printf(r->b, ":%u", chan_members(ch));
 }
 
 cJSON *wr_observe_node_stats(struct wr_node *node)
 {
 	struct wr_buf b;
-	struct relay_ctx r = { &b, true };
+	struct relay_ctx r = { &b, true, false };
 	struct health_result h;
 	cJSON *d;
 
 	wr_buf_init(&b);
 	wr_buf_puts(&b, "{\"ok\":true,\"relay\":{\"channels\":[");
-	chan_foreach(node->reg, relay_channel, &r);
+	chan_foreach(node->reg, relay_item, &r);
 	wr_buf_printf(&b, "],\"clients\":%u,\"channel_connections\":{",
 		      node->nclients);
-	r.first = true;
-	chan_foreach(node->reg, relay_count, &r);
+	r = (struct relay_ctx){ &b, true, true };
+	chan_foreach(node->reg, relay_item, &r);
 	wr_buf_puts(&b, "}},");
 	/* extension: the node's /health verdict, for the overview */
 	wr_node_health(node, &h);

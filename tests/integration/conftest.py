@@ -315,6 +315,22 @@ class NodeFactory:
         return problems
 
 
+@pytest.fixture(scope="session")
+def tls_cert(tmp_path_factory):
+    """(cert.pem, key.pem): a self-signed EC certificate for 127.0.0.1 and
+    localhost, made once per test run."""
+    d = tmp_path_factory.mktemp("tls")
+    certf, keyf = d / "cert.pem", d / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec",
+         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
+         "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=30)
+    return certf, keyf
+
+
 @pytest.fixture
 def node_factory(tmp_path, request):
     assert os.access(BIN, os.X_OK), f"wsrelay binary not found: {BIN}"

@@ -15,7 +15,6 @@ among the channel's holders); every wait has a deadline.
 
 import http.server
 import json
-import os
 import queue
 import signal
 import socket
@@ -300,22 +299,9 @@ def test_sub_exits_3_when_the_node_goes_away(node, subs):
 # TLS
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    certf, keyf = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec",
-         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
-         "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30)
-    return certf, keyf
 
-
-def test_wss_verifies_the_certificate(node_factory, cert, subs):
-    certf, keyf = cert
+def test_wss_verifies_the_certificate(node_factory, tls_cert, subs):
+    certf, keyf = tls_cert
     n = node_factory.start(tls={"cert": str(certf), "key": str(keyf)})
     assert n.scheme == "https"
     # self-signed: refused against the system store, with the reason

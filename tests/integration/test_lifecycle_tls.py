@@ -7,7 +7,6 @@ import asyncio
 import http.client
 import signal
 import ssl
-import subprocess
 import warnings
 
 import pytest
@@ -89,34 +88,21 @@ def test_health_and_metrics_served_on_loopback(node):
 # TLS
 # ---------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    certf, keyf = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec",
-         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
-         "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30)
-    return certf, keyf
-
 
 def client_ctx(certf):
     ctx = ssl.create_default_context(cafile=str(certf))
     return ctx
 
 
-def start_tls(node_factory, cert, **node_over):
-    certf, keyf = cert
+def start_tls(node_factory, tls_cert, **node_over):
+    certf, keyf = tls_cert
     node_kw = {"listen": "127.0.0.1:0", **node_over}
     return node_factory.start(ssl_context=client_ctx(certf), node=node_kw,
                               tls={"cert": str(certf), "key": str(keyf)})
 
 
-def test_tls_https_and_wss(node_factory, cert):
-    n = start_tls(node_factory, cert)
+def test_tls_https_and_wss(node_factory, tls_cert):
+    n = start_tls(node_factory, tls_cert)
     assert n.scheme == "https"
     assert "listening on https://" in n.log_text()
     status, hdrs, body = http_get(n, "/health")
@@ -135,8 +121,8 @@ def test_tls_https_and_wss(node_factory, cert):
     run(body_())
 
 
-def test_tls_port_refuses_plaintext(node_factory, cert):
-    n = start_tls(node_factory, cert)
+def test_tls_port_refuses_plaintext(node_factory, tls_cert):
+    n = start_tls(node_factory, tls_cert)
     conn = http.client.HTTPConnection("127.0.0.1", n.port, timeout=10)
     served = False
     try:
@@ -160,10 +146,10 @@ def test_tls_port_refuses_plaintext(node_factory, cert):
     run(body_())
 
 
-def test_tls_rejects_tls_1_1(node_factory, cert):
-    n = start_tls(node_factory, cert)
+def test_tls_rejects_tls_1_1(node_factory, tls_cert):
+    n = start_tls(node_factory, tls_cert)
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(str(cert[0]))
+    ctx.load_verify_locations(str(tls_cert[0]))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)
@@ -181,8 +167,8 @@ def test_tls_rejects_tls_1_1(node_factory, cert):
     assert http_get(n, "/health")[0] == 200
 
 
-def test_tls_on_non_loopback_needs_no_insecure_flag(node_factory, cert):
-    n = start_tls(node_factory, cert, listen="0.0.0.0:0")
+def test_tls_on_non_loopback_needs_no_insecure_flag(node_factory, tls_cert):
+    n = start_tls(node_factory, tls_cert, listen="0.0.0.0:0")
     assert n.scheme == "https"
     assert "insecure" not in n.log_text().lower()
     assert http_get(n, "/health")[0] == 200

@@ -418,19 +418,6 @@ def test_default_root_is_the_demo(node):
 # over TLS: HTTP/2 (ALPN) and HTTP/1.1, with curl
 # --------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def tls_cert(tmp_path_factory):
-    d = tmp_path_factory.mktemp("tls")
-    certf, keyf = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec",
-         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
-         "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30)
-    return certf, keyf
-
 
 def curl(node, certf, proto, path, out, *extra):
     """(HTTP version, status) of one request; the body goes to out."""

@@ -2,37 +2,22 @@
 // "unsubscribed" notice, restore order and failures, reconnect: false,
 // close().
 
-import { test, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { WsRelay } from "../../clients/js/wsrelay.js";
-import { answerOk, EventLog, FakeServer, settle, tick, withDeadline } from "./helpers.mjs";
+import { EventLog, FakeServer, Scope, answerOk, reason, settle, tick, withDeadline } from "./helpers.mjs";
 
 const FAST = { minDelayMs: 10, maxDelayMs: 50 };
 
-let cleanup = [];
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-  cleanup = [];
-});
+const scope = new Scope();
 
 async function fake() {
   const s = await FakeServer.start();
-  cleanup.push(() => s.close());
+  scope.defer(() => s.close());
   return s;
 }
 
-function relay(url, options) {
-  const r = new WsRelay(url, options);
-  cleanup.push(() => r.close());
-  return r;
-}
-
-async function reason(promise) {
-  const res = await withDeadline(settle(promise), "a command to settle");
-  assert.equal(res.ok, false, "expected a rejection");
-  return res.error.reason;
-}
+const relay = (url, options) => scope.relay(url, options);
 
 test("a silent server: every command times out after timeoutMs", async () => {
   const s = await fake(); // accepts the upgrade, never answers
@@ -273,7 +258,7 @@ test("the queue is bounded while disconnected", async () => {
   const s = await fake();
   const port = s.port;
   await s.close();
-  cleanup.pop();
+  scope.drop();
   const r = relay(`ws://127.0.0.1:${port}/connect`, { ...FAST, maxQueue: 2 });
   const log = new EventLog(r);
   const a = settle(r.send("c", "1"));
@@ -294,7 +279,7 @@ test("reconnecting: attempts count up and delays follow full jitter", async () =
   const s = await fake();
   const port = s.port;
   await s.close();
-  cleanup.pop();
+  scope.drop();
   const r = relay(`ws://127.0.0.1:${port}/connect`, { minDelayMs: 4, maxDelayMs: 20 });
   const log = new EventLog(r);
   await log.next("reconnecting", (e) => e.attempt === 8);

@@ -8,11 +8,49 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
 import crypto from "node:crypto";
+import { afterEach } from "node:test";
+import assert from "node:assert/strict";
+
+import { WsRelay } from "../../clients/js/wsrelay.js";
 
 export const BIN = process.env.WSRELAY_BIN || "/work/main/build/wsrelay";
 export const DEADLINE = 10000; // one expected event
 
 const READY_RE = /listening on http:\/\/127\.0\.0\.1:(\d+)/;
+
+/**
+ * What one test file must undo after each test: deferred functions run
+ * newest first; relays made here are closed.
+ */
+export class Scope {
+  constructor() {
+    this.fns = [];
+    afterEach(async () => {
+      const fns = this.fns.reverse();
+      this.fns = [];
+      for (const fn of fns) await fn();
+    });
+  }
+  defer(fn) {
+    this.fns.push(fn);
+  }
+  /** Forgets the newest deferred function (the test undid it itself). */
+  drop() {
+    this.fns.pop();
+  }
+  relay(url, options) {
+    const r = new WsRelay(url, options);
+    this.defer(() => r.close());
+    return r;
+  }
+}
+
+/** The reason a command was rejected with (fails if it succeeded). */
+export async function reason(promise) {
+  const res = await withDeadline(settle(promise), "a command to settle");
+  assert.equal(res.ok, false, "expected a rejection");
+  return res.error.reason;
+}
 
 /** Rejects after `ms` with "timed out waiting for WHAT". */
 export function withDeadline(promise, what, ms = DEADLINE) {

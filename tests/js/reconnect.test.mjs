@@ -2,37 +2,22 @@
 // restarted on the same port: timeouts, reconnect and resubscribe
 // (password channels included), the bounded send queue, close().
 
-import { test, afterEach } from "node:test";
+import { test } from "node:test";
 import assert from "node:assert/strict";
 
-import { WsRelay } from "../../clients/js/wsrelay.js";
-import { EventLog, Node, settle, tapWebSocket, tick, withDeadline } from "./helpers.mjs";
+import { EventLog, Node, Scope, reason, settle, tapWebSocket, tick, withDeadline } from "./helpers.mjs";
 
 const FAST = { minDelayMs: 20, maxDelayMs: 200 };
 
-let cleanup = [];
-afterEach(async () => {
-  for (const fn of cleanup.reverse()) await fn();
-  cleanup = [];
-});
+const scope = new Scope();
 
 async function startNode() {
   const node = await Node.start();
-  cleanup.push(() => node.dispose());
+  scope.defer(() => node.dispose());
   return node;
 }
 
-function relay(url, options) {
-  const r = new WsRelay(url, options);
-  cleanup.push(() => r.close());
-  return r;
-}
-
-async function reason(promise) {
-  const res = await withDeadline(settle(promise), "a command to settle");
-  assert.equal(res.ok, false, "expected a rejection");
-  return res.error.reason;
-}
+const relay = (url, options) => scope.relay(url, options);
 
 test("a paused node: commands time out, and correlation holds once it answers again", async () => {
   const node = await startNode();
