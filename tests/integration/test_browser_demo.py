@@ -17,20 +17,15 @@ Skips only when node or /usr/bin/chromium is missing (`scripts/deps.sh
 test` installs both, and runs `npm ci` in tests/browser).
 """
 
-import os
 import queue
-import shutil
 import subprocess
 import threading
 import time
 
-import pytest
-
-from conftest import BUILD_DIR, LOG_DIR, SOURCE_DIR
+from conftest import BUILD_DIR, LOG_DIR
+from browserutil import BROWSER_DIR, browser_tools
 from meshutil import restart, start_mesh, wait_peers_sync
 
-BROWSER_DIR = SOURCE_DIR / "tests" / "browser"
-CHROMIUM = "/usr/bin/chromium"
 SHOT_DIR = BUILD_DIR / "screenshots"
 
 # browser start, two pages, mesh convergence: generous for a loaded
@@ -39,15 +34,6 @@ READY_S = 120.0
 PASS_S = 120.0
 
 
-def _tools():
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("Node.js is not installed (scripts/deps.sh test installs nodejs)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/deps.sh test installs chromium)")
-    assert (BROWSER_DIR / "node_modules" / "playwright-core").is_dir(), \
-        "playwright-core is missing: run `npm ci` in tests/browser (scripts/deps.sh test does)"
-    return node
 
 
 class Script:
@@ -121,7 +107,7 @@ class Script:
 
 
 def test_demo_chat_across_a_node_restart(node_factory):
-    node = _tools()
+    node = browser_tools()
     for old in SHOT_DIR.glob("demo-*.png"):
         old.unlink()  # what the checks below find is from this run
     a, b = start_mesh(node_factory, ["A", "B"], edges=[("B", "A")])

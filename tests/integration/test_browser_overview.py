@@ -25,17 +25,12 @@ Skips only when node, /usr/bin/chromium or tests/browser's playwright-core
 
 import asyncio
 import json
-import os
-import shutil
 import subprocess
 
-import pytest
-
-from conftest import BUILD_DIR, LOG_DIR, SOURCE_DIR, Pool, http_get, run
+from conftest import BUILD_DIR, LOG_DIR, Pool, http_get, run
+from browserutil import BROWSER_DIR, browser_tools
 from meshutil import eventually, start_mesh
 
-BROWSER_DIR = SOURCE_DIR / "tests" / "browser"
-CHROMIUM = "/usr/bin/chromium"
 SHOT_DIR = BUILD_DIR / "screenshots"
 
 # browser start and a dozen redraws (2 s apart) on a loaded 2-core
@@ -48,16 +43,6 @@ SUBSCRIBERS = {"room": {"B": 2, "C": 1}, "staff": {"B": 1, "C": 2}}
 PASSWORDS = {"staff": "s3cret"}
 
 
-def _tools():
-    node = shutil.which("node")
-    if not node:
-        pytest.skip("Node.js is not installed (scripts/deps.sh test installs nodejs)")
-    if not os.access(CHROMIUM, os.X_OK):
-        pytest.skip(f"{CHROMIUM} is not installed (scripts/deps.sh test installs chromium)")
-    if not (BROWSER_DIR / "node_modules" / "playwright-core").is_dir():
-        pytest.skip("playwright-core is not installed: run `npm ci` in tests/browser "
-                    "(scripts/deps.sh test does)")
-    return node
 
 
 def overview(node):
@@ -94,7 +79,7 @@ def _complete(d):
 
 
 def test_overview_page_draws_the_mesh(node_factory):
-    node = _tools()
+    node = browser_tools()
     for old in SHOT_DIR.glob("overview*.png"):
         old.unlink()  # what the checks below find is from this run
     a, b, c = start_mesh(node_factory, "ABC", [("B", "A"), ("C", "A")],
