@@ -81,7 +81,8 @@ static void evict(struct wr_node *node, const char *name, size_t len)
 		struct chan_client *cl = chan_member(ch, 0);
 
 		last = chan_members(ch) == 1;
-		if (frame)
+		/* a subscriber still waiting for its answer gets that instead */
+		if (frame && !wr_client_waiting(cl))
 			chan_client_push(node->reg, cl, frame);
 		chan_leave(node->reg, ch, cl); /* frees ch after the last */
 	}
@@ -122,36 +123,55 @@ cJSON *wr_chan_reserve_data(const char *name, const uint8_t *hash,
 	return d;
 }
 
+struct opening {
+	wr_opened_cb cb;
+	void *arg;
+};
+
 static void on_reserve_reply(struct wr_node *node,
 			     const struct inm_pending_event *ev, void *arg)
 {
-	const cJSON *why;
+	struct opening *o = arg;
+	const cJSON *why = NULL;
 
-	(void)node;
-	(void)arg;
-	if (!ev->response)
-		return;
-	why = cJSON_GetObjectItemCaseSensitive(ev->response->data, "reason");
+	if (ev->response)
+		why = cJSON_GetObjectItemCaseSensitive(ev->response->data, "reason");
 	if (cJSON_IsString(why))
 		wr_info("reserve-channel refused by '%s': %s",
 			ev->response->source, why->valuestring);
+	if (!ev->done)
+		return;
+	if (o->cb)
+		o->cb(node, o->arg, ev->answered >= ev->expected);
+	free(o);
 }
 
-void wr_chan_opened(struct wr_node *node, struct chan_channel *ch)
+bool wr_chan_opened(struct wr_node *node, struct chan_channel *ch,
+		    wr_opened_cb cb, void *arg)
 {
 	size_t len;
 	const char *name = chan_name(ch, &len);
 	enum chan_resv_result res;
+	struct opening *o;
 
 	if (wr_chan_reserve(node, name, len, chan_hash(ch), chan_created(ch),
 			    node->cfg->name, &res))
 		wr_warn("channel table full: a channel stays unreserved");
+	wr_gossip_channels_changed(node);
 	if (!node->npeers_up)
-		return; /* nobody to tell: onboarding pushes it to a new peer */
-	wr_mesh_command(node, "*",
-			wr_chan_reserve_data(name, chan_hash(ch), chan_created(ch),
-				     node->cfg->name),
-			on_reserve_reply, NULL);
+		return false; /* nobody to tell: onboarding pushes it to a new peer */
+	o = malloc(sizeof(*o));
+	if (!o)
+		return false;
+	*o = (struct opening){ cb, arg };
+	if (wr_mesh_command(node, "*",
+			    wr_chan_reserve_data(name, chan_hash(ch),
+						 chan_created(ch), node->cfg->name),
+			    on_reserve_reply, o)) {
+		free(o);
+		return false;
+	}
+	return true;
 }
 
 /* What the unreserve's replies need to repair the table (4.3). */
@@ -199,6 +219,7 @@ static void release(struct wr_node *node, struct chan_channel *ch,
 
 	chan_resv_unreserve(node->mesh.resv, name, len, node->cfg->name, false,
 			    &res);
+	wr_gossip_channels_changed(node);
 	if (!d || !node->npeers_up) {
 		cJSON_Delete(d);
 		return;
@@ -235,6 +256,7 @@ void wr_mesh_leave(struct wr_node *node)
 		return;
 	chan_foreach(node->reg, release_one, node);
 	node->mesh.leaving = true;
+	wr_gossip_leave(node);
 }
 
 /* @obj[@key]: a valid channel name, or NULL */
@@ -290,6 +312,8 @@ const char *wr_chan_reserve_cmd(struct wr_node *node,
 	if (wr_chan_reserve(node, name, strlen(name), has ? hash : NULL, created,
 			    holder, &res))
 		return "internal error";
+	if (strcmp(holder, node->cfg->name))
+		wr_gossip_holder_named(node, holder);
 	return res == CHAN_RESV_ALREADY_RESERVED ? "channel already reserved"
 						 : NULL;
 }

@@ -23,8 +23,17 @@ bool wr_hash_parse(const cJSON *v, uint8_t out[CHAN_HASH_LEN], bool *has);
  */
 bool wr_chan_lookup(struct wr_node *node, const char *name, size_t len,
 		    const uint8_t **hash);
-/* 4.2: this node's first subscriber opened @ch (after chan_join). */
-void wr_chan_opened(struct wr_node *node, struct chan_channel *ch);
+/* Told once the mesh acknowledged a reservation: @all false when
+ * command_timeout_ms passed before every reachable node answered. */
+typedef void (*wr_opened_cb)(struct wr_node *node, void *arg, bool all);
+/*
+ * 4.2: this node's first subscriber opened @ch (after chan_join): the
+ * reservation goes to every node. True when it did and @cb (may be NULL)
+ * will be called once, possibly before this returns; false when no node
+ * was told (no link), and @cb is never called.
+ */
+bool wr_chan_opened(struct wr_node *node, struct chan_channel *ch,
+		    wr_opened_cb cb, void *arg);
 /* 4.3: @ch lost its last local subscriber (chan_ops.closed). */
 void wr_chan_closed(struct wr_node *node, struct chan_channel *ch);
 /* Adds a holder to the table, settling a race (4.4): losing local
@@ -73,6 +82,9 @@ int wr_reconcile(const cJSON *holds, const cJSON *views, wr_repair_cb cb,
 
 /* ---- onboard.c: 5.2 ---- */
 void wr_flow_onboard(struct wr_node *node, struct wr_peer *p);
+
+/* ---- heal.c: a lost or split mesh dials the nodes it lost ---- */
+void wr_flow_heal(struct wr_node *node, int64_t now);
 
 /* ---- remote.c: 5.3 ---- */
 /* Runs the remote connection flow when it is due (from the mesh tick). */

@@ -129,13 +129,16 @@ static void on_nodes(struct wr_node *node, const struct inm_pending_event *ev,
 	free(l);
 }
 
-/* Is a node we know of (announces) but are not linked to reachable? */
+/* Is a node of our part of the mesh, not linked to us, dialable? */
 static bool anyone_unlinked(struct wr_node *node)
 {
-	for (unsigned i = 0; i < node->mesh.nknown; i++) {
-		const struct wr_known *k = &node->mesh.known[i];
+	struct inm_view *v = node->mesh.view;
 
-		if (k->url[0] && candidate(node, k->name))
+	for (size_t i = 1; i < inm_view_count(v); i++) {
+		const struct inm_node_state *st = inm_view_at(v, i);
+
+		if (st->url[0] && inm_view_reachable(v, st->name) &&
+		    candidate(node, st->name))
 			return true;
 	}
 	return false;

@@ -63,6 +63,10 @@ struct health_counters {
 	uint64_t inm_link_closes_malformed;  /* 1002: >100 bad packets a minute */
 	uint64_t inm_duplicates;    /* seen before (3.3), or our own come back */
 	uint64_t inm_forwarded;     /* packets passed on to other links */
+	uint64_t inm_out_type[4];   /* packet copies sent, by inm_type */
+	uint64_t inm_unroutable;    /* a holder no route reaches */
+	uint64_t reserve_timeouts;  /* a subscribe answered before every ack */
+	uint64_t heal_dials;        /* dials of the self-healing flow */
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */

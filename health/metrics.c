@@ -117,6 +117,22 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"Intra-node packet bytes queued to node links.", c->inm_bytes_out);
 	counter(b, "wsrelay_inm_packets_forwarded_total",
 		"Intra-node packets passed on toward other nodes.", c->inm_forwarded);
+	head(b, "wsrelay_inm_packets_out_by_type_total", "counter",
+	     "Intra-node packet copies written to links, by packet type.");
+	for (unsigned i = 0; i < 4; i++)
+		wr_buf_printf(b, "wsrelay_inm_packets_out_by_type_total{type=\"%s\"} %" PRIu64 "\n",
+			      (const char *[]){ "message", "command", "response",
+						"event" }[i],
+			      c->inm_out_type[i]);
+	counter(b, "wsrelay_inm_unroutable_total",
+		"Channel-message copies not sent: no route reached a holder.",
+		c->inm_unroutable);
+	counter(b, "wsrelay_subscribe_reserve_timeouts_total",
+		"Subscribes answered after command_timeout_ms without every node's acknowledgement.",
+		c->reserve_timeouts);
+	counter(b, "wsrelay_mesh_heal_dials_total",
+		"Dials started by the self-healing flow (a lost or split mesh).",
+		c->heal_dials);
 	counter(b, "wsrelay_inm_packets_duplicate_total",
 		"Intra-node packets dropped as already seen (loops in the mesh).",
 		c->inm_duplicates);

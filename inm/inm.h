@@ -211,6 +211,117 @@ void inm_route_targets(const struct inm_route *r,
 		       int *out, size_t *nout);
 
 /* ------------------------------------------------------------------ */
+/* The mesh view: node-state records, reachability, trees (3.6)        */
+
+#define INM_VIEW_PEERS_MAX 64    /* peers kept per node-state record */
+#define INM_DIGEST_HEX 16        /* 64-bit digests on the wire */
+
+/*
+ * One node's state as it floods it (docs/mesh.md): who it is, its direct
+ * peers, a digest of its active channels. (incarnation, version) orders
+ * the records of one node: a restart starts a new incarnation (its wall
+ * clock at start), every change within one bumps the version.
+ */
+struct inm_node_state {
+	char name[INM_NAME_MAX + 1];
+	char url[256];
+	int64_t incarnation;
+	uint64_t version;
+	bool master;
+	bool leaving;           /* shutting down: gone at once, not redialled */
+	bool legacy;            /* synthesised from an old full announce */
+	unsigned npeers;
+	char peers[INM_VIEW_PEERS_MAX][INM_NAME_MAX + 1];
+	double latency[INM_VIEW_PEERS_MAX];   /* ms to each peer, < 0 unknown */
+	uint32_t nchannels;
+	uint64_t chan_digest;   /* XOR of inm_chan_digest() of its channels */
+	char rejoin[INM_TOKEN_LEN + 1];       /* "" when it offers none */
+};
+
+/* Decodes one record (a JSON object in the shape of docs/mesh.md) into
+ * @st. WR_OK, or WR_EINVAL on any missing or malformed field. */
+int inm_state_decode(const cJSON *o, struct inm_node_state *st);
+/* The record as JSON (caller owns it), or NULL on no memory. */
+cJSON *inm_state_json(const struct inm_node_state *st);
+/* One channel's term of a channel digest: BLAKE2b-64 of the name, the
+ * password hash (@hash NULL: none) and created. XOR the terms. */
+uint64_t inm_chan_digest(const char *name, size_t len, const uint8_t *hash,
+			 size_t hlen, int64_t created);
+/* @d as 16 lowercase hex chars plus NUL; parse: WR_OK or WR_EINVAL. */
+void inm_digest_hex(uint64_t d, char out[INM_DIGEST_HEX + 1]);
+int inm_digest_parse(const char *s, uint64_t *d);
+
+struct inm_view;
+
+enum inm_merge {
+	INM_MERGE_NEWS,         /* newer than what we had: stored */
+	INM_MERGE_OLD,          /* same or older: ignored */
+	INM_MERGE_SELF,         /* our own name: ignored */
+	INM_MERGE_FULL,         /* a new node and no room: ignored */
+};
+
+/* What inm_view_sweep reports about a node. */
+enum inm_view_event {
+	INM_VIEW_UP,            /* reachable, first time or after being gone */
+	INM_VIEW_GONE,          /* unreachable for the grace time, or leaving */
+};
+typedef void (*inm_view_cb)(void *ud, const struct inm_node_state *st,
+			    enum inm_view_event ev);
+
+/*
+ * This node's view of the mesh: one record per node heard of (at most
+ * @max_nodes, self included), the graph their peers form (an edge counts
+ * only when both ends list each other), who is reachable from @self, and
+ * shortest-path trees over it with one tie rule (neighbours in name
+ * order) so that every node with the same records draws the same trees.
+ * NULL on bad arguments or no memory.
+ */
+struct inm_view *inm_view_create(const char *self, size_t max_nodes);
+void inm_view_destroy(struct inm_view *v);
+/* Our own record (its peers: the links up now). Copied. */
+void inm_view_set_self(struct inm_view *v, const struct inm_node_state *st);
+const struct inm_node_state *inm_view_self(const struct inm_view *v);
+/* Stores @st when it is news (a newer incarnation or version). */
+enum inm_merge inm_view_merge(struct inm_view *v,
+			      const struct inm_node_state *st, int64_t now_ms);
+/*
+ * Brings reachability up to date and reports changes: INM_VIEW_GONE for a
+ * node unreachable for @grace_ms (at once when leaving), INM_VIEW_UP for
+ * a node reachable again or for the first time. Records unreachable for
+ * @forget_ms are dropped. @cb may be NULL.
+ */
+void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
+		    int64_t forget_ms, inm_view_cb cb, void *ud);
+/* Records held, self included; index 0 is self. */
+size_t inm_view_count(const struct inm_view *v);
+const struct inm_node_state *inm_view_at(const struct inm_view *v, size_t i);
+const struct inm_node_state *inm_view_find(const struct inm_view *v,
+					   const char *name);
+/* Reachable over two-way edges now (self: always). */
+bool inm_view_reachable(const struct inm_view *v, const char *name);
+/* Not declared gone (reachable, or unreachable for less than the grace). */
+bool inm_view_alive(const struct inm_view *v, const char *name);
+/* Unreachable since (monotonic ms) or 0 when reachable. */
+int64_t inm_view_lost_since(const struct inm_view *v, size_t i);
+/* Reachable nodes, self included. */
+size_t inm_view_reachable_count(const struct inm_view *v);
+/* The smallest name among the reachable nodes, self included. */
+const char *inm_view_leader(const struct inm_view *v);
+/* The direct peer on a shortest path to @dest, or NULL (unreachable,
+ * or @dest is self). */
+const char *inm_view_next_hop(const struct inm_view *v, const char *dest);
+/*
+ * In the shortest-path tree rooted at @source: 1 and *hop = our child
+ * toward @target when @target is below us, 0 when it is not, -1 when
+ * @source or @target is not reachable (no tree).
+ */
+int inm_view_tree_hop(struct inm_view *v, const char *source,
+		      const char *target, const char **hop);
+/* A digest of the reachable records' (name, incarnation, version), legacy
+ * ones aside: neighbours with equal digests hold the same records. */
+uint64_t inm_view_digest(struct inm_view *v);
+
+/* ------------------------------------------------------------------ */
 /* Pending commands (3.4)                                              */
 
 struct inm_pending;

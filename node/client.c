@@ -110,6 +110,8 @@ int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 	return 0;
 }
 
+static void wait_drop(struct wr_client *cl);
+
 void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 {
 	struct wr_client *cl = pss->client;
@@ -121,6 +123,7 @@ void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 	wr_node_reader_gone(node, cl->wsi);
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
+	wait_drop(cl);
 	chan_client_fini(node->reg, &cl->cc);
 	if (cl->prev)
 		cl->prev->next = cl->next;
@@ -156,6 +159,146 @@ static void respond(struct wr_node *node, struct wr_client *cl, bool ok,
 static void respond_list(struct wr_node *node, struct wr_client *cl,
 			 const struct chan_str *nonce);
 
+/*
+ * A subscribe that makes this node a holder is answered once every
+ * reachable node acknowledged the reservation (or command_timeout_ms
+ * passed): from its ok on, a message sent on any node reaches it. Others
+ * who join the channel meanwhile wait for the same acknowledgement. The
+ * client's input stays paused while it waits, as during a PBKDF2 job.
+ */
+struct wr_sub_wait {
+	struct wr_client *cl;
+	struct wr_resv_wait *on;
+	struct wr_sub_wait *next;
+	bool has_nonce;
+	size_t nonce_len;
+	char nonce[CHAN_NONCE_MAX];
+};
+
+struct wr_resv_wait {
+	struct wr_resv_wait *prev, *next;   /* node->resv_waits */
+	struct wr_sub_wait *subs;
+	size_t len;
+	char name[CHAN_NAME_MAX + 1];
+};
+
+bool wr_client_waiting(const struct chan_client *cc)
+{
+	return lws_container_of(cc, struct wr_client, cc)->wait != NULL;
+}
+
+static struct wr_resv_wait *resv_wait_find(struct wr_node *node,
+					   const struct chan_str *name)
+{
+	for (struct wr_resv_wait *rw = node->resv_waits; rw; rw = rw->next)
+		if (rw->len == name->len && !memcmp(rw->name, name->p, name->len))
+			return rw;
+	return NULL;
+}
+
+/* @cl waits on @rw for its answer. False on no memory. */
+static bool wait_add(struct wr_resv_wait *rw, struct wr_client *cl,
+		     const struct chan_str *nonce)
+{
+	struct wr_sub_wait *w = calloc(1, sizeof(*w));
+
+	if (!w)
+		return false;
+	w->cl = cl;
+	w->on = rw;
+	w->has_nonce = nonce->p != NULL;
+	w->nonce_len = nonce->len;
+	if (nonce->p)
+		memcpy(w->nonce, nonce->p, nonce->len);
+	w->next = rw->subs;
+	rw->subs = w;
+	cl->wait = w;
+	lws_rx_flow_control(cl->wsi, 0);
+	return true;
+}
+
+/* A closing client stops waiting; the reservation's answer finds nobody. */
+static void wait_drop(struct wr_client *cl)
+{
+	struct wr_sub_wait *w = cl->wait;
+
+	if (!w)
+		return;
+	for (struct wr_sub_wait **pp = &w->on->subs; *pp; pp = &(*pp)->next)
+		if (*pp == w) {
+			*pp = w->next;
+			break;
+		}
+	cl->wait = NULL;
+	free(w);
+}
+
+/* wr_opened_cb: the mesh answered (or the time ran out): answer them. */
+static void resv_done(struct wr_node *node, void *arg, bool all)
+{
+	struct wr_resv_wait *rw = arg;
+
+	if (rw->prev)
+		rw->prev->next = rw->next;
+	else
+		node->resv_waits = rw->next;
+	if (rw->next)
+		rw->next->prev = rw->prev;
+	if (!all) {
+		node->ctr.reserve_timeouts++;
+		wr_warn("subscribe answered after command_timeout_ms: not every "
+			"node acknowledged the channel's reservation");
+	}
+	while (rw->subs) {
+		struct wr_sub_wait *w = rw->subs;
+		struct wr_client *cl = w->cl;
+		struct chan_str nonce = { w->has_nonce ? w->nonce : NULL,
+					  w->nonce_len };
+		struct chan_channel *ch = chan_find(node->reg, rw->name, rw->len);
+		/* a lost race (4.4) took the channel meanwhile */
+		bool member = ch && chan_is_member(ch, &cl->cc);
+
+		rw->subs = w->next;
+		cl->wait = NULL;
+		respond(node, cl, member, member ? NULL : "invalid password",
+			&nonce);
+		lws_rx_flow_control(cl->wsi, 1);
+		free(w);
+	}
+	free(rw);
+}
+
+/* After @cl joined @ch: answer now, or once the mesh acknowledged the
+ * reservation @created started (or one still on its way). */
+static void answer_join(struct wr_node *node, struct wr_client *cl,
+			struct chan_channel *ch, const struct chan_str *name,
+			bool created, const struct chan_str *nonce)
+{
+	struct wr_resv_wait *rw = resv_wait_find(node, name);
+
+	if (!created) {
+		if (!rw || !wait_add(rw, cl, nonce))
+			respond(node, cl, true, NULL, nonce);
+		return;
+	}
+	rw = calloc(1, sizeof(*rw));
+	if (!rw || !wait_add(rw, cl, nonce)) {
+		free(rw);
+		respond(node, cl, true, NULL, nonce);
+		wr_chan_opened(node, ch, NULL, NULL);
+		return;
+	}
+	memcpy(rw->name, name->p, name->len);
+	rw->len = name->len;
+	rw->next = node->resv_waits;
+	if (rw->next)
+		rw->next->prev = rw;
+	node->resv_waits = rw;
+	/* no link: nobody to wait for */
+	if (!wr_chan_opened(node, ch, resv_done, rw))
+		resv_done(node, rw, true);
+}
+
 /* Joins @ch (creating it first when @create) and answers. */
 static void join(struct wr_node *node, struct wr_client *cl,
 		 const struct chan_str *name, const uint8_t *hash,
@@ -183,9 +326,8 @@ static void join(struct wr_node *node, struct wr_client *cl,
 			: "internal error", nonce);
 		return;
 	}
-	respond(node, cl, true, NULL, nonce);
-	if (created) /* 4.2: reserve-channel to the mesh */
-		wr_chan_opened(node, ch);
+	/* 4.2: reserve-channel to the mesh when created */
+	answer_join(node, cl, ch, name, created, nonce);
 }
 
 /* Compares a password hash with the channel's (@want; an open channel

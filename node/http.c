@@ -59,7 +59,10 @@ static void gauges(struct wr_node *node, struct health_gauges *g,
 	memset(g, 0, sizeof(*g));
 	g->peers = peers;
 	g->npeers = peers_of(node, peers);
-	g->nodes_known = node->mesh.nknown;
+	g->nodes_known = 0;
+	for (size_t i = 1; i < inm_view_count(node->mesh.view); i++)
+		g->nodes_known += wr_mesh_alive(node,
+						inm_view_at(node->mesh.view, i)->name);
 	/* entries this node does not hold: open elsewhere only */
 	if (node->mesh.resv) {
 		unsigned total = chan_resv_count(node->mesh.resv);

@@ -466,7 +466,7 @@ static void fill_subscribers(struct wr_node *node, cJSON *chans)
 			const cJSON *cc, *v;
 
 			if (!fresh(node, &ms->nodes[i]) ||
-			    (strcmp(who, node->cfg->name) && !wr_mesh_known(node, who)))
+			    (strcmp(who, node->cfg->name) && !wr_mesh_alive(node, who)))
 				continue;
 			cc = cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetObjectItemCaseSensitive(ms->nodes[i].node_stats,
@@ -510,21 +510,22 @@ int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
 		if (p->up)
 			add_link(links, node->cfg->name, p->name, p->latency_ms);
 	/* every node we know, and the links its announce names */
-	for (unsigned i = 0; i < node->mesh.nknown; i++) {
-		const struct wr_known *k = &node->mesh.known[i];
+	for (size_t i = 1; i < inm_view_count(node->mesh.view); i++) {
+		const struct inm_node_state *k = inm_view_at(node->mesh.view, i);
 
+		if (!wr_mesh_alive(node, k->name))
+			continue;
 		o = node_json(node, k->name, k->url, k->master, true);
 		if (o)
 			cJSON_AddItemToArray(nodes, o);
 		for (unsigned j = 0; j < k->npeers; j++)
-			add_link(links, k->name, k->peers[j],
-				 k->latency ? k->latency[j] : -1.0);
+			add_link(links, k->name, k->peers[j], k->latency[j]);
 	}
 	/* gone nodes, while their history lasts */
 	for (unsigned i = 0; i < ms->nnodes; i++) {
 		const char *who = ms->nodes[i].name;
 
-		if (strcmp(who, node->cfg->name) && !wr_mesh_known(node, who) &&
+		if (strcmp(who, node->cfg->name) && !wr_mesh_alive(node, who) &&
 		    (o = node_json(node, who, "", false, false)))
 			cJSON_AddItemToArray(nodes, o);
 	}

@@ -3,11 +3,14 @@
  * decoded packet passes dedup, teaches a return route, is forwarded along
  * inm/route's decision and, when it is for this node, processed: channel
  * messages delivered to local subscribers, commands answered (mesh_cmd.c),
- * responses fed to the pending table, announce events merged into the view
- * of the mesh. One tick (wr_mesh_tick) drives everything periodic: command
- * timeouts, link pings and silence, announces, forgetting gone nodes, and
- * the remote connection flow. inm/ and channels/reserve hold the logic;
- * this file connects them to the links.
+ * responses fed to the pending table, events to gossip.c. Routes follow
+ * the topology as gossip.c's view draws it: unicast packets go along a
+ * shortest path, channel messages down the shortest-path tree rooted at
+ * their source toward the channel's holders, each copy naming the holders
+ * it is for ("to"), so a node whose view differs still routes every one
+ * of them itself. One tick (wr_mesh_tick) drives everything periodic.
+ * inm/ and channels/reserve hold the logic; this file connects them to
+ * the links.
  */
 #include <string.h>
 
@@ -25,77 +28,10 @@
 #define PEER_TIMEOUT_CODE 4408
 
 /* ------------------------------------------------------------------ */
-/* Known nodes                                                         */
-
-struct wr_known *wr_mesh_known(struct wr_node *node, const char *name)
-{
-	struct wr_mesh *m = &node->mesh;
-
-	for (unsigned i = 0; i < m->nknown; i++)
-		if (!strcmp(m->known[i].name, name))
-			return &m->known[i];
-	return NULL;
-}
-
-/* Records that @name was heard from now; adds it when new. */
-static struct wr_known *known_touch(struct wr_node *node, const char *name)
-{
-	struct wr_mesh *m = &node->mesh;
-	struct wr_known *k = wr_mesh_known(node, name);
-
-	if (!k) {
-		if (m->nknown == m->known_cap) {
-			unsigned cap = m->known_cap ? 2 * m->known_cap : 16;
-			struct wr_known *n = realloc(m->known, cap * sizeof(*n));
-
-			if (!n)
-				return NULL;
-			m->known = n;
-			m->known_cap = cap;
-		}
-		k = &m->known[m->nknown++];
-		memset(k, 0, sizeof(*k));
-		lws_snprintf(k->name, sizeof(k->name), "%s", name);
-		wr_info("mesh: node '%s' joined our view", name);
-	}
-	k->heard_ms = wr_now_ms();
-	return k;
-}
-
-static void known_remove(struct wr_node *node, unsigned i)
-{
-	struct wr_mesh *m = &node->mesh;
-
-	free(m->known[i].peers);
-	free(m->known[i].latency);
-	m->known[i] = m->known[--m->nknown];
-}
-
-/* A node not heard from for peer_timeout_ms and not linked is gone (3.6):
- * it leaves every holder set and route. */
-static void sweep_gone(struct wr_node *node, int64_t now)
-{
-	struct wr_mesh *m = &node->mesh;
-
-	for (unsigned i = 0; i < m->nknown;) {
-		struct wr_known *k = &m->known[i];
-		unsigned n;
-
-		if (wr_peer_named(node, k->name) ||
-		    now - k->heard_ms <= node->cfg->peer_timeout_ms) {
-			i++;
-			continue;
-		}
-		n = chan_resv_holder_gone(m->resv, k->name);
-		inm_route_forget_node(m->route, k->name);
-		wr_info("mesh: node '%s' gone (silent %lld ms), %u channel(s) updated",
-			k->name, (long long)(now - k->heard_ms), n);
-		known_remove(node, i);
-	}
-}
-
-/* ------------------------------------------------------------------ */
 /* Sending                                                             */
+
+static unsigned emit(struct wr_node *node, struct inm_packet *pkt,
+		     int from_link, int hop);
 
 static struct wr_peer *peer_by_link(struct wr_node *node, int link)
 {
@@ -122,27 +58,16 @@ static int holders_of(void *ud, const char *channel, const char **out,
 	return (int)n;
 }
 
-/*
- * Sends @pkt (arrived on @from_link, -1 when built here) on to wherever
- * inm/route says, with ttl lowered by @hop (1 forwarding, 0 originating).
- * Returns the number of links it went on.
- */
-static unsigned emit(struct wr_node *node, struct inm_packet *pkt,
-		     int from_link, int hop)
+/* Encodes @pkt once with ttl lowered by @hop and queues it on each link
+ * of @out. Returns how many links it went on. */
+static unsigned send_links(struct wr_node *node, struct inm_packet *pkt,
+			   int hop, const int *out, size_t nout)
 {
-	int links[WR_MAX_LINKS], out[WR_MAX_LINKS];
-	size_t n = 0, nout = 0;
 	struct wr_buf *b = &node->mesh.enc;
 	struct wr_msg *msg;
+	unsigned sent = 0;
 	int ttl = pkt->ttl;
 
-	for (struct wr_peer *p = node->peers; p && n < WR_MAX_LINKS; p = p->next)
-		if (p->up && !p->close_code)
-			links[n++] = p->link;
-	if (!n)
-		return 0;
-	inm_route_targets(node->mesh.route, pkt, from_link, links, n,
-			  node->cfg->name, holders_of, node, out, &nout);
 	if (!nout)
 		return 0;
 	pkt->ttl = ttl - hop;
@@ -155,15 +80,177 @@ static unsigned emit(struct wr_node *node, struct inm_packet *pkt,
 	for (size_t i = 0; i < nout; i++) {
 		struct wr_peer *p = peer_by_link(node, out[i]);
 
-		if (p)
+		if (p) {
 			wr_peer_send_msg(p, msg);
+			node->ctr.inm_out_type[pkt->type]++;
+			sent++;
+		}
 	}
 	wr_msg_unref(&msg);
-	return (unsigned)nout;
+	return sent;
+}
+
+void wr_mesh_flood(struct wr_node *node, struct inm_packet *pkt)
+{
+	emit(node, pkt, -1, 0);
+}
+
+void wr_mesh_send_peer(struct wr_node *node, struct wr_peer *p,
+		       struct inm_packet *pkt)
+{
+	int link = p->link;
+
+	if (p->up && !p->close_code)
+		send_links(node, pkt, 0, &link, 1);
+}
+
+/* The up link to @name, if it is not @from_link; else -1. */
+static int link_to(struct wr_node *node, const char *name, int from_link)
+{
+	int link = name ? inm_route_direct(node->mesh.route, name) : -1;
+
+	return link == from_link ? -1 : link;
+}
+
+/* Where a channel message goes for holder @t: down the tree rooted at
+ * the source when @t is below us, else along our own shortest path (a
+ * view that differs from the upstream's), else the learned route. */
+static int message_hop(struct wr_node *node, const char *source,
+		       const char *t, int from_link)
+{
+	struct wr_mesh *m = &node->mesh;
+	const char *hop = NULL;
+	int link = -1;
+
+	switch (inm_view_tree_hop(m->view, source, t, &hop)) {
+	case 1:
+		link = link_to(node, hop, from_link);
+		break;
+	case 0:
+		link = link_to(node, inm_view_next_hop(m->view, t), from_link);
+		break;
+	default:
+		link = inm_route_lookup(m->route, t);
+		if (link == from_link)
+			link = -1;
+		break;
+	}
+	return link;
+}
+
+#define TARGETS_MAX 256
+
+/*
+ * A channel message toward the holders (3.3): the copy for each next hop
+ * names in "to" the holders it carries the message for. Holders come
+ * from the packet's "to", else (built here, or from a node that sends
+ * none) from the reservation table; when the table does not know the
+ * channel either, the message is flooded as before.
+ */
+static unsigned emit_message(struct wr_node *node, struct inm_packet *pkt,
+			     int from_link, int hop, const int *links,
+			     size_t nlinks)
+{
+	const char *names[TARGETS_MAX], *self = node->cfg->name;
+	const char *channel, *b64, *cn;
+	int hops[TARGETS_MAX], out[WR_MAX_LINKS];
+	/* detached and kept: names[] may point into it */
+	cJSON *to = cJSON_DetachItemFromObjectCaseSensitive(pkt->data, "to"), *it;
+	size_t nout = 0;
+	unsigned sent = 0;
+	int n = 0;
+
+	if (hop && pkt->ttl <= 1)
+		goto out;
+	if (cJSON_IsArray(to)) {
+		cJSON_ArrayForEach(it, to)
+			if (cJSON_IsString(it) && n < TARGETS_MAX &&
+			    inm_node_name_valid(it->valuestring,
+						strlen(it->valuestring)))
+				names[n++] = it->valuestring;
+	} else {
+		if (inm_message_fields(pkt, &channel, &b64, &cn))
+			goto out;
+		n = holders_of(node, channel, names, TARGETS_MAX);
+		if (n < 0 || n > TARGETS_MAX) {
+			inm_route_targets(node->mesh.route, pkt, from_link, links,
+					  nlinks, self, NULL, NULL, out, &nout);
+			sent = send_links(node, pkt, hop, out, nout);
+			goto out;
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		hops[i] = -1;
+		if (!strcmp(names[i], self) || !strcmp(names[i], pkt->source))
+			continue;
+		hops[i] = message_hop(node, pkt->source, names[i], from_link);
+		if (hops[i] < 0) {
+			node->ctr.inm_unroutable++;
+			wr_debug("inm: no route to holder '%s'", names[i]);
+		}
+	}
+	/* one copy per next hop, naming its holders */
+	for (int i = 0; i < n; i++) {
+		cJSON *list;
+		int link = hops[i];
+
+		if (link < 0)
+			continue;
+		list = cJSON_AddArrayToObject(pkt->data, "to");
+		if (!list)
+			break;
+		for (int j = i; j < n; j++)
+			if (hops[j] == link) {
+				cJSON_AddItemToArray(list,
+						     cJSON_CreateString(names[j]));
+				hops[j] = -1;
+			}
+		sent += send_links(node, pkt, hop, &link, 1);
+		cJSON_DeleteItemFromObjectCaseSensitive(pkt->data, "to");
+	}
+out:
+	cJSON_Delete(to);
+	return sent;
+}
+
+/*
+ * Sends @pkt (arrived on @from_link, -1 when built here) on to wherever
+ * it must go, with ttl lowered by @hop (1 forwarding, 0 originating):
+ * channel messages toward the holders, unicast packets along a shortest
+ * path of the view (else the learned route, else a flood), "*" packets
+ * to every link but the one they came on. Returns the number of links.
+ */
+static unsigned emit(struct wr_node *node, struct inm_packet *pkt,
+		     int from_link, int hop)
+{
+	int links[WR_MAX_LINKS], out[WR_MAX_LINKS];
+	size_t n = 0, nout = 0;
+	const char *dest = pkt->destination;
+
+	for (struct wr_peer *p = node->peers; p && n < WR_MAX_LINKS; p = p->next)
+		if (p->up && !p->close_code)
+			links[n++] = p->link;
+	if (!n)
+		return 0;
+	if (pkt->type == INM_MESSAGE && !strcmp(dest, "*"))
+		return emit_message(node, pkt, from_link, hop, links, n);
+	if (strcmp(dest, "*") && strcmp(dest, node->cfg->name) &&
+	    pkt->ttl > hop) {
+		int link = inm_route_direct(node->mesh.route, dest);
+
+		if (link < 0)
+			link = link_to(node, inm_view_next_hop(node->mesh.view, dest),
+				       -2);
+		if (link >= 0 && link != from_link)
+			return send_links(node, pkt, hop, &link, 1);
+	}
+	inm_route_targets(node->mesh.route, pkt, from_link, links, n,
+			  node->cfg->name, NULL, NULL, out, &nout);
+	return send_links(node, pkt, hop, out, nout);
 }
 
 /* Fills the header of a packet built here. */
-static void packet_new(struct wr_node *node, struct inm_packet *pkt,
+void wr_mesh_packet_new(struct wr_node *node, struct inm_packet *pkt,
 		       const char *dest, enum inm_type type, cJSON *data)
 {
 	inm_packet_init(pkt);
@@ -204,16 +291,23 @@ int wr_mesh_command(struct wr_node *node, const char *dest, cJSON *data,
 		cJSON_Delete(data);
 		return WR_EINVAL;
 	}
-	packet_new(node, &pkt, dest, INM_COMMAND, data);
+	wr_mesh_packet_new(node, &pkt, dest, INM_COMMAND, data);
 	if (!strcmp(dest, "*")) {
+		size_t nv = inm_view_count(m->view);
+
 		nexpect = 0;
-		expect = malloc((m->nknown + 1) * sizeof(*expect));
+		expect = malloc((nv + 1) * sizeof(*expect));
 		if (!expect) {
 			inm_packet_fini(&pkt);
 			return WR_ENOMEM;
 		}
-		for (unsigned i = 0; i < m->nknown; i++)
-			expect[nexpect++] = m->known[i].name;
+		/* every node reachable now: one that is not cannot answer */
+		for (size_t i = 1; i < nv; i++) {
+			const char *name = inm_view_at(m->view, i)->name;
+
+			if (inm_view_reachable(m->view, name))
+				expect[nexpect++] = name;
+		}
 	}
 	if (cb && nexpect) {
 		struct cmd_ctx *c = malloc(sizeof(*c));
@@ -258,7 +352,7 @@ void wr_mesh_respond(struct wr_node *node, const char *dest,
 		return;
 	if (!cJSON_GetObjectItemCaseSensitive(data, "ok"))
 		cJSON_AddTrueToObject(data, "ok");
-	packet_new(node, &pkt, dest, INM_RESPONSE, data);
+	wr_mesh_packet_new(node, &pkt, dest, INM_RESPONSE, data);
 	lws_snprintf(pkt.nonce, sizeof(pkt.nonce), "%s", nonce);
 	emit(node, &pkt, -1, 0);
 	inm_packet_fini(&pkt);
@@ -308,7 +402,7 @@ void wr_mesh_publish(struct wr_node *node, const char *channel, size_t clen,
 		cn[nonce->len] = '\0';
 		cJSON_AddStringToObject(data, "client_nonce", cn);
 	}
-	packet_new(node, &pkt, "*", INM_MESSAGE, data);
+	wr_mesh_packet_new(node, &pkt, "*", INM_MESSAGE, data);
 	emit(node, &pkt, -1, 0);
 	inm_packet_fini(&pkt);
 }
@@ -359,82 +453,6 @@ static void deliver(struct wr_node *node, const struct inm_packet *pkt)
 }
 
 /* ------------------------------------------------------------------ */
-/* Announce events (3.6)                                               */
-
-static void announce(struct wr_node *node)
-{
-	cJSON *d = cJSON_CreateObject(), *peers, *chans, *lat;
-	struct inm_packet pkt;
-
-	if (!d)
-		return;
-	cJSON_AddStringToObject(d, "event", "announce");
-	cJSON_AddStringToObject(d, "name", node->cfg->name);
-	cJSON_AddStringToObject(d, "url", node->url);
-	peers = cJSON_AddArrayToObject(d, "peers");
-	lat = cJSON_AddObjectToObject(d, "latency");
-	for (struct wr_peer *p = node->peers; peers && p; p = p->next) {
-		if (!p->up)
-			continue;
-		cJSON_AddItemToArray(peers, cJSON_CreateString(p->name));
-		if (lat && p->latency_ms >= 0)
-			cJSON_AddNumberToObject(lat, p->name, p->latency_ms);
-	}
-	chans = cJSON_AddArrayToObject(d, "channels");
-	if (chans)
-		wr_chan_list_json(node, chans, false);
-	cJSON_AddBoolToObject(d, "master", node->cfg->master);
-	cJSON_AddNumberToObject(d, "at", (double)wr_wall_ms());
-	packet_new(node, &pkt, "*", INM_EVENT, d);
-	emit(node, &pkt, -1, 0);
-	inm_packet_fini(&pkt);
-}
-
-static void on_announce(struct wr_node *node, const struct inm_packet *pkt)
-{
-	const cJSON *d = pkt->data;
-	const cJSON *url = cJSON_GetObjectItemCaseSensitive(d, "url");
-	const cJSON *peers = cJSON_GetObjectItemCaseSensitive(d, "peers");
-	const cJSON *lat = cJSON_GetObjectItemCaseSensitive(d, "latency");
-	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(d, "channels");
-	const cJSON *at = cJSON_GetObjectItemCaseSensitive(d, "at"), *it;
-	struct wr_known *k = known_touch(node, pkt->source);
-	int64_t when = cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0;
-	unsigned n = 0;
-
-	if (!k)
-		return;
-	if (when && when <= k->announce_at)
-		return; /* an older announce that took a longer path */
-	k->announce_at = when;
-	if (cJSON_IsString(url))
-		lws_snprintf(k->url, sizeof(k->url), "%s", url->valuestring);
-	k->master = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "master"));
-	if (cJSON_IsArray(peers)) {
-		if (!k->peers)
-			k->peers = calloc(WR_PEER_NAMES_MAX, sizeof(*k->peers));
-		if (!k->latency)
-			k->latency = calloc(WR_PEER_NAMES_MAX, sizeof(*k->latency));
-		cJSON_ArrayForEach(it, peers) {
-			const cJSON *ms;
-
-			if (!k->peers || !k->latency || n >= WR_PEER_NAMES_MAX)
-				break;
-			if (!cJSON_IsString(it) ||
-			    !inm_node_name_valid(it->valuestring, strlen(it->valuestring)))
-				continue;
-			ms = cJSON_GetObjectItemCaseSensitive(lat, it->valuestring);
-			k->latency[n] = cJSON_IsNumber(ms) ? ms->valuedouble : -1.0;
-			lws_snprintf(k->peers[n++], sizeof(k->peers[0]), "%s",
-				     it->valuestring);
-		}
-		k->npeers = n;
-	}
-	if (cJSON_IsArray(chans))
-		wr_chan_announced(node, pkt->source, chans, when);
-}
-
-/* ------------------------------------------------------------------ */
 /* Receiving                                                           */
 
 void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
@@ -455,7 +473,6 @@ void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
 		return;
 	}
 	inm_route_learn(m->route, pkt->source, p->link);
-	known_touch(node, pkt->source);
 	local = !strcmp(pkt->destination, self) || !strcmp(pkt->destination, "*");
 	wr_debug("inm: %s from '%s' to '%s' via '%s'", inm_type_name(pkt->type),
 		 pkt->source, pkt->destination, p->name);
@@ -474,9 +491,7 @@ void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
 			inm_pending_response(m->pending, pkt);
 		break;
 	case INM_EVENT:
-		if (!strcmp(cJSON_GetObjectItemCaseSensitive(pkt->data, "event")
-			    ->valuestring, "announce"))
-			on_announce(node, pkt);
+		wr_gossip_event(node, p, pkt);
 		break;
 	}
 }
@@ -487,7 +502,6 @@ void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
 void wr_mesh_link_up(struct wr_node *node, struct wr_peer *p)
 {
 	struct wr_mesh *m = &node->mesh;
-	struct wr_known *k;
 
 	p->link = m->next_link++;
 	if (m->next_link < 0)
@@ -497,19 +511,21 @@ void wr_mesh_link_up(struct wr_node *node, struct wr_peer *p)
 	p->ping_due = true; /* a first latency at once */
 	lws_callback_on_writable(p->wsi);
 	inm_route_link_up(m->route, p->name, p->link);
-	k = known_touch(node, p->name);
-	if (k && p->url[0])
-		lws_snprintf(k->url, sizeof(k->url), "%s", p->url);
+	/* the records first: the peer knows the mesh before our commands */
+	wr_gossip_link_up(node, p);
 	wr_flow_onboard(node, p);
 }
 
 void wr_mesh_link_down(struct wr_node *node, struct wr_peer *p)
 {
 	inm_route_link_down(node->mesh.route, p->link);
+	wr_gossip_link_down(node, p);
 }
 
-/* Pings every link; closes one silent for peer_timeout_ms. */
-static void ping_links(struct wr_node *node, int64_t now)
+/* Closes links silent for peer_timeout_ms (checked every tick, so a
+ * frozen peer is noticed on time whatever the ping interval); pings
+ * every link when @ping. */
+static void watch_links(struct wr_node *node, int64_t now, bool ping)
 {
 	for (struct wr_peer *p = node->peers; p; p = p->next) {
 		if (!p->up || p->close_code)
@@ -523,6 +539,8 @@ static void ping_links(struct wr_node *node, int64_t now)
 					LWS_TO_KILL_ASYNC);
 			continue;
 		}
+		if (!ping)
+			continue;
 		p->ping_due = true;
 		lws_callback_on_writable(p->wsi);
 	}
@@ -532,22 +550,19 @@ void wr_mesh_tick(struct wr_node *node)
 {
 	struct wr_mesh *m = &node->mesh;
 	int64_t now = wr_now_ms();
+	bool ping;
 
 	if (!m->pending)
 		return;
 	inm_pending_expire(m->pending, now);
 	if (node->stopping)
 		return;
-	if (now >= m->next_ping_ms) {
+	ping = now >= m->next_ping_ms;
+	if (ping)
 		m->next_ping_ms = now + node->cfg->ping_interval_ms;
-		ping_links(node, now);
-	}
-	if (now >= m->next_announce_ms) {
-		m->next_announce_ms = now + node->cfg->announce_interval_ms;
-		if (node->npeers_up)
-			announce(node);
-	}
-	sweep_gone(node, now);
+	watch_links(node, now, ping);
+	wr_gossip_tick(node, now);
+	wr_flow_heal(node, now);
 	wr_links_watch(node);
 	wr_flow_remote(node);
 	wr_observe_tick(node, now);
@@ -574,9 +589,9 @@ int wr_mesh_init(struct wr_node *node)
 	m->tokens = inm_tokens_create(TOKENS_MAX, TOKEN_TTL_MS);
 	m->resv = chan_resv_table_create(RESV_CHANNELS_MAX, 0);
 	wr_buf_init(&m->enc);
-	if (!m->dedup || !m->route || !m->pending || !m->tokens || !m->resv)
+	if (!m->dedup || !m->route || !m->pending || !m->tokens || !m->resv ||
+	    wr_gossip_init(node))
 		return WR_ENOMEM;
-	m->next_announce_ms = wr_now_ms() + node->cfg->announce_interval_ms;
 	uv_timer_init(&node->loop, &m->tick);
 	m->tick.data = node;
 	uv_timer_start(&m->tick, on_tick, TICK_MS, TICK_MS);
@@ -597,11 +612,7 @@ void wr_mesh_fini(struct wr_node *node)
 	inm_route_destroy(m->route);
 	inm_tokens_destroy(m->tokens);
 	chan_resv_table_destroy(m->resv);
-	for (unsigned i = 0; i < m->nknown; i++) {
-		free(m->known[i].peers);
-		free(m->known[i].latency);
-	}
-	free(m->known);
+	wr_gossip_fini(node);
 	wr_buf_fini(&m->enc);
 }
 
@@ -636,9 +647,12 @@ void wr_mesh_api_json(struct wr_node *node, struct wr_buf *b)
 		cJSON_AddItemToArray(peers, o);
 	}
 	nodes = cJSON_AddArrayToObject(root, "nodes");
-	for (unsigned i = 0; nodes && i < node->mesh.nknown; i++)
-		cJSON_AddItemToArray(nodes,
-				     cJSON_CreateString(node->mesh.known[i].name));
+	for (size_t i = 1; nodes && i < inm_view_count(node->mesh.view); i++) {
+		const char *name = inm_view_at(node->mesh.view, i)->name;
+
+		if (inm_view_alive(node->mesh.view, name))
+			cJSON_AddItemToArray(nodes, cJSON_CreateString(name));
+	}
 	chans = cJSON_AddArrayToObject(root, "channels");
 	if (chans)
 		wr_chan_view_json(node, chans);

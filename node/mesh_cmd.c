@@ -51,6 +51,11 @@ static void list_channels(struct wr_node *node, const struct inm_packet *pkt,
 
 	if (arr)
 		wr_chan_list_json(node, arr, reserved);
+	/* asked with "stamp" (docs/mesh.md): when the list was true, so a
+	 * holder set is replaced by it only for channels opened before */
+	if (d && !reserved &&
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pkt->data, "stamp")))
+		cJSON_AddNumberToObject(d, "at", (double)wr_wall_ms());
 	wr_mesh_respond(node, pkt->source, pkt->nonce, d);
 }
 

@@ -47,20 +47,14 @@ struct wr_peer;
 struct wr_dial;
 
 #define WR_MAX_LINKS 1024           /* node links routed over; more are refused */
-#define WR_PEER_NAMES_MAX 64        /* peers kept per announcing node */
-
-/* A node of the mesh this node knows of: a direct peer, or heard of
- * through its packets (announce events, 3.6). */
-struct wr_known {
+/* A node whose channels are to be checked against its record (gossip.c),
+ * or a holder named by a command before the mesh knew it. */
+struct wr_check {
 	char name[INM_NAME_MAX + 1];
-	char url[256];
-	int64_t heard_ms;           /* monotonic: its last packet or pong */
-	int64_t announce_at;        /* its last announce's "at" (wall ms) */
-	bool master;
-	unsigned npeers;            /* its direct peers, from its announce */
-	char (*peers)[INM_NAME_MAX + 1];
-	double *latency;            /* to each of them in ms, < 0 unknown */
+	int64_t due_ms;
+	bool pulling;               /* list-channels in flight */
 };
+#define WR_CHECKS_MAX 256
 
 /* The node's mesh state (mesh.c): everything INM beyond one link. */
 struct wr_mesh {
@@ -69,10 +63,25 @@ struct wr_mesh {
 	struct inm_pending *pending;
 	struct inm_tokens *tokens;
 	struct chan_resv_table *resv;   /* the mesh's view: self included */
-	struct wr_known *known;
-	unsigned nknown, known_cap;
 	int next_link;                  /* link ids for inm_route */
-	int64_t next_announce_ms, next_ping_ms;
+	int64_t next_ping_ms;
+	/* gossip.c: node-state records and liveness (docs/mesh.md) */
+	struct inm_view *view;
+	int64_t incarnation;            /* wall ms at start */
+	uint64_t version;               /* of our record */
+	char rejoin[INM_TOKEN_LEN + 1]; /* accepted like node.token */
+	bool self_dirty;                /* links changed: new record now */
+	bool chans_dirty;               /* channels changed: new record soon */
+	int64_t self_built_ms, latency_built_ms;
+	int64_t next_heartbeat_ms;
+	int64_t legacy_until_ms;        /* an old node heard: announce until */
+	struct wr_check checks[WR_CHECKS_MAX];   /* channel digests to check */
+	unsigned nchecks;
+	struct wr_check suspects[WR_CHECKS_MAX]; /* holders not in the view */
+	unsigned nsuspects;
+	/* flows/heal.c */
+	int64_t heal_next_ms;
+	unsigned heal_attempt, heal_rr;
 	uv_timer_t tick;                /* wakes the loop: wr_mesh_tick */
 	struct wr_buf enc;              /* packet encoding, apart from scratch */
 	bool evicting;                  /* a lost race empties a channel */
@@ -101,6 +110,7 @@ struct wr_node {
 	uint64_t pw_pending;
 
 	struct wr_client *clients;  /* every /connect session */
+	struct wr_resv_wait *resv_waits; /* reservations subscribes wait on */
 	unsigned nclients;
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
@@ -152,6 +162,9 @@ struct wr_client {
 
 	struct chan_pw_rate rate;
 	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
+	/* a subscribe answered once the mesh acknowledged the channel's
+	 * reservation; rx is paused meanwhile (client.c) */
+	struct wr_sub_wait *wait;
 
 	struct wr_rx rx;
 
@@ -191,6 +204,8 @@ struct wr_peer {
 	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
+	int64_t sync_ms;            /* our last full record sync to it */
+	unsigned hb_mismatch;       /* heartbeats in a row with another digest */
 	double latency_ms;          /* < 0 until the first pong */
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
@@ -231,6 +246,8 @@ void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
 extern const struct chan_ops wr_client_chan_ops;
+/* True while @cc's subscribe waits for the mesh's acknowledgement. */
+bool wr_client_waiting(const struct chan_client *cc);
 
 /* peer.c — /node sessions */
 int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
@@ -307,7 +324,33 @@ void wr_mesh_respond_fail(struct wr_node *node, const struct inm_packet *cmd,
 /* A local client's send: to the other nodes that hold the channel. */
 void wr_mesh_publish(struct wr_node *node, const char *channel, size_t clen,
 		     const char *msg, size_t mlen, const struct chan_str *nonce);
-struct wr_known *wr_mesh_known(struct wr_node *node, const char *name);
+/* Sends @pkt (built here, destination the peer) on @p alone. */
+void wr_mesh_send_peer(struct wr_node *node, struct wr_peer *p,
+		       struct inm_packet *pkt);
+/* Sends @pkt (built here) wherever its destination says. */
+void wr_mesh_flood(struct wr_node *node, struct inm_packet *pkt);
+/* Fills the header of a packet built here (a new nonce); takes @data. */
+void wr_mesh_packet_new(struct wr_node *node, struct inm_packet *pkt,
+			const char *dest, enum inm_type type, cJSON *data);
+
+/* gossip.c — node-state records, heartbeats, liveness (docs/mesh.md) */
+int wr_gossip_init(struct wr_node *node);
+void wr_gossip_fini(struct wr_node *node);
+void wr_gossip_link_up(struct wr_node *node, struct wr_peer *p);
+void wr_gossip_link_down(struct wr_node *node, struct wr_peer *p);
+/* An event packet for this node (node-state, heartbeat, announce). */
+void wr_gossip_event(struct wr_node *node, struct wr_peer *p,
+		     const struct inm_packet *pkt);
+void wr_gossip_tick(struct wr_node *node, int64_t now);
+/* This node's set of active channels changed. */
+void wr_gossip_channels_changed(struct wr_node *node);
+/* A command named @holder as a channel's holder: when the view does not
+ * know it alive, it is dropped from the holder sets unless it shows up. */
+void wr_gossip_holder_named(struct wr_node *node, const char *holder);
+/* Shutdown: floods a last record that says we are leaving. */
+void wr_gossip_leave(struct wr_node *node);
+/* True for a node the view holds alive (not gone), self included. */
+bool wr_mesh_alive(struct wr_node *node, const char *name);
 /* GET /api/node */
 void wr_mesh_api_json(struct wr_node *node, struct wr_buf *b);
 /* observe.c — node-stats and host-stats (6.1, 6.2) */

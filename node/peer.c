@@ -42,6 +42,10 @@ static bool is_static_token(struct wr_node *node, const char *tok, int n)
 {
 	size_t want = node->cfg->token ? strlen(node->cfg->token) : 0;
 
+	/* the rejoin token our record offers the mesh (self-healing) */
+	if ((size_t)n == INM_TOKEN_LEN && node->mesh.rejoin[0] &&
+	    wr_ct_equal(tok, node->mesh.rejoin, INM_TOKEN_LEN))
+		return true;
 	return want && (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
 }
 
