@@ -377,10 +377,6 @@ static void on_states(struct wr_node *node, struct wr_peer *p,
 		return;
 	cJSON_ArrayForEach(it, states) {
 		struct inm_node_state st;
-		const struct inm_node_state *old;
-		bool had;
-		uint64_t digest = 0;
-		uint32_t nch = 0;
 
 		if (++seen > STATES_MAX)
 			break;
@@ -388,19 +384,14 @@ static void on_states(struct wr_node *node, struct wr_peer *p,
 			node->ctr.inm_dropped[INM_DROP_DATA]++;
 			continue;
 		}
-		old = inm_view_find(m->view, st.name);
-		had = old && !old->legacy;
-		if (old) {
-			digest = old->chan_digest;
-			nch = old->nchannels;
-		}
 		if (inm_view_merge(m->view, &st, now) != INM_MERGE_NEWS)
 			continue;
 		cJSON_AddItemToArray(news, cJSON_Duplicate(it, true));
-		/* its channels changed: check them once the reservation
-		 * commands that travel with the change had time to land */
-		if (!had || digest != st.chan_digest || nch != st.nchannels)
-			schedule_check(node, st.name, now + period(node));
+		/* whatever the last record said, check the table against
+		 * this one once the reservation commands that travel with a
+		 * change had time to land (a record missed while we were cut
+		 * off may have been the one that changed) */
+		schedule_check(node, st.name, now + period(node));
 	}
 	if (cJSON_GetArraySize(news))
 		send_all(node, news, p);
@@ -469,8 +460,11 @@ static void on_announce(struct wr_node *node, const struct inm_packet *pkt)
 	if (inm_view_merge(m->view, &st, now) != INM_MERGE_NEWS)
 		return;
 	m->legacy_until_ms = now + 3 * node->cfg->peer_timeout_ms;
+	/* without "at" (PROTOCOL.md 3.6 names none) the list is the whole
+	 * truth: a channel opened since comes back with the next announce */
 	if (cJSON_IsArray(chans))
-		wr_chan_announced(node, pkt->source, chans, when);
+		wr_chan_announced(node, pkt->source, chans,
+				  when ? when : INT64_MAX);
 }
 
 void wr_gossip_event(struct wr_node *node, struct wr_peer *p,
