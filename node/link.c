@@ -7,6 +7,10 @@
  * dials with a one-time token: no redial, the flow retries. A dial that
  * handshakes becomes a wr_peer like an accepted link; client-side writes
  * are masked by lws in place, so peer.c writes from a copy.
+ *
+ * An attempt ends on the first of CLIENT_CONNECTION_ERROR, CLOSED_CLIENT_HTTP
+ * (lost before the 101: lws reports nothing else then), CLIENT_CLOSED, and
+ * two backstops: WSI_DESTROY and a 5 s watchdog.
  */
 #include <string.h>
 
@@ -215,8 +219,10 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 
 /*
  * A dial must connect and handshake within 5 s (the handshake limit of
- * 3.1), else it is dropped and the dial starts anew. Seen needed when the
- * node dialled was exiting: lws never reported that connection's end.
+ * 3.1), else it is dropped and the dial starts anew. A peer that takes the
+ * upgrade request and never answers (a stopped or hung process) would
+ * otherwise hold the attempt for lws's timeout_secs, 20 s; and it bounds
+ * any end of a connection lws might yet fail to report.
  */
 #define DIAL_TIMEOUT_MS 5000
 
@@ -313,9 +319,10 @@ static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
 	schedule(d);
 }
 
-/* LWS_CALLBACK_WSI_DESTROY: lws frees a dial's connection. Normally a
- * CONNECTION_ERROR or CLIENT_CLOSED came first; when none did, this is
- * where the dial learns its attempt is over. */
+/* LWS_CALLBACK_WSI_DESTROY: lws frees a dial's connection. A
+ * CONNECTION_ERROR, CLOSED_CLIENT_HTTP or CLIENT_CLOSED came first on
+ * every path read in lws 4.1.6; should one not, the attempt ends here
+ * rather than waiting for the watchdog. */
 void wr_link_destroyed(struct wr_node *node, struct lws *wsi)
 {
 	struct wr_dial *d = lws_get_opaque_user_data(wsi);

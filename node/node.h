@@ -274,8 +274,9 @@ const char *wr_link_peer_name(const struct wr_dial *d);
  * flow: no redial, the flow retries. WR_EEXIST when one is in flight. */
 int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 		      const char *token);
+/* LWS_CALLBACK_WSI_DESTROY: ends an attempt lws freed unreported. */
 void wr_link_destroyed(struct wr_node *node, struct lws *wsi);
-/* Drops dials stuck for peer_timeout_ms (from the mesh tick). */
+/* Drops dials neither up nor failed after 5 s (from the mesh tick). */
 void wr_links_watch(struct wr_node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
 bool wr_link_dialling(struct wr_node *node, const char *name);

@@ -97,6 +97,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		wr_peer_close(node_of(wsi), pss);
 		wr_link_lost(node_of(wsi), wsi, "link closed");
 		return 0;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		/*
+		 * A dial is an HTTP client until lws has parsed the 101. Lost
+		 * while lws waits for it (reset by the peer, or lws's own
+		 * timeout), it gets this callback and no other: lws's close
+		 * reports CONNECTION_ERROR in that state only for the ws
+		 * role, which the 101 brings.
+		 */
+		wr_link_lost(node_of(wsi), wsi,
+			     "connection lost before the upgrade answer");
+		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
 			pss->client->last_rx_ms = wr_now_ms();
