@@ -5,8 +5,9 @@
  * but not while a link to that name is up the other way (3.1's tie rule
  * would close one of the two). The remote connection flow adds one-shot
  * dials with a one-time token: no redial, the flow retries. A dial that
- * handshakes becomes a wr_peer like an accepted link; client-side writes
- * are masked by lws in place, so peer.c writes from a copy.
+ * handshakes becomes a wr_peer like an accepted link (peer.c frames its
+ * packets itself and, on a dialled link, masks them into the write
+ * buffer; lws frames and masks only its pings and close).
  *
  * An attempt ends on the first of CLIENT_CONNECTION_ERROR, CLOSED_CLIENT_HTTP
  * (lost before the 101: lws reports nothing else then), CLIENT_CLOSED, and
