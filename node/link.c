@@ -32,6 +32,7 @@ struct wr_dial {
 	unsigned attempt;           /* failures since the last handshake */
 	int64_t since_ms;           /* dial started, until it handshakes */
 	bool in_connect;            /* inside lws_client_connect_via_info */
+	char cert_error[96];        /* why TLS refused the peer, this attempt */
 	lws_sorted_usec_list_t sul;
 	char parse[512];            /* lws_parse_uri cuts this copy up */
 };
@@ -114,6 +115,7 @@ static int connect_to(struct wr_dial *d)
 	wr_debug("peer '%s': dialling %s (attempt %u)", d->name, d->url,
 		 d->attempt);
 	d->since_ms = wr_now_ms();
+	d->cert_error[0] = '\0';
 	d->in_connect = true;
 	d->wsi = lws_client_connect_via_info(&i);
 	d->in_connect = false;
@@ -287,17 +289,41 @@ int wr_link_established(struct wr_node *node, struct lws *wsi,
 	return wr_peer_send_handshake(node, pss->peer);
 }
 
+/*
+ * LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION with preverify_ok
+ * 0: OpenSSL refused the peer's certificate and the handshake will fail.
+ * lws's own error text for that is an opaque "connect SSL err 1", so the
+ * dial keeps OpenSSL's reason for its log line.
+ */
+void wr_link_cert_refused(struct lws *wsi, const char *why)
+{
+	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+
+	if (d && !d->cert_error[0])
+		lws_snprintf(d->cert_error, sizeof(d->cert_error), "%s", why);
+}
+
 /* The link is gone or never came up: dial again later (a one-shot dial
  * is forgotten; its flow retries). */
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 {
 	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	char buf[192];
 
 	if (!d)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
 	if (d->in_connect)
 		return; /* failed inside connect_to(): its caller handles it */
+	if (d->cert_error[0]) {
+		/* say which trust the certificate failed: the usual fix is
+		 * [tls] ca */
+		lws_snprintf(buf, sizeof(buf),
+			     "certificate refused (checked against %s): %s",
+			     node->cfg->tls_ca ? "[tls] ca" : "the system store",
+			     d->cert_error);
+		why = buf;
+	}
 	lost(node, d, why);
 }
 

@@ -268,6 +268,8 @@ int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
 int wr_link_established(struct wr_node *node, struct lws *wsi,
 			struct wr_pss *pss);
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why);
+/* TLS refused the dialled peer's certificate: @why is OpenSSL's reason. */
+void wr_link_cert_refused(struct lws *wsi, const char *why);
 void wr_link_handshaken(struct wr_dial *d);
 const char *wr_link_peer_name(const struct wr_dial *d);
 /* One dial to @url with a one-time @token, for the remote connection

@@ -19,6 +19,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "inm.h"
 #include "node.h"
@@ -108,6 +109,13 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		 */
 		wr_link_lost(node_of(wsi), wsi,
 			     "connection lost before the upgrade answer");
+		return 0;
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/* a wss:// dial: user is the X509_STORE_CTX, len preverify_ok
+		 * (0: OpenSSL refused the certificate; lws fails the dial) */
+		if (!len)
+			wr_link_cert_refused(wsi, X509_verify_cert_error_string(
+				X509_STORE_CTX_get_error(user)));
 		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
