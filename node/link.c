@@ -222,10 +222,12 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 
 /*
  * A dial must connect and handshake within 5 s (the handshake limit of
- * 3.1), else it is dropped and the dial starts anew. A peer that takes the
- * upgrade request and never answers (a stopped or hung process) would
- * otherwise hold the attempt for lws's timeout_secs, 20 s; and it bounds
- * any end of a connection lws might yet fail to report.
+ * 3.1), else it is dropped and the dial starts anew. lws's limits are per
+ * phase, each re-armed as the last one ends: 5 s (timeout_secs) for the
+ * TCP connect, for TLS and sending the upgrade, for the 101, then our 5 s
+ * for the handshake reply (peer.c), so a slow or stalling peer could hold
+ * one attempt for 20 s. This also bounds any end of a connection that lws
+ * might yet fail to report.
  */
 #define DIAL_TIMEOUT_MS 5000
 
