@@ -5,8 +5,13 @@
  * but not while a link to that name is up the other way (3.1's tie rule
  * would close one of the two). The remote connection flow adds one-shot
  * dials with a one-time token: no redial, the flow retries. A dial that
- * handshakes becomes a wr_peer like an accepted link; client-side writes
- * are masked by lws in place, so peer.c writes from a copy.
+ * handshakes becomes a wr_peer like an accepted link (peer.c frames its
+ * packets itself and, on a dialled link, masks them into the write
+ * buffer; lws frames and masks only its pings and close).
+ *
+ * An attempt ends on the first of CLIENT_CONNECTION_ERROR, CLOSED_CLIENT_HTTP
+ * (lost before the 101: lws reports nothing else then), CLIENT_CLOSED, and
+ * two backstops: WSI_DESTROY and a 5 s watchdog.
  */
 #include <string.h>
 
@@ -27,6 +32,7 @@ struct wr_dial {
 	unsigned attempt;           /* failures since the last handshake */
 	int64_t since_ms;           /* dial started, until it handshakes */
 	bool in_connect;            /* inside lws_client_connect_via_info */
+	char cert_error[96];        /* why TLS refused the peer, this attempt */
 	lws_sorted_usec_list_t sul;
 	char parse[512];            /* lws_parse_uri cuts this copy up */
 };
@@ -109,6 +115,7 @@ static int connect_to(struct wr_dial *d)
 	wr_debug("peer '%s': dialling %s (attempt %u)", d->name, d->url,
 		 d->attempt);
 	d->since_ms = wr_now_ms();
+	d->cert_error[0] = '\0';
 	d->in_connect = true;
 	d->wsi = lws_client_connect_via_info(&i);
 	d->in_connect = false;
@@ -215,8 +222,12 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 
 /*
  * A dial must connect and handshake within 5 s (the handshake limit of
- * 3.1), else it is dropped and the dial starts anew. Seen needed when the
- * node dialled was exiting: lws never reported that connection's end.
+ * 3.1), else it is dropped and the dial starts anew. lws's limits are per
+ * phase, each re-armed as the last one ends: 5 s (timeout_secs) for the
+ * TCP connect, for TLS and sending the upgrade, for the 101, then our 5 s
+ * for the handshake reply (peer.c), so a slow or stalling peer could hold
+ * one attempt for 20 s. This also bounds any end of a connection that lws
+ * might yet fail to report.
  */
 #define DIAL_TIMEOUT_MS 5000
 
@@ -280,17 +291,41 @@ int wr_link_established(struct wr_node *node, struct lws *wsi,
 	return wr_peer_send_handshake(node, pss->peer);
 }
 
+/*
+ * LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION with preverify_ok
+ * 0: OpenSSL refused the peer's certificate and the handshake will fail.
+ * lws's own error text for that is an opaque "connect SSL err 1", so the
+ * dial keeps OpenSSL's reason for its log line.
+ */
+void wr_link_cert_refused(struct lws *wsi, const char *why)
+{
+	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+
+	if (d && !d->cert_error[0])
+		lws_snprintf(d->cert_error, sizeof(d->cert_error), "%s", why);
+}
+
 /* The link is gone or never came up: dial again later (a one-shot dial
  * is forgotten; its flow retries). */
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 {
 	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	char buf[192];
 
 	if (!d)
 		return;
 	lws_set_opaque_user_data(wsi, NULL);
 	if (d->in_connect)
 		return; /* failed inside connect_to(): its caller handles it */
+	if (d->cert_error[0]) {
+		/* say which trust the certificate failed: the usual fix is
+		 * [tls] ca */
+		lws_snprintf(buf, sizeof(buf),
+			     "certificate refused (checked against %s): %s",
+			     node->cfg->tls_ca ? "[tls] ca" : "the system store",
+			     d->cert_error);
+		why = buf;
+	}
 	lost(node, d, why);
 }
 
@@ -313,9 +348,10 @@ static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
 	schedule(d);
 }
 
-/* LWS_CALLBACK_WSI_DESTROY: lws frees a dial's connection. Normally a
- * CONNECTION_ERROR or CLIENT_CLOSED came first; when none did, this is
- * where the dial learns its attempt is over. */
+/* LWS_CALLBACK_WSI_DESTROY: lws frees a dial's connection. A
+ * CONNECTION_ERROR, CLOSED_CLIENT_HTTP or CLIENT_CLOSED came first on
+ * every path read in lws 4.1.6; should one not, the attempt ends here
+ * rather than waiting for the watchdog. */
 void wr_link_destroyed(struct wr_node *node, struct lws *wsi)
 {
 	struct wr_dial *d = lws_get_opaque_user_data(wsi);

@@ -285,14 +285,17 @@ int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
 int wr_link_established(struct wr_node *node, struct lws *wsi,
 			struct wr_pss *pss);
 void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why);
+/* TLS refused the dialled peer's certificate: @why is OpenSSL's reason. */
+void wr_link_cert_refused(struct lws *wsi, const char *why);
 void wr_link_handshaken(struct wr_dial *d);
 const char *wr_link_peer_name(const struct wr_dial *d);
 /* One dial to @url with a one-time @token, for the remote connection
  * flow: no redial, the flow retries. WR_EEXIST when one is in flight. */
 int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 		      const char *token);
+/* LWS_CALLBACK_WSI_DESTROY: ends an attempt lws freed unreported. */
 void wr_link_destroyed(struct wr_node *node, struct lws *wsi);
-/* Drops dials stuck for peer_timeout_ms (from the mesh tick). */
+/* Drops dials neither up nor failed after 5 s (from the mesh tick). */
 void wr_links_watch(struct wr_node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
 bool wr_link_dialling(struct wr_node *node, const char *name);

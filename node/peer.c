@@ -151,8 +151,9 @@ void wr_peers_close_all(struct wr_node *node)
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
-/* Queues one text message for the link. Payload only: lws frames it at
- * write time, and masks it in place on an outbound link. */
+/* Queues one text message for the link. Payload only: write_queued()
+ * frames it, masking into the write buffer on a dialled link, so @m is
+ * never changed and one message may be queued on many links. */
 void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 {
 	struct wr_peer_out *o = malloc(sizeof(*o));

@@ -17,7 +17,9 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "inm.h"
 #include "node.h"
@@ -96,6 +98,24 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		wr_peer_close(node_of(wsi), pss);
 		wr_link_lost(node_of(wsi), wsi, "link closed");
+		return 0;
+	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
+		/*
+		 * A dial is an HTTP client until lws has parsed the 101. Lost
+		 * while lws waits for it (reset by the peer, or lws's own
+		 * timeout), it gets this callback and no other: lws's close
+		 * reports CONNECTION_ERROR in that state only for the ws
+		 * role, which the 101 brings.
+		 */
+		wr_link_lost(node_of(wsi), wsi,
+			     "connection lost before the upgrade answer");
+		return 0;
+	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
+		/* a wss:// dial: user is the X509_STORE_CTX, len preverify_ok
+		 * (0: OpenSSL refused the certificate; lws fails the dial) */
+		if (!len)
+			wr_link_cert_refused(wsi, X509_verify_cert_error_string(
+				X509_STORE_CTX_get_error(user)));
 		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
@@ -301,6 +321,35 @@ static void raise_nofile(void)
 	}
 }
 
+/*
+ * [tls] ca must load: lws only logs a CA file it cannot load and goes on
+ * with no trust at all, so every wss:// dial would fail with a certificate
+ * error that hides the cause.
+ */
+static int ca_check(const char *path)
+{
+	const char *why;
+	X509_STORE *st;
+	int ok;
+
+	if (access(path, R_OK)) {
+		wr_error("cannot read [tls] ca '%s': %s", path, strerror(errno));
+		return -1;
+	}
+	ERR_clear_error();
+	st = X509_STORE_new();
+	ok = st && X509_STORE_load_file(st, path) == 1;
+	X509_STORE_free(st);
+	if (!ok) {
+		why = ERR_reason_error_string(ERR_peek_last_error());
+		wr_error("cannot load [tls] ca '%s': %s", path,
+			 why ? why : "no certificate");
+		ERR_clear_error();
+		return -1;
+	}
+	return 0;
+}
+
 static int node_init(struct wr_node *node, const struct wr_config *cfg)
 {
 	struct chan_limits lim = {
@@ -378,6 +427,8 @@ int wr_node_run(const struct wr_config *cfg)
 			return 1;
 		}
 	}
+	if (cfg->tls_ca && ca_check(cfg->tls_ca))
+		return 1;
 	if (node_init(&node, cfg)) {
 		wr_error("out of memory");
 		goto out_node;
@@ -452,6 +503,16 @@ int wr_node_run(const struct wr_config *cfg)
 	 * callback, destroys the context at once (clients see 1006, not
 	 * 1001): give it one that leaves the signal to our watchers */
 	info.signal_cb = lws_signal_ignore;
+	/*
+	 * Outbound wss:// (PROTOCOL.md 1): the peer's certificate and name are
+	 * verified against [tls] ca alone when it is set, else the system
+	 * store. DO_SSL_GLOBAL_INIT above makes lws build the client context
+	 * for a node without a cert of its own too.
+	 */
+	if (cfg->tls_ca) {
+		info.client_ssl_ca_filepath = cfg->tls_ca;
+		info.options |= LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+	}
 	if (cfg->tls_cert) {
 		info.ssl_cert_filepath = cfg->tls_cert;
 		info.ssl_private_key_filepath = cfg->tls_key;
