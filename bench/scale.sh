@@ -25,14 +25,19 @@
 #              the same channels with the 4 traffic nodes as the holders,
 #              and their links form one mesh (two polls in a row); then
 #              loss and duplicates of messages sent right after that
-#   partition  SIGSTOP of SCALE_STOP_NODES other nodes for
-#              SCALE_STOP_SECONDS, then SIGCONT: the same
+#   restart    the hub again (same config and port; its children's one
+#              [[peers]] entry is the hub): the same, with every node
+#   partition  SIGSTOP of SCALE_STOP_NODES nodes (seeded; not the hub nor a
+#              traffic node) for SCALE_STOP_SECONDS, then SIGCONT: the same
+# Each "did not converge within X s" says which condition still failed.
 # The subscribers and the publisher are bench/scale_util.py clients
 # (websockets). Before counting, each waits until the publisher's node
 # lists every subscriber's node among the channel's holders, then probes
 # until every subscriber got a message. Views are polled every 0.25 s.
 # Usage: scale.sh WSRELAY   (the `bench-scale` CMake target passes it;
-# unlike run.sh and mesh.sh it needs no loadgen, so no bench/args.sh)
+# unlike run.sh and mesh.sh it needs no loadgen, so no bench/args.sh).
+# Exit status 1 when a step failed (no formation, no convergence, loss or
+# duplicates, a node died); the goals are reported, not enforced.
 #
 # Environment overrides (defaults in brackets):
 #   SCALE_NODES [50]  SCALE_SEED [1]  SCALE_MAX_PEERS [4]
@@ -141,6 +146,16 @@ node_logs() {
 		echo "--- node $n (pid ${pid[$n]}, port ${port[$n]}):" >&2
 		tail -n "$lines" "$tmp/$n.log" >&2
 	done
+}
+
+# culprit_logs: the log tails of (up to 6 of) the nodes the last
+# formed/converge named at fault.
+culprit_logs() {
+	local c=() n
+	read -r -a c <<<"${val[culprits]:-}"
+	[ "${#c[@]}" -gt 0 ] || return 0
+	echo "scale: nodes at fault: ${c[*]}" >&2
+	for n in "${c[@]:0:6}"; do node_logs "$n"; done
 }
 
 die() {
@@ -280,6 +295,14 @@ traffic() {
 	fi
 }
 
+# then_label: how the traffic after the last converge is labelled
+then_label() {
+	case ${val[converged]} in
+	did*) echo "  then, the views never agreed" ;;
+	*) echo "  then, at once" ;;
+	esac
+}
+
 # converge WHAT T0: waits until the running nodes agree (see the header).
 converge() {
 	local what=$1 t0=$2
@@ -288,7 +311,10 @@ converge() {
 		"$(echo "$pub" "${holders[@]}" | tr ' ' ,)" "${sp[@]}"
 	summary+=("$what: ${val[converged]}")
 	case ${val[converged]} in
-	did*) failed=1 ;;
+	did*)
+		failed=1
+		culprit_logs
+		;;
 	esac
 }
 
@@ -323,7 +349,7 @@ summary+=("started $N nodes in $t_up s")
 specs
 if ! util "$tmp/formed.out" formed "$FORM_WAIT" "$SETTLE" "$t_start" \
 	"$t_last" "${sp[@]}"; then
-	node_logs
+	culprit_logs
 	failed=1
 else
 	# ---- idle ----
@@ -385,7 +411,7 @@ else
 	done
 	nodes=("${nodes[@]}")
 	converge "after kill -9 of hub $hub (${val[hub_links]} links)" "$t0"
-	traffic after-kill "$AFTER" "  then, at once"
+	traffic after-kill "$AFTER" "$(then_label)"
 
 	# ---- the hub back (same config, port and log), so the partition
 	# starts from the whole mesh: the hub is its children's one [[peers]]
@@ -413,7 +439,7 @@ else
 	converge "after SIGSTOP of ${#victims[@]} nodes for $STOP s, SIGCONT" \
 		"$t0"
 	summary+=("  (at SIGCONT: ${val[stopped_view]})")
-	traffic after-stop "$AFTER" "  then, at once"
+	traffic after-stop "$AFTER" "$(then_label)"
 	echo quit >&"$cl_fd"
 	wait "$cl_pid"
 	cl_pid=""

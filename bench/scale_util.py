@@ -135,15 +135,18 @@ def eg(items, k=3):
     return s + (f" ... ({len(items)})" if len(items) > k else "")
 
 
-def problems(vs, names, channel=None, holders=None):
-    """Why the views of @names do not agree yet ([] when they do): each
+def problems(vs, names, channel=None, holders=None, who=None):
+    """Why the views of @names do not agree yet ([] when they do), adding
+    the nodes at fault to the set @who when given: each
     node answers; knows exactly @names (itself included); links only to
     @names; the links form one connected mesh; every node has the same
     channels (name, password hash, created, holders); and, given
     @channel, its holders are exactly @holders."""
     probs = []
+    who = set() if who is None else who
     alive = set(names)
     mute = [a for a in names if vs.get(a) is None]
+    who.update(mute)
     if mute:
         probs.append(f"no GET /api/node from {eg(mute)}")
     missing, extra, stale = [], [], []
@@ -152,6 +155,8 @@ def problems(vs, names, channel=None, holders=None):
         if v is None:
             continue
         known = set(v.get("nodes", [])) | {a}
+        if known != alive or set(peer_names(v)) - alive:
+            who.add(a)
         if alive - known:
             missing.append(f"{a} misses {eg(sorted(alive - known), 2)}")
         if known - alive:
@@ -168,6 +173,8 @@ def problems(vs, names, channel=None, holders=None):
         probs.append(f"{len(stale)} nodes still linked to gone nodes "
                      f"({eg(stale)})")
     comps = components(graph(vs, names))
+    for c in comps[1:]:
+        who.update(c)
     if len(comps) > 1:
         probs.append(f"the links form {len(comps)} meshes (sizes "
                      f"{', '.join(str(len(c)) for c in comps[:6])}; smallest "
@@ -175,6 +182,9 @@ def problems(vs, names, channel=None, holders=None):
     groups = Counter(chan_view(vs.get(a)) for a in names
                      if vs.get(a) is not None)
     if len(groups) > 1:
+        most = groups.most_common(1)[0][0]
+        who.update(a for a in names if vs.get(a) is not None and
+                   chan_view(vs[a]) != most)
         probs.append(f"channel views differ: {len(groups)} versions held by "
                      f"{', '.join(str(c) for _, c in groups.most_common())} "
                      "nodes")
@@ -186,6 +196,7 @@ def problems(vs, names, channel=None, holders=None):
                 continue
             got = [c[3] for c in chan_view(vs[a]) if c[0] == channel]
             if got != [want]:
+                who.add(a)
                 wrong.append(f"{a} has {list(got[0]) if got else 'none'}")
         if wrong:
             probs.append(f"{len(wrong)} nodes do not list exactly "
@@ -196,23 +207,24 @@ def problems(vs, names, channel=None, holders=None):
 
 def wait_agree(nodes, secs, t0, channel=None, holders=None, interval=0.25):
     """Polls until problems() is empty on two reads in a row; returns
-    (seconds since @t0 of the first of the two, views), or (None, last
-    problems) after @secs."""
+    (seconds since @t0 of the first of the two, views, None), or (None,
+    last problems, the nodes at fault) after @secs."""
     names = [n.name for n in nodes]
     deadline = time.monotonic() + secs
     first = None
     while True:
         at = time.time() - t0
         vs = views(nodes)
-        probs = problems(vs, names, channel, holders)
+        who = set()
+        probs = problems(vs, names, channel, holders, who)
         if not probs:
             if first is not None:
-                return first, vs
+                return first, vs, None
             first = at
         else:
             first = None
         if time.monotonic() >= deadline:
-            return None, probs
+            return None, probs, who
         time.sleep(interval)
 
 
@@ -237,8 +249,9 @@ def cmd_formed(args):
     nodes = nodes_of(args[4:])
     names = [n.name for n in nodes]
     start = time.monotonic()
-    at, vs = wait_agree(nodes, secs, t0)
+    at, vs, who = wait_agree(nodes, secs, t0)
     if at is None:
+        out(f"SET culprits {' '.join(sorted(who, key=names.index))}")
         out(f"scale: the mesh did not form within {secs:g} s: "
             f"{'; '.join(vs)}")
         out(f"SUMMARY formation: did not form within {secs:g} s "
@@ -413,7 +426,7 @@ def cmd_plan(args):
     pub, holders, dist = best[:3]
     hops = " ".join(f"{h}:{dist.get(h)}" for h in holders)
     note = "" if len(best) == 3 else \
-        " (no node has 3 others 2-3 hops away: the farthest taken)"
+        "; no node has 3 others 2-3 hops away: the farthest taken"
     ideal = ideal_tree(adj, pub, holders)
     victims = [a for a in rest if a != pub and a not in holders]
     victims = rng.sample(sorted(victims), min(nstop, len(victims)))
@@ -538,8 +551,10 @@ def cmd_converge(args):
     secs, t0, channel = float(args[0]), float(args[1]), args[2]
     holders = args[3].split(",")
     nodes = nodes_of(args[4:])
-    at, res = wait_agree(nodes, secs, t0, channel, holders)
+    names = [n.name for n in nodes]
+    at, res, who = wait_agree(nodes, secs, t0, channel, holders)
     if at is None:
+        out(f"SET culprits {' '.join(sorted(who, key=names.index))}")
         out(f"scale: did not converge within {secs:g} s: {'; '.join(res)}")
         out(f"SET converged did not converge within {secs:g} s "
             f"({'; '.join(res[:2])})")
