@@ -424,25 +424,37 @@ else
 
 	# ---- SIGSTOP partition ----
 	echo
-	echo "scale: SIGSTOP ${victims[*]} for $STOP s (their [[peers]]:" \
-	     "$(for v in "${victims[@]}"; do i=${v#n}
-		[ "$i" = 0 ] && printf 'n0>none ' ||
-			printf '%s>n%s ' "$v" "${parent[$((i - 1))]}"; done))"
-	for v in "${victims[@]}"; do kill -STOP "${pid[$v]}"; done
-	sleep "$STOP"
-	specs
-	util "$tmp/stopped.out" stopped "$(echo "${victims[@]}" | tr ' ' ,)" \
-		"${sp[@]}"
-	echo "scale: at SIGCONT, ${val[stopped_view]}"
-	t0=$(date +%s.%N)
-	for v in "${victims[@]}"; do kill -CONT "${pid[$v]}"; done
-	converge "after SIGSTOP of ${#victims[@]} nodes for $STOP s, SIGCONT" \
-		"$t0"
-	summary+=("  (at SIGCONT: ${val[stopped_view]})")
-	traffic after-stop "$AFTER" "$(then_label)"
+	if [ "${#victims[@]}" -eq 0 ]; then
+		echo "scale: no node to stop: every other node is the hub or a" \
+		     "traffic node"
+		summary+=("partition: skipped, no node other than the hub and the traffic nodes")
+	else
+		echo "scale: SIGSTOP ${victims[*]} for $STOP s (their [[peers]]:" \
+		     "$(for v in "${victims[@]}"; do i=${v#n}
+			[ "$i" = 0 ] && printf 'n0>none ' ||
+				printf '%s>n%s ' "$v" "${parent[$((i - 1))]}"; done))"
+		for v in "${victims[@]}"; do kill -STOP "${pid[$v]}"; done
+		sleep "$STOP"
+		specs
+		util "$tmp/stopped.out" stopped "$(echo "${victims[@]}" | tr ' ' ,)" \
+			"${sp[@]}"
+		echo "scale: at SIGCONT, ${val[stopped_view]}"
+		t0=$(date +%s.%N)
+		for v in "${victims[@]}"; do kill -CONT "${pid[$v]}"; done
+		converge "after SIGSTOP of ${#victims[@]} nodes for $STOP s, SIGCONT" \
+			"$t0"
+		summary+=("  (at SIGCONT: ${val[stopped_view]})")
+		traffic after-stop "$AFTER" "$(then_label)"
+	fi
 	echo quit >&"$cl_fd"
+	for ((i = 0; i < 100; i++)); do         # 100 x 50 ms = 5 s
+		kill -0 "$cl_pid" 2>/dev/null || break
+		sleep 0.05
+	done
+	kill -TERM "$cl_pid" 2>/dev/null
 	wait "$cl_pid"
 	cl_pid=""
+	exec {cl_fd}>&-
 fi
 
 for n in "${nodes[@]}"; do
