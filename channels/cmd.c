@@ -421,15 +421,7 @@ static void data_member(void *ctx, const struct jval *key, const struct jval *va
 
 bool chan_name_valid(const char *name, size_t len)
 {
-	if (len < 1 || len > CHAN_NAME_MAX)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		if (c < 0x20 || c == 0x7f)
-			return false;
-	}
-	return wr_utf8_valid(name, len);
+	return wr_channel_name_valid(name, len);
 }
 
 const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,

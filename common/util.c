@@ -224,6 +224,42 @@ void wr_hex(char *out, const void *in, size_t n)
 	out[2 * n] = '\0';
 }
 
+int wr_unhex(void *out, const char *s, size_t n)
+{
+	unsigned char *u = out;
+
+	if (!s || strlen(s) != 2 * n)
+		return WR_EINVAL;
+	for (size_t i = 0; i < 2 * n; i++) {
+		int c = s[i], v;
+
+		if (c >= '0' && c <= '9')
+			v = c - '0';
+		else if (c >= 'a' && c <= 'f')
+			v = c - 'a' + 10;
+		else
+			return WR_EINVAL;
+		if (i & 1)
+			u[i / 2] = (unsigned char)(u[i / 2] << 4 | v);
+		else
+			u[i / 2] = (unsigned char)v;
+	}
+	return WR_OK;
+}
+
+bool wr_channel_name_valid(const char *name, size_t len)
+{
+	if (len < 1 || len > 128)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x20 || c == 0x7f)
+			return false;
+	}
+	return wr_utf8_valid(name, len);
+}
+
 bool wr_ct_equal(const void *a, const void *b, size_t n)
 {
 	const volatile unsigned char *x = a, *y = b;

@@ -92,6 +92,12 @@ void wr_buf_json_str(struct wr_buf *b, const char *s, size_t n);
 bool wr_utf8_valid(const void *p, size_t n);
 /* Writes 2n lowercase hex chars plus NUL into @out (size >= 2n+1). */
 void wr_hex(char *out, const void *in, size_t n);
+/* @n bytes from exactly 2n lowercase hex chars of the NUL-terminated @s.
+ * WR_OK, or WR_EINVAL (then @out is unspecified). */
+int wr_unhex(void *out, const char *s, size_t n);
+/* A channel name (PROTOCOL.md 2): 1 to 128 bytes of valid UTF-8, no
+ * control characters. */
+bool wr_channel_name_valid(const char *name, size_t len);
 /* Constant-time equality of two equal-length byte strings. */
 bool wr_ct_equal(const void *a, const void *b, size_t n);
 

@@ -4,68 +4,34 @@
  * mesh, this node included as a holder of its active channels: opening a
  * channel adds us and tells everyone (reserve-channel to "*"), closing it
  * removes us (unreserve-channel to "*", with the "channel still open"
- * repair), announces make each holder's set exact, and the race rule of
- * the table decides every conflict the same way on every node.
+ * repair), a holder's list of its channels (an old announce, a stamped
+ * list-channels) makes its set exact, and the race rule of the table
+ * decides every conflict the same way on every node.
  */
 #include <string.h>
 
-#include "flows.h"
+#include "internal.h"
 
-bool wr_hash_parse(const cJSON *v, uint8_t out[CHAN_HASH_LEN], bool *has)
+bool flow_chan_lookup(struct flows *f, const char *name, size_t len,
+		      const uint8_t **hash)
 {
-	const char *s;
-
-	*has = false;
-	if (!v || cJSON_IsNull(v))
-		return true;
-	if (!cJSON_IsString(v) || strlen(v->valuestring) != 2 * CHAN_HASH_LEN)
-		return false;
-	s = v->valuestring;
-	for (size_t i = 0; i < CHAN_HASH_LEN; i++) {
-		int hi = s[2 * i], lo = s[2 * i + 1];
-
-		hi = hi >= '0' && hi <= '9' ? hi - '0' : hi >= 'a' && hi <= 'f' ? hi - 'a' + 10 : -1;
-		lo = lo >= '0' && lo <= '9' ? lo - '0' : lo >= 'a' && lo <= 'f' ? lo - 'a' + 10 : -1;
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (uint8_t)(hi << 4 | lo);
-	}
-	*has = true;
-	return true;
-}
-
-static void hash_json(cJSON *o, const uint8_t *hash)
-{
-	char hex[2 * CHAN_HASH_LEN + 1];
-
-	if (!hash) {
-		cJSON_AddNullToObject(o, "password");
-		return;
-	}
-	wr_hex(hex, hash, CHAN_HASH_LEN);
-	cJSON_AddStringToObject(o, "password", hex);
-}
-
-bool wr_chan_lookup(struct wr_node *node, const char *name, size_t len,
-		    const uint8_t **hash)
-{
-	struct chan_channel *ch = chan_find(node->reg, name, len);
+	struct chan_channel *ch = chan_find(f->reg, name, len);
 	const struct chan_resv_entry *e;
 
 	if (ch) {
 		*hash = chan_hash(ch);
 		return true;
 	}
-	e = chan_resv_find(node->mesh.resv, name, len);
+	e = chan_resv_find(f->resv, name, len);
 	*hash = e ? chan_resv_hash(e) : NULL;
 	return e != NULL;
 }
 
 /* A race was lost (4.4): every local subscriber leaves and is told. */
-static void evict(struct wr_node *node, const char *name, size_t len)
+static void evict(struct flows *f, const char *name, size_t len)
 {
-	struct chan_channel *ch = chan_find(node->reg, name, len);
-	struct wr_buf *b = &node->scratch;
+	struct chan_channel *ch = chan_find(f->reg, name, len);
+	struct wr_buf *b = &f->scratch;
 	struct wr_msg *frame;
 	unsigned n = 0;
 
@@ -76,17 +42,17 @@ static void evict(struct wr_node *node, const char *name, size_t len)
 	wr_buf_json_str(b, name, len);
 	wr_buf_puts(b, ",\"reason\":\"channel reservation lost\"}}");
 	frame = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
-	node->mesh.evicting = true;
+	f->evicting = true;
 	for (bool last = false; !last; n++) {
 		struct chan_client *cl = chan_member(ch, 0);
 
 		last = chan_members(ch) == 1;
 		/* a subscriber still waiting for its answer gets that instead */
-		if (frame && !wr_client_waiting(cl))
-			chan_client_push(node->reg, cl, frame);
-		chan_leave(node->reg, ch, cl); /* frees ch after the last */
+		if (frame && !(f->ops.waiting && f->ops.waiting(f->ud, cl)))
+			chan_client_push(f->reg, cl, frame);
+		chan_leave(f->reg, ch, cl); /* frees ch after the last */
 	}
-	node->mesh.evicting = false;
+	f->evicting = false;
 	wr_msg_unref(&frame);
 	wr_warn("channel reservation lost: %u local subscriber(s) removed", n);
 }
@@ -94,44 +60,44 @@ static void evict(struct wr_node *node, const char *name, size_t len)
 static void on_lost(const char *channel, size_t len, const char *holder,
 		    void *arg)
 {
-	struct wr_node *node = arg;
+	struct flows *f = arg;
 
-	if (!strcmp(holder, node->cfg->name))
-		evict(node, channel, len);
+	if (!strcmp(holder, mesh_name(f->mesh)))
+		evict(f, channel, len);
 }
 
-int wr_chan_reserve(struct wr_node *node, const char *name, size_t len,
-		    const uint8_t *hash, int64_t created, const char *holder,
-		    enum chan_resv_result *res)
+int flow_chan_reserve(struct flows *f, const char *name, size_t len,
+		      const uint8_t *hash, int64_t created, const char *holder,
+		      enum chan_resv_result *res)
 {
-	return chan_resv_reserve(node->mesh.resv, name, len, hash, created,
-				 holder, on_lost, node, res);
+	return chan_resv_reserve(f->resv, name, len, hash, created, holder,
+				 on_lost, f, res);
 }
 
-cJSON *wr_chan_reserve_data(const char *name, const uint8_t *hash,
-			    int64_t created, const char *holder)
+cJSON *flow_chan_reserve_data(const char *name, const uint8_t *hash,
+			      int64_t created, const char *holder)
 {
 	cJSON *d = cJSON_CreateObject();
 
-	if (!d)
+	if (!d || !cJSON_AddStringToObject(d, "command", "reserve-channel") ||
+	    !cJSON_AddStringToObject(d, "channel", name) ||
+	    !inm_hash_json(d, hash) ||
+	    !cJSON_AddNumberToObject(d, "created", (double)created) ||
+	    !cJSON_AddStringToObject(d, "holder", holder)) {
+		cJSON_Delete(d);
 		return NULL;
-	cJSON_AddStringToObject(d, "command", "reserve-channel");
-	cJSON_AddStringToObject(d, "channel", name);
-	hash_json(d, hash);
-	cJSON_AddNumberToObject(d, "created", (double)created);
-	cJSON_AddStringToObject(d, "holder", holder);
+	}
 	return d;
 }
 
 struct opening {
-	wr_opened_cb cb;
-	void *arg;
+	flow_opened_cb cb;
+	void *ud;
 };
 
-static void on_reserve_reply(struct wr_node *node,
-			     const struct inm_pending_event *ev, void *arg)
+static void on_reserve_reply(void *ud, const struct inm_pending_event *ev)
 {
-	struct opening *o = arg;
+	struct opening *o = ud;
 	const cJSON *why = NULL;
 
 	if (ev->response)
@@ -142,32 +108,33 @@ static void on_reserve_reply(struct wr_node *node,
 	if (!ev->done)
 		return;
 	if (o->cb)
-		o->cb(node, o->arg, ev->answered >= ev->expected);
+		o->cb(o->ud, ev->answered >= ev->expected);
 	free(o);
 }
 
-bool wr_chan_opened(struct wr_node *node, struct chan_channel *ch,
-		    wr_opened_cb cb, void *arg)
+bool flow_chan_opened(struct flows *f, struct chan_channel *ch,
+		      flow_opened_cb cb, void *ud)
 {
 	size_t len;
 	const char *name = chan_name(ch, &len);
+	const char *self = mesh_name(f->mesh);
 	enum chan_resv_result res;
 	struct opening *o;
 
-	if (wr_chan_reserve(node, name, len, chan_hash(ch), chan_created(ch),
-			    node->cfg->name, &res))
+	if (flow_chan_reserve(f, name, len, chan_hash(ch), chan_created(ch),
+			      self, &res))
 		wr_warn("channel table full: a channel stays unreserved");
-	wr_gossip_channels_changed(node);
-	if (!node->npeers_up)
+	mesh_channels_changed(f->mesh);
+	if (!mesh_links_up(f->mesh))
 		return false; /* nobody to tell: onboarding pushes it to a new peer */
 	o = malloc(sizeof(*o));
 	if (!o)
 		return false;
-	*o = (struct opening){ cb, arg };
-	if (wr_mesh_command(node, "*",
-			    wr_chan_reserve_data(name, chan_hash(ch),
-						 chan_created(ch), node->cfg->name),
-			    on_reserve_reply, o)) {
+	*o = (struct opening){ cb, ud };
+	if (mesh_command(f->mesh, "*",
+			 flow_chan_reserve_data(name, chan_hash(ch),
+						chan_created(ch), self),
+			 on_reserve_reply, o)) {
 		free(o);
 		return false;
 	}
@@ -176,6 +143,7 @@ bool wr_chan_opened(struct wr_node *node, struct chan_channel *ch,
 
 /* What the unreserve's replies need to repair the table (4.3). */
 struct closing {
+	struct flows *f;
 	bool has_hash;
 	uint8_t hash[CHAN_HASH_LEN];
 	int64_t created;
@@ -183,10 +151,9 @@ struct closing {
 	char name[CHAN_NAME_MAX + 1];
 };
 
-static void on_unreserve_reply(struct wr_node *node,
-			       const struct inm_pending_event *ev, void *arg)
+static void on_unreserve_reply(void *ud, const struct inm_pending_event *ev)
 {
-	struct closing *c = arg;
+	struct closing *c = ud;
 	const cJSON *why = ev->response
 		? cJSON_GetObjectItemCaseSensitive(ev->response->data, "reason")
 		: NULL;
@@ -198,35 +165,37 @@ static void on_unreserve_reply(struct wr_node *node,
 		const uint8_t *hash = c->has_hash ? c->hash : NULL;
 		enum chan_resv_result res;
 
-		wr_chan_reserve(node, c->name, c->len, hash, c->created, holder,
-				&res);
-		wr_mesh_command(node, "*",
-				wr_chan_reserve_data(c->name, hash, c->created, holder),
-				NULL, NULL);
+		flow_chan_reserve(c->f, c->name, c->len, hash, c->created, holder,
+				  &res);
+		mesh_command(c->f->mesh, "*",
+			     flow_chan_reserve_data(c->name, hash, c->created,
+						    holder),
+			     NULL, NULL);
 	}
 	if (ev->done)
 		free(c);
 }
 
-static void release(struct wr_node *node, struct chan_channel *ch,
-		    bool repair)
+static void release(struct flows *f, struct chan_channel *ch, bool repair)
 {
 	struct closing *c = NULL;
 	enum chan_resv_result res;
 	size_t len;
 	const char *name = chan_name(ch, &len);
-	cJSON *d = cJSON_CreateObject();
+	cJSON *d;
 
-	chan_resv_unreserve(node->mesh.resv, name, len, node->cfg->name, false,
-			    &res);
-	wr_gossip_channels_changed(node);
-	if (!d || !node->npeers_up) {
+	chan_resv_unreserve(f->resv, name, len, mesh_name(f->mesh), false, &res);
+	mesh_channels_changed(f->mesh);
+	if (!mesh_links_up(f->mesh))
+		return;
+	d = cJSON_CreateObject();
+	if (!d || !cJSON_AddStringToObject(d, "command", "unreserve-channel") ||
+	    !cJSON_AddStringToObject(d, "channel", name)) {
 		cJSON_Delete(d);
 		return;
 	}
-	cJSON_AddStringToObject(d, "command", "unreserve-channel");
-	cJSON_AddStringToObject(d, "channel", name);
 	if (repair && (c = calloc(1, sizeof(*c)))) {
+		c->f = f;
 		c->has_hash = chan_hash(ch) != NULL;
 		if (c->has_hash)
 			memcpy(c->hash, chan_hash(ch), CHAN_HASH_LEN);
@@ -234,15 +203,15 @@ static void release(struct wr_node *node, struct chan_channel *ch,
 		c->len = len;
 		memcpy(c->name, name, len);
 	}
-	if (wr_mesh_command(node, "*", d, c ? on_unreserve_reply : NULL, c))
+	if (mesh_command(f->mesh, "*", d, c ? on_unreserve_reply : NULL, c))
 		free(c);
 }
 
-void wr_chan_closed(struct wr_node *node, struct chan_channel *ch)
+void flow_chan_closed(struct flows *f, struct chan_channel *ch)
 {
-	if (node->mesh.evicting || node->mesh.leaving)
+	if (f->evicting || f->leaving)
 		return;
-	release(node, ch, true);
+	release(f, ch, true);
 }
 
 static void release_one(struct chan_channel *ch, void *arg)
@@ -250,14 +219,15 @@ static void release_one(struct chan_channel *ch, void *arg)
 	release(arg, ch, false);
 }
 
-void wr_mesh_leave(struct wr_node *node)
+void flow_chan_leave(struct flows *f)
 {
-	if (node->mesh.leaving || !node->mesh.resv)
+	if (f->leaving)
 		return;
-	chan_foreach(node->reg, release_one, node);
-	node->mesh.leaving = true;
-	wr_gossip_leave(node);
+	chan_foreach(f->reg, release_one, f);
+	f->leaving = true;
 }
+
+/* ---- the commands of 4.2 and 4.3 ---- */
 
 /* @obj[@key]: a valid channel name, or NULL */
 static const char *name_field(const cJSON *obj, const char *key)
@@ -283,12 +253,13 @@ static const char *holder_field(const struct inm_packet *pkt)
 	return v->valuestring;
 }
 
-const char *wr_chan_reserve_cmd(struct wr_node *node,
-				const struct inm_packet *pkt)
+/* NULL when ok, else the reason to answer. */
+static const char *reserve_cmd(struct flows *f, const struct inm_packet *pkt)
 {
 	const cJSON *d = pkt->data;
 	const cJSON *cr = cJSON_GetObjectItemCaseSensitive(d, "created");
 	const char *name = name_field(d, "channel"), *holder = holder_field(pkt);
+	const char *self = mesh_name(f->mesh);
 	uint8_t hash[CHAN_HASH_LEN];
 	enum chan_resv_result res;
 	int64_t created = wr_wall_ms();
@@ -296,8 +267,8 @@ const char *wr_chan_reserve_cmd(struct wr_node *node,
 
 	if (!name)
 		return "missing field: channel";
-	if (!wr_hash_parse(cJSON_GetObjectItemCaseSensitive(d, "password"),
-			   hash, &has))
+	if (inm_hash_decode(cJSON_GetObjectItemCaseSensitive(d, "password"),
+			    hash, &has))
 		return "missing field: password";
 	if (cr && !cJSON_IsNumber(cr))
 		return "missing field: created";
@@ -306,20 +277,18 @@ const char *wr_chan_reserve_cmd(struct wr_node *node,
 	if (cr)
 		created = (int64_t)cr->valuedouble;
 	/* only this node says what it holds */
-	if (!strcmp(holder, node->cfg->name) &&
-	    !chan_find(node->reg, name, strlen(name)))
+	if (!strcmp(holder, self) && !chan_find(f->reg, name, strlen(name)))
 		return NULL;
-	if (wr_chan_reserve(node, name, strlen(name), has ? hash : NULL, created,
-			    holder, &res))
+	if (flow_chan_reserve(f, name, strlen(name), has ? hash : NULL, created,
+			      holder, &res))
 		return "internal error";
-	if (strcmp(holder, node->cfg->name))
-		wr_gossip_holder_named(node, holder);
+	if (strcmp(holder, self))
+		flow_sync_holder_named(f, holder);
 	return res == CHAN_RESV_ALREADY_RESERVED ? "channel already reserved"
 						 : NULL;
 }
 
-const char *wr_chan_unreserve_cmd(struct wr_node *node,
-				  const struct inm_packet *pkt)
+static const char *unreserve_cmd(struct flows *f, const struct inm_packet *pkt)
 {
 	const char *name = name_field(pkt->data, "channel"), *holder = holder_field(pkt);
 	enum chan_resv_result res;
@@ -329,15 +298,75 @@ const char *wr_chan_unreserve_cmd(struct wr_node *node,
 		return "missing field: channel";
 	if (!holder)
 		return "missing field: holder";
-	active = chan_find(node->reg, name, strlen(name)) != NULL;
-	if (!strcmp(holder, node->cfg->name))
+	active = chan_find(f->reg, name, strlen(name)) != NULL;
+	if (!strcmp(holder, mesh_name(f->mesh)))
 		return active ? "channel still open" : NULL;
-	chan_resv_unreserve(node->mesh.resv, name, strlen(name), holder, active,
-			    &res);
+	chan_resv_unreserve(f->resv, name, strlen(name), holder, active, &res);
 	return res == CHAN_RESV_STILL_OPEN ? "channel still open" : NULL;
 }
 
-/* ---- announces ---- */
+static void answer(struct flows *f, const struct inm_packet *pkt,
+		   const char *why)
+{
+	if (why)
+		mesh_respond_fail(f->mesh, pkt, why);
+	else
+		mesh_respond(f->mesh, pkt, cJSON_CreateObject());
+}
+
+static void cmd_reserve(void *ud, const struct inm_packet *pkt)
+{
+	answer(ud, pkt, reserve_cmd(ud, pkt));
+}
+
+static void cmd_unreserve(void *ud, const struct inm_packet *pkt)
+{
+	answer(ud, pkt, unreserve_cmd(ud, pkt));
+}
+
+static void list_channels(struct flows *f, const struct inm_packet *pkt,
+			  bool reserved)
+{
+	cJSON *d = cJSON_CreateObject(), *arr = NULL;
+
+	if (d && cJSON_AddTrueToObject(d, "ok"))
+		arr = cJSON_AddArrayToObject(d, "channels");
+	if (!arr) {
+		cJSON_Delete(d);
+		mesh_respond_fail(f->mesh, pkt, "internal error");
+		return;
+	}
+	flow_chan_list_json(f, arr, reserved);
+	/* asked with "stamp" (docs/mesh.md): when the list was true, so a
+	 * holder set is replaced by it only for channels opened before */
+	if (!reserved &&
+	    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(pkt->data, "stamp")))
+		cJSON_AddNumberToObject(d, "at", (double)wr_wall_ms());
+	mesh_respond(f->mesh, pkt, d);
+}
+
+static void cmd_list_channels(void *ud, const struct inm_packet *pkt)
+{
+	list_channels(ud, pkt, false);
+}
+
+static void cmd_list_reserved(void *ud, const struct inm_packet *pkt)
+{
+	list_channels(ud, pkt, true);
+}
+
+int flow_channels_init(struct flows *f)
+{
+	if (mesh_command_register(f->mesh, "list-channels", cmd_list_channels, f) ||
+	    mesh_command_register(f->mesh, "list-reserved-channels",
+				  cmd_list_reserved, f) ||
+	    mesh_command_register(f->mesh, "reserve-channel", cmd_reserve, f) ||
+	    mesh_command_register(f->mesh, "unreserve-channel", cmd_unreserve, f))
+		return WR_EFULL;
+	return WR_OK;
+}
+
+/* ---- a holder's whole list ---- */
 
 struct held {
 	const char *holder;
@@ -372,8 +401,8 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-void wr_chan_announced(struct wr_node *node, const char *holder,
-		       const cJSON *chans, int64_t at)
+void flow_chan_announced(struct flows *f, const char *holder,
+			 const cJSON *chans, int64_t at)
 {
 	const cJSON *it;
 	const char **listed;
@@ -384,28 +413,24 @@ void wr_chan_announced(struct wr_node *node, const char *holder,
 	if (!listed)
 		return;
 	cJSON_ArrayForEach(it, chans) {
-		const char *name = name_field(it, "name");
-		const cJSON *cr = cJSON_GetObjectItemCaseSensitive(it, "created");
-		uint8_t hash[CHAN_HASH_LEN];
+		struct inm_chan_entry e;
 		enum chan_resv_result res;
-		bool has;
 
-		if (!name || !cJSON_IsNumber(cr) ||
-		    !wr_hash_parse(cJSON_GetObjectItemCaseSensitive(it, "password"),
-				   hash, &has))
+		if (inm_chan_entry_decode(it, &e) || !e.has_created)
 			continue;
-		listed[nlisted++] = name;
-		wr_chan_reserve(node, name, strlen(name), has ? hash : NULL,
-				(int64_t)cr->valuedouble, holder, &res);
+		listed[nlisted++] = e.name;
+		flow_chan_reserve(f, e.name, strlen(e.name),
+				  e.has_hash ? e.hash : NULL, e.created, holder,
+				  &res);
 	}
-	/* what it held before this announce was built and no longer lists:
-	 * an unreserve-channel we missed (a partition, a lost link) */
-	h.cap = chan_resv_count(node->mesh.resv);
+	/* what it held before this list was true and no longer lists: an
+	 * unreserve-channel we missed (a partition, a lost link) */
+	h.cap = chan_resv_count(f->resv);
 	if (at && h.cap) {
 		h.names = malloc(h.cap * sizeof(*h.names));
 		h.lens = malloc(h.cap * sizeof(*h.lens));
 		if (h.names && h.lens) {
-			chan_resv_foreach(node->mesh.resv, collect_held, &h);
+			chan_resv_foreach(f->resv, collect_held, &h);
 			qsort(listed, nlisted, sizeof(*listed), cmp_str);
 			for (unsigned i = 0; i < h.n; i++) {
 				const char *key = h.names[i];
@@ -414,7 +439,7 @@ void wr_chan_announced(struct wr_node *node, const char *holder,
 				if (bsearch(&key, listed, nlisted, sizeof(*listed),
 					    cmp_str))
 					continue;
-				chan_resv_unreserve(node->mesh.resv, h.names[i],
+				chan_resv_unreserve(f->resv, h.names[i],
 						    h.lens[i], holder, false, &res);
 			}
 		}
@@ -426,28 +451,17 @@ void wr_chan_announced(struct wr_node *node, const char *holder,
 
 /* ---- listings ---- */
 
-static cJSON *entry_json(const char *name, const uint8_t *hash, int64_t created)
-{
-	cJSON *o = cJSON_CreateObject();
-
-	if (!o)
-		return NULL;
-	cJSON_AddStringToObject(o, "name", name);
-	hash_json(o, hash);
-	cJSON_AddNumberToObject(o, "created", (double)created);
-	return o;
-}
-
 static void add_active(struct chan_channel *ch, void *arg)
 {
-	cJSON *o = entry_json(chan_name(ch, NULL), chan_hash(ch), chan_created(ch));
+	cJSON *o = inm_chan_entry_json(chan_name(ch, NULL), chan_hash(ch),
+				       chan_created(ch));
 
 	if (o)
 		cJSON_AddItemToArray(arg, o);
 }
 
 struct view {
-	struct wr_node *node;
+	struct flows *f;
 	cJSON *arr;
 	bool detail;                /* /api/node: active, subscribers */
 };
@@ -457,7 +471,8 @@ static void add_reserved(const struct chan_resv_entry *e, void *arg)
 	struct view *v = arg;
 	size_t len;
 	const char *name = chan_resv_name(e, &len);
-	cJSON *o = entry_json(name, chan_resv_hash(e), chan_resv_created(e)), *hs;
+	cJSON *o = inm_chan_entry_json(name, chan_resv_hash(e),
+				       chan_resv_created(e)), *hs;
 	struct chan_channel *ch;
 
 	if (!o)
@@ -466,26 +481,26 @@ static void add_reserved(const struct chan_resv_entry *e, void *arg)
 	for (unsigned i = 0; hs && i < chan_resv_nholders(e); i++)
 		cJSON_AddItemToArray(hs, cJSON_CreateString(chan_resv_holder(e, i)));
 	if (v->detail) {
-		ch = chan_find(v->node->reg, name, len);
+		ch = chan_find(v->f->reg, name, len);
 		cJSON_AddBoolToObject(o, "active", ch != NULL);
 		cJSON_AddNumberToObject(o, "subscribers", ch ? chan_members(ch) : 0);
 	}
 	cJSON_AddItemToArray(v->arr, o);
 }
 
-void wr_chan_list_json(struct wr_node *node, cJSON *arr, bool reserved)
+void flow_chan_list_json(struct flows *f, cJSON *arr, bool reserved)
 {
-	struct view v = { node, arr, false };
+	struct view v = { f, arr, false };
 
 	if (reserved)
-		chan_resv_foreach(node->mesh.resv, add_reserved, &v);
+		chan_resv_foreach(f->resv, add_reserved, &v);
 	else
-		chan_foreach(node->reg, add_active, arr);
+		chan_foreach(f->reg, add_active, arr);
 }
 
-void wr_chan_view_json(struct wr_node *node, cJSON *arr)
+void flow_chan_view_json(struct flows *f, cJSON *arr)
 {
-	struct view v = { node, arr, true };
+	struct view v = { f, arr, true };
 
-	chan_resv_foreach(node->mesh.resv, add_reserved, &v);
+	chan_resv_foreach(f->resv, add_reserved, &v);
 }

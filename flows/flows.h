@@ -1,68 +1,77 @@
 /*
  * flows: how the nodes of a mesh act together (PROTOCOL.md 4 and 5) —
- * channel state across the mesh (opening, closing, races, announces),
- * onboarding a new link, and the remote connection that fills a node's
- * pool of links. The flows orchestrate node state (node/node.h) and the
- * mesh transport (node/mesh.c); the state machines they drive live in
- * channels/reserve and inm/.
+ * channel state across the mesh (opening, closing, races, the check of
+ * each node's channels against its record), onboarding a new link, the
+ * remote connection that fills a node's pool, healing a split mesh, and
+ * the master's reconciliation and history. The flows drive the mesh
+ * engine (mesh.h) and own their state; the node (node/) calls them for
+ * its clients' channels and its HTTP views. No libwebsockets here.
  */
 #ifndef WR_FLOWS_H
 #define WR_FLOWS_H
 
-#include "node.h"
+#include "mesh.h"
+#include "reserve.h"
+
+struct flows;
+
+/* What the flows ask of the node; @ud is flows_create's. */
+struct flows_ops {
+	/* True while @cc's subscribe waits for its answer (a lost race
+	 * then answers it instead of notifying it). */
+	bool (*waiting)(void *ud, const struct chan_client *cc);
+};
+
+/* The flows over @m for the clients' channels in @reg (both outlive
+ * them); registers their commands and listens to @m. NULL on no memory. */
+struct flows *flows_create(struct mesh *m, struct chan_registry *reg,
+			   const struct flows_ops *ops, void *ud);
+/* NULL is a no-op. Call it before mesh_destroy(). */
+void flows_destroy(struct flows *f);
+/* Periodic work: channel checks, remote connection, healing, master. */
+void flows_tick(struct flows *f, int64_t now_ms);
+/* Shutdown: tells the mesh this node's channels are closed, then stops
+ * the engine's periodic work. */
+void flows_leave(struct flows *f);
+/* The mesh's reservations as this node sees them (itself included). */
+struct chan_resv_table *flows_resv(struct flows *f);
 
 /* ---- channels.c: channel state across the mesh (4) ---- */
 
-/* "password": null or 64 lowercase hex chars. False when malformed;
- * *has tells whether @out holds a hash. An absent value is null. */
-bool wr_hash_parse(const cJSON *v, uint8_t out[CHAN_HASH_LEN], bool *has);
 /*
  * What a subscribe must match: true when @name is open anywhere on the
  * mesh (active here or reserved), *hash then the channel's hash or NULL
  * for an open channel; false for a channel nobody has.
  */
-bool wr_chan_lookup(struct wr_node *node, const char *name, size_t len,
-		    const uint8_t **hash);
+bool flow_chan_lookup(struct flows *f, const char *name, size_t len,
+		      const uint8_t **hash);
 /* Told once the mesh acknowledged a reservation: @all false when
  * command_timeout_ms passed before every reachable node answered. */
-typedef void (*wr_opened_cb)(struct wr_node *node, void *arg, bool all);
+typedef void (*flow_opened_cb)(void *ud, bool all);
 /*
  * 4.2: this node's first subscriber opened @ch (after chan_join): the
  * reservation goes to every node. True when it did and @cb (may be NULL)
  * will be called once, possibly before this returns; false when no node
  * was told (no link), and @cb is never called.
  */
-bool wr_chan_opened(struct wr_node *node, struct chan_channel *ch,
-		    wr_opened_cb cb, void *arg);
+bool flow_chan_opened(struct flows *f, struct chan_channel *ch,
+		      flow_opened_cb cb, void *ud);
 /* 4.3: @ch lost its last local subscriber (chan_ops.closed). */
-void wr_chan_closed(struct wr_node *node, struct chan_channel *ch);
-/* Adds a holder to the table, settling a race (4.4): losing local
- * subscribers are removed and told. */
-int wr_chan_reserve(struct wr_node *node, const char *name, size_t len,
-		    const uint8_t *hash, int64_t created, const char *holder,
-		    enum chan_resv_result *res);
-/* {"command":"reserve-channel","channel","password" (hex or null),
- * "created","holder"}, or NULL on no memory. */
-cJSON *wr_chan_reserve_data(const char *name, const uint8_t *hash,
-			    int64_t created, const char *holder);
-/* The reserve-channel / unreserve-channel commands: NULL when ok, else
- * the reason to answer. */
-const char *wr_chan_reserve_cmd(struct wr_node *node,
-				const struct inm_packet *pkt);
-const char *wr_chan_unreserve_cmd(struct wr_node *node,
-				  const struct inm_packet *pkt);
-/* An announce from @holder listing its active channels @chans, built at
- * @at (wall ms, 0 if unknown): its holder set becomes exactly that. */
-void wr_chan_announced(struct wr_node *node, const char *holder,
-		       const cJSON *chans, int64_t at);
-/* Appends this node's active channels [{name, password, created}], or
- * with @reserved the whole table [{name, password, created, holders}]. */
-void wr_chan_list_json(struct wr_node *node, cJSON *arr, bool reserved);
-/* GET /api/node's channels: the table plus active and subscribers. */
-void wr_chan_view_json(struct wr_node *node, cJSON *arr);
+void flow_chan_closed(struct flows *f, struct chan_channel *ch);
+/* GET /api/node's channels: the table, with active and subscribers. */
+void flow_chan_view_json(struct flows *f, cJSON *arr);
 
-/* ---- reconcile.c: the master's repairs (5.4) ---- */
-struct wr_repair {
+/* ---- remote.c: 5.3 ---- */
+/* A one-shot dial (remote connection or healing) handshook (@ok) or
+ * failed. */
+void flow_remote_result(struct flows *f, bool ok);
+
+/* ---- master.c: 5.4 ---- */
+/* GET /api/overview; WR_ENOENT when this node is not the master. */
+int flow_master_api_json(struct flows *f, struct wr_buf *b);
+
+/* ---- reconcile.c: the master's repairs, pure (5.4) ---- */
+struct flow_repair {
 	const char *dest;           /* the node to send it to */
 	bool reserve;               /* reserve-channel, else unreserve-channel */
 	const char *channel;
@@ -70,26 +79,14 @@ struct wr_repair {
 	int64_t created;            /* reserve */
 	const char *holder;
 };
-typedef void (*wr_repair_cb)(const struct wr_repair *r, void *arg);
+typedef void (*flow_repair_cb)(const struct flow_repair *r, void *arg);
 /*
  * @holds: {node: [list-channels entries]} of every node that answered;
  * @views: {node: [list-reserved-channels entries]}. Calls @cb once per
  * command that brings a node of @views in step (pointers valid for the
  * call). WR_OK or WR_ENOMEM.
  */
-int wr_reconcile(const cJSON *holds, const cJSON *views, wr_repair_cb cb,
-		 void *arg);
-
-/* ---- onboard.c: 5.2 ---- */
-void wr_flow_onboard(struct wr_node *node, struct wr_peer *p);
-
-/* ---- heal.c: a lost or split mesh dials the nodes it lost ---- */
-void wr_flow_heal(struct wr_node *node, int64_t now);
-
-/* ---- remote.c: 5.3 ---- */
-/* Runs the remote connection flow when it is due (from the mesh tick). */
-void wr_flow_remote(struct wr_node *node);
-/* A one-shot dial of the flow handshook (@ok) or failed. */
-void wr_flow_remote_result(struct wr_node *node, bool ok);
+int flow_reconcile(const cJSON *holds, const cJSON *views, flow_repair_cb cb,
+		   void *arg);
 
 #endif

@@ -13,52 +13,52 @@
  */
 #include <string.h>
 
-#include "flows.h"
+#include "internal.h"
 
 #define HEAL_WINDOW_MS (10 * 60 * 1000)   /* lost longer: not dialled */
 #define HEAL_FANOUT 3
 
-void wr_flow_heal(struct wr_node *node, int64_t now)
+void flow_heal_tick(struct flows *f, int64_t now)
 {
-	struct wr_mesh *m = &node->mesh;
-	struct inm_view *v = m->view;
-	const char *token = node->cfg->token ? node->cfg->token : "";
+	const struct wr_config *cfg = mesh_cfg(f->mesh);
+	struct inm_view *v = mesh_view(f->mesh);
+	const char *token = cfg->token ? cfg->token : "";
 	size_t lost[HEAL_FANOUT * 4], nlost = 0, n = inm_view_count(v);
-	int64_t grace = node->cfg->announce_interval_ms / 2;
+	int64_t grace = cfg->announce_interval_ms / 2;
 
-	if (node->stopping || m->leaving || now < m->heal_next_ms)
+	if (mesh_stopping(f->mesh) || f->leaving || now < f->heal_next_ms)
 		return;
-	if (strcmp(inm_view_leader(v), node->cfg->name)) {
-		m->heal_attempt = 0;
+	if (strcmp(inm_view_leader(v), cfg->name)) {
+		f->heal_attempt = 0;
 		return;
 	}
 	for (size_t k = 0; k < n && nlost < HEAL_FANOUT * 4; k++) {
-		size_t i = 1 + (m->heal_rr + k) % (n > 1 ? n - 1 : 1);
+		size_t i = 1 + (f->heal_rr + k) % (n > 1 ? n - 1 : 1);
 		const struct inm_node_state *st = inm_view_at(v, i);
 		int64_t since = i < n ? inm_view_lost_since(v, i) : 0;
 
 		if (!st || !since || st->leaving || !st->url[0] ||
 		    now - since < grace || now - since > HEAL_WINDOW_MS ||
-		    wr_peer_named(node, st->name) ||
-		    wr_link_dialling(node, st->name))
+		    mesh_link_named(f->mesh, st->name) ||
+		    mesh_dialling(f->mesh, st->name))
 			continue;
 		lost[nlost++] = i;
 	}
 	if (!nlost) {
-		m->heal_attempt = 0;
+		f->heal_attempt = 0;
 		return;
 	}
-	m->heal_next_ms = now + node->cfg->reconnect_min_ms / 2 +
-			  wr_backoff_ms(node->cfg, m->heal_attempt++);
+	f->heal_next_ms = now + cfg->reconnect_min_ms / 2 +
+			  mesh_backoff_ms(f->mesh, f->heal_attempt++);
 	for (size_t k = 0; k < nlost && k < HEAL_FANOUT; k++) {
 		const struct inm_node_state *st = inm_view_at(v, lost[k]);
 
-		m->heal_rr = (unsigned)lost[k];
+		f->heal_rr = (unsigned)lost[k];
 		wr_info("mesh: healing: dialling '%s' at %s (lost %lld ms ago)",
 			st->name, st->url,
 			(long long)(now - inm_view_lost_since(v, lost[k])));
-		node->ctr.heal_dials++;
-		wr_link_dial_once(node, st->name, st->url,
-				  st->rejoin[0] ? st->rejoin : token);
+		mesh_counters(f->mesh)->heal_dials++;
+		mesh_dial(f->mesh, st->name, st->url,
+			  st->rejoin[0] ? st->rejoin : token);
 	}
 }

@@ -8,18 +8,12 @@
  */
 #include <string.h>
 
-#include "flows.h"
+#include "internal.h"
 
-static cJSON *command(const char *name)
-{
-	cJSON *d = cJSON_CreateObject();
-
-	if (d && !cJSON_AddStringToObject(d, "command", name)) {
-		cJSON_Delete(d);
-		return NULL;
-	}
-	return d;
-}
+struct ask {
+	struct flows *f;
+	char peer[INM_NAME_MAX + 1];
+};
 
 /* The response's "channels" array when it answered ok, else NULL. */
 static const cJSON *channels_of(const struct inm_pending_event *ev)
@@ -32,53 +26,34 @@ static const cJSON *channels_of(const struct inm_pending_event *ev)
 	return cJSON_IsArray(a) ? a : NULL;
 }
 
-/* One entry of either list: name, password, created. False if malformed. */
-static bool entry_fields(const cJSON *e, const char **name, uint8_t *hash,
-			 bool *has, int64_t *created)
-{
-	const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-	const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "created");
-
-	if (!cJSON_IsString(n) ||
-	    !chan_name_valid(n->valuestring, strlen(n->valuestring)) ||
-	    !wr_hash_parse(cJSON_GetObjectItemCaseSensitive(e, "password"),
-			   hash, has))
-		return false;
-	*name = n->valuestring;
-	*created = cJSON_IsNumber(c) ? (int64_t)c->valuedouble : wr_wall_ms();
-	return true;
-}
-
-static void merge(struct wr_node *node, const char *name, const uint8_t *hash,
-		  bool has, int64_t created, const char *holder)
+static void merge(struct flows *f, const struct inm_chan_entry *e,
+		  const char *holder)
 {
 	enum chan_resv_result res;
 
 	/* only this node says what it holds */
-	if (!strcmp(holder, node->cfg->name) ||
+	if (!strcmp(holder, mesh_name(f->mesh)) ||
 	    !inm_node_name_valid(holder, strlen(holder)))
 		return;
-	wr_chan_reserve(node, name, strlen(name), has ? hash : NULL, created,
-			holder, &res);
+	flow_chan_reserve(f, e->name, strlen(e->name),
+			  e->has_hash ? e->hash : NULL,
+			  e->has_created ? e->created : wr_wall_ms(), holder,
+			  &res);
 }
 
-static void on_channels(struct wr_node *node,
-			const struct inm_pending_event *ev, void *arg)
+static void on_channels(void *ud, const struct inm_pending_event *ev)
 {
-	const cJSON *arr = channels_of(ev), *e;
-	char *peer = arg;
+	struct ask *a = ud;
+	const cJSON *arr = channels_of(ev), *it;
 
-	cJSON_ArrayForEach(e, arr) {
-		uint8_t hash[CHAN_HASH_LEN];
-		const char *name;
-		int64_t created;
-		bool has;
+	cJSON_ArrayForEach(it, arr) {
+		struct inm_chan_entry e;
 
-		if (entry_fields(e, &name, hash, &has, &created))
-			merge(node, name, hash, has, created, peer);
+		if (!inm_chan_entry_decode(it, &e))
+			merge(a->f, &e, a->peer);
 	}
 	if (ev->done)
-		free(peer);
+		free(a);
 }
 
 /* Does the peer's list have @holder for @name? */
@@ -102,7 +77,7 @@ static bool peer_has(const cJSON *arr, const char *name, size_t len,
 }
 
 struct push {
-	struct wr_node *node;
+	struct flows *f;
 	const char *peer;
 	const cJSON *theirs;
 };
@@ -119,52 +94,57 @@ static void push_missing(const struct chan_resv_entry *e, void *arg)
 
 		if (!strcmp(h, p->peer) || peer_has(p->theirs, name, len, h))
 			continue;
-		wr_mesh_command(p->node, p->peer,
-				wr_chan_reserve_data(name, hash,
-						     chan_resv_holder_created(e, i), h),
-				NULL, NULL);
+		mesh_command(p->f->mesh, p->peer,
+			     flow_chan_reserve_data(name, hash,
+						    chan_resv_holder_created(e, i),
+						    h),
+			     NULL, NULL);
 	}
 }
 
-static void on_reserved(struct wr_node *node,
-			const struct inm_pending_event *ev, void *arg)
+static void on_reserved(void *ud, const struct inm_pending_event *ev)
 {
-	const cJSON *arr = channels_of(ev), *e, *h;
-	char *peer = arg;
+	struct ask *a = ud;
+	const cJSON *arr = channels_of(ev), *it, *h;
 
-	cJSON_ArrayForEach(e, arr) {
-		uint8_t hash[CHAN_HASH_LEN];
-		const char *name;
-		int64_t created;
-		bool has;
+	cJSON_ArrayForEach(it, arr) {
+		struct inm_chan_entry e;
 
-		if (!entry_fields(e, &name, hash, &has, &created))
+		if (inm_chan_entry_decode(it, &e))
 			continue;
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders"))
+		cJSON_ArrayForEach(h, e.holders)
 			if (cJSON_IsString(h))
-				merge(node, name, hash, has, created, h->valuestring);
+				merge(a->f, &e, h->valuestring);
 	}
 	if (arr) {
-		struct push p = { node, peer, arr };
+		struct push p = { a->f, a->peer, arr };
 
-		chan_resv_foreach(node->mesh.resv, push_missing, &p);
+		chan_resv_foreach(a->f->resv, push_missing, &p);
 	}
 	if (ev->done)
-		free(peer);
+		free(a);
 }
 
-static void ask(struct wr_node *node, const char *peer, const char *cmd,
-		wr_reply_cb cb)
+static void ask(struct flows *f, const char *peer, const char *cmd,
+		mesh_reply_cb cb)
 {
-	char *arg = strdup(peer);
+	struct ask *a = calloc(1, sizeof(*a));
+	cJSON *d = cJSON_CreateObject();
 
-	if (arg && wr_mesh_command(node, peer, command(cmd), cb, arg))
-		free(arg);
+	if (!a || !d || !cJSON_AddStringToObject(d, "command", cmd)) {
+		free(a);
+		cJSON_Delete(d);
+		return;
+	}
+	a->f = f;
+	snprintf(a->peer, sizeof(a->peer), "%s", peer);
+	if (mesh_command(f->mesh, peer, d, cb, a))
+		free(a);
 }
 
-void wr_flow_onboard(struct wr_node *node, struct wr_peer *p)
+void flow_onboard(struct flows *f, struct mesh_link *l)
 {
-	ask(node, p->name, "list-channels", on_channels);
-	ask(node, p->name, "list-reserved-channels", on_reserved);
-	node->mesh.remote_next_ms = 0; /* and look for more links soon */
+	ask(f, l->name, "list-channels", on_channels);
+	ask(f, l->name, "list-reserved-channels", on_reserved);
+	f->remote_next_ms = 0; /* and look for more links soon */
 }

@@ -46,19 +46,13 @@ static struct chan_resv_table *truth_of(const cJSON *holds)
 		if (!inm_node_name_valid(holder->string, strlen(holder->string)))
 			continue;
 		cJSON_ArrayForEach(e, holder) {
-			const cJSON *n = cJSON_GetObjectItemCaseSensitive(e, "name");
-			const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "created");
-			uint8_t hash[CHAN_HASH_LEN];
+			struct inm_chan_entry ce;
 			enum chan_resv_result res;
-			bool has;
 
-			if (!cJSON_IsString(n) || !cJSON_IsNumber(c) ||
-			    !chan_name_valid(n->valuestring, strlen(n->valuestring)) ||
-			    !wr_hash_parse(cJSON_GetObjectItemCaseSensitive(e, "password"),
-					   hash, &has))
+			if (inm_chan_entry_decode(e, &ce) || !ce.has_created)
 				continue;
-			chan_resv_reserve(t, n->valuestring, strlen(n->valuestring),
-					  has ? hash : NULL, (int64_t)c->valuedouble,
+			chan_resv_reserve(t, ce.name, strlen(ce.name),
+					  ce.has_hash ? ce.hash : NULL, ce.created,
 					  holder->string, NULL, NULL, &res);
 		}
 	}
@@ -68,7 +62,7 @@ static struct chan_resv_table *truth_of(const cJSON *holds)
 struct fix {
 	const char *target;         /* the node being brought in step */
 	const cJSON *view;          /* what it believes */
-	wr_repair_cb cb;
+	flow_repair_cb cb;
 	void *arg;
 };
 
@@ -90,7 +84,7 @@ static void add_missing(const struct chan_resv_entry *e, void *arg)
 			     : cJSON_IsNull(hp));
 	for (unsigned i = 0; i < chan_resv_nholders(e); i++) {
 		const char *h = chan_resv_holder(e, i);
-		struct wr_repair r = { .dest = f->target, .reserve = true,
+		struct flow_repair r = { .dest = f->target, .reserve = true,
 				       .channel = name, .hash = hash,
 				       .created = chan_resv_holder_created(e, i),
 				       .holder = h };
@@ -114,7 +108,7 @@ static void drop_stale(const struct chan_resv_table *truth, const cJSON *holds,
 			continue;
 		t = chan_resv_find(truth, n->valuestring, strlen(n->valuestring));
 		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders")) {
-			struct wr_repair r = { .dest = f->target, .reserve = false,
+			struct flow_repair r = { .dest = f->target, .reserve = false,
 					       .channel = n->valuestring };
 
 			if (!cJSON_IsString(h) || !strcmp(h->valuestring, f->target) ||
@@ -128,7 +122,7 @@ static void drop_stale(const struct chan_resv_table *truth, const cJSON *holds,
 	}
 }
 
-int wr_reconcile(const cJSON *holds, const cJSON *views, wr_repair_cb cb,
+int flow_reconcile(const cJSON *holds, const cJSON *views, flow_repair_cb cb,
 		 void *arg)
 {
 	struct chan_resv_table *truth = truth_of(holds);

@@ -8,57 +8,56 @@
  */
 #include <string.h>
 
-#include "flows.h"
+#include "internal.h"
 
 /* Links we may still start: the pool minus what is up or on its way. */
-static int room(struct wr_node *node)
+static int room(struct flows *f)
 {
-	return node->cfg->max_peers - (int)node->npeers_up -
-	       (int)node->mesh.once_count - (int)node->mesh.nasking;
+	return mesh_cfg(f->mesh)->max_peers - (int)mesh_links_up(f->mesh) -
+	       (int)mesh_dials(f->mesh) - (int)f->nasking;
 }
 
-static bool asking(struct wr_node *node, const char *name)
+static bool asking(struct flows *f, const char *name)
 {
-	for (unsigned i = 0; i < node->mesh.nasking; i++)
-		if (!strcmp(node->mesh.asking[i], name))
+	for (unsigned i = 0; i < f->nasking; i++)
+		if (!strcmp(f->asking[i], name))
 			return true;
 	return false;
 }
 
-static void asked(struct wr_node *node, const char *name)
+static void asked(struct flows *f, const char *name)
 {
-	struct wr_mesh *m = &node->mesh;
-
-	for (unsigned i = 0; i < m->nasking; i++)
-		if (!strcmp(m->asking[i], name)) {
-			memcpy(m->asking[i], m->asking[--m->nasking],
-			       sizeof(m->asking[0]));
+	for (unsigned i = 0; i < f->nasking; i++)
+		if (!strcmp(f->asking[i], name)) {
+			memcpy(f->asking[i], f->asking[--f->nasking],
+			       sizeof(f->asking[0]));
 			return;
 		}
 }
 
 /* Somebody we could link to: not us, not linked, not on the way. */
-static bool candidate(struct wr_node *node, const char *name)
+static bool candidate(struct flows *f, const char *name)
 {
-	return strcmp(name, node->cfg->name) && !wr_peer_named(node, name) &&
-	       !wr_link_dialling(node, name) && !asking(node, name);
+	return strcmp(name, mesh_name(f->mesh)) &&
+	       !mesh_link_named(f->mesh, name) &&
+	       !mesh_dialling(f->mesh, name) && !asking(f, name);
 }
 
-static void later(struct wr_node *node)
+static void later(struct flows *f)
 {
-	struct wr_mesh *m = &node->mesh;
-
-	m->remote_next_ms = wr_now_ms() + wr_backoff_ms(node->cfg, m->remote_attempt++);
+	f->remote_next_ms = wr_now_ms() +
+			    mesh_backoff_ms(f->mesh, f->remote_attempt++);
 }
 
 struct conn {
+	struct flows *f;
 	char target[INM_NAME_MAX + 1];
 };
 
-static void on_connection(struct wr_node *node,
-			  const struct inm_pending_event *ev, void *arg)
+static void on_connection(void *ud, const struct inm_pending_event *ev)
 {
-	struct conn *c = arg;
+	struct conn *c = ud;
+	struct flows *f = c->f;
 	const cJSON *d = ev->response ? ev->response->data : NULL;
 	const cJSON *host = cJSON_GetObjectItemCaseSensitive(d, "host");
 	const cJSON *tok = cJSON_GetObjectItemCaseSensitive(d, "token");
@@ -66,100 +65,101 @@ static void on_connection(struct wr_node *node,
 
 	if (!ev->done)
 		return;
-	node->mesh.remote_inflight--;
-	asked(node, c->target);
+	f->remote_inflight--;
+	asked(f, c->target);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")) &&
 	    cJSON_IsString(host) && cJSON_IsString(tok) && host->valuestring[0] &&
-	    candidate(node, c->target)) {
+	    candidate(f, c->target)) {
 		wr_info("remote connection: dialling '%s' at %s", c->target,
 			host->valuestring);
-		if (wr_link_dial_once(node, c->target, host->valuestring,
-				      tok->valuestring))
-			later(node);
-	} else if (!wr_peer_named(node, c->target)) {
+		if (mesh_dial(f->mesh, c->target, host->valuestring,
+			      tok->valuestring))
+			later(f);
+	} else if (!mesh_link_named(f->mesh, c->target)) {
 		wr_info("remote connection to '%s' not possible: %s", c->target,
 			cJSON_IsString(why) ? why->valuestring
 			: ev->reason ? ev->reason : "no token");
-		later(node);
+		later(f);
 	}
 	free(c);
 }
 
 struct lister {
+	struct flows *f;
 	char peer[INM_NAME_MAX + 1];
 };
 
-static void on_nodes(struct wr_node *node, const struct inm_pending_event *ev,
-		     void *arg)
+static void on_nodes(void *ud, const struct inm_pending_event *ev)
 {
-	struct lister *l = arg;
+	struct lister *l = ud;
+	struct flows *f = l->f;
 	const cJSON *d = ev->response ? ev->response->data : NULL, *it;
 
 	if (!ev->done)
 		return;
-	node->mesh.remote_inflight--;
+	f->remote_inflight--;
 	cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(d, "nodes")) {
 		struct conn *c;
 		cJSON *cmd;
 
-		if (room(node) <= 0 || node->mesh.nasking == WR_ASKING_MAX)
+		if (room(f) <= 0 || f->nasking == FLOW_ASKING_MAX)
 			break;
 		if (!cJSON_IsString(it) ||
 		    !inm_node_name_valid(it->valuestring, strlen(it->valuestring)) ||
-		    !candidate(node, it->valuestring))
+		    !candidate(f, it->valuestring))
 			continue;
 		c = calloc(1, sizeof(*c));
 		cmd = cJSON_CreateObject();
-		if (!c || !cmd) {
+		if (!c || !cmd ||
+		    !cJSON_AddStringToObject(cmd, "command", "get-node-connection") ||
+		    !cJSON_AddStringToObject(cmd, "node", it->valuestring)) {
 			free(c);
 			cJSON_Delete(cmd);
 			break;
 		}
-		lws_snprintf(c->target, sizeof(c->target), "%s", it->valuestring);
-		cJSON_AddStringToObject(cmd, "command", "get-node-connection");
-		cJSON_AddStringToObject(cmd, "node", c->target);
-		if (wr_mesh_command(node, l->peer, cmd, on_connection, c)) {
+		c->f = f;
+		snprintf(c->target, sizeof(c->target), "%s", it->valuestring);
+		if (mesh_command(f->mesh, l->peer, cmd, on_connection, c)) {
 			free(c);
 			continue;
 		}
-		lws_snprintf(node->mesh.asking[node->mesh.nasking++],
-			     sizeof(node->mesh.asking[0]), "%s", c->target);
-		node->mesh.remote_inflight++;
+		snprintf(f->asking[f->nasking++], sizeof(f->asking[0]), "%s",
+			 c->target);
+		f->remote_inflight++;
 	}
 	free(l);
 }
 
 /* Is a node of our part of the mesh, not linked to us, dialable? */
-static bool anyone_unlinked(struct wr_node *node)
+static bool anyone_unlinked(struct flows *f)
 {
-	struct inm_view *v = node->mesh.view;
+	struct inm_view *v = mesh_view(f->mesh);
 
 	for (size_t i = 1; i < inm_view_count(v); i++) {
 		const struct inm_node_state *st = inm_view_at(v, i);
 
 		if (st->url[0] && inm_view_reachable(v, st->name) &&
-		    candidate(node, st->name))
+		    candidate(f, st->name))
 			return true;
 	}
 	return false;
 }
 
-void wr_flow_remote(struct wr_node *node)
+void flow_remote_tick(struct flows *f, int64_t now)
 {
-	struct wr_mesh *m = &node->mesh;
-	bool kicked = m->remote_next_ms == 0;
+	bool kicked = f->remote_next_ms == 0;
 
-	if (node->stopping || m->remote_inflight || !node->npeers_up ||
-	    room(node) <= 0 || wr_now_ms() < m->remote_next_ms)
+	if (mesh_stopping(f->mesh) || f->remote_inflight ||
+	    !mesh_links_up(f->mesh) || room(f) <= 0 || now < f->remote_next_ms)
 		return;
-	if (!kicked && !anyone_unlinked(node))
+	if (!kicked && !anyone_unlinked(f))
 		return;
-	later(node);
-	for (struct wr_peer *p = node->peers; p; p = p->next) {
+	later(f);
+	for (struct mesh_link *ml = mesh_links(f->mesh); ml; ml = ml->next) {
 		struct lister *l;
 		cJSON *cmd;
 
-		if (!p->up || p->close_code)
+		if (ml->closing)
 			continue;
 		l = calloc(1, sizeof(*l));
 		cmd = cJSON_CreateObject();
@@ -168,18 +168,19 @@ void wr_flow_remote(struct wr_node *node)
 			cJSON_Delete(cmd);
 			return;
 		}
-		lws_snprintf(l->peer, sizeof(l->peer), "%s", p->name);
-		if (wr_mesh_command(node, p->name, cmd, on_nodes, l))
+		l->f = f;
+		snprintf(l->peer, sizeof(l->peer), "%s", ml->name);
+		if (mesh_command(f->mesh, ml->name, cmd, on_nodes, l))
 			free(l);
 		else
-			m->remote_inflight++;
+			f->remote_inflight++;
 	}
 }
 
-void wr_flow_remote_result(struct wr_node *node, bool ok)
+void flow_remote_result(struct flows *f, bool ok)
 {
 	if (ok)
-		node->mesh.remote_attempt = 0;
+		f->remote_attempt = 0;
 	else
-		later(node);
+		later(f);
 }

@@ -105,6 +105,36 @@ void inm_nonce_new(char out[INM_NONCE_LEN + 1]);
 int inm_message_fields(const struct inm_packet *pkt, const char **channel,
 		       const char **message_b64, const char **client_nonce);
 
+/* ---- channel entries (list-channels, list-reserved-channels, announce) ---- */
+
+#define INM_HASH_LEN 32          /* a channel password hash (PBKDF2 output) */
+
+/*
+ * One channel entry: {"name", "password" (64 lowercase hex or null),
+ * "created" (ms since the epoch), "holders" (node names)}. @name and
+ * @holders point into the decoded JSON and live as long as it.
+ */
+struct inm_chan_entry {
+	const char *name;
+	bool has_hash;
+	uint8_t hash[INM_HASH_LEN];
+	bool has_created;
+	int64_t created;
+	const cJSON *holders;       /* an array, or NULL when absent */
+};
+/* WR_OK, or WR_EINVAL: not an object, a bad name, password, created or
+ * holders. An absent password is null; absent created and holders are
+ * allowed (has_created false, holders NULL). */
+int inm_chan_entry_decode(const cJSON *o, struct inm_chan_entry *e);
+/* A "password" field: null or absent (*has false), or 64 lowercase hex
+ * chars. WR_OK or WR_EINVAL. */
+int inm_hash_decode(const cJSON *v, uint8_t out[INM_HASH_LEN], bool *has);
+/* {"name", "password", "created"} (caller owns it), or NULL on no memory. */
+cJSON *inm_chan_entry_json(const char *name, const uint8_t *hash,
+			   int64_t created);
+/* Adds "password": the hash's hex, or null for @hash NULL. */
+bool inm_hash_json(cJSON *o, const uint8_t *hash);
+
 /* ---- base64 (standard alphabet, padded) for channel message payloads ---- */
 /* Appends the base64 of @p[0..n). Returns WR_OK or WR_ENOMEM. */
 int inm_base64_encode(struct wr_buf *b, const void *p, size_t n);

@@ -42,14 +42,6 @@ struct inm_view {
 
 /* ---- records on the wire ---- */
 
-static bool hex_ok(const char *s, size_t len)
-{
-	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return true;
-}
-
 void inm_digest_hex(uint64_t d, char out[INM_DIGEST_HEX + 1])
 {
 	static const char hex[] = "0123456789abcdef";
@@ -61,12 +53,13 @@ void inm_digest_hex(uint64_t d, char out[INM_DIGEST_HEX + 1])
 
 int inm_digest_parse(const char *s, uint64_t *d)
 {
+	unsigned char b[INM_DIGEST_HEX / 2];
 	uint64_t v = 0;
 
-	if (!s || strlen(s) != INM_DIGEST_HEX || !hex_ok(s, INM_DIGEST_HEX))
+	if (wr_unhex(b, s, sizeof(b)))
 		return WR_EINVAL;
-	for (size_t i = 0; i < INM_DIGEST_HEX; i++)
-		v = v << 4 | (uint64_t)(s[i] <= '9' ? s[i] - '0' : s[i] - 'a' + 10);
+	for (size_t i = 0; i < sizeof(b); i++)
+		v = v << 8 | b[i];
 	*d = v;
 	return WR_OK;
 }
@@ -118,6 +111,7 @@ int inm_state_decode(const cJSON *o, struct inm_node_state *st)
 	const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "channels");
 	const cJSON *rejoin = cJSON_GetObjectItemCaseSensitive(o, "rejoin");
 	const cJSON *n, *dg, *it;
+	unsigned char tok[INM_TOKEN_LEN / 2];
 
 	memset(st, 0, sizeof(*st));
 	if (!cJSON_IsObject(o) || !name_ok(name) || !count_ok(inc) ||
@@ -131,8 +125,7 @@ int inm_state_decode(const cJSON *o, struct inm_node_state *st)
 	    inm_digest_parse(dg->valuestring, &st->chan_digest))
 		return WR_EINVAL;
 	if (rejoin && (!cJSON_IsString(rejoin) ||
-		       strlen(rejoin->valuestring) != INM_TOKEN_LEN ||
-		       !hex_ok(rejoin->valuestring, INM_TOKEN_LEN)))
+		       wr_unhex(tok, rejoin->valuestring, sizeof(tok))))
 		return WR_EINVAL;
 	if (lat && !cJSON_IsObject(lat))
 		return WR_EINVAL;

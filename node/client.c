@@ -60,7 +60,9 @@ static void overflow(struct chan_client *cc, void *arg)
 
 static void channel_closed(struct chan_channel *ch, void *arg)
 {
-	wr_chan_closed(arg, ch); /* 4.3: unreserve-channel to the mesh */
+	struct wr_node *node = arg;
+
+	flow_chan_closed(node->flows, ch); /* 4.3: unreserve-channel to the mesh */
 }
 
 const struct chan_ops wr_client_chan_ops = {
@@ -176,16 +178,21 @@ struct wr_sub_wait {
 };
 
 struct wr_resv_wait {
+	struct wr_node *node;
 	struct wr_resv_wait *prev, *next;   /* node->resv_waits */
 	struct wr_sub_wait *subs;
 	size_t len;
 	char name[CHAN_NAME_MAX + 1];
 };
 
-bool wr_client_waiting(const struct chan_client *cc)
+/* flows_ops.waiting */
+static bool waiting(void *ud, const struct chan_client *cc)
 {
+	(void)ud;
 	return lws_container_of(cc, struct wr_client, cc)->wait != NULL;
 }
+
+const struct flows_ops wr_flows_ops = { .waiting = waiting };
 
 static struct wr_resv_wait *resv_wait_find(struct wr_node *node,
 					   const struct chan_str *name)
@@ -234,9 +241,10 @@ static void wait_drop(struct wr_client *cl)
 }
 
 /* wr_opened_cb: the mesh answered (or the time ran out): answer them. */
-static void resv_done(struct wr_node *node, void *arg, bool all)
+static void resv_done(void *arg, bool all)
 {
 	struct wr_resv_wait *rw = arg;
+	struct wr_node *node = rw->node;
 
 	if (rw->prev)
 		rw->prev->next = rw->next;
@@ -285,18 +293,19 @@ static void answer_join(struct wr_node *node, struct wr_client *cl,
 	if (!rw || !wait_add(rw, cl, nonce)) {
 		free(rw);
 		respond(node, cl, true, NULL, nonce);
-		wr_chan_opened(node, ch, NULL, NULL);
+		flow_chan_opened(node->flows, ch, NULL, NULL);
 		return;
 	}
 	memcpy(rw->name, name->p, name->len);
 	rw->len = name->len;
+	rw->node = node;
 	rw->next = node->resv_waits;
 	if (rw->next)
 		rw->next->prev = rw;
 	node->resv_waits = rw;
 	/* no link: nobody to wait for */
-	if (!wr_chan_opened(node, ch, resv_done, rw))
-		resv_done(node, rw, true);
+	if (!flow_chan_opened(node->flows, ch, resv_done, rw))
+		resv_done(rw, true);
 }
 
 /* Joins @ch (creating it first when @create) and answers. */
@@ -352,7 +361,7 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 	uint8_t hash[CHAN_HASH_LEN];
 	const uint8_t *want;
 	/* open here, or anywhere on the mesh (4.2): its password rules */
-	bool exists = wr_chan_lookup(node, cmd->channel.p, cmd->channel.len,
+	bool exists = flow_chan_lookup(node->flows, cmd->channel.p, cmd->channel.len,
 				     &want);
 
 	if (ch && chan_is_member(ch, &cl->cc)) {
@@ -426,7 +435,7 @@ static void pw_finish(struct wr_node *node, struct wr_client *cl,
 		return;
 	}
 	/* the channel may have appeared, vanished or changed meanwhile */
-	if (wr_chan_lookup(node, job->channel, job->clen, &want)) {
+	if (flow_chan_lookup(node->flows, job->channel, job->clen, &want)) {
 		if (!check_hash(node, cl, want, job->hash)) {
 			respond(node, cl, false, "invalid password", &nonce);
 			return;
@@ -491,11 +500,11 @@ static void send_msg(struct wr_node *node, struct wr_client *cl,
 	wr_msg_unref(&frame);
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;
-	wr_observe_message(node, cmd->channel.p, cmd->channel.len,
+	mesh_observe_message(node->mesh, cmd->channel.p, cmd->channel.len,
 			   cmd->message.len);
 	respond(node, cl, true, NULL, &cmd->nonce);
 	/* 3.5: to the nodes that hold the channel */
-	wr_mesh_publish(node, cmd->channel.p, cmd->channel.len, cmd->message.p,
+	mesh_publish(node->mesh, cmd->channel.p, cmd->channel.len, cmd->message.p,
 			cmd->message.len, &cmd->nonce);
 }
 
@@ -543,14 +552,14 @@ static void respond_list(struct wr_node *node, struct wr_client *cl,
 
 	/* 4.1: the union of active and reserved channels */
 	chan_registry_stats(node->reg, &st);
-	total = st.channels + chan_resv_count(node->mesh.resv);
+	total = st.channels + chan_resv_count(flows_resv(node->flows));
 	lc.names = malloc((total ? total : 1) * sizeof(*lc.names));
 	if (!lc.names) {
 		respond(node, cl, false, "internal error", nonce);
 		return;
 	}
 	chan_foreach(node->reg, collect, &lc);
-	chan_resv_foreach(node->mesh.resv, collect_reserved, &lc);
+	chan_resv_foreach(flows_resv(node->flows), collect_reserved, &lc);
 	/* byte order, which is code point order for UTF-8 */
 	qsort(lc.names, lc.n, sizeof(*lc.names), cmp_names);
 	wr_buf_reset(b);

@@ -44,7 +44,8 @@ static unsigned peers_of(struct wr_node *node, struct health_peer *out)
 
 	for (struct wr_peer *p = node->peers; p && n < HEALTH_PEERS_MAX; p = p->next)
 		if (p->up)
-			out[n++] = (struct health_peer){ p->name, true, p->latency_ms };
+			out[n++] = (struct health_peer){ p->ml.name, true,
+							 p->ml.latency_ms };
 	return n;
 }
 
@@ -60,12 +61,12 @@ static void gauges(struct wr_node *node, struct health_gauges *g,
 	g->peers = peers;
 	g->npeers = peers_of(node, peers);
 	g->nodes_known = 0;
-	for (size_t i = 1; i < inm_view_count(node->mesh.view); i++)
-		g->nodes_known += wr_mesh_alive(node,
-						inm_view_at(node->mesh.view, i)->name);
+	for (size_t i = 1; node->mesh && i < inm_view_count(mesh_view(node->mesh)); i++)
+		g->nodes_known += mesh_alive(node->mesh,
+				inm_view_at(mesh_view(node->mesh), i)->name);
 	/* entries this node does not hold: open elsewhere only */
-	if (node->mesh.resv) {
-		unsigned total = chan_resv_count(node->mesh.resv);
+	if (node->flows) {
+		unsigned total = chan_resv_count(flows_resv(node->flows));
 
 		reserved = total > st.channels ? total - st.channels : 0;
 	}
@@ -137,7 +138,7 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 				 "application/json", b->p, b->len);
 	}
 	if (!strcmp(uri, "/api/overview")) {
-		int rc = wr_master_api_json(node, b);
+		int rc = flow_master_api_json(node->flows, b);
 
 		if (rc == WR_ENOENT) {
 			static const char msg[] =
@@ -152,7 +153,21 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 		return send_body(wsi, 200, "application/json", b->p, b->len);
 	}
 	if (!strcmp(uri, "/api/node")) {
-		wr_mesh_api_json(node, b);
+		cJSON *root = cJSON_CreateObject(), *chans;
+		char *txt;
+
+		if (!root)
+			return -1;
+		mesh_api_json(node->mesh, root);
+		chans = cJSON_AddArrayToObject(root, "channels");
+		if (chans)
+			flow_chan_view_json(node->flows, chans);
+		txt = cJSON_PrintUnformatted(root);
+		cJSON_Delete(root);
+		if (!txt)
+			return -1;
+		wr_buf_puts(b, txt);
+		free(txt);
 		wr_buf_puts(b, "\n");
 		if (b->oom)
 			return -1;

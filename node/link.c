@@ -17,7 +17,6 @@
 
 #include <sodium.h>
 
-#include "flows.h"
 #include "node.h"
 
 struct wr_dial {
@@ -26,8 +25,8 @@ struct wr_dial {
 	char url[512];
 	char token[256];
 	bool once;                  /* remote connection: one attempt */
-	bool listed;                /* in node->mesh.once (until it is up) */
-	struct wr_dial *next;       /* node->mesh.once */
+	bool listed;                /* in node->once.head (until it is up) */
+	struct wr_dial *next;       /* node->once.head */
 	struct lws *wsi;            /* while connecting or connected */
 	unsigned attempt;           /* failures since the last handshake */
 	int64_t since_ms;           /* dial started, until it handshakes */
@@ -40,20 +39,9 @@ struct wr_dial {
 static void dial(lws_sorted_usec_list_t *sul);
 static void lost(struct wr_node *node, struct wr_dial *d, const char *why);
 
-int64_t wr_backoff_ms(const struct wr_config *cfg, unsigned attempt)
-{
-	int64_t cap = cfg->reconnect_min_ms;
-
-	for (unsigned i = 0; i < attempt && cap < cfg->reconnect_max_ms; i++)
-		cap *= 2;
-	if (cap > cfg->reconnect_max_ms)
-		cap = cfg->reconnect_max_ms;
-	return (int64_t)randombytes_uniform((uint32_t)cap + 1);
-}
-
 static void schedule(struct wr_dial *d)
 {
-	int64_t ms = wr_backoff_ms(d->node->cfg, d->attempt);
+	int64_t ms = mesh_backoff_ms(d->node->mesh, d->attempt);
 
 	if (d->node->stopping)
 		return;
@@ -64,15 +52,15 @@ static void schedule(struct wr_dial *d)
 /* A one-shot dial leaves the list when it is up: it is a link then. */
 static void once_unlist(struct wr_dial *d)
 {
-	struct wr_mesh *m = &d->node->mesh;
+	struct wr_dials_once *m = &d->node->once;
 
 	if (!d->listed)
 		return;
 	d->listed = false;
-	for (struct wr_dial **pp = &m->once; *pp; pp = &(*pp)->next)
+	for (struct wr_dial **pp = &m->head; *pp; pp = &(*pp)->next)
 		if (*pp == d) {
 			*pp = d->next;
-			m->once_count--;
+			m->count--;
 			break;
 		}
 }
@@ -167,14 +155,14 @@ void wr_links_stop(struct wr_node *node)
 {
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		lws_sul_cancel(&node->dials[k].sul);
-	for (struct wr_dial *d = node->mesh.once; d; d = d->next)
+	for (struct wr_dial *d = node->once.head; d; d = d->next)
 		lws_sul_cancel(&d->sul);
 }
 
 void wr_links_fini(struct wr_node *node)
 {
-	while (node->mesh.once) {
-		once_free(node->mesh.once);
+	while (node->once.head) {
+		once_free(node->once.head);
 	}
 	free(node->dials);
 	node->dials = NULL;
@@ -209,10 +197,10 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 	lws_snprintf(d->name, sizeof(d->name), "%s", name);
 	lws_snprintf(d->url, sizeof(d->url), "%s", url);
 	lws_snprintf(d->token, sizeof(d->token), "%s", token);
-	d->next = node->mesh.once;
+	d->next = node->once.head;
 	d->listed = true;
-	node->mesh.once = d;
-	node->mesh.once_count++;
+	node->once.head = d;
+	node->once.count++;
 	if (connect_to(d)) {
 		once_free(d);
 		return WR_EINVAL;
@@ -249,7 +237,7 @@ void wr_links_watch(struct wr_node *node)
 
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		watch(&node->dials[k], now);
-	for (struct wr_dial *d = node->mesh.once, *next; d; d = next) {
+	for (struct wr_dial *d = node->once.head, *next; d; d = next) {
 		next = d->next;
 		watch(d, now);
 	}
@@ -257,7 +245,7 @@ void wr_links_watch(struct wr_node *node)
 
 bool wr_link_dialling(struct wr_node *node, const char *name)
 {
-	for (struct wr_dial *d = node->mesh.once; d; d = d->next)
+	for (struct wr_dial *d = node->once.head; d; d = d->next)
 		if (!strcmp(d->name, name))
 			return true;
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
@@ -340,7 +328,7 @@ static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
 			wr_info("peer '%s': %s (remote connection)", d->name, why);
 		once_free(d);
 		if (!was_up)
-			wr_flow_remote_result(node, false);
+			flow_remote_result(node->flows, false);
 		return;
 	}
 	if (!node->stopping)
@@ -368,7 +356,7 @@ void wr_link_handshaken(struct wr_dial *d)
 	d->since_ms = 0;
 	if (d->once) {
 		once_unlist(d);
-		wr_flow_remote_result(d->node, true);
+		flow_remote_result(d->node->flows, true);
 		return;
 	}
 	d->attempt = 0;

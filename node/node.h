@@ -12,8 +12,10 @@
 
 #include "channels.h"
 #include "config.h"
+#include "flows.h"
 #include "health.h"
 #include "inm.h"
+#include "mesh.h"
 #include "reserve.h"
 #include "wr.h"
 
@@ -46,55 +48,10 @@ struct wr_client;
 struct wr_peer;
 struct wr_dial;
 
-#define WR_MAX_LINKS 1024           /* node links routed over; more are refused */
-/* A node whose channels are to be checked against its record (gossip.c),
- * or a holder named by a command before the mesh knew it. */
-struct wr_check {
-	char name[INM_NAME_MAX + 1];
-	int64_t due_ms;
-	bool pulling;               /* list-channels in flight */
-};
-#define WR_CHECKS_MAX 256
-
-/* The node's mesh state (mesh.c): everything INM beyond one link. */
-struct wr_mesh {
-	struct inm_dedup *dedup;
-	struct inm_route *route;
-	struct inm_pending *pending;
-	struct inm_tokens *tokens;
-	struct chan_resv_table *resv;   /* the mesh's view: self included */
-	int next_link;                  /* link ids for inm_route */
-	int64_t next_ping_ms;
-	/* gossip.c: node-state records and liveness (docs/mesh.md) */
-	struct inm_view *view;
-	int64_t incarnation;            /* wall ms at start */
-	uint64_t version;               /* of our record */
-	char rejoin[INM_TOKEN_LEN + 1]; /* accepted like node.token */
-	bool self_dirty;                /* links changed: new record now */
-	bool chans_dirty;               /* channels changed: new record soon */
-	int64_t self_built_ms, latency_built_ms;
-	int64_t next_heartbeat_ms;
-	int64_t legacy_until_ms;        /* an old node heard: announce until */
-	struct wr_check checks[WR_CHECKS_MAX];   /* channel digests to check */
-	unsigned nchecks;
-	struct wr_check suspects[WR_CHECKS_MAX]; /* holders not in the view */
-	unsigned nsuspects;
-	/* flows/heal.c */
-	int64_t heal_next_ms;
-	unsigned heal_attempt, heal_rr;
-	uv_timer_t tick;                /* wakes the loop: wr_mesh_tick */
-	struct wr_buf enc;              /* packet encoding, apart from scratch */
-	bool evicting;                  /* a lost race empties a channel */
-	bool leaving;                   /* shutdown: channels already released */
-	/* remote connection (flows/remote.c) */
-	int64_t remote_next_ms;
-	unsigned remote_attempt;
-	unsigned remote_inflight;       /* list-nodes / get-node-connection */
-	struct wr_dial *once;           /* one-shot dials with one-time tokens */
-	unsigned once_count;           /* once dials in flight */
-#define WR_ASKING_MAX 8
-	char asking[WR_ASKING_MAX][INM_NAME_MAX + 1]; /* get-node-connection */
-	unsigned nasking;
+/* The node's one-shot dials (link.c): remote connection and healing. */
+struct wr_dials_once {
+	struct wr_dial *head;
+	unsigned count;
 };
 
 struct wr_node {
@@ -119,14 +76,15 @@ struct wr_node {
 
 	struct wr_peer *peers;      /* every /node session */
 	struct wr_dial *dials;      /* one per [[peers]] entry */
+	struct wr_dials_once once;  /* one-shot dials (link.c) */
 	unsigned npeers_up;         /* handshaken */
 
 	struct health_counters ctr;
 	int64_t started_ms;
-	struct wr_mesh mesh;
+	struct mesh *mesh;          /* the mesh engine (mesh/) */
+	struct flows *flows;        /* channel state, flows (flows/) */
+	uv_timer_t tick;            /* wakes the loop: mesh and flows tick */
 	char url[256];              /* advertised /node url, "" if none */
-	struct wr_observe *obs;     /* node-stats, host-stats (observe.c) */
-	struct wr_master *master;   /* node.master only (master.c) */
 
 	struct wr_buf scratch;      /* JSON building, reused */
 	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
@@ -189,24 +147,17 @@ struct wr_peer {
 	struct lws *wsi;
 	struct wr_peer *prev, *next;
 	struct wr_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
-	char name[65];              /* "" until the handshake */
-	char url[256];
-	bool up;
+	struct mesh_link ml;        /* name and url set at the handshake */
+	bool up;                    /* handshaken, in the mesh */
 	struct wr_rx rx;
 	struct wr_peer_out *out_head, *out_tail;  /* frames to write */
 	int64_t bad_window_ms;      /* malformed packets: window start */
 	unsigned bad_count;
 	int close_code;
 	const char *close_reason;
-	/* mesh */
-	int link;                   /* route id, while up */
-	int64_t last_rx_ms;         /* any frame or pong */
 	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
-	int64_t sync_ms;            /* our last full record sync to it */
-	unsigned hb_mismatch;       /* heartbeats in a row with another digest */
-	double latency_ms;          /* < 0 until the first pong */
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
 };
@@ -246,8 +197,7 @@ void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
 extern const struct chan_ops wr_client_chan_ops;
-/* True while @cc's subscribe waits for the mesh's acknowledgement. */
-bool wr_client_waiting(const struct chan_client *cc);
+
 
 /* peer.c — /node sessions */
 int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
@@ -273,9 +223,6 @@ void wr_peers_close_all(struct wr_node *node);
 int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
 
 /* link.c — outbound links to [[peers]] */
-/* Full jitter: uniform in [0, min(reconnect_max_ms, reconnect_min_ms *
- * 2^attempt)] (3.1); dials and the remote connection flow retry by it. */
-int64_t wr_backoff_ms(const struct wr_config *cfg, unsigned attempt);
 int wr_links_start(struct wr_node *node);
 void wr_links_stop(struct wr_node *node);
 void wr_links_fini(struct wr_node *node);
@@ -300,85 +247,9 @@ void wr_links_watch(struct wr_node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
 bool wr_link_dialling(struct wr_node *node, const char *name);
 
-/* mesh.c — INM over the links (PROTOCOL.md 3) */
-int wr_mesh_init(struct wr_node *node);
-void wr_mesh_fini(struct wr_node *node);
-void wr_mesh_link_up(struct wr_node *node, struct wr_peer *p);
-void wr_mesh_link_down(struct wr_node *node, struct wr_peer *p);
-/* A decoded packet from @p: dedup, route, forward, process. */
-void wr_mesh_packet(struct wr_node *node, struct wr_peer *p,
-		    struct inm_packet *pkt);
-/* Periodic work: timeouts, pings, announces, gone nodes, flows. */
-void wr_mesh_tick(struct wr_node *node);
-/* Called back for each response to a command (ev->response NULL on
- * timeout, and once with ev->done when nothing was awaited). */
-typedef void (*wr_reply_cb)(struct wr_node *node,
-			    const struct inm_pending_event *ev, void *arg);
-/* Sends the command in @data (owned; it carries "command") to @dest, a
- * node name or "*". @cb may be NULL. Returns WR_OK or an error (then @cb
- * was not called and @data was freed). */
-int wr_mesh_command(struct wr_node *node, const char *dest, cJSON *data,
-		    wr_reply_cb cb, void *arg);
-/* Answers command @cmd with @data (owned; "ok" added when missing). */
-void wr_mesh_respond(struct wr_node *node, const char *dest,
-		     const char *nonce, cJSON *data);
-void wr_mesh_respond_fail(struct wr_node *node, const struct inm_packet *cmd,
-			  const char *reason);
-/* A local client's send: to the other nodes that hold the channel. */
-void wr_mesh_publish(struct wr_node *node, const char *channel, size_t clen,
-		     const char *msg, size_t mlen, const struct chan_str *nonce);
-/* Sends @pkt (built here, destination the peer) on @p alone. */
-void wr_mesh_send_peer(struct wr_node *node, struct wr_peer *p,
-		       struct inm_packet *pkt);
-/* Sends @pkt (built here) wherever its destination says. */
-void wr_mesh_flood(struct wr_node *node, struct inm_packet *pkt);
-/* Fills the header of a packet built here (a new nonce); takes @data. */
-void wr_mesh_packet_new(struct wr_node *node, struct inm_packet *pkt,
-			const char *dest, enum inm_type type, cJSON *data);
-
-/* gossip.c — node-state records, heartbeats, liveness (docs/mesh.md) */
-int wr_gossip_init(struct wr_node *node);
-void wr_gossip_fini(struct wr_node *node);
-void wr_gossip_link_up(struct wr_node *node, struct wr_peer *p);
-void wr_gossip_link_down(struct wr_node *node, struct wr_peer *p);
-/* An event packet for this node (node-state, heartbeat, announce). */
-void wr_gossip_event(struct wr_node *node, struct wr_peer *p,
-		     const struct inm_packet *pkt);
-void wr_gossip_tick(struct wr_node *node, int64_t now);
-/* This node's set of active channels changed. */
-void wr_gossip_channels_changed(struct wr_node *node);
-/* A command named @holder as a channel's holder: when the view does not
- * know it alive, it is dropped from the holder sets unless it shows up. */
-void wr_gossip_holder_named(struct wr_node *node, const char *holder);
-/* Shutdown: floods a last record that says we are leaving. */
-void wr_gossip_leave(struct wr_node *node);
-/* True for a node the view holds alive (not gone), self included. */
-bool wr_mesh_alive(struct wr_node *node, const char *name);
-/* GET /api/node */
-void wr_mesh_api_json(struct wr_node *node, struct wr_buf *b);
-/* observe.c — node-stats and host-stats (6.1, 6.2) */
-int wr_observe_init(struct wr_node *node);
-void wr_observe_fini(struct wr_node *node);
-/* A channel message of @bytes arrived (from a client or a peer). */
-void wr_observe_message(struct wr_node *node, const char *channel,
-			size_t clen, size_t bytes);
-void wr_observe_tick(struct wr_node *node, int64_t now);
-/* The commands' answers ({"ok":true,...}); NULL when not available. */
-cJSON *wr_observe_node_stats(struct wr_node *node);
-cJSON *wr_observe_host_stats(struct wr_node *node);
-
-/* master.c — the master node (5.4) */
-int wr_master_init(struct wr_node *node);
-void wr_master_fini(struct wr_node *node);
-void wr_master_tick(struct wr_node *node, int64_t now);
-uint64_t wr_master_repairs(const struct wr_node *node);
-/* GET /api/overview; WR_ENOENT when this node is not the master. */
-int wr_master_api_json(struct wr_node *node, struct wr_buf *b);
-
-/* mesh_cmd.c — the commands of 3.4 */
-void wr_mesh_command_in(struct wr_node *node, const struct inm_packet *pkt);
-/* Shutdown: tells the mesh this node's channels are closed. */
-void wr_mesh_leave(struct wr_node *node);
+/* the mesh engine's ops (peer.c) and the flows' (client.c) */
+extern const struct mesh_ops wr_mesh_ops;
+extern const struct flows_ops wr_flows_ops;
 
 /* static.c — files under [web] root and the embedded client library */
 int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,

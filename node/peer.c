@@ -38,15 +38,10 @@ static int auth_header(struct lws *wsi, char *tok, size_t size)
 	return n;
 }
 
+/* node.token, or the rejoin token our record offers (healing) */
 static bool is_static_token(struct wr_node *node, const char *tok, int n)
 {
-	size_t want = node->cfg->token ? strlen(node->cfg->token) : 0;
-
-	/* the rejoin token our record offers the mesh (self-healing) */
-	if ((size_t)n == INM_TOKEN_LEN && node->mesh.rejoin[0] &&
-	    wr_ct_equal(tok, node->mesh.rejoin, INM_TOKEN_LEN))
-		return true;
-	return want && (size_t)n == want && wr_ct_equal(tok, node->cfg->token, want);
+	return mesh_token_static(node->mesh, tok, (size_t)n);
 }
 
 bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi)
@@ -58,7 +53,7 @@ bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi)
 	if (n < 0)
 		return false;
 	ok = is_static_token(node, tok, n) ||
-	     inm_token_known(node->mesh.tokens, tok, (size_t)n, wr_now_ms());
+	     inm_token_known(mesh_tokens(node->mesh), tok, (size_t)n, wr_now_ms());
 	sodium_memzero(tok, sizeof(tok));
 	return ok;
 }
@@ -69,9 +64,9 @@ static void link_down(struct wr_node *node, struct wr_peer *p)
 		return;
 	p->up = false;
 	node->npeers_up--;
-	wr_mesh_link_down(node, p);
-	wr_info("node link '%s' down", p->name);
-	wr_links_peer_down(node, p->name);
+	mesh_link_down(node->mesh, &p->ml);
+	wr_info("node link '%s' down", p->ml.name);
+	wr_links_peer_down(node, p->ml.name);
 }
 
 int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
@@ -82,8 +77,7 @@ int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 		return -1;
 	p->node = node;
 	p->wsi = wsi;
-	p->latency_ms = -1.0;
-	p->last_rx_ms = wr_now_ms();
+	p->ml.latency_ms = -1.0;
 	if (!lws_get_opaque_user_data(wsi)) {
 		/* accepted: remember a one-time token, spent at the handshake */
 		char tok[256];
@@ -115,7 +109,7 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 	wr_node_reader_gone(node, p->wsi);
 	link_down(node, p);
 	if (p->one_time) /* never handshaken: the token dies with the link */
-		inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN, NULL,
+		inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN, NULL,
 			      wr_now_ms());
 	if (p->prev)
 		p->prev->next = p->next;
@@ -162,13 +156,11 @@ void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 		return;
 	o->frame = wr_msg_ref(m);
 	o->next = NULL;
-	p->node->ctr.inm_bytes_out += m->len;
 	if (p->out_tail)
 		p->out_tail->next = o;
 	else
 		p->out_head = o;
 	p->out_tail = o;
-	p->node->ctr.inm_out++;
 	lws_callback_on_writable(p->wsi);
 }
 
@@ -186,7 +178,7 @@ static void send_json(struct wr_peer *p, const char *json, size_t len)
 struct wr_peer *wr_peer_named(struct wr_node *node, const char *name)
 {
 	for (struct wr_peer *p = node->peers; p; p = p->next)
-		if (p->up && !strcmp(p->name, name))
+		if (p->up && !strcmp(p->ml.name, name))
 			return p;
 	return NULL;
 }
@@ -223,13 +215,15 @@ static void link_up(struct wr_node *node, struct wr_peer *p, const char *name,
 		    const cJSON *url)
 {
 	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
-	lws_snprintf(p->name, sizeof(p->name), "%s", name);
+	lws_snprintf(p->ml.name, sizeof(p->ml.name), "%s", name);
 	if (cJSON_IsString(url))
-		lws_snprintf(p->url, sizeof(p->url), "%s", url->valuestring);
+		lws_snprintf(p->ml.url, sizeof(p->ml.url), "%s", url->valuestring);
+	p->ml.dialled = p->dial != NULL;
 	p->up = true;
 	node->npeers_up++;
-	wr_info("node link '%s' up (%s)", p->name, p->dial ? "dialled" : "accepted");
-	wr_mesh_link_up(node, p);
+	wr_info("node link '%s' up (%s)", p->ml.name,
+		p->dial ? "dialled" : "accepted");
+	mesh_link_up(node->mesh, &p->ml);
 }
 
 /* {"command":"handshake","data":{"name":..,"url":..}} */
@@ -250,16 +244,16 @@ static void handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
 	    strcmp(cmd->valuestring, "handshake") || !cJSON_IsString(name) ||
 	    !inm_node_name_valid(name->valuestring, strlen(name->valuestring)) ||
 	    (url && !cJSON_IsNull(url) &&
-	     (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(p->url)))) {
+	     (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(p->ml.url)))) {
 		if (one_time)
-			inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN,
+			inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN,
 				      NULL, wr_now_ms());
 		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid handshake");
 		goto out;
 	}
 	/* a one-time token is bound to the name it was issued for */
 	if (one_time &&
-	    inm_token_use(node->mesh.tokens, p->token, INM_TOKEN_LEN,
+	    inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN,
 			  name->valuestring, wr_now_ms()) != INM_TOKEN_OK) {
 		wr_warn("node link refused: token not issued to '%s'",
 			name->valuestring);
@@ -348,8 +342,9 @@ static void malformed(struct wr_node *node, struct wr_peer *p, enum inm_drop why
 	if (++p->bad_count > BAD_MAX) {
 		node->ctr.inm_link_closes_malformed++;
 		wr_warn("node link '%s': over %d malformed packets a minute, closing",
-			p->name, BAD_MAX);
-		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "malformed packets");
+			p->ml.name, BAD_MAX);
+		wr_peer_close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+				    "malformed packets");
 	}
 }
 
@@ -366,7 +361,7 @@ static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
 		malformed(node, p, why);
 	else {
 		node->ctr.inm_in++;
-		wr_mesh_packet(node, p, &pkt);
+		mesh_packet_in(node->mesh, &p->ml, &pkt);
 	}
 	inm_packet_fini(&pkt);
 }
@@ -381,7 +376,8 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 
 	if (p->close_code)
 		return 0;
-	p->last_rx_ms = wr_now_ms();
+	if (p->up)
+		mesh_link_heard(node->mesh, &p->ml);
 	wr_node_reader(node, p->wsi, &p->read_pass);
 	switch (wr_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
 	case WR_RX_MORE:
@@ -416,14 +412,16 @@ void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
 {
 	int64_t sent;
 
-	(void)node;
-	p->last_rx_ms = wr_now_ms();
+	if (!p->up)
+		return;
+	mesh_link_heard(node->mesh, &p->ml);
 	if (len != sizeof(sent) || !p->ping_sent_us)
 		return;
 	memcpy(&sent, in, sizeof(sent));
 	if (sent != p->ping_sent_us)
 		return; /* not our last ping */
-	p->latency_ms = (double)(wr_now_us() - sent) / 1000.0;
+	mesh_link_pong(node->mesh, &p->ml,
+		       (double)(wr_now_us() - sent) / 1000.0);
 	p->ping_sent_us = 0;
 }
 
@@ -531,3 +529,73 @@ int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
 	}
 	return wr_ws_close_raw(node, p->wsi, p->close_code, p->close_reason);
 }
+
+/* ---- what the mesh engine reaches the links through ---- */
+
+static struct wr_peer *peer_of(struct mesh_link *l)
+{
+	return lws_container_of(l, struct wr_peer, ml);
+}
+
+static void ops_send(void *ud, struct mesh_link *l, struct wr_msg *m)
+{
+	(void)ud;
+	wr_peer_send_msg(peer_of(l), m);
+}
+
+static void ops_ping(void *ud, struct mesh_link *l)
+{
+	struct wr_peer *p = peer_of(l);
+
+	(void)ud;
+	p->ping_due = true;
+	lws_callback_on_writable(p->wsi);
+}
+
+static void ops_drop(void *ud, struct mesh_link *l, int code,
+		     const char *reason)
+{
+	struct wr_peer *p = peer_of(l);
+
+	(void)ud;
+	wr_peer_close_later(p, code, reason);
+	/* it will not drain: do not wait for it */
+	lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+}
+
+static int ops_dial(void *ud, const char *name, const char *url,
+		    const char *token)
+{
+	return wr_link_dial_once(ud, name, url, token);
+}
+
+static bool ops_dialling(void *ud, const char *name)
+{
+	return wr_link_dialling(ud, name);
+}
+
+static unsigned ops_dials(void *ud)
+{
+	return ((struct wr_node *)ud)->once.count;
+}
+
+static void ops_health(void *ud, struct health_result *r)
+{
+	wr_node_health(ud, r);
+}
+
+static unsigned ops_clients(void *ud)
+{
+	return ((struct wr_node *)ud)->nclients;
+}
+
+const struct mesh_ops wr_mesh_ops = {
+	.send = ops_send,
+	.ping = ops_ping,
+	.drop = ops_drop,
+	.dial = ops_dial,
+	.dialling = ops_dialling,
+	.dials = ops_dials,
+	.health = ops_health,
+	.clients = ops_clients,
+};

@@ -40,6 +40,8 @@ static bool is_node_link(struct lws *wsi)
 	       !strcmp(uri, "/node");
 }
 
+static void node_tick(struct wr_node *node);
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
@@ -140,7 +142,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		node = lws_context_user(lws_get_context(wsi));
 		if (node) {
 			wr_client_pw_done(node);
-			wr_mesh_tick(node);
+			node_tick(node);
 		}
 		return 0;
 	default:
@@ -192,6 +194,47 @@ static void stop_tick(uv_timer_t *t)
 	(void)t;
 }
 
+#define TICK_MS 50
+
+/* The mesh engine's and the flows' periodic work (inside an lws
+ * callback, where the timeouts and timers it arms are picked up). */
+static void node_tick(struct wr_node *node)
+{
+	int64_t now = wr_now_ms();
+
+	if (!node->mesh)
+		return;
+	mesh_tick(node->mesh, now);
+	flows_tick(node->flows, now);
+	if (!node->stopping)
+		wr_links_watch(node);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	struct wr_node *node = t->data;
+
+	/* node_tick runs in lws's EVENT_WAIT_CANCELLED callback */
+	if (node->ctx)
+		lws_cancel_service(node->ctx);
+}
+
+/* The mesh engine and the flows over it, once the url is known. */
+static int mesh_open(struct wr_node *node)
+{
+	node->mesh = mesh_create(node->cfg, node->url, node->reg, &node->ctr,
+				 &wr_mesh_ops, node);
+	if (!node->mesh)
+		return WR_ENOMEM;
+	node->flows = flows_create(node->mesh, node->reg, &wr_flows_ops, node);
+	if (!node->flows)
+		return WR_ENOMEM;
+	uv_timer_init(&node->loop, &node->tick);
+	node->tick.data = node;
+	uv_timer_start(&node->tick, on_tick, TICK_MS, TICK_MS);
+	return WR_OK;
+}
+
 static void begin_stop(struct wr_node *node, int sig)
 {
 	node->stopping = true;
@@ -200,7 +243,8 @@ static void begin_stop(struct wr_node *node, int sig)
 		node->nclients);
 	wr_links_stop(node);
 	/* the mesh hears of our channels closing before our links do */
-	wr_mesh_leave(node);
+	if (node->flows)
+		flows_leave(node->flows);
 	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
 		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
@@ -259,8 +303,8 @@ static void loop_fini(struct wr_node *node)
 	uv_close((uv_handle_t *)&node->keepalive, NULL);
 	uv_close((uv_handle_t *)&node->stop_timer, NULL);
 	uv_close((uv_handle_t *)&node->sigpoll, NULL);
-	if (node->mesh.pending)
-		uv_close((uv_handle_t *)&node->mesh.tick, NULL);
+	if (node->mesh)
+		uv_close((uv_handle_t *)&node->tick, NULL);
 	if (node->ctx) {
 		wr_links_stop(node);
 		/* on a foreign loop the first call starts closing lws's uv
@@ -378,9 +422,12 @@ static void node_fini(struct wr_node *node)
 {
 	chan_pw_worker_destroy(node->pw);
 	wr_links_fini(node);
-	wr_mesh_fini(node);
-	wr_master_fini(node);
-	wr_observe_fini(node);
+	/* every command still waiting is answered "timeout" while the flows
+	 * that wait for it still exist; then the flows, then the engine */
+	if (node->mesh)
+		mesh_cancel_all(node->mesh);
+	flows_destroy(node->flows);
+	mesh_destroy(node->mesh);
 	if (node->sigfd >= 0)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
@@ -439,11 +486,6 @@ int wr_node_run(const struct wr_config *cfg)
 		goto out_node;
 	}
 	foreign_loops[0] = &node.loop;
-	if (wr_mesh_init(&node) || wr_observe_init(&node) ||
-	    wr_master_init(&node)) {
-		wr_error("out of memory");
-		goto out_node;
-	}
 	node.flush_check.data = &node;
 	uv_check_init(&node.loop, &node.flush_check);
 	uv_check_start(&node.flush_check, on_check);
@@ -529,6 +571,10 @@ int wr_node_run(const struct wr_config *cfg)
 	node.vh = lws_get_vhost_by_name(node.ctx, "default");
 	node.port = node.vh ? lws_get_vhost_listen_port(node.vh) : cfg->listen_port;
 	advertise(&node);
+	if (mesh_open(&node)) {
+		wr_error("out of memory");
+		goto out;
+	}
 	if (wr_links_start(&node)) {
 		wr_error("out of memory");
 		goto out;

@@ -19,7 +19,7 @@ struct got {
 	unsigned n;
 };
 
-static void collect(const struct wr_repair *r, void *arg)
+static void collect(const struct flow_repair *r, void *arg)
 {
 	struct got *g = arg;
 	char hex[2 * CHAN_HASH_LEN + 1] = "null";
@@ -43,7 +43,7 @@ static void run(const char *holds, const char *views, struct got *g)
 	cr_assert_not_null(h, "holds: %s", holds);
 	cr_assert_not_null(v, "views: %s", views);
 	memset(g, 0, sizeof(*g));
-	cr_assert_eq(wr_reconcile(h, v, collect, g), WR_OK);
+	cr_assert_eq(flow_reconcile(h, v, collect, g), WR_OK);
 	cJSON_Delete(h);
 	cJSON_Delete(v);
 }

@@ -1,5 +1,5 @@
 /*
- * node/master: the master node (PROTOCOL.md 5.4), on when node.master.
+ * flows/master: the master node (PROTOCOL.md 5.4), on when node.master.
  *
  * Reconciliation: every reconcile_interval_ms it asks every node
  * list-channels (what each holds) and list-reserved-channels (what each
@@ -16,8 +16,7 @@
  */
 #include <string.h>
 
-#include "flows.h"
-#include "node.h"
+#include "internal.h"
 
 #define SAMPLES 240                 /* one hour at 15 s */
 #define MASTER_NODES_MAX 256
@@ -40,7 +39,7 @@ struct mnode {
 	int64_t pending_round;
 };
 
-struct wr_master {
+struct flow_master {
 	int64_t next_reconcile_ms, next_sample_ms;
 	int64_t round;                  /* stats round number */
 	/* a reconciliation in flight */
@@ -56,10 +55,10 @@ struct wr_master {
 /* ------------------------------------------------------------------ */
 /* Reconciliation: the decisions are flows/reconcile.c's               */
 
-static void send_fix(const struct wr_repair *r, void *arg)
+static void send_fix(const struct flow_repair *r, void *arg)
 {
-	struct wr_node *node = arg;
-	cJSON *d = r->reserve ? wr_chan_reserve_data(r->channel, r->hash,
+	struct flows *f = arg;
+	cJSON *d = r->reserve ? flow_chan_reserve_data(r->channel, r->hash,
 						     r->created, r->holder)
 			      : cJSON_CreateObject();
 
@@ -70,18 +69,18 @@ static void send_fix(const struct wr_repair *r, void *arg)
 		cJSON_AddStringToObject(d, "channel", r->channel);
 		cJSON_AddStringToObject(d, "holder", r->holder);
 	}
-	node->master->repairs++;
+	f->master->repairs++;
 	wr_info("master: %s '%s' (holder '%s') on '%s'",
 		r->reserve ? "reserve-channel" : "unreserve-channel", r->channel,
 		r->holder, r->dest);
-	wr_mesh_command(node, r->dest, d, NULL, NULL);
+	mesh_command(f->mesh, r->dest, d, NULL, NULL);
 }
 
-static void reconcile(struct wr_node *node)
+static void reconcile(struct flows *f)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 
-	if (wr_reconcile(ms->holds, ms->views, send_fix, node))
+	if (flow_reconcile(ms->holds, ms->views, send_fix, f))
 		wr_warn("master: out of memory, reconciliation skipped");
 	cJSON_Delete(ms->holds);
 	cJSON_Delete(ms->views);
@@ -89,11 +88,11 @@ static void reconcile(struct wr_node *node)
 	ms->busy = false;
 }
 
-static void on_list(struct wr_node *node, const struct inm_pending_event *ev,
-		    void *arg)
+/* One node's answer, kept in @into (holds or views). */
+static void on_list(struct flows *f, const struct inm_pending_event *ev,
+		    cJSON *into)
 {
-	struct wr_master *ms = node->master;
-	cJSON *into = arg == (void *)1 ? ms->holds : ms->views;
+	struct flow_master *ms = f->master;
 	const cJSON *d = ev->response ? ev->response->data : NULL;
 	const cJSON *chans = cJSON_GetObjectItemCaseSensitive(d, "channels");
 
@@ -102,28 +101,42 @@ static void on_list(struct wr_node *node, const struct inm_pending_event *ev,
 		cJSON_AddItemToObject(into, ev->response->source,
 				      cJSON_Duplicate(chans, 1));
 	if (ms && ev->done && --ms->waiting == 0)
-		reconcile(node);
+		reconcile(f);
+}
+
+static void on_holds(void *ud, const struct inm_pending_event *ev)
+{
+	struct flows *f = ud;
+
+	on_list(f, ev, f->master ? f->master->holds : NULL);
+}
+
+static void on_views(void *ud, const struct inm_pending_event *ev)
+{
+	struct flows *f = ud;
+
+	on_list(f, ev, f->master ? f->master->views : NULL);
 }
 
 /* Our own two answers go in directly, as any node's would. */
-static void add_self(struct wr_node *node)
+static void add_self(struct flows *f)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	cJSON *a = cJSON_CreateArray(), *b = cJSON_CreateArray();
 
 	if (a) {
-		wr_chan_list_json(node, a, false);
-		cJSON_AddItemToObject(ms->holds, node->cfg->name, a);
+		flow_chan_list_json(f, a, false);
+		cJSON_AddItemToObject(ms->holds, mesh_name(f->mesh), a);
 	}
 	if (b) {
-		wr_chan_list_json(node, b, true);
-		cJSON_AddItemToObject(ms->views, node->cfg->name, b);
+		flow_chan_list_json(f, b, true);
+		cJSON_AddItemToObject(ms->views, mesh_name(f->mesh), b);
 	}
 }
 
-static void start_round(struct wr_node *node)
+static void start_round(struct flows *f)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	cJSON *c1 = cJSON_CreateObject(), *c2 = cJSON_CreateObject();
 
 	ms->holds = cJSON_CreateObject();
@@ -136,26 +149,25 @@ static void start_round(struct wr_node *node)
 		ms->holds = ms->views = NULL;
 		return;
 	}
-	add_self(node);
+	add_self(f);
 	cJSON_AddStringToObject(c1, "command", "list-channels");
 	cJSON_AddStringToObject(c2, "command", "list-reserved-channels");
 	ms->busy = true;
 	ms->waiting = 2;
-	/* arg tells the two apart: 1 holds, 2 views */
-	if (wr_mesh_command(node, "*", c1, on_list, (void *)1))
+	if (mesh_command(f->mesh, "*", c1, on_holds, f))
 		ms->waiting--;
-	if (wr_mesh_command(node, "*", c2, on_list, (void *)2))
+	if (mesh_command(f->mesh, "*", c2, on_views, f))
 		ms->waiting--;
 	if (ms->busy && !ms->waiting)
-		reconcile(node);
+		reconcile(f);
 }
 
 /* ------------------------------------------------------------------ */
 /* History                                                             */
 
-static struct mnode *mnode_find(struct wr_master *ms, const char *name);
+static struct mnode *mnode_find(struct flow_master *ms, const char *name);
 
-static struct mnode *mnode_get(struct wr_master *ms, const char *name)
+static struct mnode *mnode_get(struct flow_master *ms, const char *name)
 {
 	struct mnode *n = mnode_find(ms, name);
 
@@ -165,7 +177,7 @@ static struct mnode *mnode_get(struct wr_master *ms, const char *name)
 		return NULL;
 	n = &ms->nodes[ms->nnodes++];
 	memset(n, 0, sizeof(*n));
-	lws_snprintf(n->name, sizeof(n->name), "%s", name);
+	snprintf(n->name, sizeof(n->name), "%s", name);
 	return n;
 }
 
@@ -191,10 +203,10 @@ static void record(struct mnode *n, int64_t round)
 }
 
 /* One node's node-stats (@host false) or host-stats answer. */
-static void take_stats(struct wr_node *node, const char *name, cJSON *d,
+static void take_stats(struct flows *f, const char *name, cJSON *d,
 		       bool host)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	struct mnode *n = mnode_get(ms, name);
 	const cJSON *net;
 
@@ -227,40 +239,49 @@ static void take_stats(struct wr_node *node, const char *name, cJSON *d,
 	record(n, ms->round); /* node-stats closes the sample */
 }
 
-static void on_stats(struct wr_node *node, const struct inm_pending_event *ev,
-		     void *arg)
+static void on_stats(struct flows *f, const struct inm_pending_event *ev,
+		     bool host)
 {
 	const cJSON *d = ev->response ? ev->response->data : NULL;
 
-	if (!node->master || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")))
+	if (!f->master || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")))
 		return;
-	take_stats(node, ev->response->source, cJSON_Duplicate(d, 1),
-		   arg == (void *)1);
+	take_stats(f, ev->response->source, cJSON_Duplicate(d, 1), host);
 }
 
-static void ask(struct wr_node *node, const char *cmd, void *arg)
+static void on_host_stats(void *ud, const struct inm_pending_event *ev)
+{
+	on_stats(ud, ev, true);
+}
+
+static void on_node_stats(void *ud, const struct inm_pending_event *ev)
+{
+	on_stats(ud, ev, false);
+}
+
+static void ask(struct flows *f, const char *cmd, mesh_reply_cb cb)
 {
 	cJSON *d = cJSON_CreateObject();
 
 	if (d && cJSON_AddStringToObject(d, "command", cmd))
-		wr_mesh_command(node, "*", d, on_stats, arg);
+		mesh_command(f->mesh, "*", d, cb, f);
 	else
 		cJSON_Delete(d);
 }
 
-static void sample_round(struct wr_node *node)
+static void sample_round(struct flows *f)
 {
-	struct wr_master *ms = node->master;
-	cJSON *h = wr_observe_host_stats(node);
+	struct flow_master *ms = f->master;
+	cJSON *h = mesh_host_stats(f->mesh);
 	int64_t now = wr_now_ms();
 
 	ms->round++;
 	/* host first: node-stats closes each node's sample */
 	if (h)
-		take_stats(node, node->cfg->name, h, true);
-	take_stats(node, node->cfg->name, wr_observe_node_stats(node), false);
-	ask(node, "host-stats", (void *)1);
-	ask(node, "node-stats", (void *)2);
+		take_stats(f, mesh_name(f->mesh), h, true);
+	take_stats(f, mesh_name(f->mesh), mesh_node_stats(f->mesh), false);
+	ask(f, "host-stats", on_host_stats);
+	ask(f, "node-stats", on_node_stats);
 	for (unsigned i = 0; i < ms->nnodes;) {
 		struct mnode *n = &ms->nodes[i];
 
@@ -276,11 +297,11 @@ static void sample_round(struct wr_node *node)
 
 /* ------------------------------------------------------------------ */
 
-int wr_master_init(struct wr_node *node)
+int flow_master_init(struct flows *f)
 {
-	struct wr_master *ms;
+	struct flow_master *ms;
 
-	if (!node->cfg->master)
+	if (!f->cfg->master)
 		return WR_OK;
 	ms = calloc(1, sizeof(*ms));
 	if (!ms)
@@ -290,14 +311,14 @@ int wr_master_init(struct wr_node *node)
 		free(ms);
 		return WR_ENOMEM;
 	}
-	ms->next_reconcile_ms = wr_now_ms() + node->cfg->reconcile_interval_ms;
-	node->master = ms;
+	ms->next_reconcile_ms = wr_now_ms() + f->cfg->reconcile_interval_ms;
+	f->master = ms;
 	return WR_OK;
 }
 
-void wr_master_fini(struct wr_node *node)
+void flow_master_fini(struct flows *f)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 
 	if (!ms)
 		return;
@@ -309,29 +330,25 @@ void wr_master_fini(struct wr_node *node)
 	cJSON_Delete(ms->views);
 	free(ms->nodes);
 	free(ms);
-	node->master = NULL;
+	f->master = NULL;
 }
 
-void wr_master_tick(struct wr_node *node, int64_t now)
+void flow_master_tick(struct flows *f, int64_t now)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 
-	if (!ms || node->stopping)
+	if (!ms || mesh_stopping(f->mesh))
 		return;
 	if (now >= ms->next_reconcile_ms && !ms->busy) {
-		ms->next_reconcile_ms = now + node->cfg->reconcile_interval_ms;
-		start_round(node);
+		ms->next_reconcile_ms = now + f->cfg->reconcile_interval_ms;
+		start_round(f);
 	}
 	if (now >= ms->next_sample_ms) {
-		ms->next_sample_ms = now + node->cfg->stats_interval_ms;
-		sample_round(node);
+		ms->next_sample_ms = now + f->cfg->stats_interval_ms;
+		sample_round(f);
 	}
 }
 
-uint64_t wr_master_repairs(const struct wr_node *node)
-{
-	return node->master ? node->master->repairs : 0;
-}
 
 /* ------------------------------------------------------------------ */
 /* GET /api/overview                                                   */
@@ -389,7 +406,7 @@ static void add_link(cJSON *links, const char *a, const char *b, double ms)
 	cJSON_AddItemToArray(links, l);
 }
 
-static struct mnode *mnode_find(struct wr_master *ms, const char *name)
+static struct mnode *mnode_find(struct flow_master *ms, const char *name)
 {
 	for (unsigned i = 0; i < ms->nnodes; i++)
 		if (!strcmp(ms->nodes[i].name, name))
@@ -398,18 +415,18 @@ static struct mnode *mnode_find(struct wr_master *ms, const char *name)
 }
 
 /* Stats younger than 3 sampling periods describe the node as it is. */
-static bool fresh(const struct wr_node *node, const struct mnode *m)
+static bool fresh(const struct flows *f, const struct mnode *m)
 {
 	return m && m->node_stats &&
-	       wr_now_ms() - m->heard_ms <= 3 * (int64_t)node->cfg->stats_interval_ms;
+	       wr_now_ms() - m->heard_ms <= 3 * (int64_t)f->cfg->stats_interval_ms;
 }
 
 /* @up: the node is part of the mesh now (a node gone stays listed, down,
  * for as long as its history is kept). */
-static cJSON *node_json(struct wr_node *node, const char *name,
+static cJSON *node_json(struct flows *f, const char *name,
 			const char *url, bool master, bool up)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	cJSON *o = cJSON_CreateObject();
 	struct mnode *m = mnode_find(ms, name);
 
@@ -451,9 +468,9 @@ static void add_channel(const struct chan_resv_entry *e, void *arg)
 
 /* Subscribers per node from the latest node-stats of each node that is
  * up and answered lately. */
-static void fill_subscribers(struct wr_node *node, cJSON *chans)
+static void fill_subscribers(struct flows *f, cJSON *chans)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	cJSON *c;
 
 	cJSON_ArrayForEach(c, chans) {
@@ -465,8 +482,8 @@ static void fill_subscribers(struct wr_node *node, cJSON *chans)
 			const char *who = ms->nodes[i].name;
 			const cJSON *cc, *v;
 
-			if (!fresh(node, &ms->nodes[i]) ||
-			    (strcmp(who, node->cfg->name) && !wr_mesh_alive(node, who)))
+			if (!fresh(f, &ms->nodes[i]) ||
+			    (strcmp(who, mesh_name(f->mesh)) && !mesh_alive(f->mesh, who)))
 				continue;
 			cc = cJSON_GetObjectItemCaseSensitive(
 				cJSON_GetObjectItemCaseSensitive(ms->nodes[i].node_stats,
@@ -484,9 +501,9 @@ static void fill_subscribers(struct wr_node *node, cJSON *chans)
 	}
 }
 
-int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
+int flow_master_api_json(struct flows *f, struct wr_buf *b)
 {
-	struct wr_master *ms = node->master;
+	struct flow_master *ms = f->master;
 	cJSON *root, *nodes, *links, *chans, *o;
 	char *txt;
 
@@ -495,27 +512,26 @@ int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
 	root = cJSON_CreateObject();
 	if (!root)
 		return WR_ENOMEM;
-	cJSON_AddStringToObject(root, "master", node->cfg->name);
+	cJSON_AddStringToObject(root, "master", mesh_name(f->mesh));
 	cJSON_AddNumberToObject(root, "generated_at", (double)wr_wall_ms());
 	cJSON_AddNumberToObject(root, "sample_interval_ms",
-				node->cfg->stats_interval_ms);
+				f->cfg->stats_interval_ms);
 	cJSON_AddNumberToObject(root, "repairs", (double)ms->repairs);
 	nodes = cJSON_AddArrayToObject(root, "nodes");
 	links = cJSON_AddArrayToObject(root, "links");
 	/* ourselves and our links, with the latency we measure */
-	o = node_json(node, node->cfg->name, node->url, true, true);
+	o = node_json(f, mesh_name(f->mesh), mesh_url(f->mesh), true, true);
 	if (o)
 		cJSON_AddItemToArray(nodes, o);
-	for (struct wr_peer *p = node->peers; p; p = p->next)
-		if (p->up)
-			add_link(links, node->cfg->name, p->name, p->latency_ms);
+	for (struct mesh_link *l = mesh_links(f->mesh); l; l = l->next)
+		add_link(links, mesh_name(f->mesh), l->name, l->latency_ms);
 	/* every node we know, and the links its announce names */
-	for (size_t i = 1; i < inm_view_count(node->mesh.view); i++) {
-		const struct inm_node_state *k = inm_view_at(node->mesh.view, i);
+	for (size_t i = 1; i < inm_view_count(mesh_view(f->mesh)); i++) {
+		const struct inm_node_state *k = inm_view_at(mesh_view(f->mesh), i);
 
-		if (!wr_mesh_alive(node, k->name))
+		if (!mesh_alive(f->mesh, k->name))
 			continue;
-		o = node_json(node, k->name, k->url, k->master, true);
+		o = node_json(f, k->name, k->url, k->master, true);
 		if (o)
 			cJSON_AddItemToArray(nodes, o);
 		for (unsigned j = 0; j < k->npeers; j++)
@@ -525,13 +541,13 @@ int wr_master_api_json(struct wr_node *node, struct wr_buf *b)
 	for (unsigned i = 0; i < ms->nnodes; i++) {
 		const char *who = ms->nodes[i].name;
 
-		if (strcmp(who, node->cfg->name) && !wr_mesh_alive(node, who) &&
-		    (o = node_json(node, who, "", false, false)))
+		if (strcmp(who, mesh_name(f->mesh)) && !mesh_alive(f->mesh, who) &&
+		    (o = node_json(f, who, "", false, false)))
 			cJSON_AddItemToArray(nodes, o);
 	}
 	chans = cJSON_AddArrayToObject(root, "channels");
-	chan_resv_foreach(node->mesh.resv, add_channel, chans);
-	fill_subscribers(node, chans);
+	chan_resv_foreach(f->resv, add_channel, chans);
+	fill_subscribers(f, chans);
 	txt = cJSON_PrintUnformatted(root);
 	cJSON_Delete(root);
 	if (!txt)

@@ -1,20 +1,21 @@
 /*
- * node/observe: what the node-stats and host-stats commands report
+ * mesh/observe: what the node-stats and host-stats commands report
  * (PROTOCOL.md 6.1, 6.2). Channel messages are counted in 60 s of
  * per-second buckets, for the node and per channel, as they arrive from
  * clients and from peers; the host is sampled every 15 s from /proc and
  * statvfs on the mesh tick (small reads, never on a client's path). The
  * arithmetic and the parsing live in health/stats.h.
  */
+#include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
 
-#include "node.h"
+#include "internal.h"
 #include "stats.h"
 
 #define PROC_BUF 65536
 
-struct wr_observe {
+struct mesh_observe {
 	struct stats_window net;
 	struct stats_channels *chans;
 	struct host_net_samples hostnet;
@@ -24,13 +25,13 @@ struct wr_observe {
 	char *buf;                 /* /proc reads */
 };
 
-int wr_observe_init(struct wr_node *node)
+int mesh_observe_init(struct mesh *m)
 {
-	struct wr_observe *o = calloc(1, sizeof(*o));
+	struct mesh_observe *o = calloc(1, sizeof(*o));
 
 	if (!o)
 		return WR_ENOMEM;
-	node->obs = o;
+	m->obs = o;
 	stats_window_init(&o->net);
 	host_net_init(&o->hostnet);
 	o->chans = stats_channels_create(0);
@@ -38,22 +39,22 @@ int wr_observe_init(struct wr_node *node)
 	return o->chans && o->buf ? WR_OK : WR_ENOMEM;
 }
 
-void wr_observe_fini(struct wr_node *node)
+void mesh_observe_fini(struct mesh *m)
 {
-	struct wr_observe *o = node->obs;
+	struct mesh_observe *o = m->obs;
 
 	if (!o)
 		return;
 	stats_channels_destroy(o->chans);
 	free(o->buf);
 	free(o);
-	node->obs = NULL;
+	m->obs = NULL;
 }
 
-void wr_observe_message(struct wr_node *node, const char *channel,
-			size_t clen, size_t bytes)
+void mesh_observe_message(struct mesh *m, const char *channel, size_t clen,
+			  size_t bytes)
 {
-	struct wr_observe *o = node->obs;
+	struct mesh_observe *o = m->obs;
 	int64_t now = wr_now_ms();
 
 	stats_add(&o->net, now, bytes);
@@ -67,10 +68,10 @@ static int real_statvfs(const char *path, struct statvfs *out)
 
 /* Every 15 s: the interface counters for the sampler, and a fresh
  * reading of load, memory and disks. */
-void wr_observe_tick(struct wr_node *node, int64_t now)
+void mesh_observe_tick(struct mesh *m, int64_t now)
 {
 	static const struct host_paths proc = HOST_PATHS_PROC;
-	struct wr_observe *o = node->obs;
+	struct mesh_observe *o = m->obs;
 	struct host_stats fresh;
 
 	if (now < o->next_host_ms)
@@ -106,7 +107,7 @@ static void relay_item(struct chan_channel *ch, void *arg)
 		wr_buf_printf(r->b, ":%u", chan_members(ch));
 }
 
-cJSON *wr_observe_node_stats(struct wr_node *node)
+cJSON *mesh_node_stats(struct mesh *m)
 {
 	struct wr_buf b;
 	struct relay_ctx r = { &b, true, false };
@@ -115,27 +116,27 @@ cJSON *wr_observe_node_stats(struct wr_node *node)
 
 	wr_buf_init(&b);
 	wr_buf_puts(&b, "{\"ok\":true,\"relay\":{\"channels\":[");
-	chan_foreach(node->reg, relay_item, &r);
+	chan_foreach(m->reg, relay_item, &r);
 	wr_buf_printf(&b, "],\"clients\":%u,\"channel_connections\":{",
-		      node->nclients);
+		      m->ops->clients(m->ud));
 	r = (struct relay_ctx){ &b, true, true };
-	chan_foreach(node->reg, relay_item, &r);
+	chan_foreach(m->reg, relay_item, &r);
 	wr_buf_puts(&b, "}},");
 	/* extension: the node's /health verdict, for the overview */
-	wr_node_health(node, &h);
+	m->ops->health(m->ud, &h);
 	wr_buf_puts(&b, "\"health\":");
-	health_json(&b, &h, node->cfg->name);
+	health_json(&b, &h, m->cfg->name);
 	wr_buf_puts(&b, ",");
-	stats_node_json(&b, &node->obs->net, node->obs->chans, wr_now_ms());
+	stats_node_json(&b, &m->obs->net, m->obs->chans, wr_now_ms());
 	wr_buf_puts(&b, "}");
 	d = b.oom ? NULL : cJSON_ParseWithLength(b.p, b.len);
 	wr_buf_fini(&b);
 	return d;
 }
 
-cJSON *wr_observe_host_stats(struct wr_node *node)
+cJSON *mesh_host_stats(struct mesh *m)
 {
-	struct wr_observe *o = node->obs;
+	struct mesh_observe *o = m->obs;
 	struct wr_buf b;
 	cJSON *d;
 
