@@ -698,6 +698,31 @@ Test(inm_view, merge_when_full_evicts_the_longest_lost)
 	inm_view_destroy(v);
 }
 
+/*
+ * A record lost at the last sweep and reachable again since (its
+ * neighbour's record listed it again) is not "unreachable": the table
+ * must not evict it for a newcomer before the next sweep.
+ */
+Test(inm_view, merge_when_full_spares_a_record_reachable_again)
+{
+	struct inm_view *v = inm_view_create("a", 3);
+	struct inm_node_state me = rec("a", 1, 1, "b");
+
+	cr_assert_not_null(v);
+	inm_view_set_self(v, &me);
+	merge_expect(v, rec("b", 1, 1, "a c"), INM_MERGE_NEWS);
+	merge_expect(v, rec("c", 1, 1, "b"), INM_MERGE_NEWS);
+	sweep_expect(v, T0, "+b +c");
+	merge_expect(v, rec("b", 1, 2, "a"), INM_MERGE_NEWS);     /* b-c down */
+	sweep_expect(v, T0 + 100, "");
+	merge_expect(v, rec("b", 1, 3, "a c"), INM_MERGE_NEWS);   /* and up */
+	/* no sweep in between: the newcomer finds no lost record */
+	merge_expect(v, rec("d", 1, 1, "c"), INM_MERGE_FULL);
+	cr_expect_not_null(inm_view_find(v, "c"), "reachable c was evicted");
+	cr_expect(inm_view_reachable(v, "c"));
+	inm_view_destroy(v);
+}
+
 Test(inm_view, a_table_of_one_holds_only_self)
 {
 	struct inm_view *v = inm_view_create("a", 1);
