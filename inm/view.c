@@ -275,6 +275,8 @@ static void drop(struct inm_view *v, size_t i)
 	changed(v);
 }
 
+static void ensure(struct inm_view *v);
+
 static bool newer(const struct inm_node_state *a, const struct inm_node_state *b)
 {
 	if (a->incarnation != b->incarnation)
@@ -298,9 +300,12 @@ enum inm_merge inm_view_merge(struct inm_view *v,
 		return INM_MERGE_NEWS;
 	}
 	if (v->n == v->max) {
-		/* room for the living first: the longest-lost record goes */
+		/* room for the living first: the longest-lost record goes.
+		 * lost_since is the last sweep's word, reachable must be
+		 * today's: a record reachable again since is not lost. */
 		size_t oldest = 0;
 
+		ensure(v);
 		for (size_t k = 1; k < v->n; k++)
 			if (!v->nodes[k].reachable && v->nodes[k].lost_since &&
 			    (!oldest || v->nodes[k].lost_since <
