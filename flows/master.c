@@ -501,6 +501,21 @@ static void fill_subscribers(struct flows *f, cJSON *chans)
 	}
 }
 
+/* @k's round trip to its j-th peer: from its latest node-stats (fresh
+ * every stats_interval_ms), else the one its record carried. */
+static double latency_of(struct flow_master *ms, const struct inm_node_state *k,
+			 unsigned j)
+{
+	struct mnode *n = mnode_find(ms, k->name);
+	const cJSON *v = NULL;
+
+	if (n && n->node_stats)
+		v = cJSON_GetObjectItemCaseSensitive(
+			cJSON_GetObjectItemCaseSensitive(n->node_stats, "links"),
+			k->peers[j]);
+	return cJSON_IsNumber(v) ? v->valuedouble : k->latency[j];
+}
+
 int flow_master_api_json(struct flows *f, struct wr_buf *b)
 {
 	struct flow_master *ms = f->master;
@@ -535,7 +550,8 @@ int flow_master_api_json(struct flows *f, struct wr_buf *b)
 		if (o)
 			cJSON_AddItemToArray(nodes, o);
 		for (unsigned j = 0; j < k->npeers; j++)
-			add_link(links, k->name, k->peers[j], k->latency[j]);
+			add_link(links, k->name, k->peers[j],
+				 latency_of(ms, k, j));
 	}
 	/* gone nodes, while their history lasts */
 	for (unsigned i = 0; i < ms->nnodes; i++) {

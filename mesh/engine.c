@@ -605,6 +605,8 @@ struct mesh *mesh_create(const struct wr_config *cfg, const char *url,
 		mesh_destroy(m);
 		return NULL;
 	}
+	/* host-stats can be answered from the start */
+	mesh_observe_tick(m, wr_now_ms());
 	return m;
 }
 

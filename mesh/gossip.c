@@ -21,7 +21,6 @@
 #define VIEW_NODES_MAX 4096
 #define FORGET_MS (10 * 60 * 1000)     /* a lost node's record is kept */
 #define STATES_MAX 4096                /* records read from one packet */
-#define LATENCY_REFRESH_PERIODS 10
 
 static int64_t period(const struct mesh *m)
 {
@@ -336,24 +335,19 @@ static void legacy_announce(struct mesh *m)
 	inm_packet_fini(&pkt);
 }
 
-/* A link's latency became known, or moved a lot since we last said. */
-static bool latency_due(struct mesh *m, int64_t now)
+/*
+ * A link's latency became known since our record was built. Only then:
+ * a record rebuilt for every change of latency would flood the mesh all
+ * the time (the overview takes fresh figures from node-stats instead).
+ */
+static bool latency_due(struct mesh *m)
 {
 	const struct inm_node_state *me = inm_view_self(m->view);
-	bool refresh = now - m->latency_built_ms >=
-		       LATENCY_REFRESH_PERIODS * period(m);
 
 	for (unsigned i = 0; i < me->npeers; i++) {
 		struct mesh_link *l = mesh_link_named(m, me->peers[i]);
-		double was = me->latency[i], is;
 
-		if (!l || l->latency_ms < 0)
-			continue;
-		is = l->latency_ms;
-		if (was < 0)
-			return true;
-		if (refresh && (is > 2 * was || is < was / 2) &&
-		    (is - was > 5 || was - is > 5))
+		if (l && l->latency_ms >= 0 && me->latency[i] < 0)
 			return true;
 	}
 	return false;
@@ -365,9 +359,7 @@ void mesh_gossip_tick(struct mesh *m, int64_t now)
 
 	if (m->self_dirty ||
 	    (m->chans_dirty && now - m->self_built_ms >= period(m) / 2) ||
-	    latency_due(m, now)) {
-		if (!m->self_dirty && !m->chans_dirty)
-			m->latency_built_ms = now;
+	    latency_due(m)) {
 		self_build(m, now);
 		send_self(m, NULL);
 	}
@@ -396,7 +388,13 @@ void mesh_gossip_link_up(struct mesh *m, struct mesh_link *l)
 void mesh_gossip_link_down(struct mesh *m, struct mesh_link *l)
 {
 	(void)l;
-	m->self_dirty = true;
+	if (m->stopping) {
+		m->self_dirty = true;
+		return;
+	}
+	/* at once, not at the next tick: the others route around it */
+	self_build(m, wr_now_ms());
+	send_self(m, NULL);
 }
 
 void mesh_channels_changed(struct mesh *m)
@@ -423,7 +421,6 @@ int mesh_gossip_init(struct mesh *m)
 	wr_hex(m->rejoin, key, sizeof(key));
 	sodium_memzero(key, sizeof(key));
 	m->next_heartbeat_ms = wr_now_ms() + period(m);
-	m->latency_built_ms = wr_now_ms();
 	self_build(m, wr_now_ms());
 	return WR_OK;
 }

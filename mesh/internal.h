@@ -50,7 +50,7 @@ struct mesh {
 	bool self_dirty;                /* links changed: new record now */
 	bool chans_dirty;               /* channels changed: new record soon */
 	bool leaving;                   /* our last record says so */
-	int64_t self_built_ms, latency_built_ms;
+	int64_t self_built_ms;
 	int64_t next_heartbeat_ms;
 	int64_t legacy_until_ms;        /* an old node heard: announce until */
 

@@ -109,6 +109,7 @@ static void relay_item(struct chan_channel *ch, void *arg)
 
 cJSON *mesh_node_stats(struct mesh *m)
 {
+	bool first = true;
 	struct wr_buf b;
 	struct relay_ctx r = { &b, true, false };
 	struct health_result h;
@@ -126,7 +127,19 @@ cJSON *mesh_node_stats(struct mesh *m)
 	m->ops->health(m->ud, &h);
 	wr_buf_puts(&b, "\"health\":");
 	health_json(&b, &h, m->cfg->name);
-	wr_buf_puts(&b, ",");
+	/* extension: the round trip to each peer, for the overview (the
+	 * records carry only the first one: a refresh would flood) */
+	wr_buf_puts(&b, ",\"links\":{");
+	for (struct mesh_link *l = m->links; l; l = l->next) {
+		if (l->latency_ms < 0)
+			continue;
+		if (!first)
+			wr_buf_puts(&b, ",");
+		first = false;
+		wr_buf_json_str(&b, l->name, strlen(l->name));
+		wr_buf_printf(&b, ":%.3f", l->latency_ms);
+	}
+	wr_buf_puts(&b, "},");
 	stats_node_json(&b, &m->obs->net, m->obs->chans, wr_now_ms());
 	wr_buf_puts(&b, "}");
 	d = b.oom ? NULL : cJSON_ParseWithLength(b.p, b.len);

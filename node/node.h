@@ -83,7 +83,8 @@ struct wr_node {
 	int64_t started_ms;
 	struct mesh *mesh;          /* the mesh engine (mesh/) */
 	struct flows *flows;        /* channel state, flows (flows/) */
-	uv_timer_t tick;            /* wakes the loop: mesh and flows tick */
+	lws_sorted_usec_list_t tick_sul; /* the mesh and flows tick */
+	bool ticking;
 	char url[256];              /* advertised /node url, "" if none */
 
 	struct wr_buf scratch;      /* JSON building, reused */

@@ -3,6 +3,7 @@ host-stats answered over a link, the master repairing a node put out of
 step, GET /api/overview, and /health "high latency" through a TCP delay
 proxy of our own (no netem here)."""
 import json
+import re
 import time
 
 from conftest import (Pool, http_get, health, metrics, ok, run,
@@ -62,6 +63,11 @@ def test_master_repairs_a_node_out_of_step(node_factory):
             cc = await pool.connect(c)
             assert await cc.subscribe("real") == ok()
             await wait_converged([a, b, c], "real", holders=["C"])
+            # B checks C's channels against C's record when C joins its
+            # view (docs/mesh.md): tamper with B only after that, so that
+            # the master's reconciliation is what repairs it
+            for who in ("A", "C"):
+                b.wait_log(re.escape(f"mesh: node '{who}' joined our view"))
             f = await FakeNode.connect(b, TOKEN, "F")
             try:
                 # B forgets C holds "real"; C does not tell it again
@@ -81,9 +87,9 @@ def test_master_repairs_a_node_out_of_step(node_factory):
             finally:
                 await f.close()
     run(body())
-    log = a.log_text()
-    assert "master: reserve-channel 'real' (holder 'C') on 'B'" in log
-    assert "master: unreserve-channel 'ghost' (holder 'C') on 'B'" in log
+    # the lines are written before B is repaired, read from the pipe after
+    a.wait_log(re.escape("master: reserve-channel 'real' (holder 'C') on 'B'"))
+    a.wait_log(re.escape("master: unreserve-channel 'ghost' (holder 'C') on 'B'"))
 
 
 def test_overview_api(node_factory):
