@@ -270,7 +270,7 @@ static const char *reserve_cmd(struct flows *f, const struct inm_packet *pkt)
 	if (inm_hash_decode(cJSON_GetObjectItemCaseSensitive(d, "password"),
 			    hash, &has))
 		return "missing field: password";
-	if (cr && !cJSON_IsNumber(cr))
+	if (cr && !inm_json_int_ok(cr))
 		return "missing field: created";
 	if (!holder)
 		return "missing field: holder";

@@ -32,12 +32,14 @@ void flow_heal_tick(struct flows *f, int64_t now)
 		f->heal_attempt = 0;
 		return;
 	}
-	for (size_t k = 0; k < n && nlost < HEAL_FANOUT * 4; k++) {
-		size_t i = 1 + (f->heal_rr + k) % (n > 1 ? n - 1 : 1);
+	/* each of the n - 1 records but ours once, from after the last one
+	 * dialled: one more step would visit the first again */
+	for (size_t k = 0; k + 1 < n && nlost < HEAL_FANOUT * 4; k++) {
+		size_t i = 1 + (f->heal_rr + k) % (n - 1);
 		const struct inm_node_state *st = inm_view_at(v, i);
-		int64_t since = i < n ? inm_view_lost_since(v, i) : 0;
+		int64_t since = inm_view_lost_since(v, i);
 
-		if (!st || !since || st->leaving || !st->url[0] ||
+		if (!since || st->leaving || !st->url[0] ||
 		    now - since < grace || now - since > HEAL_WINDOW_MS ||
 		    mesh_link_named(f->mesh, st->name) ||
 		    mesh_dialling(f->mesh, st->name))

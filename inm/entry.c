@@ -29,7 +29,7 @@ int inm_chan_entry_decode(const cJSON *o, struct inm_chan_entry *e)
 	    !wr_channel_name_valid(n->valuestring, strlen(n->valuestring)) ||
 	    inm_hash_decode(cJSON_GetObjectItemCaseSensitive(o, "password"),
 			    e->hash, &e->has_hash) ||
-	    (c && !cJSON_IsNumber(c)) || (h && !cJSON_IsArray(h)))
+	    (c && !inm_json_int_ok(c)) || (h && !cJSON_IsArray(h)))
 		return WR_EINVAL;
 	e->name = n->valuestring;
 	e->has_created = c != NULL;

@@ -122,10 +122,17 @@ struct inm_chan_entry {
 	int64_t created;
 	const cJSON *holders;       /* an array, or NULL when absent */
 };
-/* WR_OK, or WR_EINVAL: not an object, a bad name, password, created or
- * holders. An absent password is null; absent created and holders are
- * allowed (has_created false, holders NULL). */
+/* WR_OK, or WR_EINVAL: not an object, a bad name, password, created (not
+ * inm_json_int_ok) or holders. An absent password is null; absent created
+ * and holders are allowed (has_created false, holders NULL). */
 int inm_chan_entry_decode(const cJSON *o, struct inm_chan_entry *e);
+/* A number an int64_t holds, within +-2^53 where doubles are still exact
+ * integers: casting a larger one to int64_t is undefined behaviour. */
+static inline bool inm_json_int_ok(const cJSON *v)
+{
+	return cJSON_IsNumber(v) && v->valuedouble > -9007199254740992.0 &&
+	       v->valuedouble < 9007199254740992.0;
+}
 /* A "password" field: null or absent (*has false), or 64 lowercase hex
  * chars. WR_OK or WR_EINVAL. */
 int inm_hash_decode(const cJSON *v, uint8_t out[INM_HASH_LEN], bool *has);
