@@ -118,7 +118,7 @@ static void on_pulled(void *ud, const struct inm_pending_event *ev)
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")) &&
 	    cJSON_IsArray(chans))
 		flow_chan_announced(f, p->name, chans,
-				    cJSON_IsNumber(at) ? (int64_t)at->valuedouble : 0);
+				    inm_json_int_ok(at) ? (int64_t)at->valuedouble : 0);
 	c = check_find(f->checks, f->nchecks, p->name);
 	if (c && c->pulling) {
 		if (ev->response) {

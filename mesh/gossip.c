@@ -230,7 +230,7 @@ static void on_announce(struct mesh *m, const struct inm_packet *pkt)
 	const cJSON *at = cJSON_GetObjectItemCaseSensitive(d, "at"), *it;
 	const struct inm_node_state *old = inm_view_find(m->view, pkt->source);
 	struct inm_node_state st;
-	int64_t when = cJSON_IsNumber(at) && at->valuedouble > 0
+	int64_t when = inm_json_int_ok(at) && at->valuedouble > 0
 		       ? (int64_t)at->valuedouble : 0;
 	int64_t now = wr_now_ms();
 
