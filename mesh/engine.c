@@ -18,14 +18,6 @@
 
 #include "internal.h"
 
-#define DEDUP_ENTRIES 65536
-#define DEDUP_WINDOW_MS 60000
-#define LEARNED_ROUTES 4096
-#define PENDING_MAX 4096
-#define TOKENS_MAX 256
-#define TOKEN_TTL_MS 60000
-#define RESV_CHANNELS_MAX (1u << 20)
-
 /* ------------------------------------------------------------------ */
 /* Sending                                                             */
 
