@@ -353,12 +353,19 @@ static bool latency_due(struct mesh *m)
 	return false;
 }
 
+/* A changed channel set waits this long for more changes before the
+ * record is rebuilt: half a period, at most a second. */
+static int64_t coalesce_ms(const struct mesh *m)
+{
+	return period(m) / 2 < 1000 ? period(m) / 2 : 1000;
+}
+
 void mesh_gossip_tick(struct mesh *m, int64_t now)
 {
 	int64_t grace = period(m) / 2;
 
 	if (m->self_dirty ||
-	    (m->chans_dirty && now - m->self_built_ms >= period(m) / 2) ||
+	    (m->chans_dirty && now - m->self_built_ms >= coalesce_ms(m)) ||
 	    latency_due(m)) {
 		self_build(m, now);
 		send_self(m, NULL);

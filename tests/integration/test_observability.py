@@ -60,14 +60,15 @@ def test_master_repairs_a_node_out_of_step(node_factory):
 
     async def body():
         async with Pool() as pool:
+            # B checks C's channels against C's record when C joins its
+            # view (docs/mesh.md), and then only when C's record changes,
+            # a period later: with the channel opened after that, only
+            # the master's reconciliation can repair B
+            for who in ("A", "C"):
+                b.wait_log(re.escape(f"mesh: node '{who}' joined our view"))
             cc = await pool.connect(c)
             assert await cc.subscribe("real") == ok()
             await wait_converged([a, b, c], "real", holders=["C"])
-            # B checks C's channels against C's record when C joins its
-            # view (docs/mesh.md): tamper with B only after that, so that
-            # the master's reconciliation is what repairs it
-            for who in ("A", "C"):
-                b.wait_log(re.escape(f"mesh: node '{who}' joined our view"))
             f = await FakeNode.connect(b, TOKEN, "F")
             try:
                 # B forgets C holds "real"; C does not tell it again
