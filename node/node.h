@@ -139,9 +139,9 @@ struct wr_client {
 };
 
 /*
- * One /node link (accepted side). The mesh issue adds outbound links and
- * the command handlers; this side already authenticates, handshakes,
- * decodes and counts every packet, and answers commands it does not know.
+ * One /node link, accepted or dialled (link.c). It authenticates,
+ * handshakes, frames and decodes; what it carries belongs to the mesh
+ * engine, which sees it as the embedded struct mesh_link.
  */
 struct wr_peer {
 	struct wr_node *node;
