@@ -103,6 +103,8 @@ struct wr_node {
 	unsigned deferred;
 	uint64_t pass;
 	uv_loop_t loop;             /* ours; lws runs on it (foreign loop) */
+	void *foreign_loops[1];     /* &loop, for lws's creation info */
+	bool loop_open, sigpoll_open;
 	uv_check_t flush_check;
 	uv_timer_t keepalive;       /* one sweep per client_ping_interval_ms */
 	int sigfd;                  /* signalfd of SIGTERM and SIGINT */

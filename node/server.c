@@ -325,7 +325,8 @@ static void loop_fini(struct wr_node *node)
 	uv_close((uv_handle_t *)&node->flush_check, NULL);
 	uv_close((uv_handle_t *)&node->keepalive, NULL);
 	uv_close((uv_handle_t *)&node->stop_timer, NULL);
-	uv_close((uv_handle_t *)&node->sigpoll, NULL);
+	if (node->sigpoll_open)
+		uv_close((uv_handle_t *)&node->sigpoll, NULL);
 	if (node->ticking)
 		lws_sul_cancel(&node->tick_sul);
 	if (node->ctx) {
@@ -467,16 +468,10 @@ static int start_workers(struct wr_node *node)
 	return node->pw ? WR_OK : WR_ENOMEM;
 }
 
-int wr_node_run(const struct wr_config *cfg)
+/* Whether @cfg can be served at all: plaintext only on loopback unless
+ * allowed, TLS files readable. 0, or 1 after saying why. */
+static int node_check(const struct wr_config *cfg)
 {
-	struct lws_context_creation_info info;
-	lws_retry_bo_t idle = { 0 };
-	struct wr_node node;
-	void *foreign_loops[1];
-	sigset_t stopset;
-	const char *iface = cfg->listen_host;
-	int rc = 1;
-
 	if (!cfg->tls_cert && !is_loopback(cfg->listen_host)) {
 		if (!cfg->tls_insecure) {
 			wr_error("refusing to listen on %s without TLS: set [tls] cert and key, "
@@ -499,53 +494,74 @@ int wr_node_run(const struct wr_config *cfg)
 	}
 	if (cfg->tls_ca && ca_check(cfg->tls_ca))
 		return 1;
-	if (node_init(&node, cfg)) {
-		wr_error("out of memory");
-		goto out_node;
-	}
+	return 0;
+}
 
-	if (uv_loop_init(&node.loop)) {
-		wr_error("cannot create the event loop");
-		goto out_node;
+/*
+ * The node's state, our libuv loop and our handles on it: the flush hook,
+ * the timers, the signalfd. SIGTERM and SIGINT are blocked in every
+ * thread and read from the signalfd on the loop: no handler disposition
+ * (ours, libuv's or lws's) can ever apply, so a stop is always the clean
+ * one. 0, or 1 after saying why (node_close() undoes what was done).
+ */
+static int node_open(struct wr_node *node, const struct wr_config *cfg)
+{
+	sigset_t stopset;
+
+	if (node_init(node, cfg)) {
+		wr_error("out of memory");
+		return 1;
 	}
-	foreign_loops[0] = &node.loop;
-	node.flush_check.data = &node;
-	uv_check_init(&node.loop, &node.flush_check);
-	uv_check_start(&node.flush_check, on_check);
-	uv_timer_init(&node.loop, &node.stop_timer);
-	uv_timer_init(&node.loop, &node.keepalive);
-	node.keepalive.data = &node;
-	uv_timer_start(&node.keepalive, on_keepalive,
-		       (uint64_t)cfg->client_ping_interval_ms,
-		       (uint64_t)cfg->client_ping_interval_ms);
-	/*
-	 * SIGTERM and SIGINT are blocked in every thread and read from a
-	 * signalfd on the loop: no handler disposition (ours, libuv's or
-	 * lws's) can ever apply, so a stop is always the clean one.
-	 */
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGTERM);
 	sigaddset(&stopset, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
-	node.sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (node.sigfd < 0 || uv_poll_init(&node.loop, &node.sigpoll, node.sigfd)) {
+	node->sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (node->sigfd < 0) {
 		wr_error("cannot watch signals: %s", strerror(errno));
-		goto out_node;
+		return 1;
 	}
-	node.sigpoll.data = &node;
-	uv_poll_start(&node.sigpoll, UV_READABLE, on_signal);
+	if (uv_loop_init(&node->loop)) {
+		wr_error("cannot create the event loop");
+		return 1;
+	}
+	node->loop_open = true;
+	node->flush_check.data = node;
+	uv_check_init(&node->loop, &node->flush_check);
+	uv_check_start(&node->flush_check, on_check);
+	uv_timer_init(&node->loop, &node->stop_timer);
+	uv_timer_init(&node->loop, &node->keepalive);
+	node->keepalive.data = node;
+	uv_timer_start(&node->keepalive, on_keepalive,
+		       (uint64_t)cfg->client_ping_interval_ms,
+		       (uint64_t)cfg->client_ping_interval_ms);
+	if (uv_poll_init(&node->loop, &node->sigpoll, node->sigfd)) {
+		wr_error("cannot watch signals on the loop");
+		return 1;
+	}
+	node->sigpoll_open = true;
+	node->sigpoll.data = node;
+	uv_poll_start(&node->sigpoll, UV_READABLE, on_signal);
+	return 0;
+}
+
+/*
+ * The lws context on our loop (listening), then what needs its port: the
+ * url we advertise, the mesh engine and the flows, the [[peers]] dials;
+ * the password worker; the banner. 0, or 1 after saying why.
+ */
+static int node_listen(struct wr_node *node)
+{
+	const struct wr_config *cfg = node->cfg;
+	struct lws_context_creation_info info;
+	static const lws_retry_bo_t idle = { 0 };
+	const char *iface = cfg->listen_host;
+	const char *h = strchr(cfg->listen_host, ':') ? "[" : "", *t = *h ? "]" : "";
 
 	lws_set_log_level(LLL_ERR | (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN : 0),
 			  lws_log_emit);
 	raise_nofile();
-
-	/*
-	 * Keepalive is ours (wr_client_keepalive): lws's idle policy keeps a
-	 * timer per connection in one sorted list, re-armed on traffic, which
-	 * made connection setup O(connections). An all-zero policy leaves
-	 * lws's validity timers unarmed.
-	 */
-
+	node->foreign_loops[0] = &node->loop;
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->listen_port;
 	if (!strcmp(iface, "0.0.0.0") || !strcmp(iface, "::"))
@@ -558,12 +574,18 @@ int wr_node_run(const struct wr_config *cfg)
 	if (!strchr(cfg->listen_host, ':'))
 		info.options |= LWS_SERVER_OPTION_DISABLE_IPV6;
 	info.protocols = protocols;
-	info.user = &node;
+	info.user = node;
+	/*
+	 * Keepalive is ours (wr_client_keepalive): lws's idle policy keeps a
+	 * timer per connection in one sorted list, re-armed on traffic, which
+	 * made connection setup O(connections). An all-zero policy leaves
+	 * lws's validity timers unarmed.
+	 */
 	info.retry_and_idle_policy = &idle;
 	info.max_http_header_pool = 256;
 	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 			LWS_SERVER_OPTION_LIBUV;
-	info.foreign_loops = foreign_loops; /* our loop: we hook and stop it */
+	info.foreign_loops = node->foreign_loops; /* ours: we hook and stop it */
 	/* lws watches SIGINT/SIGTERM on a uv loop too and, without a
 	 * callback, destroys the context at once (clients see 1006, not
 	 * 1001): give it one that leaves the signal to our watchers */
@@ -583,54 +605,62 @@ int wr_node_run(const struct wr_config *cfg)
 		info.ssl_private_key_filepath = cfg->tls_key;
 		info.ssl_options_set = SSL_OP_NO_SSLv2 | SSL_OP_NO_SSLv3 |
 				       SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
-		node.tls = true;
+		node->tls = true;
 	}
-	node.ctx = lws_create_context(&info);
-	if (!node.ctx) {
+	node->ctx = lws_create_context(&info);
+	if (!node->ctx) {
 		wr_error("cannot listen on %s (address in use, or bad TLS files?)",
 			 cfg->listen);
-		goto out;
+		return 1;
 	}
-	node.vh = lws_get_vhost_by_name(node.ctx, "default");
-	node.port = node.vh ? lws_get_vhost_listen_port(node.vh) : cfg->listen_port;
-	advertise(&node);
-	if (mesh_open(&node)) {
+	node->vh = lws_get_vhost_by_name(node->ctx, "default");
+	node->port = node->vh ? lws_get_vhost_listen_port(node->vh)
+			      : cfg->listen_port;
+	advertise(node);
+	if (mesh_open(node) || wr_links_start(node)) {
 		wr_error("out of memory");
-		goto out;
+		return 1;
 	}
-	if (wr_links_start(&node)) {
-		wr_error("out of memory");
-		goto out;
-	}
-	if (start_workers(&node)) {
+	if (start_workers(node)) {
 		wr_error("cannot start the password worker");
-		goto out;
+		return 1;
 	}
-
 	signal(SIGPIPE, SIG_IGN);
+	/* the banner is printed whatever the log level: tools wait for it */
+	wr_log_force(WR_LOG_INFO, "wsrelay %s node '%s' listening on %s://%s%s%s:%d",
+		     WR_VERSION, cfg->name, node->tls ? "https" : "http", h,
+		     cfg->listen_host, t, node->port);
+	wr_log_force(WR_LOG_INFO, "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
+		     node->tls ? "wss" : "ws", h, cfg->listen_host, t, node->port);
+	if (cfg->web_root)
+		wr_log_force(WR_LOG_INFO, "browser: %s://%s%s%s:%d/ (demo chat)%s",
+			     node->tls ? "https" : "http", h, cfg->listen_host, t,
+			     node->port,
+			     cfg->master ? ", /overview (the network)" : "");
+	return 0;
+}
 
-	{
-		const char *h = strchr(cfg->listen_host, ':') ? "[" : "";
-		const char *t = *h ? "]" : "";
+/* Undoes node_open() and node_listen(), whatever part of them ran. */
+static void node_close(struct wr_node *node)
+{
+	if (node->loop_open)
+		loop_fini(node);
+	node_fini(node);
+}
 
-		/* the banner is printed whatever the log level: tools wait for it */
-		wr_log_force(WR_LOG_INFO, "wsrelay %s node '%s' listening on %s://%s%s%s:%d", WR_VERSION,
-			cfg->name, node.tls ? "https" : "http", h, cfg->listen_host,
-			t, node.port);
-		wr_log_force(WR_LOG_INFO, "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
-			node.tls ? "wss" : "ws", h, cfg->listen_host, t, node.port);
-		if (cfg->web_root)
-			wr_log_force(WR_LOG_INFO, "browser: %s://%s%s%s:%d/ (demo chat)%s",
-				node.tls ? "https" : "http", h, cfg->listen_host, t,
-				node.port, cfg->master ? ", /overview (the network)" : "");
-	}
+int wr_node_run(const struct wr_config *cfg)
+{
+	struct wr_node node;
+	int rc = 1;
 
+	if (node_check(cfg))
+		return 1;
+	if (node_open(&node, cfg) || node_listen(&node))
+		goto out;
 	uv_run(&node.loop, UV_RUN_DEFAULT); /* until on_check() stops it */
 	rc = 0;
 	wr_info("stopped");
 out:
-	loop_fini(&node);
-out_node:
-	node_fini(&node);
+	node_close(&node);
 	return rc;
 }
