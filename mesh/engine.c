@@ -540,14 +540,16 @@ static void watch_links(struct mesh *m, int64_t now, bool ping)
 
 void mesh_tick(struct mesh *m, int64_t now)
 {
+	int64_t slot;
 	bool ping;
 
 	inm_pending_expire(m->pending, now);
 	if (m->stopping)
 		return;
-	ping = now >= m->next_ping_ms;
-	if (ping)
-		m->next_ping_ms = now + m->cfg->ping_interval_ms;
+	/* on the wall clock's grid, as the heartbeats: see gossip.c */
+	slot = wr_wall_ms() / m->cfg->ping_interval_ms;
+	ping = slot != m->ping_slot;
+	m->ping_slot = slot;
 	watch_links(m, now, ping);
 	mesh_gossip_tick(m, now);
 	mesh_observe_tick(m, now);

@@ -362,7 +362,7 @@ static int64_t coalesce_ms(const struct mesh *m)
 
 void mesh_gossip_tick(struct mesh *m, int64_t now)
 {
-	int64_t grace = period(m) / 2;
+	int64_t grace = period(m) / 2, slot;
 
 	if (m->self_dirty ||
 	    (m->chans_dirty && now - m->self_built_ms >= coalesce_ms(m)) ||
@@ -370,8 +370,15 @@ void mesh_gossip_tick(struct mesh *m, int64_t now)
 		self_build(m, now);
 		send_self(m, NULL);
 	}
-	if (now >= m->next_heartbeat_ms) {
-		m->next_heartbeat_ms = now + period(m);
+	/*
+	 * Heartbeats go out when the wall clock enters a new period, on every
+	 * node alike (the node's tick is on the same grid): a node's
+	 * neighbours' heartbeats then reach it together, in one wake-up
+	 * rather than one each, which is most of an idle node's CPU.
+	 */
+	slot = wr_wall_ms() / period(m);
+	if (slot != m->heartbeat_slot) {
+		m->heartbeat_slot = slot;
 		heartbeats(m);
 		if (m->legacy_until_ms > now)
 			legacy_announce(m);
@@ -427,7 +434,7 @@ int mesh_gossip_init(struct mesh *m)
 	randombytes_buf(key, sizeof(key));
 	wr_hex(m->rejoin, key, sizeof(key));
 	sodium_memzero(key, sizeof(key));
-	m->next_heartbeat_ms = wr_now_ms() + period(m);
+	m->heartbeat_slot = wr_wall_ms() / period(m);
 	self_build(m, wr_now_ms());
 	return WR_OK;
 }

@@ -32,7 +32,7 @@ struct mesh {
 	struct inm_tokens *tokens;
 	struct wr_buf enc;              /* packet encoding */
 	struct wr_buf scratch;          /* delivery frames */
-	int64_t next_ping_ms;
+	int64_t ping_slot;              /* wall ms / ping_interval_ms */
 	bool stopping;
 
 	struct {
@@ -51,7 +51,7 @@ struct mesh {
 	bool chans_dirty;               /* channels changed: new record soon */
 	bool leaving;                   /* our last record says so */
 	int64_t self_built_ms;
-	int64_t next_heartbeat_ms;
+	int64_t heartbeat_slot;         /* wall ms / announce_interval_ms */
 	int64_t legacy_until_ms;        /* an old node heard: announce until */
 
 	struct mesh_observe *obs;       /* observe.c */

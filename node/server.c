@@ -224,13 +224,23 @@ static void node_tick(struct wr_node *node)
 		wr_links_watch(node);
 }
 
+/* Until the wall clock's next multiple of the tick: every node ticks at
+ * the same instants, so what they send each other at a tick (heartbeats,
+ * pings) arrives together, in one wake-up. */
+static lws_usec_t tick_delay_us(const struct wr_config *cfg)
+{
+	int64_t t = (int64_t)tick_ms(cfg), ms = t - wr_wall_ms() % t;
+
+	return (lws_usec_t)(ms > 0 ? ms : t) * LWS_US_PER_MS;
+}
+
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
 	struct wr_node *node = lws_container_of(sul, struct wr_node, tick_sul);
 
 	node_tick(node);
 	lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
-			 (lws_usec_t)tick_ms(node->cfg) * LWS_US_PER_MS);
+			 tick_delay_us(node->cfg));
 }
 
 /* From an lws callback: a sul scheduled from outside one is not picked
@@ -241,7 +251,7 @@ static void tick_arm(struct wr_node *node)
 		return;
 	node->ticking = true;
 	lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
-			 (lws_usec_t)tick_ms(node->cfg) * LWS_US_PER_MS);
+			 tick_delay_us(node->cfg));
 }
 
 /* The mesh engine and the flows over it, once the url is known. */
