@@ -195,8 +195,8 @@ static void stop_tick(uv_timer_t *t)
 }
 
 /*
- * The tick of the mesh and the flows: a fifth of an announce period, at
- * most 200 ms. Wake-ups are most of an idle node's CPU (50 ms ticks woken
+ * The tick of the mesh and the flows: a quarter of an announce period, at
+ * most 250 ms. Wake-ups are most of an idle node's CPU (50 ms ticks woken
  * through lws_cancel_service cost an idle 50-node mesh 0.16 of a core):
  * the tick is an lws_sul that re-arms itself, so it wakes the loop once
  * and runs where the timeouts and timers it arms are picked up. Nothing
@@ -205,9 +205,9 @@ static void stop_tick(uv_timer_t *t)
  */
 static uint64_t tick_ms(const struct wr_config *cfg)
 {
-	int64_t t = cfg->announce_interval_ms / 5;
+	int64_t t = cfg->announce_interval_ms / 4;
 
-	return (uint64_t)(t < 20 ? 20 : t > 200 ? 200 : t);
+	return (uint64_t)(t < 20 ? 20 : t > 250 ? 250 : t);
 }
 
 /* The mesh engine's and the flows' periodic work (inside an lws
