@@ -109,6 +109,13 @@ void flows_tick(struct flows *f, int64_t now)
 	flow_master_tick(f, now);
 }
 
+bool flows_busy(struct flows *f)
+{
+	return f->nchecks || f->nsuspects || f->remote_inflight ||
+	       f->nasking || f->heal_attempt ||
+	       (int)mesh_links_up(f->mesh) < f->cfg->max_peers;
+}
+
 void flows_leave(struct flows *f)
 {
 	flow_chan_leave(f);

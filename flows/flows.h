@@ -30,6 +30,10 @@ struct flows *flows_create(struct mesh *m, struct chan_registry *reg,
 void flows_destroy(struct flows *f);
 /* Periodic work: channel checks, remote connection, healing, master. */
 void flows_tick(struct flows *f, int64_t now_ms);
+/* True while a flow has something to do before the next announce
+ * period: checks or suspects due, a remote connection or a healing
+ * round under way, a pool with room. */
+bool flows_busy(struct flows *f);
 /* Shutdown: tells the mesh this node's channels are closed, then stops
  * the engine's periodic work. */
 void flows_leave(struct flows *f);

@@ -329,6 +329,9 @@ enum inm_merge inm_view_merge(struct inm_view *v,
  */
 void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
 		    int64_t forget_ms, inm_view_cb cb, void *ud);
+/* True while inm_view_sweep has something to report soon: a node
+ * reachable but not yet reported up, or unreachable and not yet gone. */
+bool inm_view_unsettled(const struct inm_view *v);
 /* Records held, self included; index 0 is self. */
 size_t inm_view_count(const struct inm_view *v);
 const struct inm_node_state *inm_view_at(const struct inm_view *v, size_t i);

@@ -493,6 +493,15 @@ void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
 	}
 }
 
+bool inm_view_unsettled(const struct inm_view *v)
+{
+	ensure((struct inm_view *)v);
+	for (size_t i = 1; i < v->n; i++)
+		if (v->nodes[i].reachable != v->nodes[i].up)
+			return true;
+	return false;
+}
+
 size_t inm_view_count(const struct inm_view *v)
 {
 	return v->n;

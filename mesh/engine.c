@@ -555,6 +555,18 @@ void mesh_tick(struct mesh *m, int64_t now)
 	mesh_observe_tick(m, now);
 }
 
+bool mesh_busy(struct mesh *m, int64_t next_ms)
+{
+	if (m->stopping || m->self_dirty || m->chans_dirty ||
+	    inm_pending_count(m->pending) || inm_view_unsettled(m->view) ||
+	    mesh_gossip_latency_due(m))
+		return true;
+	for (struct mesh_link *l = m->links; l; l = l->next)
+		if (l->last_rx_ms + m->cfg->peer_timeout_ms < next_ms)
+			return true;
+	return false;
+}
+
 void mesh_stop(struct mesh *m)
 {
 	if (m->stopping)

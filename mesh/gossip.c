@@ -340,7 +340,7 @@ static void legacy_announce(struct mesh *m)
  * a record rebuilt for every change of latency would flood the mesh all
  * the time (the overview takes fresh figures from node-stats instead).
  */
-static bool latency_due(struct mesh *m)
+bool mesh_gossip_latency_due(struct mesh *m)
 {
 	const struct inm_node_state *me = inm_view_self(m->view);
 
@@ -366,7 +366,7 @@ void mesh_gossip_tick(struct mesh *m, int64_t now)
 
 	if (m->self_dirty ||
 	    (m->chans_dirty && now - m->self_built_ms >= coalesce_ms(m)) ||
-	    latency_due(m)) {
+	    mesh_gossip_latency_due(m)) {
 		self_build(m, now);
 		send_self(m, NULL);
 	}

@@ -82,6 +82,8 @@ void mesh_gossip_event(struct mesh *m, struct mesh_link *l,
 		       const struct inm_packet *pkt);
 void mesh_gossip_tick(struct mesh *m, int64_t now);
 void mesh_gossip_leave(struct mesh *m);
+/* A link's latency was measured since our record was built. */
+bool mesh_gossip_latency_due(struct mesh *m);
 
 /* observe.c */
 int mesh_observe_init(struct mesh *m);

@@ -120,6 +120,11 @@ void mesh_packet_in(struct mesh *m, struct mesh_link *l,
 /* Periodic work: timeouts, silent links, pings, records, heartbeats,
  * liveness, host samples. Call it every few tens of ms. */
 void mesh_tick(struct mesh *m, int64_t now_ms);
+/* True when mesh_tick must run before @next_ms (monotonic): commands in
+ * flight, a record to send, a link that falls silent, a node whose
+ * joining or going is not reported yet. Idle, one tick per announce
+ * period is enough. */
+bool mesh_busy(struct mesh *m, int64_t next_ms);
 /* Shutdown begins: no more periodic work; a last record says we leave. */
 void mesh_stop(struct mesh *m);
 /* True for node.token, and for the rejoin token our record offers. */

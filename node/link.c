@@ -243,6 +243,14 @@ void wr_links_watch(struct wr_node *node)
 	}
 }
 
+bool wr_links_dialling_any(struct wr_node *node)
+{
+	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
+		if (node->dials[k].since_ms)
+			return true;
+	return node->once.head != NULL;
+}
+
 bool wr_link_dialling(struct wr_node *node, const char *name)
 {
 	for (struct wr_dial *d = node->once.head; d; d = d->next)

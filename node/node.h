@@ -247,6 +247,8 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
 void wr_link_destroyed(struct wr_node *node, struct lws *wsi);
 /* Drops dials neither up nor failed after 5 s (from the mesh tick). */
 void wr_links_watch(struct wr_node *node);
+/* True while any dial is in flight (its 5 s watch needs ticks). */
+bool wr_links_dialling_any(struct wr_node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
 bool wr_link_dialling(struct wr_node *node, const char *name);
 

@@ -224,14 +224,32 @@ static void node_tick(struct wr_node *node)
 		wr_links_watch(node);
 }
 
-/* Until the wall clock's next multiple of the tick: every node ticks at
- * the same instants, so what they send each other at a tick (heartbeats,
+/* Until the wall clock's next multiple of @t ms: every node ticks at the
+ * same instants, so what they send each other at a tick (heartbeats,
  * pings) arrives together, in one wake-up. */
+static int64_t grid_delay_ms(int64_t t)
+{
+	int64_t ms = t - wr_wall_ms() % t;
+
+	return ms > 0 ? ms : t;
+}
+
 static lws_usec_t tick_delay_us(const struct wr_config *cfg)
 {
-	int64_t t = (int64_t)tick_ms(cfg), ms = t - wr_wall_ms() % t;
+	return (lws_usec_t)grid_delay_ms((int64_t)tick_ms(cfg)) * LWS_US_PER_MS;
+}
 
-	return (lws_usec_t)(ms > 0 ? ms : t) * LWS_US_PER_MS;
+/* The next tick: soon while anything is under way, else at the next
+ * announce period (an idle node then wakes about once a period). */
+static lws_usec_t next_tick_us(struct wr_node *node)
+{
+	int64_t idle = grid_delay_ms(node->cfg->announce_interval_ms);
+
+	if (node->stopping || node->once.count ||
+	    mesh_busy(node->mesh, wr_now_ms() + idle) ||
+	    flows_busy(node->flows) || wr_links_dialling_any(node))
+		return tick_delay_us(node->cfg);
+	return (lws_usec_t)idle * LWS_US_PER_MS;
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
@@ -240,7 +258,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 
 	node_tick(node);
 	lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
-			 tick_delay_us(node->cfg));
+			 next_tick_us(node));
 }
 
 /* From an lws callback: a sul scheduled from outside one is not picked
