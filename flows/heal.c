@@ -20,7 +20,7 @@
 
 void flow_heal_tick(struct flows *f, int64_t now)
 {
-	const struct wr_config *cfg = mesh_cfg(f->mesh);
+	const struct config *cfg = mesh_cfg(f->mesh);
 	struct inm_view *v = mesh_view(f->mesh);
 	const char *token = cfg->token ? cfg->token : "";
 	size_t lost[HEAL_FANOUT * 4], nlost = 0, n = inm_view_count(v);

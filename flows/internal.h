@@ -25,7 +25,7 @@ struct flow_master;
 
 struct flows {
 	struct mesh *mesh;
-	const struct wr_config *cfg;
+	const struct config *cfg;
 	struct chan_registry *reg;
 	struct flows_ops ops;
 	void *ud;

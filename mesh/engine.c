@@ -585,7 +585,7 @@ void mesh_stop(struct mesh *m)
 #define TOKENS_MAX 256
 #define TOKEN_TTL_MS 60000
 
-struct mesh *mesh_create(const struct wr_config *cfg, const char *url,
+struct mesh *mesh_create(const struct config *cfg, const char *url,
 			 struct chan_registry *reg, struct health_counters *ctr,
 			 const struct mesh_ops *ops, void *ud)
 {
@@ -648,7 +648,7 @@ void mesh_set_listener(struct mesh *m, const struct mesh_listener *l,
 	m->lud = ud;
 }
 
-const struct wr_config *mesh_cfg(const struct mesh *m)
+const struct config *mesh_cfg(const struct mesh *m)
 {
 	return m->cfg;
 }

@@ -14,7 +14,7 @@
 struct mesh_observe;
 
 struct mesh {
-	const struct wr_config *cfg;
+	const struct config *cfg;
 	char url[256];
 	struct chan_registry *reg;
 	struct health_counters *ctr;

@@ -93,7 +93,7 @@ struct mesh_listener {
  * counts into @ctr, delivers channel messages to @reg's subscribers, and
  * keeps pointers to all four (they outlive it). NULL on no memory.
  */
-struct mesh *mesh_create(const struct wr_config *cfg, const char *url,
+struct mesh *mesh_create(const struct config *cfg, const char *url,
 			 struct chan_registry *reg, struct health_counters *ctr,
 			 const struct mesh_ops *ops, void *ud);
 /* Every command still waiting times out now (its callback runs): at
@@ -134,7 +134,7 @@ struct inm_tokens *mesh_tokens(struct mesh *m);
 
 /* ---- the flows use it ---- */
 
-const struct wr_config *mesh_cfg(const struct mesh *m);
+const struct config *mesh_cfg(const struct mesh *m);
 const char *mesh_name(const struct mesh *m);
 const char *mesh_url(const struct mesh *m);
 struct inm_view *mesh_view(struct mesh *m);

@@ -12,7 +12,7 @@
 #include "flows.h"
 #include "node.h"
 
-static void flush_add(struct wr_node *node, struct wr_client *cl)
+static void flush_add(struct node *node, struct node_client *cl)
 {
 	if (cl->in_flush)
 		return;
@@ -24,7 +24,7 @@ static void flush_add(struct wr_node *node, struct wr_client *cl)
 	node->flush_head = cl;
 }
 
-static void flush_remove(struct wr_node *node, struct wr_client *cl)
+static void flush_remove(struct node *node, struct node_client *cl)
 {
 	if (!cl->in_flush)
 		return;
@@ -47,31 +47,31 @@ static void wake(struct chan_client *cc, void *arg)
 
 static void overflow(struct chan_client *cc, void *arg)
 {
-	struct wr_client *cl = cc->owner;
-	struct wr_node *node = arg;
+	struct node_client *cl = cc->owner;
+	struct node *node = arg;
 
 	node->ctr.slow_consumer_disconnects++;
 	node->ctr.dropped_slow_consumer += cc->q_len;
 	wr_info("client %p: slow consumer (%zu bytes queued), closing",
 		(void *)cl, cc->q_bytes);
-	wr_client_close_later(cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+	node_client_close_later(cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 			      "slow consumer");
 }
 
 static void channel_closed(struct chan_channel *ch, void *arg)
 {
-	struct wr_node *node = arg;
+	struct node *node = arg;
 
 	flow_chan_closed(node->flows, ch); /* 4.3: unreserve-channel to the mesh */
 }
 
-const struct chan_ops wr_client_chan_ops = {
+const struct chan_ops node_client_chan_ops = {
 	.wake = wake,
 	.overflow = overflow,
 	.closed = channel_closed,
 };
 
-void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
+void node_client_close_slots(struct lws *wsi, int *code_slot, const char **reason_slot,
 		    int code, const char *reason)
 {
 	if (*code_slot)
@@ -83,14 +83,14 @@ void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
 }
 
-void wr_client_close_later(struct wr_client *cl, int code, const char *reason)
+void node_client_close_later(struct node_client *cl, int code, const char *reason)
 {
-	wr_close_later(cl->wsi, &cl->close_code, &cl->close_reason, code, reason);
+	node_client_close_slots(cl->wsi, &cl->close_code, &cl->close_reason, code, reason);
 }
 
-int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
+int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 {
-	struct wr_client *cl = calloc(1, sizeof(*cl));
+	struct node_client *cl = calloc(1, sizeof(*cl));
 
 	if (!cl)
 		return -1;
@@ -107,22 +107,22 @@ int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 	pss->client = cl;
 	wr_debug("client %p connected (%u open)", (void *)cl, node->nclients);
 	if (node->stopping)
-		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
 	return 0;
 }
 
-static void wait_drop(struct wr_client *cl);
+static void wait_drop(struct node_client *cl);
 
-void wr_client_close(struct wr_node *node, struct wr_pss *pss)
+void node_client_close(struct node *node, struct node_pss *pss)
 {
-	struct wr_client *cl = pss->client;
+	struct node_client *cl = pss->client;
 
 	if (!cl)
 		return;
 	pss->client = NULL;
 	flush_remove(node, cl);
-	wr_node_reader_gone(node, cl->wsi);
+	node_client_reader_gone(node, cl->wsi);
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	wait_drop(cl);
@@ -134,13 +134,13 @@ void wr_client_close(struct wr_node *node, struct wr_pss *pss)
 	if (cl->next)
 		cl->next->prev = cl->prev;
 	node->nclients--;
-	wr_rx_fini(&cl->rx);
+	node_rx_fini(&cl->rx);
 	wr_debug("client %p closed (%u open)", (void *)cl, node->nclients);
 	free(cl);
 }
 
 /* Queues a response frame on @cl. */
-static void respond(struct wr_node *node, struct wr_client *cl, bool ok,
+static void respond(struct node *node, struct node_client *cl, bool ok,
 		    const char *reason, const struct chan_str *nonce)
 {
 	struct wr_msg *m;
@@ -158,7 +158,7 @@ static void respond(struct wr_node *node, struct wr_client *cl, bool ok,
 	wr_msg_unref(&m);
 }
 
-static void respond_list(struct wr_node *node, struct wr_client *cl,
+static void respond_list(struct node *node, struct node_client *cl,
 			 const struct chan_str *nonce);
 
 /*
@@ -168,19 +168,19 @@ static void respond_list(struct wr_node *node, struct wr_client *cl,
  * who join the channel meanwhile wait for the same acknowledgement. The
  * client's input stays paused while it waits, as during a PBKDF2 job.
  */
-struct wr_sub_wait {
-	struct wr_client *cl;
-	struct wr_resv_wait *on;
-	struct wr_sub_wait *next;
+struct node_sub_wait {
+	struct node_client *cl;
+	struct node_resv_wait *on;
+	struct node_sub_wait *next;
 	bool has_nonce;
 	size_t nonce_len;
 	char nonce[CHAN_NONCE_MAX];
 };
 
-struct wr_resv_wait {
-	struct wr_node *node;
-	struct wr_resv_wait *prev, *next;   /* node->resv_waits */
-	struct wr_sub_wait *subs;
+struct node_resv_wait {
+	struct node *node;
+	struct node_resv_wait *prev, *next;   /* node->resv_waits */
+	struct node_sub_wait *subs;
 	size_t len;
 	char name[CHAN_NAME_MAX + 1];
 };
@@ -189,25 +189,25 @@ struct wr_resv_wait {
 static bool waiting(void *ud, const struct chan_client *cc)
 {
 	(void)ud;
-	return lws_container_of(cc, struct wr_client, cc)->wait != NULL;
+	return lws_container_of(cc, struct node_client, cc)->wait != NULL;
 }
 
-const struct flows_ops wr_flows_ops = { .waiting = waiting };
+const struct flows_ops node_client_flows_ops = { .waiting = waiting };
 
-static struct wr_resv_wait *resv_wait_find(struct wr_node *node,
+static struct node_resv_wait *resv_wait_find(struct node *node,
 					   const struct chan_str *name)
 {
-	for (struct wr_resv_wait *rw = node->resv_waits; rw; rw = rw->next)
+	for (struct node_resv_wait *rw = node->resv_waits; rw; rw = rw->next)
 		if (rw->len == name->len && !memcmp(rw->name, name->p, name->len))
 			return rw;
 	return NULL;
 }
 
 /* @cl waits on @rw for its answer. False on no memory. */
-static bool wait_add(struct wr_resv_wait *rw, struct wr_client *cl,
+static bool wait_add(struct node_resv_wait *rw, struct node_client *cl,
 		     const struct chan_str *nonce)
 {
-	struct wr_sub_wait *w = calloc(1, sizeof(*w));
+	struct node_sub_wait *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return false;
@@ -225,13 +225,13 @@ static bool wait_add(struct wr_resv_wait *rw, struct wr_client *cl,
 }
 
 /* A closing client stops waiting; the reservation's answer finds nobody. */
-static void wait_drop(struct wr_client *cl)
+static void wait_drop(struct node_client *cl)
 {
-	struct wr_sub_wait *w = cl->wait;
+	struct node_sub_wait *w = cl->wait;
 
 	if (!w)
 		return;
-	for (struct wr_sub_wait **pp = &w->on->subs; *pp; pp = &(*pp)->next)
+	for (struct node_sub_wait **pp = &w->on->subs; *pp; pp = &(*pp)->next)
 		if (*pp == w) {
 			*pp = w->next;
 			break;
@@ -240,11 +240,11 @@ static void wait_drop(struct wr_client *cl)
 	free(w);
 }
 
-/* wr_opened_cb: the mesh answered (or the time ran out): answer them. */
+/* flow_opened_cb: the mesh answered (or the time ran out): answer them. */
 static void resv_done(void *arg, bool all)
 {
-	struct wr_resv_wait *rw = arg;
-	struct wr_node *node = rw->node;
+	struct node_resv_wait *rw = arg;
+	struct node *node = rw->node;
 
 	if (rw->prev)
 		rw->prev->next = rw->next;
@@ -258,8 +258,8 @@ static void resv_done(void *arg, bool all)
 			"node acknowledged the channel's reservation");
 	}
 	while (rw->subs) {
-		struct wr_sub_wait *w = rw->subs;
-		struct wr_client *cl = w->cl;
+		struct node_sub_wait *w = rw->subs;
+		struct node_client *cl = w->cl;
 		struct chan_str nonce = { w->has_nonce ? w->nonce : NULL,
 					  w->nonce_len };
 		struct chan_channel *ch = chan_find(node->reg, rw->name, rw->len);
@@ -278,11 +278,11 @@ static void resv_done(void *arg, bool all)
 
 /* After @cl joined @ch: answer now, or once the mesh acknowledged the
  * reservation @created started (or one still on its way). */
-static void answer_join(struct wr_node *node, struct wr_client *cl,
+static void answer_join(struct node *node, struct node_client *cl,
 			struct chan_channel *ch, const struct chan_str *name,
 			bool created, const struct chan_str *nonce)
 {
-	struct wr_resv_wait *rw = resv_wait_find(node, name);
+	struct node_resv_wait *rw = resv_wait_find(node, name);
 
 	if (!created) {
 		if (!rw || !wait_add(rw, cl, nonce))
@@ -309,7 +309,7 @@ static void answer_join(struct wr_node *node, struct wr_client *cl,
 }
 
 /* Joins @ch (creating it first when @create) and answers. */
-static void join(struct wr_node *node, struct wr_client *cl,
+static void join(struct node *node, struct node_client *cl,
 		 const struct chan_str *name, const uint8_t *hash,
 		 const struct chan_str *nonce)
 {
@@ -341,7 +341,7 @@ static void join(struct wr_node *node, struct wr_client *cl,
 
 /* Compares a password hash with the channel's (@want; an open channel
  * matches no hash, @hash may then be NULL), counting the outcome. */
-static bool check_hash(struct wr_node *node, struct wr_client *cl,
+static bool check_hash(struct node *node, struct node_client *cl,
 		       const uint8_t *want, const uint8_t *hash)
 {
 	if (want && wr_ct_equal(want, hash, CHAN_HASH_LEN)) {
@@ -353,7 +353,7 @@ static bool check_hash(struct wr_node *node, struct wr_client *cl,
 	return false;
 }
 
-static void subscribe(struct wr_node *node, struct wr_client *cl,
+static void subscribe(struct node *node, struct node_client *cl,
 		      struct chan_cmd *cmd)
 {
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
@@ -421,7 +421,7 @@ static void subscribe(struct wr_node *node, struct wr_client *cl,
 }
 
 /* The worker hashed a password: finish that client's subscribe. */
-static void pw_finish(struct wr_node *node, struct wr_client *cl,
+static void pw_finish(struct node *node, struct node_client *cl,
 		      struct chan_pw_job *job)
 {
 	struct chan_str nonce = { job->has_tag ? job->tag : NULL, job->tag_len };
@@ -448,7 +448,7 @@ static void pw_finish(struct wr_node *node, struct wr_client *cl,
 	join(node, cl, &name, job->hash, &nonce);
 }
 
-void wr_client_pw_done(struct wr_node *node)
+void node_client_pw_done(struct node *node)
 {
 	struct chan_pw_job *job = chan_pw_take_done(node->pw), *next;
 
@@ -461,7 +461,7 @@ void wr_client_pw_done(struct wr_node *node)
 	}
 }
 
-static void unsubscribe(struct wr_node *node, struct wr_client *cl,
+static void unsubscribe(struct node *node, struct node_client *cl,
 			struct chan_cmd *cmd)
 {
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
@@ -474,7 +474,7 @@ static void unsubscribe(struct wr_node *node, struct wr_client *cl,
 	respond(node, cl, true, NULL, &cmd->nonce);
 }
 
-static void send_msg(struct wr_node *node, struct wr_client *cl,
+static void send_msg(struct node *node, struct node_client *cl,
 		     struct chan_cmd *cmd)
 {
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
@@ -540,7 +540,7 @@ static int cmp_names(const void *a, const void *b)
 	return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static void respond_list(struct wr_node *node, struct wr_client *cl,
+static void respond_list(struct node *node, struct node_client *cl,
 			 const struct chan_str *nonce)
 {
 	struct chan_registry_stats st;
@@ -585,7 +585,7 @@ static void respond_list(struct wr_node *node, struct wr_client *cl,
 	wr_msg_unref(&m);
 }
 
-static void dispatch(struct wr_node *node, struct wr_client *cl,
+static void dispatch(struct node *node, struct node_client *cl,
 		     const char *buf, size_t len)
 {
 	struct chan_cmd cmd;
@@ -616,7 +616,7 @@ out:
 }
 
 /* Closes from inside a callback with @code: lws sends the close frame. */
-static int close_now(struct wr_node *node, struct wr_client *cl, int code,
+static int close_now(struct node *node, struct node_client *cl, int code,
 		     const char *reason)
 {
 	node->ctr.protocol_closes++;
@@ -625,7 +625,7 @@ static int close_now(struct wr_node *node, struct wr_client *cl, int code,
 	return -1;
 }
 
-int wr_client_receive(struct wr_node *node, struct wr_client *cl,
+int node_client_receive(struct node *node, struct node_client *cl,
 		      const void *in, size_t len)
 {
 	const char *msg;
@@ -635,33 +635,33 @@ int wr_client_receive(struct wr_node *node, struct wr_client *cl,
 		return 0; /* closing: ignore input */
 	node->ctr.client_bytes_in += len;
 	cl->last_rx_ms = wr_now_ms();
-	wr_node_reader(node, cl->wsi, &cl->read_pass);
-	switch (wr_rx_add(&cl->rx, cl->wsi, in, len,
+	node_client_reader(node, cl->wsi, &cl->read_pass);
+	switch (node_rx_add(&cl->rx, cl->wsi, in, len,
 			  2 * (size_t)node->cfg->max_message_bytes, &msg, &mlen)) {
-	case WR_RX_MORE:
+	case NODE_RX_MORE:
 		return 0;
-	case WR_RX_BINARY:
+	case NODE_RX_BINARY:
 		return close_now(node, cl, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				 "binary frames not accepted");
-	case WR_RX_TOO_LARGE:
+	case NODE_RX_TOO_LARGE:
 		return close_now(node, cl, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 "frame too large");
-	case WR_RX_NOMEM:
+	case NODE_RX_NOMEM:
 		return -1;
-	case WR_RX_DONE:
+	case NODE_RX_DONE:
 		break;
 	}
 	if (!wr_utf8_valid(msg, mlen))
 		return close_now(node, cl, LWS_CLOSE_STATUS_INVALID_PAYLOAD,
 				 "invalid utf-8");
 	dispatch(node, cl, msg, mlen);
-	wr_rx_handled(&cl->rx);
+	node_rx_handled(&cl->rx);
 	return 0;
 }
 
 /* Writes what @cl has queued, coalesced into one write of at most
- * WR_WRITE_COALESCE bytes; lws keeps whatever the kernel does not take. */
-static int write_queued(struct wr_node *node, struct wr_client *cl)
+ * NODE_WRITE_COALESCE bytes; lws keeps whatever the kernel does not take. */
+static int write_queued(struct node *node, struct node_client *cl)
 {
 	struct chan_client *cc = &cl->cc;
 	struct wr_msg *m = chan_client_peek(cc, 0);
@@ -670,7 +670,7 @@ static int write_queued(struct wr_node *node, struct wr_client *cl)
 
 	if (!m)
 		return 0; /* spurious */
-	if (cc->q_len == 1 || m->len - cc->q_off >= WR_WRITE_COALESCE) {
+	if (cc->q_len == 1 || m->len - cc->q_off >= NODE_WRITE_COALESCE) {
 		/* one frame: write it straight from the shared buffer */
 		n = m->len - cc->q_off;
 		w = lws_write(cl->wsi, m->data + cc->q_off, n, LWS_WRITE_RAW);
@@ -682,7 +682,7 @@ static int write_queued(struct wr_node *node, struct wr_client *cl)
 		for (unsigned i = 0; (m = chan_client_peek(cc, i)); i++) {
 			size_t off = i ? 0 : cc->q_off, k = m->len - off;
 
-			if (n + k > WR_WRITE_COALESCE)
+			if (n + k > NODE_WRITE_COALESCE)
 				break;
 			memcpy(p + n, m->data + off, k);
 			n += k;
@@ -705,7 +705,7 @@ static int write_queued(struct wr_node *node, struct wr_client *cl)
  * frame written RAW reaches the peer before the FIN. Server side only
  * (unmasked). Always returns -1, what the WRITEABLE callback returns.
  */
-int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
+int node_client_close_raw(struct node *node, struct lws *wsi, int code,
 		    const char *reason)
 {
 	unsigned char *f = node->wbuf + LWS_PRE;
@@ -722,17 +722,17 @@ int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
 	return -1;
 }
 
-int wr_client_writeable(struct wr_node *node, struct wr_client *cl)
+int node_client_writeable(struct node *node, struct node_client *cl)
 {
 	if (cl->close_code)
-		return wr_ws_close_raw(node, cl->wsi, cl->close_code,
+		return node_client_close_raw(node, cl->wsi, cl->close_code,
 				       cl->close_reason);
 	if (cl->peer_closing)
 		return 0;
 	return write_queued(node, cl);
 }
 
-void wr_client_keepalive(struct wr_node *node)
+void node_client_keepalive(struct node *node)
 {
 	/* FIN | ping, with a payload: lws 4.1 does not pass an empty pong to
 	 * LWS_CALLBACK_RECEIVE_PONG */
@@ -741,7 +741,7 @@ void wr_client_keepalive(struct wr_node *node)
 	unsigned char *f = node->wbuf + LWS_PRE;
 
 	/* one O(clients) sweep per interval, nothing per message */
-	for (struct wr_client *cl = node->clients; cl; cl = cl->next) {
+	for (struct node_client *cl = node->clients; cl; cl = cl->next) {
 		if (cl->close_code || cl->peer_closing)
 			continue;
 		if (cl->ping_sent_ms) {
@@ -750,7 +750,7 @@ void wr_client_keepalive(struct wr_node *node)
 			} else {
 				wr_info("client %p: no answer to ping, dropping",
 					(void *)cl);
-				wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+				node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 						      "ping timeout");
 				continue;
 			}
@@ -768,15 +768,15 @@ void wr_client_keepalive(struct wr_node *node)
 	}
 }
 
-void wr_node_reader(struct wr_node *node, struct lws *wsi, uint64_t *read_pass)
+void node_client_reader(struct node *node, struct lws *wsi, uint64_t *read_pass)
 {
-	if (*read_pass != node->pass + 1 && node->nreaders < WR_MAX_READERS) {
+	if (*read_pass != node->pass + 1 && node->nreaders < NODE_MAX_READERS) {
 		*read_pass = node->pass + 1;
 		node->readers[node->nreaders++] = wsi;
 	}
 }
 
-void wr_node_reader_gone(struct wr_node *node, struct lws *wsi)
+void node_client_reader_gone(struct node *node, struct lws *wsi)
 {
 	for (unsigned i = 0; i < node->nreaders; i++)
 		if (node->readers[i] == wsi)
@@ -785,7 +785,7 @@ void wr_node_reader_gone(struct wr_node *node, struct lws *wsi)
 
 /* True when a client or node link that sent us data this pass has more
  * waiting: its next messages will want the same subscribers. */
-static bool input_pending(struct wr_node *node)
+static bool input_pending(struct node *node)
 {
 	for (unsigned i = 0; i < node->nreaders; i++) {
 		struct lws *wsi = node->readers[i];
@@ -797,14 +797,14 @@ static bool input_pending(struct wr_node *node)
 	return false;
 }
 
-void wr_client_flush(struct wr_node *node)
+void node_client_flush(struct node *node)
 {
-	struct wr_client *cl;
+	struct node_client *cl;
 	bool more = node->flush_head && input_pending(node);
 
 	node->pass++;
 	node->nreaders = 0;
-	if (more && node->deferred < WR_MAX_DEFER_PASSES) {
+	if (more && node->deferred < NODE_MAX_DEFER_PASSES) {
 		node->deferred++;
 		return;
 	}
@@ -821,7 +821,7 @@ void wr_client_flush(struct wr_node *node)
 			continue;
 		}
 		if (write_queued(node, cl) < 0)
-			wr_client_close_later(cl, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+			node_client_close_later(cl, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
 					      "write failed");
 	}
 }

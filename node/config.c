@@ -1,5 +1,5 @@
 /*
- * node/config: maps the TOML tree (node/toml.h) onto struct wr_config.
+ * node/config: maps the TOML tree (node/toml.h) onto struct config.
  * The schema is a table of key specs, so every key is typed, ranged and
  * reported the same way; unknown keys and tables are errors, never ignored.
  */
@@ -26,8 +26,8 @@
 #define HOST_CHARS ALNUM ".-_"
 
 /* The repo's web/ (the demo chat), set by CMake; empty: none. */
-#ifndef WR_WEB_ROOT
-#define WR_WEB_ROOT ""
+#ifndef CONFIG_WEB_ROOT
+#define CONFIG_WEB_ROOT ""
 #endif
 
 enum kind {
@@ -45,12 +45,12 @@ enum kind {
 struct key_spec {
 	const char *key;
 	enum kind kind;
-	size_t off;          /* into struct wr_config or struct wr_peer_conf */
+	size_t off;          /* into struct config or struct config_peer */
 	int64_t min, max;    /* K_INT, K_I64 */
 };
 
-#define CFG(f) offsetof(struct wr_config, f)
-#define PEER(f) offsetof(struct wr_peer_conf, f)
+#define CFG(f) offsetof(struct config, f)
+#define PEER(f) offsetof(struct config_peer, f)
 
 static const struct key_spec node_keys[] = {
 	{ "name", K_NAME, CFG(name), 0, 0 },
@@ -121,8 +121,8 @@ static const struct table_spec tables[] = {
 };
 
 struct loader {
-	struct wr_config *c;
-	const struct wr_toml *root;
+	struct config *c;
+	const struct toml *root;
 	const char *path;
 	char *err;
 	size_t errlen;
@@ -307,7 +307,7 @@ static int set_str(struct loader *ld, char **dst, const char *s)
  * now rather than at the first request.
  */
 static int apply_dir(struct loader *ld, char **dst, const char *fk,
-		     const struct wr_toml *v)
+		     const struct toml *v)
 {
 	const char *s = v->v.str, *slash;
 	char joined[PATH_MAX], real[PATH_MAX], show[160];
@@ -338,9 +338,9 @@ static int apply_dir(struct loader *ld, char **dst, const char *fk,
 
 static int apply_string(struct loader *ld, void *base,
 			const struct key_spec *ks, const char *fk,
-			const struct wr_toml *v)
+			const struct toml *v)
 {
-	struct wr_config *c = ld->c;
+	struct config *c = ld->c;
 	const char *s = v->v.str, *why;
 	char *field = (char *)base + ks->off;
 	char show[48], *host;
@@ -385,21 +385,21 @@ static int apply_string(struct loader *ld, void *base,
 }
 
 static int apply(struct loader *ld, void *base, const struct key_spec *ks,
-		 const char *fk, const struct wr_toml *v)
+		 const char *fk, const struct toml *v)
 {
-	enum wr_toml_type want;
+	enum toml_type want;
 	char *field = (char *)base + ks->off;
 
 	switch (ks->kind) {
 	case K_INT:
-	case K_I64: want = WR_TOML_INT; break;
-	case K_BOOL: want = WR_TOML_BOOL; break;
-	default: want = WR_TOML_STRING; break;
+	case K_I64: want = TOML_INT; break;
+	case K_BOOL: want = TOML_BOOL; break;
+	default: want = TOML_STRING; break;
 	}
 	if (v->type != want)
 		return bad(ld, v->line, fk, "expected %s, got %s",
-			   wr_toml_type_name(&(struct wr_toml){ .type = want }),
-			   wr_toml_type_name(v));
+			   toml_type_name(&(struct toml){ .type = want }),
+			   toml_type_name(v));
 	switch (ks->kind) {
 	case K_INT:
 	case K_I64:
@@ -424,14 +424,14 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 /* Every member of @t must be one of @keys; @tname prefixes their names. */
 static int load_table(struct loader *ld, void *base,
 		      const struct key_spec *keys, size_t nkeys,
-		      const char *tname, const struct wr_toml *t)
+		      const char *tname, const struct toml *t)
 {
 	char fk[128];
 	size_t i, k;
 	int rc;
 
 	for (i = 0; i < t->n; i++) {
-		const struct wr_toml *m = t->items[i];
+		const struct toml *m = t->items[i];
 
 		snprintf(fk, sizeof(fk), "%s.%.64s", tname, m->key);
 		for (k = 0; k < nkeys; k++)
@@ -446,10 +446,10 @@ static int load_table(struct loader *ld, void *base,
 	return WR_OK;
 }
 
-static int load_peer(struct loader *ld, size_t idx, const struct wr_toml *t)
+static int load_peer(struct loader *ld, size_t idx, const struct toml *t)
 {
-	struct wr_config *c = ld->c;
-	struct wr_peer_conf *peers, *p;
+	struct config *c = ld->c;
+	struct config_peer *peers, *p;
 	char tname[32], fk[48];
 	int rc;
 
@@ -474,24 +474,24 @@ static int load_peer(struct loader *ld, size_t idx, const struct wr_toml *t)
 		if (strcmp(peers[j].name, p->name))
 			continue;
 		snprintf(fk, sizeof(fk), "%s.name", tname);
-		return bad(ld, wr_toml_get(t, "name")->line, fk,
+		return bad(ld, toml_get(t, "name")->line, fk,
 			   "duplicate peer name '%s' (also peers[%zu])",
 			   p->name, j);
 	}
 	return WR_OK;
 }
 
-static int load_peers(struct loader *ld, const struct wr_toml *arr)
+static int load_peers(struct loader *ld, const struct toml *arr)
 {
 	int rc;
 
-	if (arr->type == WR_TOML_TABLE)
+	if (arr->type == TOML_TABLE)
 		return bad(ld, arr->line, NULL,
 			   "[peers] must be an array of tables: write [[peers]]");
-	if (arr->type != WR_TOML_ARRAY || !arr->aot)
+	if (arr->type != TOML_ARRAY || !arr->aot)
 		return bad(ld, arr->line, "peers",
 			   "expected an array of tables [[peers]], got %s",
-			   wr_toml_type_name(arr));
+			   toml_type_name(arr));
 	for (size_t i = 0; i < arr->n; i++) {
 		rc = load_peer(ld, i, arr->items[i]);
 		if (rc)
@@ -500,28 +500,28 @@ static int load_peers(struct loader *ld, const struct wr_toml *arr)
 	return WR_OK;
 }
 
-static int unknown_root(struct loader *ld, const struct wr_toml *m)
+static int unknown_root(struct loader *ld, const struct toml *m)
 {
 	char name[72];
 
 	/* names are bare keys, safe to print; only their length is capped */
 	snprintf(name, sizeof(name), "%.64s", m->key);
-	if (m->type == WR_TOML_TABLE)
+	if (m->type == TOML_TABLE)
 		return bad(ld, m->line, NULL, "unknown table [%s]", name);
-	if (m->type == WR_TOML_ARRAY && m->aot)
+	if (m->type == TOML_ARRAY && m->aot)
 		return bad(ld, m->line, NULL, "unknown table [[%s]]", name);
 	return bad(ld, m->line, name, "unknown key");
 }
 
 static int load_root(struct loader *ld)
 {
-	const struct wr_toml *root = ld->root;
+	const struct toml *root = ld->root;
 	const struct table_spec *ts;
 	size_t i, k;
 	int rc;
 
 	for (i = 0; i < root->n; i++) {
-		const struct wr_toml *m = root->items[i];
+		const struct toml *m = root->items[i];
 
 		if (!strcmp(m->key, "peers")) {
 			rc = load_peers(ld, m);
@@ -535,14 +535,14 @@ static int load_root(struct loader *ld)
 		if (k == ARRAY_SIZE(tables))
 			return unknown_root(ld, m);
 		ts = &tables[k];
-		if (m->type == WR_TOML_ARRAY && m->aot)
+		if (m->type == TOML_ARRAY && m->aot)
 			return bad(ld, m->line, NULL,
 				   "[[%s]] must be a table: write [%s]",
 				   ts->name, ts->name);
-		if (m->type != WR_TOML_TABLE)
+		if (m->type != TOML_TABLE)
 			return bad(ld, m->line, ts->name,
 				   "expected a table [%s], got %s", ts->name,
-				   wr_toml_type_name(m));
+				   toml_type_name(m));
 		rc = load_table(ld, ld->c, ts->keys, ts->nkeys, ts->name, m);
 		if (rc)
 			return rc;
@@ -553,26 +553,26 @@ static int load_root(struct loader *ld)
 /* The line of [@table] @key in the file, or 0 when it is not there. */
 static int line_of(const struct loader *ld, const char *table, const char *key)
 {
-	const struct wr_toml *v;
+	const struct toml *v;
 
-	v = wr_toml_get(wr_toml_get(ld->root, table), key);
+	v = toml_get(toml_get(ld->root, table), key);
 	return v ? v->line : 0;
 }
 
 /* Rules across keys: blame the key the file set, it is the one to fix. */
 static int check_relations(struct loader *ld)
 {
-	struct wr_config *c = ld->c;
-	const struct wr_toml *peers;
+	struct config *c = ld->c;
+	const struct toml *peers;
 	int l;
 
 	/* a link to a node of our own name is refused (4409): say so now */
-	peers = wr_toml_get(ld->root, "peers");
+	peers = toml_get(ld->root, "peers");
 	for (size_t i = 0; peers && i < peers->n; i++) {
-		const struct wr_toml *name;
+		const struct toml *name;
 		char fk[48];
 
-		name = wr_toml_get(peers->items[i], "name");
+		name = toml_get(peers->items[i], "name");
 		if (name && !strcmp(name->v.str, c->name)) {
 			snprintf(fk, sizeof(fk), "peers[%zu].name", i);
 			return bad(ld, name->line, fk,
@@ -628,7 +628,7 @@ static int default_name(char **out)
 	return *out ? WR_OK : WR_ENOMEM;
 }
 
-int wr_config_defaults(struct wr_config *c)
+int config_defaults(struct config *c)
 {
 	memset(c, 0, sizeof(*c));
 	c->listen_port = 8080;
@@ -653,22 +653,22 @@ int wr_config_defaults(struct wr_config *c)
 	c->listen = strdup("127.0.0.1:8080");
 	c->listen_host = strdup("127.0.0.1");
 	/* not checked: a binary run away from its source tree serves none */
-	c->web_root = WR_WEB_ROOT[0] ? strdup(WR_WEB_ROOT) : NULL;
+	c->web_root = CONFIG_WEB_ROOT[0] ? strdup(CONFIG_WEB_ROOT) : NULL;
 	if (default_name(&c->name) || !c->listen || !c->listen_host ||
-	    (WR_WEB_ROOT[0] && !c->web_root)) {
-		wr_config_fini(c);
+	    (CONFIG_WEB_ROOT[0] && !c->web_root)) {
+		config_fini(c);
 		return WR_ENOMEM;
 	}
 	return WR_OK;
 }
 
-int wr_config_parse(struct wr_config *c, const char *path, const char *text,
+int config_parse(struct config *c, const char *path, const char *text,
 		    size_t len, char *err, size_t errlen)
 {
 	struct loader ld = { .c = c, .path = path ? path : "<config>",
 			     .err = err, .errlen = errlen };
-	struct wr_toml *root = NULL;
-	struct wr_toml_err te;
+	struct toml *root = NULL;
+	struct toml_err te;
 	int rc;
 
 	set_err(err, errlen, "%s", "");
@@ -677,7 +677,7 @@ int wr_config_parse(struct wr_config *c, const char *path, const char *text,
 		if (rc)
 			goto out;
 	}
-	rc = wr_toml_parse(text, len, &root, &te);
+	rc = toml_parse(text, len, &root, &te);
 	if (rc) {
 		bad(&ld, te.line, te.key[0] ? te.key : NULL, "%s", te.msg);
 		goto out;
@@ -688,7 +688,7 @@ int wr_config_parse(struct wr_config *c, const char *path, const char *text,
 		goto out;
 	rc = check_relations(&ld);
 out:
-	wr_toml_destroy(root);
+	toml_destroy(root);
 	return rc;
 }
 
@@ -741,14 +741,14 @@ out:
 	return rc;
 }
 
-int wr_config_load(struct wr_config *c, const char *path, char *err,
+int config_load(struct config *c, const char *path, char *err,
 		   size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;
 	int rc, e;
 
-	rc = wr_config_defaults(c);
+	rc = config_defaults(c);
 	if (rc) {
 		set_err(err, errlen, "%s: out of memory", path);
 		return rc;
@@ -765,12 +765,12 @@ int wr_config_load(struct wr_config *c, const char *path, char *err,
 			return WR_ENOMEM;
 		return e == ENOENT ? WR_ENOENT : WR_EIO;
 	}
-	rc = wr_config_parse(c, path, text, len, err, errlen);
+	rc = config_parse(c, path, text, len, err, errlen);
 	free(text);
 	return rc;
 }
 
-void wr_config_fini(struct wr_config *c)
+void config_fini(struct config *c)
 {
 	free(c->path);
 	free(c->name);

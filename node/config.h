@@ -3,8 +3,8 @@
  * (node/toml.h). Every error names the file, the line and the key.
  * Key names and defaults are a contract: see node.toml.example.
  */
-#ifndef WR_CONFIG_H
-#define WR_CONFIG_H
+#ifndef CONFIG_CONFIG_H
+#define CONFIG_CONFIG_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -12,13 +12,13 @@
 
 #include "wr.h"
 
-struct wr_peer_conf {
+struct config_peer {
 	char *name;
 	char *url;    /* ws://host:port/node or wss://... */
 	char *token;
 };
 
-struct wr_config {
+struct config {
 	char *path;               /* the file loaded, or NULL for defaults */
 
 	/* [node] */
@@ -57,7 +57,7 @@ struct wr_config {
 	enum wr_log_level log_level; /* info */
 
 	/* [[peers]] */
-	struct wr_peer_conf *peers;
+	struct config_peer *peers;
 	size_t npeers;
 
 	/* [limits], added last to keep the layout above stable */
@@ -70,24 +70,24 @@ struct wr_config {
 };
 
 /* Fills @c with the defaults (allocating the default strings). */
-int wr_config_defaults(struct wr_config *c);
+int config_defaults(struct config *c);
 
 /*
  * Parses @text (@len bytes, need not be NUL-terminated) as the config file
  * @path over the defaults already in @c. On error returns WR_EINVAL and
  * writes one line "PATH:LINE: key 'KEY': WHAT" (or "PATH:LINE: WHAT" when
  * no key is involved) into @err; @c then holds partial data and must
- * still be released with wr_config_fini().
+ * still be released with config_fini().
  */
-int wr_config_parse(struct wr_config *c, const char *path, const char *text,
+int config_parse(struct config *c, const char *path, const char *text,
 		    size_t len, char *err, size_t errlen);
 
-/* Reads @path and parses it (wr_config_defaults() first). Same errors;
+/* Reads @path and parses it (config_defaults() first). Same errors;
  * an unreadable file gives "PATH: cannot read: <strerror>". */
-int wr_config_load(struct wr_config *c, const char *path, char *err,
+int config_load(struct config *c, const char *path, char *err,
 		   size_t errlen);
 
 /* Frees every string; @c may be partially filled. */
-void wr_config_fini(struct wr_config *c);
+void config_fini(struct config *c);
 
 #endif

@@ -29,7 +29,7 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 		return -1;
 	memcpy(out + LWS_PRE, body, len);
 	/* in HTTP/2 frames when it is HTTP/2 (TLS): /api/overview is big */
-	if (!wr_http_body(wsi, out, len))
+	if (!node_http_body(wsi, out, len))
 		rc = lws_http_transaction_completed(wsi) ? -1 : 0;
 	free(out);
 	return rc;
@@ -38,11 +38,11 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 #define HEALTH_PEERS_MAX 64
 
 /* Linked peers with their latency, for /health and /metrics. */
-static unsigned peers_of(struct wr_node *node, struct health_peer *out)
+static unsigned peers_of(struct node *node, struct health_peer *out)
 {
 	unsigned n = 0;
 
-	for (struct wr_peer *p = node->peers; p && n < HEALTH_PEERS_MAX; p = p->next)
+	for (struct node_peer *p = node->peers; p && n < HEALTH_PEERS_MAX; p = p->next)
 		if (p->up)
 			out[n++] = (struct health_peer){ p->ml.name, true,
 							 p->ml.latency_ms };
@@ -50,7 +50,7 @@ static unsigned peers_of(struct wr_node *node, struct health_peer *out)
 }
 
 /* @peers: room for HEALTH_PEERS_MAX, referenced by @g */
-static void gauges(struct wr_node *node, struct health_gauges *g,
+static void gauges(struct node *node, struct health_gauges *g,
 		   struct health_peer *peers)
 {
 	struct chan_registry_stats st;
@@ -81,7 +81,7 @@ static void gauges(struct wr_node *node, struct health_gauges *g,
 }
 
 
-void wr_node_health(struct wr_node *node, struct health_result *r)
+void node_http_health(struct node *node, struct health_result *r)
 {
 	struct chan_registry_stats st;
 	struct health_input in = { 0 };
@@ -111,7 +111,7 @@ static bool is_endpoint(const char *uri)
 	return false;
 }
 
-int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
+int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 {
 	static const char not_allowed[] = "method not allowed\n";
 	struct wr_buf *b = &node->scratch;
@@ -119,17 +119,17 @@ int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri)
 	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
 		    !is_endpoint(uri))
-			return wr_static_request(node, wsi, uri, true);
+			return node_static_request(node, wsi, uri, true);
 		return send_body(wsi, 405, "text/plain", not_allowed,
 				 sizeof(not_allowed) - 1);
 	}
 	if (!is_endpoint(uri))
-		return wr_static_request(node, wsi, uri, false);
+		return node_static_request(node, wsi, uri, false);
 	wr_buf_reset(b);
 	if (!strcmp(uri, "/health")) {
 		struct health_result r;
 
-		wr_node_health(node, &r);
+		node_http_health(node, &r);
 		health_json(b, &r, node->cfg->name);
 		wr_buf_puts(b, "\n");
 		if (b->oom)
@@ -197,7 +197,7 @@ static int refuse(struct lws *wsi, unsigned status)
 	return 1; /* lws: we answered, do not upgrade */
 }
 
-int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi)
+int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 {
 	char uri[256];
 
@@ -217,7 +217,7 @@ int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi)
 	if (!strcmp(uri, "/node")) {
 		if (node->stopping)
 			return refuse(wsi, 503);
-		if (!wr_peer_token_ok(node, wsi))
+		if (!node_peer_token_ok(node, wsi))
 			return refuse(wsi, 403);
 		return 0;
 	}

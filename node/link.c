@@ -5,7 +5,7 @@
  * but not while a link to that name is up the other way (3.1's tie rule
  * would close one of the two). The remote connection flow adds one-shot
  * dials with a one-time token: no redial, the flow retries. A dial that
- * handshakes becomes a wr_peer like an accepted link (peer.c frames its
+ * handshakes becomes a node_peer like an accepted link (peer.c frames its
  * packets itself and, on a dialled link, masks them into the write
  * buffer; lws frames and masks only its pings and close).
  *
@@ -19,14 +19,14 @@
 
 #include "node.h"
 
-struct wr_dial {
-	struct wr_node *node;
+struct node_dial {
+	struct node *node;
 	char name[INM_NAME_MAX + 1];
 	char url[512];
 	char token[256];
 	bool once;                  /* remote connection: one attempt */
 	bool listed;                /* in node->once.head (until it is up) */
-	struct wr_dial *next;       /* node->once.head */
+	struct node_dial *next;       /* node->once.head */
 	struct lws *wsi;            /* while connecting or connected */
 	unsigned attempt;           /* failures since the last handshake */
 	int64_t since_ms;           /* dial started, until it handshakes */
@@ -37,9 +37,9 @@ struct wr_dial {
 };
 
 static void dial(lws_sorted_usec_list_t *sul);
-static void lost(struct wr_node *node, struct wr_dial *d, const char *why);
+static void lost(struct node *node, struct node_dial *d, const char *why);
 
-static void schedule(struct wr_dial *d)
+static void schedule(struct node_dial *d)
 {
 	int64_t ms = mesh_backoff_ms(d->node->mesh, d->attempt);
 
@@ -50,14 +50,14 @@ static void schedule(struct wr_dial *d)
 }
 
 /* A one-shot dial leaves the list when it is up: it is a link then. */
-static void once_unlist(struct wr_dial *d)
+static void once_unlist(struct node_dial *d)
 {
-	struct wr_dials_once *m = &d->node->once;
+	struct node_dials_once *m = &d->node->once;
 
 	if (!d->listed)
 		return;
 	d->listed = false;
-	for (struct wr_dial **pp = &m->head; *pp; pp = &(*pp)->next)
+	for (struct node_dial **pp = &m->head; *pp; pp = &(*pp)->next)
 		if (*pp == d) {
 			*pp = d->next;
 			m->count--;
@@ -65,7 +65,7 @@ static void once_unlist(struct wr_dial *d)
 		}
 }
 
-static void once_free(struct wr_dial *d)
+static void once_free(struct node_dial *d)
 {
 	once_unlist(d);
 	lws_sul_cancel(&d->sul);
@@ -73,7 +73,7 @@ static void once_free(struct wr_dial *d)
 	free(d);
 }
 
-static int connect_to(struct wr_dial *d)
+static int connect_to(struct node_dial *d)
 {
 	struct lws_client_connect_info i;
 	const char *prot, *addr, *path;
@@ -114,13 +114,13 @@ static int connect_to(struct wr_dial *d)
 
 static void dial(lws_sorted_usec_list_t *sul)
 {
-	struct wr_dial *d = lws_container_of(sul, struct wr_dial, sul);
+	struct node_dial *d = lws_container_of(sul, struct node_dial, sul);
 
 	if (d->node->stopping)
 		return;
-	if (wr_peer_named(d->node, d->name)) {
+	if (node_peer_named(d->node, d->name)) {
 		/* linked the other way: look again later (and at once when
-		 * that link goes, wr_links_peer_down) */
+		 * that link goes, node_links_peer_down) */
 		d->attempt = 0;
 		schedule(d);
 		return;
@@ -129,9 +129,9 @@ static void dial(lws_sorted_usec_list_t *sul)
 		schedule(d);
 }
 
-int wr_links_start(struct wr_node *node)
+int node_links_start(struct node *node)
 {
-	const struct wr_config *cfg = node->cfg;
+	const struct config *cfg = node->cfg;
 
 	if (!cfg->npeers)
 		return WR_OK;
@@ -139,7 +139,7 @@ int wr_links_start(struct wr_node *node)
 	if (!node->dials)
 		return WR_ENOMEM;
 	for (size_t k = 0; k < cfg->npeers; k++) {
-		struct wr_dial *d = &node->dials[k];
+		struct node_dial *d = &node->dials[k];
 
 		d->node = node;
 		lws_snprintf(d->name, sizeof(d->name), "%s", cfg->peers[k].name);
@@ -151,15 +151,15 @@ int wr_links_start(struct wr_node *node)
 	return WR_OK;
 }
 
-void wr_links_stop(struct wr_node *node)
+void node_links_stop(struct node *node)
 {
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		lws_sul_cancel(&node->dials[k].sul);
-	for (struct wr_dial *d = node->once.head; d; d = d->next)
+	for (struct node_dial *d = node->once.head; d; d = d->next)
 		lws_sul_cancel(&d->sul);
 }
 
-void wr_links_fini(struct wr_node *node)
+void node_links_fini(struct node *node)
 {
 	while (node->once.head) {
 		once_free(node->once.head);
@@ -168,10 +168,10 @@ void wr_links_fini(struct wr_node *node)
 	node->dials = NULL;
 }
 
-void wr_links_peer_down(struct wr_node *node, const char *name)
+void node_links_peer_down(struct node *node, const char *name)
 {
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++) {
-		struct wr_dial *d = &node->dials[k];
+		struct node_dial *d = &node->dials[k];
 
 		if (!d->wsi && !strcmp(d->name, name) && !node->stopping) {
 			d->attempt = 0;
@@ -180,14 +180,14 @@ void wr_links_peer_down(struct wr_node *node, const char *name)
 	}
 }
 
-int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
+int node_link_dial_once(struct node *node, const char *name, const char *url,
 		      const char *token)
 {
-	struct wr_dial *d;
+	struct node_dial *d;
 
 	if (node->stopping || !node->ctx)
 		return WR_EINVAL;
-	if (wr_link_dialling(node, name))
+	if (node_link_dialling(node, name))
 		return WR_EEXIST;
 	d = calloc(1, sizeof(*d));
 	if (!d)
@@ -219,7 +219,7 @@ int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
  */
 #define DIAL_TIMEOUT_MS 5000
 
-static void watch(struct wr_dial *d, int64_t now)
+static void watch(struct node_dial *d, int64_t now)
 {
 	if (!d->since_ms || !d->wsi || now - d->since_ms < DIAL_TIMEOUT_MS)
 		return;
@@ -231,19 +231,19 @@ static void watch(struct wr_dial *d, int64_t now)
 	lost(d->node, d, "attempt abandoned");
 }
 
-void wr_links_watch(struct wr_node *node)
+void node_links_watch(struct node *node)
 {
 	int64_t now = wr_now_ms();
 
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		watch(&node->dials[k], now);
-	for (struct wr_dial *d = node->once.head, *next; d; d = next) {
+	for (struct node_dial *d = node->once.head, *next; d; d = next) {
 		next = d->next;
 		watch(d, now);
 	}
 }
 
-bool wr_links_dialling_any(struct wr_node *node)
+bool node_links_dialling_any(struct node *node)
 {
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
 		if (node->dials[k].since_ms)
@@ -251,9 +251,9 @@ bool wr_links_dialling_any(struct wr_node *node)
 	return node->once.head != NULL;
 }
 
-bool wr_link_dialling(struct wr_node *node, const char *name)
+bool node_link_dialling(struct node *node, const char *name)
 {
-	for (struct wr_dial *d = node->once.head; d; d = d->next)
+	for (struct node_dial *d = node->once.head; d; d = d->next)
 		if (!strcmp(d->name, name))
 			return true;
 	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
@@ -263,9 +263,9 @@ bool wr_link_dialling(struct wr_node *node, const char *name)
 }
 
 /* LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER */
-int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
+int node_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 {
-	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	struct node_dial *d = lws_get_opaque_user_data(wsi);
 
 	if (!d)
 		return -1;
@@ -276,15 +276,15 @@ int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 }
 
 /* LWS_CALLBACK_CLIENT_ESTABLISHED: the upgrade went through. */
-int wr_link_established(struct wr_node *node, struct lws *wsi,
-			struct wr_pss *pss)
+int node_link_established(struct node *node, struct lws *wsi,
+			struct node_pss *pss)
 {
-	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	struct node_dial *d = lws_get_opaque_user_data(wsi);
 
-	if (!d || wr_peer_open(node, wsi, pss))
+	if (!d || node_peer_open(node, wsi, pss))
 		return -1;
 	pss->peer->dial = d;
-	return wr_peer_send_handshake(node, pss->peer);
+	return node_peer_send_handshake(node, pss->peer);
 }
 
 /*
@@ -293,9 +293,9 @@ int wr_link_established(struct wr_node *node, struct lws *wsi,
  * lws's own error text for that is an opaque "connect SSL err 1", so the
  * dial keeps OpenSSL's reason for its log line.
  */
-void wr_link_cert_refused(struct lws *wsi, const char *why)
+void node_link_cert_refused(struct lws *wsi, const char *why)
 {
-	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	struct node_dial *d = lws_get_opaque_user_data(wsi);
 
 	if (d && !d->cert_error[0])
 		lws_snprintf(d->cert_error, sizeof(d->cert_error), "%s", why);
@@ -303,9 +303,9 @@ void wr_link_cert_refused(struct lws *wsi, const char *why)
 
 /* The link is gone or never came up: dial again later (a one-shot dial
  * is forgotten; its flow retries). */
-void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
+void node_link_lost(struct node *node, struct lws *wsi, const char *why)
 {
-	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	struct node_dial *d = lws_get_opaque_user_data(wsi);
 	char buf[192];
 
 	if (!d)
@@ -325,7 +325,7 @@ void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why)
 	lost(node, d, why);
 }
 
-static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
+static void lost(struct node *node, struct node_dial *d, const char *why)
 {
 	d->wsi = NULL;
 	d->since_ms = 0;
@@ -348,9 +348,9 @@ static void lost(struct wr_node *node, struct wr_dial *d, const char *why)
  * CONNECTION_ERROR, CLOSED_CLIENT_HTTP or CLIENT_CLOSED came first on
  * every path read in lws 4.1.6; should one not, the attempt ends here
  * rather than waiting for the watchdog. */
-void wr_link_destroyed(struct wr_node *node, struct lws *wsi)
+void node_link_destroyed(struct node *node, struct lws *wsi)
 {
-	struct wr_dial *d = lws_get_opaque_user_data(wsi);
+	struct node_dial *d = lws_get_opaque_user_data(wsi);
 
 	if (!d || d->wsi != wsi || d->in_connect)
 		return;
@@ -359,7 +359,7 @@ void wr_link_destroyed(struct wr_node *node, struct lws *wsi)
 	lost(node, d, "connection ended");
 }
 
-void wr_link_handshaken(struct wr_dial *d)
+void node_link_handshaken(struct node_dial *d)
 {
 	d->since_ms = 0;
 	if (d->once) {
@@ -370,7 +370,7 @@ void wr_link_handshaken(struct wr_dial *d)
 	d->attempt = 0;
 }
 
-const char *wr_link_peer_name(const struct wr_dial *d)
+const char *node_link_peer_name(const struct node_dial *d)
 {
 	return d->name;
 }

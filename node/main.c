@@ -35,7 +35,7 @@ static void usage(FILE *f)
 		"1 runtime failure (cannot listen, refused insecure listen),\n"
 		"2 usage or config error.\n"
 		"\n");
-	wr_cli_usage_summary(f);
+	cli_usage_summary(f);
 }
 
 int main(int argc, char **argv)
@@ -49,13 +49,13 @@ int main(int argc, char **argv)
 	};
 	const char *path = NULL;
 	bool check = false;
-	struct wr_config cfg;
+	struct config cfg;
 	char err[512];
 	int c, rc;
 
 	/* before the node's signal setup: the client handles its own */
-	if (argc > 1 && wr_cli_is_command(argv[1]))
-		return wr_cli_main(argc - 1, argv + 1);
+	if (argc > 1 && cli_is_command(argv[1]))
+		return cli_main(argc - 1, argv + 1);
 
 	{
 		/* from the first instruction: a stop signal is only ever read
@@ -93,20 +93,20 @@ int main(int argc, char **argv)
 	}
 
 	err[0] = '\0';
-	rc = path ? wr_config_load(&cfg, path, err, sizeof(err))
-		  : wr_config_defaults(&cfg);
+	rc = path ? config_load(&cfg, path, err, sizeof(err))
+		  : config_defaults(&cfg);
 	if (rc) {
 		fprintf(stderr, "%s\n", err[0] ? err : wr_strerror(rc));
-		wr_config_fini(&cfg);
+		config_fini(&cfg);
 		return 2;
 	}
 	if (check) {
 		printf("%s: ok\n", path ? path : "(defaults)");
-		wr_config_fini(&cfg);
+		config_fini(&cfg);
 		return 0;
 	}
 	wr_log_set_level(cfg.log_level);
-	rc = wr_node_run(&cfg);
-	wr_config_fini(&cfg);
+	rc = node_run(&cfg);
+	config_fini(&cfg);
 	return rc;
 }

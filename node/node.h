@@ -4,8 +4,8 @@
  * internal to node/: the state every node/ file shares. All of it lives on
  * the event loop thread and hangs off lws_context_user().
  */
-#ifndef WR_NODE_H
-#define WR_NODE_H
+#ifndef NODE_NODE_H
+#define NODE_NODE_H
 
 #include <uv.h>
 #include <libwebsockets.h>
@@ -20,42 +20,42 @@
 #include "wr.h"
 
 /* Coalesced writes: up to this many bytes of queued frames per WRITEABLE. */
-#define WR_WRITE_COALESCE (64 * 1024)
+#define NODE_WRITE_COALESCE (64 * 1024)
 
 /* rx.c — one WebSocket message reassembled from lws's chunks */
-struct wr_rx {
+struct node_rx {
 	char *buf;
 	size_t len, cap;
 	bool active;                /* inside a message */
 };
-enum wr_rx_result {
-	WR_RX_MORE,                 /* wait for the next chunk */
-	WR_RX_DONE,                 /* *msg, *mlen: the whole message */
-	WR_RX_BINARY,               /* a binary frame: close 1003 */
-	WR_RX_TOO_LARGE,            /* over @limit: close 1009 */
-	WR_RX_NOMEM,
+enum node_rx_result {
+	NODE_RX_MORE,                 /* wait for the next chunk */
+	NODE_RX_DONE,                 /* *msg, *mlen: the whole message */
+	NODE_RX_BINARY,               /* a binary frame: close 1003 */
+	NODE_RX_TOO_LARGE,            /* over @limit: close 1009 */
+	NODE_RX_NOMEM,
 };
-/* Adds the chunk @in; on WR_RX_DONE *msg is @in itself (one-chunk
+/* Adds the chunk @in; on NODE_RX_DONE *msg is @in itself (one-chunk
  * message) or rx->buf, valid until the next call. */
-enum wr_rx_result wr_rx_add(struct wr_rx *rx, struct lws *wsi, const void *in,
+enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi, const void *in,
 			    size_t len, size_t limit, const char **msg,
 			    size_t *mlen);
-/* After a WR_RX_DONE message is handled: drops a big buffer. */
-void wr_rx_handled(struct wr_rx *rx);
-void wr_rx_fini(struct wr_rx *rx);
+/* After a NODE_RX_DONE message is handled: drops a big buffer. */
+void node_rx_handled(struct node_rx *rx);
+void node_rx_fini(struct node_rx *rx);
 
-struct wr_client;
-struct wr_peer;
-struct wr_dial;
+struct node_client;
+struct node_peer;
+struct node_dial;
 
 /* The node's one-shot dials (link.c): remote connection and healing. */
-struct wr_dials_once {
-	struct wr_dial *head;
+struct node_dials_once {
+	struct node_dial *head;
 	unsigned count;
 };
 
-struct wr_node {
-	const struct wr_config *cfg;
+struct node {
+	const struct config *cfg;
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
 	int port;                   /* the port actually bound */
@@ -66,17 +66,17 @@ struct wr_node {
 	struct chan_pw_cache *pwcache;
 	uint64_t pw_pending;
 
-	struct wr_client *clients;  /* every /connect session */
-	struct wr_resv_wait *resv_waits; /* reservations subscribes wait on */
+	struct node_client *clients;  /* every /connect session */
+	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	unsigned nclients;
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
 	unsigned live_ws;
 
-	struct wr_peer *peers;      /* every /node session */
-	struct wr_dial *dials;      /* one per [[peers]] entry */
-	struct wr_dials_once once;  /* one-shot dials (link.c) */
+	struct node_peer *peers;      /* every /node session */
+	struct node_dial *dials;      /* one per [[peers]] entry */
+	struct node_dials_once once;  /* one-shot dials (link.c) */
 	unsigned npeers_up;         /* handshaken */
 
 	struct health_counters ctr;
@@ -88,17 +88,17 @@ struct wr_node {
 	char url[256];              /* advertised /node url, "" if none */
 
 	struct wr_buf scratch;      /* JSON building, reused */
-	unsigned char *wbuf;        /* LWS_PRE + WR_WRITE_COALESCE */
+	unsigned char *wbuf;        /* LWS_PRE + NODE_WRITE_COALESCE */
 
 	/* clients whose queue went non-empty during this loop pass: written
 	 * once, coalesced, by the uv check hook that runs after the pass */
-	struct wr_client *flush_head;
+	struct node_client *flush_head;
 	/* clients that sent us data this pass: while one of them has more
 	 * bytes waiting, the flush waits a pass (bounded) so that a burst
 	 * of sends leaves as one coalesced write per subscriber */
-#define WR_MAX_READERS 16
-#define WR_MAX_DEFER_PASSES 32
-	struct lws *readers[WR_MAX_READERS];     /* clients and node links */
+#define NODE_MAX_READERS 16
+#define NODE_MAX_DEFER_PASSES 32
+	struct lws *readers[NODE_MAX_READERS];     /* clients and node links */
 	unsigned nreaders;
 	unsigned deferred;
 	uint64_t pass;
@@ -115,24 +115,24 @@ struct wr_node {
 	uv_timer_t stop_timer;
 };
 
-struct wr_client {
+struct node_client {
 	struct chan_client cc;      /* registry view: queue, subscriptions */
-	struct wr_node *node;
+	struct node *node;
 	struct lws *wsi;
-	struct wr_client *prev, *next;
+	struct node_client *prev, *next;
 
 	struct chan_pw_rate rate;
 	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
 	/* a subscribe answered once the mesh acknowledged the channel's
 	 * reservation; rx is paused meanwhile (client.c) */
-	struct wr_sub_wait *wait;
+	struct node_sub_wait *wait;
 
-	struct wr_rx rx;
+	struct node_rx rx;
 
 	int close_code;             /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
 
-	struct wr_client *flush_prev, *flush_next;
+	struct node_client *flush_prev, *flush_next;
 	bool in_flush;
 	bool peer_closing;          /* the client sent a close frame */
 	uint64_t read_pass;         /* last loop pass it was a reader in */
@@ -145,15 +145,15 @@ struct wr_client {
  * handshakes, frames and decodes; what it carries belongs to the mesh
  * engine, which sees it as the embedded struct mesh_link.
  */
-struct wr_peer {
-	struct wr_node *node;
+struct node_peer {
+	struct node *node;
 	struct lws *wsi;
-	struct wr_peer *prev, *next;
-	struct wr_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
+	struct node_peer *prev, *next;
+	struct node_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
 	struct mesh_link ml;        /* name and url set at the handshake */
 	bool up;                    /* handshaken, in the mesh */
-	struct wr_rx rx;
-	struct wr_peer_out *out_head, *out_tail;  /* frames to write */
+	struct node_rx rx;
+	struct node_peer_out *out_head, *out_tail;  /* frames to write */
 	int64_t bad_window_ms;      /* malformed packets: window start */
 	unsigned bad_count;
 	int close_code;
@@ -166,107 +166,107 @@ struct wr_peer {
 };
 
 /* per-session data lws allocates for every connection of our protocol */
-struct wr_pss {
-	struct wr_client *client;
-	struct wr_peer *peer;
+struct node_pss {
+	struct node_client *client;
+	struct node_peer *peer;
 	bool counted;               /* in node->live_ws until WSI_DESTROY */
 };
 
 /* server.c */
-int wr_node_run(const struct wr_config *cfg);
+int node_run(const struct config *cfg);
 
 /* client.c — /connect sessions */
-int wr_client_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
-void wr_client_close(struct wr_node *node, struct wr_pss *pss);
-int wr_client_receive(struct wr_node *node, struct wr_client *cl,
+int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
+void node_client_close(struct node *node, struct node_pss *pss);
+int node_client_receive(struct node *node, struct node_client *cl,
 		      const void *in, size_t len);
-int wr_client_writeable(struct wr_node *node, struct wr_client *cl);
-void wr_client_pw_done(struct wr_node *node);
+int node_client_writeable(struct node *node, struct node_client *cl);
+void node_client_pw_done(struct node *node);
 /* Pings clients silent for an interval, drops those that did not answer
  * the previous ping. */
-void wr_client_keepalive(struct wr_node *node);
+void node_client_keepalive(struct node *node);
 /* @wsi got input this pass: while it has more waiting, the flush waits. */
-void wr_node_reader(struct wr_node *node, struct lws *wsi, uint64_t *read_pass);
+void node_client_reader(struct node *node, struct lws *wsi, uint64_t *read_pass);
 /* @wsi is going away: it is no reader any more. */
-void wr_node_reader_gone(struct wr_node *node, struct lws *wsi);
+void node_client_reader_gone(struct node *node, struct lws *wsi);
 /* Writes every client on the flush list (the uv check hook). */
-void wr_client_flush(struct wr_node *node);
-int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
+void node_client_flush(struct node *node);
+int node_client_close_raw(struct node *node, struct lws *wsi, int code,
 		    const char *reason);
 /* Marks a session (its close slots) to close with @code on its next
  * WRITEABLE, cut off after 2 s if it never drains; the first call wins. */
-void wr_close_later(struct lws *wsi, int *code_slot, const char **reason_slot,
+void node_client_close_slots(struct lws *wsi, int *code_slot, const char **reason_slot,
 		    int code, const char *reason);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
-void wr_client_close_later(struct wr_client *cl, int code, const char *reason);
-extern const struct chan_ops wr_client_chan_ops;
+void node_client_close_later(struct node_client *cl, int code, const char *reason);
+extern const struct chan_ops node_client_chan_ops;
 
 
 /* peer.c — /node sessions */
-int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss);
-void wr_peer_close(struct wr_node *node, struct wr_pss *pss);
-int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
+int node_peer_open(struct node *node, struct lws *wsi, struct node_pss *pss);
+void node_peer_close(struct node *node, struct node_pss *pss);
+int node_peer_receive(struct node *node, struct node_peer *p, const void *in,
 		    size_t len);
-int wr_peer_writeable(struct wr_node *node, struct wr_peer *p);
+int node_peer_writeable(struct node *node, struct node_peer *p);
 /* Accepts an upgrade to /node: the Authentication header carries a
  * token this node knows. */
-bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi);
+bool node_peer_token_ok(struct node *node, struct lws *wsi);
 
 /* The up link to @name, or NULL. */
-struct wr_peer *wr_peer_named(struct wr_node *node, const char *name);
+struct node_peer *node_peer_named(struct node *node, const char *name);
 /* Queues one text message on the link (a reference to @m is taken). */
-void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m);
-void wr_peer_close_later(struct wr_peer *p, int code, const char *reason);
+void node_peer_send_msg(struct node_peer *p, struct wr_msg *m);
+void node_peer_close_later(struct node_peer *p, int code, const char *reason);
 /* LWS_CALLBACK_(CLIENT_)RECEIVE_PONG on a link */
-void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
+void node_peer_pong(struct node *node, struct node_peer *p, const void *in,
 		  size_t len);
 /* Shutdown: every link closes with 1001. */
-void wr_peers_close_all(struct wr_node *node);
+void node_peer_close_all(struct node *node);
 /* Outbound only: sends our handshake (the first frame). */
-int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
+int node_peer_send_handshake(struct node *node, struct node_peer *p);
 
 /* link.c — outbound links to [[peers]] */
-int wr_links_start(struct wr_node *node);
-void wr_links_stop(struct wr_node *node);
-void wr_links_fini(struct wr_node *node);
+int node_links_start(struct node *node);
+void node_links_stop(struct node *node);
+void node_links_fini(struct node *node);
 /* A link to @name went down: a [[peers]] dial waiting on it dials soon. */
-void wr_links_peer_down(struct wr_node *node, const char *name);
-int wr_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
-int wr_link_established(struct wr_node *node, struct lws *wsi,
-			struct wr_pss *pss);
-void wr_link_lost(struct wr_node *node, struct lws *wsi, const char *why);
+void node_links_peer_down(struct node *node, const char *name);
+int node_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
+int node_link_established(struct node *node, struct lws *wsi,
+			struct node_pss *pss);
+void node_link_lost(struct node *node, struct lws *wsi, const char *why);
 /* TLS refused the dialled peer's certificate: @why is OpenSSL's reason. */
-void wr_link_cert_refused(struct lws *wsi, const char *why);
-void wr_link_handshaken(struct wr_dial *d);
-const char *wr_link_peer_name(const struct wr_dial *d);
+void node_link_cert_refused(struct lws *wsi, const char *why);
+void node_link_handshaken(struct node_dial *d);
+const char *node_link_peer_name(const struct node_dial *d);
 /* One dial to @url with a one-time @token, for the remote connection
  * flow: no redial, the flow retries. WR_EEXIST when one is in flight. */
-int wr_link_dial_once(struct wr_node *node, const char *name, const char *url,
+int node_link_dial_once(struct node *node, const char *name, const char *url,
 		      const char *token);
 /* LWS_CALLBACK_WSI_DESTROY: ends an attempt lws freed unreported. */
-void wr_link_destroyed(struct wr_node *node, struct lws *wsi);
+void node_link_destroyed(struct node *node, struct lws *wsi);
 /* Drops dials neither up nor failed after 5 s (from the mesh tick). */
-void wr_links_watch(struct wr_node *node);
+void node_links_watch(struct node *node);
 /* True while any dial is in flight (its 5 s watch needs ticks). */
-bool wr_links_dialling_any(struct wr_node *node);
+bool node_links_dialling_any(struct node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
-bool wr_link_dialling(struct wr_node *node, const char *name);
+bool node_link_dialling(struct node *node, const char *name);
 
 /* the mesh engine's ops (peer.c) and the flows' (client.c) */
-extern const struct mesh_ops wr_mesh_ops;
-extern const struct flows_ops wr_flows_ops;
+extern const struct mesh_ops node_peer_mesh_ops;
+extern const struct flows_ops node_client_flows_ops;
 
 /* static.c — files under [web] root and the embedded client library */
-int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,
+int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 		      bool head);
 /* Writes a response body (@buf has LWS_PRE bytes of headroom before it),
  * as one write over HTTP/1, as 16 KiB frames over HTTP/2. 0 or -1. */
-int wr_http_body(struct lws *wsi, unsigned char *buf, size_t len);
+int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 /* The node's /health verdict (6.3). */
-void wr_node_health(struct wr_node *node, struct health_result *r);
-int wr_http_request(struct wr_node *node, struct lws *wsi, const char *uri);
-int wr_http_confirm_upgrade(struct wr_node *node, struct lws *wsi);
+void node_http_health(struct node *node, struct health_result *r);
+int node_http_request(struct node *node, struct lws *wsi, const char *uri);
+int node_http_confirm_upgrade(struct node *node, struct lws *wsi);
 
 #endif

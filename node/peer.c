@@ -22,8 +22,8 @@
 #define FORBIDDEN 4403
 #define DUPLICATE 4409
 
-struct wr_peer_out {
-	struct wr_peer_out *next;
+struct node_peer_out {
+	struct node_peer_out *next;
 	struct wr_msg *frame;
 };
 
@@ -39,12 +39,12 @@ static int auth_header(struct lws *wsi, char *tok, size_t size)
 }
 
 /* node.token, or the rejoin token our record offers (healing) */
-static bool is_static_token(struct wr_node *node, const char *tok, int n)
+static bool is_static_token(struct node *node, const char *tok, int n)
 {
 	return mesh_token_static(node->mesh, tok, (size_t)n);
 }
 
-bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi)
+bool node_peer_token_ok(struct node *node, struct lws *wsi)
 {
 	char tok[256];
 	int n = auth_header(wsi, tok, sizeof(tok));
@@ -58,7 +58,7 @@ bool wr_peer_token_ok(struct wr_node *node, struct lws *wsi)
 	return ok;
 }
 
-static void link_down(struct wr_node *node, struct wr_peer *p)
+static void link_down(struct node *node, struct node_peer *p)
 {
 	if (!p->up)
 		return;
@@ -66,12 +66,12 @@ static void link_down(struct wr_node *node, struct wr_peer *p)
 	node->npeers_up--;
 	mesh_link_down(node->mesh, &p->ml);
 	wr_info("node link '%s' down", p->ml.name);
-	wr_links_peer_down(node, p->ml.name);
+	node_links_peer_down(node, p->ml.name);
 }
 
-int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
+int node_peer_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 {
-	struct wr_peer *p = calloc(1, sizeof(*p));
+	struct node_peer *p = calloc(1, sizeof(*p));
 
 	if (!p)
 		return -1;
@@ -99,14 +99,14 @@ int wr_peer_open(struct wr_node *node, struct lws *wsi, struct wr_pss *pss)
 	return 0;
 }
 
-void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
+void node_peer_close(struct node *node, struct node_pss *pss)
 {
-	struct wr_peer *p = pss->peer;
+	struct node_peer *p = pss->peer;
 
 	if (!p)
 		return;
 	pss->peer = NULL;
-	wr_node_reader_gone(node, p->wsi);
+	node_client_reader_gone(node, p->wsi);
 	link_down(node, p);
 	if (p->one_time) /* never handshaken: the token dies with the link */
 		inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN, NULL,
@@ -118,39 +118,39 @@ void wr_peer_close(struct wr_node *node, struct wr_pss *pss)
 	if (p->next)
 		p->next->prev = p->prev;
 	while (p->out_head) {
-		struct wr_peer_out *o = p->out_head;
+		struct node_peer_out *o = p->out_head;
 
 		p->out_head = o->next;
 		wr_msg_unref(&o->frame);
 		free(o);
 	}
-	wr_rx_fini(&p->rx);
+	node_rx_fini(&p->rx);
 	free(p);
 }
 
-static void close_later(struct wr_peer *p, int code, const char *reason)
+static void close_later(struct node_peer *p, int code, const char *reason)
 {
-	wr_close_later(p->wsi, &p->close_code, &p->close_reason, code, reason);
+	node_client_close_slots(p->wsi, &p->close_code, &p->close_reason, code, reason);
 }
 
-void wr_peer_close_later(struct wr_peer *p, int code, const char *reason)
+void node_peer_close_later(struct node_peer *p, int code, const char *reason)
 {
 	link_down(p->node, p);
 	close_later(p, code, reason);
 }
 
-void wr_peers_close_all(struct wr_node *node)
+void node_peer_close_all(struct node *node)
 {
-	for (struct wr_peer *p = node->peers; p; p = p->next)
+	for (struct node_peer *p = node->peers; p; p = p->next)
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
 /* Queues one text message for the link. Payload only: write_queued()
  * frames it, masking into the write buffer on a dialled link, so @m is
  * never changed and one message may be queued on many links. */
-void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
+void node_peer_send_msg(struct node_peer *p, struct wr_msg *m)
 {
-	struct wr_peer_out *o = malloc(sizeof(*o));
+	struct node_peer_out *o = malloc(sizeof(*o));
 
 	if (!o)
 		return;
@@ -164,20 +164,20 @@ void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 	lws_callback_on_writable(p->wsi);
 }
 
-static void send_json(struct wr_peer *p, const char *json, size_t len)
+static void send_json(struct node_peer *p, const char *json, size_t len)
 {
 	struct wr_msg *m = wr_msg_create(len);
 
 	if (!m)
 		return;
 	memcpy(m->data, json, len);
-	wr_peer_send_msg(p, m);
+	node_peer_send_msg(p, m);
 	wr_msg_unref(&m);
 }
 
-struct wr_peer *wr_peer_named(struct wr_node *node, const char *name)
+struct node_peer *node_peer_named(struct node *node, const char *name)
 {
-	for (struct wr_peer *p = node->peers; p; p = p->next)
+	for (struct node_peer *p = node->peers; p; p = p->next)
 		if (p->up && !strcmp(p->ml.name, name))
 			return p;
 	return NULL;
@@ -190,10 +190,10 @@ struct wr_peer *wr_peer_named(struct wr_node *node, const char *name)
  * one goes. One each way (both nodes dialled at once): the link dialled by
  * the node whose name sorts lower survives, on both sides alike.
  */
-static bool tie_break(struct wr_node *node, struct wr_peer *np,
+static bool tie_break(struct node *node, struct node_peer *np,
 		      const char *name)
 {
-	struct wr_peer *old = wr_peer_named(node, name);
+	struct node_peer *old = node_peer_named(node, name);
 	bool self_lower, keep_new;
 
 	if (!old)
@@ -206,12 +206,12 @@ static bool tie_break(struct wr_node *node, struct wr_peer *np,
 	if (keep_new) {
 		wr_info("node link '%s': both of us dialled; keeping %s link",
 			name, np->dial ? "our" : "their");
-		wr_peer_close_later(old, DUPLICATE, "duplicate node");
+		node_peer_close_later(old, DUPLICATE, "duplicate node");
 	}
 	return keep_new;
 }
 
-static void link_up(struct wr_node *node, struct wr_peer *p, const char *name,
+static void link_up(struct node *node, struct node_peer *p, const char *name,
 		    const cJSON *url)
 {
 	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
@@ -227,7 +227,7 @@ static void link_up(struct wr_node *node, struct wr_peer *p, const char *name,
 }
 
 /* {"command":"handshake","data":{"name":..,"url":..}} */
-static void handshake(struct wr_node *node, struct wr_peer *p, const char *buf,
+static void handshake(struct node *node, struct node_peer *p, const char *buf,
 		      size_t len)
 {
 	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *name, *url, *cmd;
@@ -283,7 +283,7 @@ out:
 	cJSON_Delete(root);
 }
 
-int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p)
+int node_peer_send_handshake(struct node *node, struct node_peer *p)
 {
 	struct wr_buf *b = &node->scratch;
 	const char *url = node->url;
@@ -301,11 +301,11 @@ int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p)
 }
 
 /* Outbound: the accepting node's answer to our handshake. */
-static void handshake_reply(struct wr_node *node, struct wr_peer *p,
+static void handshake_reply(struct node *node, struct node_peer *p,
 			    const char *buf, size_t len)
 {
 	cJSON *root = cJSON_ParseWithLength(buf, len), *data, *ok, *name, *url;
-	const char *want = wr_link_peer_name(p->dial);
+	const char *want = node_link_peer_name(p->dial);
 
 	data = cJSON_GetObjectItemCaseSensitive(root, "data");
 	ok = cJSON_GetObjectItemCaseSensitive(data, "ok");
@@ -323,14 +323,14 @@ static void handshake_reply(struct wr_node *node, struct wr_peer *p,
 		close_later(p, DUPLICATE, "duplicate node");
 		goto out;
 	}
-	wr_link_handshaken(p->dial);
+	node_link_handshaken(p->dial);
 	link_up(node, p, want, url);
 out:
 	cJSON_Delete(root);
 }
 
 /* A malformed packet is dropped and counted; a flood of them ends the link. */
-static void malformed(struct wr_node *node, struct wr_peer *p, enum inm_drop why)
+static void malformed(struct node *node, struct node_peer *p, enum inm_drop why)
 {
 	int64_t now = wr_now_ms();
 
@@ -343,12 +343,12 @@ static void malformed(struct wr_node *node, struct wr_peer *p, enum inm_drop why
 		node->ctr.inm_link_closes_malformed++;
 		wr_warn("node link '%s': over %d malformed packets a minute, closing",
 			p->ml.name, BAD_MAX);
-		wr_peer_close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+		node_peer_close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
 				    "malformed packets");
 	}
 }
 
-static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
+static void packet(struct node *node, struct node_peer *p, const char *buf,
 		   size_t len)
 {
 	struct inm_packet pkt;
@@ -366,7 +366,7 @@ static void packet(struct wr_node *node, struct wr_peer *p, const char *buf,
 	inm_packet_fini(&pkt);
 }
 
-int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
+int node_peer_receive(struct node *node, struct node_peer *p, const void *in,
 		    size_t len)
 {
 	/* a channel message is base64 of up to max_message_bytes, plus fields */
@@ -378,21 +378,21 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 		return 0;
 	if (p->up)
 		mesh_link_heard(node->mesh, &p->ml);
-	wr_node_reader(node, p->wsi, &p->read_pass);
-	switch (wr_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
-	case WR_RX_MORE:
+	node_client_reader(node, p->wsi, &p->read_pass);
+	switch (node_rx_add(&p->rx, p->wsi, in, len, limit, &msg, &mlen)) {
+	case NODE_RX_MORE:
 		return 0;
-	case WR_RX_BINARY:
+	case NODE_RX_BINARY:
 		lws_close_reason(p->wsi, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE,
 				 (unsigned char *)"binary", 6);
 		return -1;
-	case WR_RX_TOO_LARGE:
+	case NODE_RX_TOO_LARGE:
 		lws_close_reason(p->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
 				 (unsigned char *)"too large", 9);
 		return -1;
-	case WR_RX_NOMEM:
+	case NODE_RX_NOMEM:
 		return -1;
-	case WR_RX_DONE:
+	case NODE_RX_DONE:
 		break;
 	}
 	if (!p->up) {
@@ -403,11 +403,11 @@ int wr_peer_receive(struct wr_node *node, struct wr_peer *p, const void *in,
 	} else {
 		packet(node, p, msg, mlen);
 	}
-	wr_rx_handled(&p->rx);
+	node_rx_handled(&p->rx);
 	return 0;
 }
 
-void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
+void node_peer_pong(struct node *node, struct node_peer *p, const void *in,
 		  size_t len)
 {
 	int64_t sent;
@@ -426,7 +426,7 @@ void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
 }
 
 /* A ping whose payload is its send time: the pong gives the round trip. */
-static int write_ping(struct wr_node *node, struct wr_peer *p)
+static int write_ping(struct node *node, struct node_peer *p)
 {
 	int64_t now = wr_now_us();
 
@@ -466,9 +466,9 @@ static size_t frame(unsigned char *dst, const struct wr_msg *m, bool masked)
 
 #define FRAME_HDR_MAX 14
 
-static void out_pop(struct wr_peer *p)
+static void out_pop(struct node_peer *p)
 {
-	struct wr_peer_out *o = p->out_head;
+	struct node_peer_out *o = p->out_head;
 
 	p->out_head = o->next;
 	if (!p->out_head)
@@ -479,18 +479,18 @@ static void out_pop(struct wr_peer *p)
 
 /*
  * Writes queued packets, framed by us so that many leave in one write of
- * up to WR_WRITE_COALESCE bytes (lws would make one write per frame); a
+ * up to NODE_WRITE_COALESCE bytes (lws would make one write per frame); a
  * larger packet gets a buffer of its own. lws keeps what the socket does
  * not take and calls WRITEABLE again once it is out.
  */
-static int write_queued(struct wr_node *node, struct wr_peer *p)
+static int write_queued(struct node *node, struct node_peer *p)
 {
 	unsigned char *buf = node->wbuf + LWS_PRE, *big = NULL;
 	bool masked = p->dial != NULL;
 	size_t n = 0;
 	int w;
 
-	if (p->out_head->frame->len + FRAME_HDR_MAX > WR_WRITE_COALESCE) {
+	if (p->out_head->frame->len + FRAME_HDR_MAX > NODE_WRITE_COALESCE) {
 		big = malloc(LWS_PRE + p->out_head->frame->len + FRAME_HDR_MAX);
 		if (!big)
 			return -1;
@@ -499,7 +499,7 @@ static int write_queued(struct wr_node *node, struct wr_peer *p)
 		out_pop(p);
 	}
 	while (!big && p->out_head &&
-	       n + p->out_head->frame->len + FRAME_HDR_MAX <= WR_WRITE_COALESCE) {
+	       n + p->out_head->frame->len + FRAME_HDR_MAX <= NODE_WRITE_COALESCE) {
 		n += frame(buf + n, p->out_head->frame, masked);
 		out_pop(p);
 	}
@@ -512,7 +512,7 @@ static int write_queued(struct wr_node *node, struct wr_peer *p)
 	return 0;
 }
 
-int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
+int node_peer_writeable(struct node *node, struct node_peer *p)
 {
 	if (p->ping_due && p->up && !p->close_code)
 		return write_ping(node, p);
@@ -527,25 +527,25 @@ int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
 				 strlen(p->close_reason));
 		return -1;
 	}
-	return wr_ws_close_raw(node, p->wsi, p->close_code, p->close_reason);
+	return node_client_close_raw(node, p->wsi, p->close_code, p->close_reason);
 }
 
 /* ---- what the mesh engine reaches the links through ---- */
 
-static struct wr_peer *peer_of(struct mesh_link *l)
+static struct node_peer *peer_of(struct mesh_link *l)
 {
-	return lws_container_of(l, struct wr_peer, ml);
+	return lws_container_of(l, struct node_peer, ml);
 }
 
 static void ops_send(void *ud, struct mesh_link *l, struct wr_msg *m)
 {
 	(void)ud;
-	wr_peer_send_msg(peer_of(l), m);
+	node_peer_send_msg(peer_of(l), m);
 }
 
 static void ops_ping(void *ud, struct mesh_link *l)
 {
-	struct wr_peer *p = peer_of(l);
+	struct node_peer *p = peer_of(l);
 
 	(void)ud;
 	p->ping_due = true;
@@ -555,10 +555,10 @@ static void ops_ping(void *ud, struct mesh_link *l)
 static void ops_drop(void *ud, struct mesh_link *l, int code,
 		     const char *reason)
 {
-	struct wr_peer *p = peer_of(l);
+	struct node_peer *p = peer_of(l);
 
 	(void)ud;
-	wr_peer_close_later(p, code, reason);
+	node_peer_close_later(p, code, reason);
 	/* it will not drain: do not wait for it */
 	lws_set_timeout(p->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
 }
@@ -566,30 +566,30 @@ static void ops_drop(void *ud, struct mesh_link *l, int code,
 static int ops_dial(void *ud, const char *name, const char *url,
 		    const char *token)
 {
-	return wr_link_dial_once(ud, name, url, token);
+	return node_link_dial_once(ud, name, url, token);
 }
 
 static bool ops_dialling(void *ud, const char *name)
 {
-	return wr_link_dialling(ud, name);
+	return node_link_dialling(ud, name);
 }
 
 static unsigned ops_dials(void *ud)
 {
-	return ((struct wr_node *)ud)->once.count;
+	return ((struct node *)ud)->once.count;
 }
 
 static void ops_health(void *ud, struct health_result *r)
 {
-	wr_node_health(ud, r);
+	node_http_health(ud, r);
 }
 
 static unsigned ops_clients(void *ud)
 {
-	return ((struct wr_node *)ud)->nclients;
+	return ((struct node *)ud)->nclients;
 }
 
-const struct mesh_ops wr_mesh_ops = {
+const struct mesh_ops node_peer_mesh_ops = {
 	.send = ops_send,
 	.ping = ops_ping,
 	.drop = ops_drop,

@@ -12,7 +12,7 @@
  * session does not keep a big message's memory. */
 #define RX_KEEP_MAX 16384
 
-enum wr_rx_result wr_rx_add(struct wr_rx *rx, struct lws *wsi, const void *in,
+enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi, const void *in,
 			    size_t len, size_t limit, const char **msg,
 			    size_t *mlen)
 {
@@ -20,19 +20,19 @@ enum wr_rx_result wr_rx_add(struct wr_rx *rx, struct lws *wsi, const void *in,
 
 	if (!rx->active) {
 		if (lws_frame_is_binary(wsi))
-			return WR_RX_BINARY;
+			return NODE_RX_BINARY;
 		rx->active = true;
 		rx->len = 0;
 	}
 	need = rx->len + len + lws_remaining_packet_payload(wsi);
 	if (need > limit)
-		return WR_RX_TOO_LARGE;
+		return NODE_RX_TOO_LARGE;
 	if (rx->len == 0 && lws_is_final_fragment(wsi)) {
 		/* the whole message in one chunk: no copy */
 		rx->active = false;
 		*msg = in;
 		*mlen = len;
-		return WR_RX_DONE;
+		return NODE_RX_DONE;
 	}
 	if (need > rx->cap) {
 		size_t cap = rx->cap ? rx->cap : 4096;
@@ -44,21 +44,21 @@ enum wr_rx_result wr_rx_add(struct wr_rx *rx, struct lws *wsi, const void *in,
 			cap = limit;
 		p = realloc(rx->buf, cap);
 		if (!p)
-			return WR_RX_NOMEM;
+			return NODE_RX_NOMEM;
 		rx->buf = p;
 		rx->cap = cap;
 	}
 	memcpy(rx->buf + rx->len, in, len);
 	rx->len += len;
 	if (!lws_is_final_fragment(wsi))
-		return WR_RX_MORE;
+		return NODE_RX_MORE;
 	rx->active = false;
 	*msg = rx->buf;
 	*mlen = rx->len;
-	return WR_RX_DONE;
+	return NODE_RX_DONE;
 }
 
-void wr_rx_handled(struct wr_rx *rx)
+void node_rx_handled(struct node_rx *rx)
 {
 	if (rx->cap > RX_KEEP_MAX) {
 		free(rx->buf);
@@ -67,7 +67,7 @@ void wr_rx_handled(struct wr_rx *rx)
 	}
 }
 
-void wr_rx_fini(struct wr_rx *rx)
+void node_rx_fini(struct node_rx *rx)
 {
 	free(rx->buf);
 	memset(rx, 0, sizeof(*rx));

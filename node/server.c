@@ -25,7 +25,7 @@
 #include "node.h"
 
 
-static struct wr_node *node_of(struct lws *wsi)
+static struct node *node_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
 }
@@ -40,27 +40,27 @@ static bool is_node_link(struct lws *wsi)
 	       !strcmp(uri, "/node");
 }
 
-static void tick_arm(struct wr_node *node);
+static void tick_arm(struct node *node);
 
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
-	struct wr_pss *pss = user;
-	struct wr_node *node;
+	struct node_pss *pss = user;
+	struct node *node;
 
 	switch (reason) {
 	case LWS_CALLBACK_HTTP:
-		return wr_http_request(node_of(wsi), wsi, in);
+		return node_http_request(node_of(wsi), wsi, in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
-		return wr_http_confirm_upgrade(node_of(wsi), wsi);
+		return node_http_confirm_upgrade(node_of(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		pss->counted = true;
 		node_of(wsi)->live_ws++;
 		if (is_node_link(wsi))
-			return wr_peer_open(node_of(wsi), wsi, pss);
-		return wr_client_open(node_of(wsi), wsi, pss);
+			return node_peer_open(node_of(wsi), wsi, pss);
+		return node_client_open(node_of(wsi), wsi, pss);
 	case LWS_CALLBACK_WSI_DESTROY:
-		wr_link_destroyed(node_of(wsi), wsi);
+		node_link_destroyed(node_of(wsi), wsi);
 		if (pss && pss->counted) {
 			pss->counted = false;
 			node_of(wsi)->live_ws--;
@@ -68,38 +68,38 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (pss->peer)
-			return wr_peer_receive(node_of(wsi), pss->peer, in, len);
+			return node_peer_receive(node_of(wsi), pss->peer, in, len);
 		if (!pss->client)
 			return -1;
-		return wr_client_receive(node_of(wsi), pss->client, in, len);
+		return node_client_receive(node_of(wsi), pss->client, in, len);
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (pss->peer)
-			return wr_peer_writeable(node_of(wsi), pss->peer);
+			return node_peer_writeable(node_of(wsi), pss->peer);
 		if (!pss->client)
 			return 0;
-		return wr_client_writeable(node_of(wsi), pss->client);
+		return node_client_writeable(node_of(wsi), pss->client);
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		/* in: a char ** to the header write position, len: room left */
-		return wr_link_headers(wsi, (unsigned char **)in,
+		return node_link_headers(wsi, (unsigned char **)in,
 				       *(unsigned char **)in + len);
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		pss->counted = true;
 		node_of(wsi)->live_ws++;
-		return wr_link_established(node_of(wsi), wsi, pss);
+		return node_link_established(node_of(wsi), wsi, pss);
 	case LWS_CALLBACK_CLIENT_RECEIVE:
 		if (!pss->peer)
 			return -1;
-		return wr_peer_receive(node_of(wsi), pss->peer, in, len);
+		return node_peer_receive(node_of(wsi), pss->peer, in, len);
 	case LWS_CALLBACK_CLIENT_WRITEABLE:
 		if (!pss->peer)
 			return 0;
-		return wr_peer_writeable(node_of(wsi), pss->peer);
+		return node_peer_writeable(node_of(wsi), pss->peer);
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		wr_link_lost(node_of(wsi), wsi, in ? (const char *)in : "connection failed");
+		node_link_lost(node_of(wsi), wsi, in ? (const char *)in : "connection failed");
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		wr_peer_close(node_of(wsi), pss);
-		wr_link_lost(node_of(wsi), wsi, "link closed");
+		node_peer_close(node_of(wsi), pss);
+		node_link_lost(node_of(wsi), wsi, "link closed");
 		return 0;
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 		/*
@@ -109,39 +109,39 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		 * reports CONNECTION_ERROR in that state only for the ws
 		 * role, which the 101 brings.
 		 */
-		wr_link_lost(node_of(wsi), wsi,
+		node_link_lost(node_of(wsi), wsi,
 			     "connection lost before the upgrade answer");
 		return 0;
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		/* a wss:// dial: user is the X509_STORE_CTX, len preverify_ok
 		 * (0: OpenSSL refused the certificate; lws fails the dial) */
 		if (!len)
-			wr_link_cert_refused(wsi, X509_verify_cert_error_string(
+			node_link_cert_refused(wsi, X509_verify_cert_error_string(
 				X509_STORE_CTX_get_error(user)));
 		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
 			pss->client->last_rx_ms = wr_now_ms();
 		if (pss->peer)
-			wr_peer_pong(node_of(wsi), pss->peer, in, len);
+			node_peer_pong(node_of(wsi), pss->peer, in, len);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE_PONG:
 		if (pss->peer)
-			wr_peer_pong(node_of(wsi), pss->peer, in, len);
+			node_peer_pong(node_of(wsi), pss->peer, in, len);
 		return 0;
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (pss->client)
 			pss->client->peer_closing = true;
 		return 0;
 	case LWS_CALLBACK_CLOSED:
-		wr_peer_close(node_of(wsi), pss);
-		wr_client_close(node_of(wsi), pss);
+		node_peer_close(node_of(wsi), pss);
+		node_client_close(node_of(wsi), pss);
 		return 0;
 	case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
 		/* a password worker finished, or the mesh tick is due */
 		node = lws_context_user(lws_get_context(wsi));
 		if (node) {
-			wr_client_pw_done(node);
+			node_client_pw_done(node);
 			tick_arm(node);
 		}
 		return 0;
@@ -155,21 +155,21 @@ static const struct lws_protocols protocols[] = {
 	{
 		.name = "wsrelay",
 		.callback = callback,
-		.per_session_data_size = sizeof(struct wr_pss),
+		.per_session_data_size = sizeof(struct node_pss),
 		/* small: big messages are reassembled in the client's buffer */
 		.rx_buffer_size = 256,
-		/* writes are coalesced up to WR_WRITE_COALESCE; let one
+		/* writes are coalesced up to NODE_WRITE_COALESCE; let one
 		 * send() take all of it */
-		.tx_packet_size = WR_WRITE_COALESCE,
+		.tx_packet_size = NODE_WRITE_COALESCE,
 	},
 	{
 		/* node links that ask for it (ours do): a packet stream, read
 		 * in big chunks rather than 256 bytes a pass */
 		.name = "wsrelay-node",
 		.callback = callback,
-		.per_session_data_size = sizeof(struct wr_pss),
+		.per_session_data_size = sizeof(struct node_pss),
 		.rx_buffer_size = 65536,
-		.tx_packet_size = WR_WRITE_COALESCE,
+		.tx_packet_size = NODE_WRITE_COALESCE,
 	},
 	{ NULL, NULL, 0, 0, 0, NULL, 0 }
 };
@@ -203,7 +203,7 @@ static void stop_tick(uv_timer_t *t)
  * on a client's path waits for it; link changes, records and messages go
  * out at once.
  */
-static uint64_t tick_ms(const struct wr_config *cfg)
+static uint64_t tick_ms(const struct config *cfg)
 {
 	int64_t t = cfg->announce_interval_ms / 4;
 
@@ -212,7 +212,7 @@ static uint64_t tick_ms(const struct wr_config *cfg)
 
 /* The mesh engine's and the flows' periodic work (inside an lws
  * callback, where the timeouts and timers it arms are picked up). */
-static void node_tick(struct wr_node *node)
+static void node_tick(struct node *node)
 {
 	int64_t now = wr_now_ms();
 
@@ -221,7 +221,7 @@ static void node_tick(struct wr_node *node)
 	mesh_tick(node->mesh, now);
 	flows_tick(node->flows, now);
 	if (!node->stopping)
-		wr_links_watch(node);
+		node_links_watch(node);
 }
 
 /* Until the wall clock's next multiple of @t ms: every node ticks at the
@@ -234,27 +234,27 @@ static int64_t grid_delay_ms(int64_t t)
 	return ms > 0 ? ms : t;
 }
 
-static lws_usec_t tick_delay_us(const struct wr_config *cfg)
+static lws_usec_t tick_delay_us(const struct config *cfg)
 {
 	return (lws_usec_t)grid_delay_ms((int64_t)tick_ms(cfg)) * LWS_US_PER_MS;
 }
 
 /* The next tick: soon while anything is under way, else at the next
  * announce period (an idle node then wakes about once a period). */
-static lws_usec_t next_tick_us(struct wr_node *node)
+static lws_usec_t next_tick_us(struct node *node)
 {
 	int64_t idle = grid_delay_ms(node->cfg->announce_interval_ms);
 
 	if (node->stopping || node->once.count ||
 	    mesh_busy(node->mesh, wr_now_ms() + idle) ||
-	    flows_busy(node->flows) || wr_links_dialling_any(node))
+	    flows_busy(node->flows) || node_links_dialling_any(node))
 		return tick_delay_us(node->cfg);
 	return (lws_usec_t)idle * LWS_US_PER_MS;
 }
 
 static void on_tick(lws_sorted_usec_list_t *sul)
 {
-	struct wr_node *node = lws_container_of(sul, struct wr_node, tick_sul);
+	struct node *node = lws_container_of(sul, struct node, tick_sul);
 
 	node_tick(node);
 	lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
@@ -263,7 +263,7 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 
 /* From an lws callback: a sul scheduled from outside one is not picked
  * up on a foreign loop. mesh_open() wakes the loop once for this. */
-static void tick_arm(struct wr_node *node)
+static void tick_arm(struct node *node)
 {
 	if (!node->mesh || node->ticking)
 		return;
@@ -273,33 +273,33 @@ static void tick_arm(struct wr_node *node)
 }
 
 /* The mesh engine and the flows over it, once the url is known. */
-static int mesh_open(struct wr_node *node)
+static int mesh_open(struct node *node)
 {
 	node->mesh = mesh_create(node->cfg, node->url, node->reg, &node->ctr,
-				 &wr_mesh_ops, node);
+				 &node_peer_mesh_ops, node);
 	if (!node->mesh)
 		return WR_ENOMEM;
-	node->flows = flows_create(node->mesh, node->reg, &wr_flows_ops, node);
+	node->flows = flows_create(node->mesh, node->reg, &node_client_flows_ops, node);
 	if (!node->flows)
 		return WR_ENOMEM;
 	lws_cancel_service(node->ctx); /* tick_arm() */
 	return WR_OK;
 }
 
-static void begin_stop(struct wr_node *node, int sig)
+static void begin_stop(struct node *node, int sig)
 {
 	node->stopping = true;
 	node->stop_deadline_ms = wr_now_ms() + 3000;
 	wr_info("signal %d: closing %u client(s) and stopping", sig,
 		node->nclients);
-	wr_links_stop(node);
+	node_links_stop(node);
 	/* the mesh hears of our channels closing before our links do */
 	if (node->flows)
 		flows_leave(node->flows);
-	for (struct wr_client *cl = node->clients; cl; cl = cl->next)
-		wr_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
+	for (struct node_client *cl = node->clients; cl; cl = cl->next)
+		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
-	wr_peers_close_all(node);
+	node_peer_close_all(node);
 	uv_timer_start(&node->stop_timer, stop_tick, 50, 50);
 }
 
@@ -312,7 +312,7 @@ static void lws_signal_ignore(void *handle, int sig)
 /* The signalfd is readable: a stop signal arrived (loop thread). */
 static void on_signal(uv_poll_t *w, int status, int events)
 {
-	struct wr_node *node = w->data;
+	struct node *node = w->data;
 	struct signalfd_siginfo si;
 
 	(void)status;
@@ -324,15 +324,15 @@ static void on_signal(uv_poll_t *w, int status, int events)
 
 static void on_keepalive(uv_timer_t *t)
 {
-	wr_client_keepalive(t->data);
+	node_client_keepalive(t->data);
 }
 
 /* Runs once after every loop pass (uv check phase). */
 static void on_check(uv_check_t *h)
 {
-	struct wr_node *node = h->data;
+	struct node *node = h->data;
 
-	wr_client_flush(node);
+	node_client_flush(node);
 	if (node->stopping &&
 	    (!node->live_ws || wr_now_ms() >= node->stop_deadline_ms))
 		uv_stop(&node->loop);
@@ -347,7 +347,7 @@ static void close_handle(uv_handle_t *h, void *arg)
 
 /* Tears down lws on our loop, then the loop itself: lws closes its uv
  * handles asynchronously, so the loop runs until nothing is left. */
-static void loop_fini(struct wr_node *node)
+static void loop_fini(struct node *node)
 {
 	/* ours first, so that only lws's handles keep the loop alive */
 	uv_close((uv_handle_t *)&node->flush_check, NULL);
@@ -358,7 +358,7 @@ static void loop_fini(struct wr_node *node)
 	if (node->ticking)
 		lws_sul_cancel(&node->tick_sul);
 	if (node->ctx) {
-		wr_links_stop(node);
+		node_links_stop(node);
 		/* on a foreign loop the first call starts closing lws's uv
 		 * handles; once the loop has run them down, the second call
 		 * frees the context (without it, everything lws holds leaks) */
@@ -379,7 +379,7 @@ static void loop_fini(struct wr_node *node)
 
 /* The /node url other nodes are told: [node] url, else this listening
  * address when it names one host (a wildcard does not: "" then). */
-static void advertise(struct wr_node *node)
+static void advertise(struct node *node)
 {
 	const char *h = node->cfg->listen_host;
 	bool v6 = strchr(h, ':') != NULL;
@@ -446,7 +446,7 @@ static int ca_check(const char *path)
 	return 0;
 }
 
-static int node_init(struct wr_node *node, const struct wr_config *cfg)
+static int node_init(struct node *node, const struct config *cfg)
 {
 	struct chan_limits lim = {
 		.max_queue_bytes = (size_t)cfg->max_queue_bytes,
@@ -458,8 +458,8 @@ static int node_init(struct wr_node *node, const struct wr_config *cfg)
 	node->cfg = cfg;
 	node->started_ms = wr_now_ms();
 	wr_buf_init(&node->scratch);
-	node->wbuf = malloc(LWS_PRE + WR_WRITE_COALESCE);
-	node->reg = chan_registry_create(&lim, &wr_client_chan_ops, node);
+	node->wbuf = malloc(LWS_PRE + NODE_WRITE_COALESCE);
+	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
 	for (int i = 0; i < INM_DROP_COUNT && i < HEALTH_INM_DROP_MAX; i++)
 		if (i != INM_DROP_NONE)
@@ -470,10 +470,10 @@ static int node_init(struct wr_node *node, const struct wr_config *cfg)
 	return WR_OK;
 }
 
-static void node_fini(struct wr_node *node)
+static void node_fini(struct node *node)
 {
 	chan_pw_worker_destroy(node->pw);
-	wr_links_fini(node);
+	node_links_fini(node);
 	/* every command still waiting is answered "timeout" while the flows
 	 * that wait for it still exist; then the flows, then the engine */
 	if (node->mesh)
@@ -489,7 +489,7 @@ static void node_fini(struct wr_node *node)
 }
 
 /* Starts the password workers. */
-static int start_workers(struct wr_node *node)
+static int start_workers(struct node *node)
 {
 	/* the stop signals are already blocked: the workers inherit that */
 	node->pw = chan_pw_worker_create(1, pw_wake, node->ctx);
@@ -498,7 +498,7 @@ static int start_workers(struct wr_node *node)
 
 /* Whether @cfg can be served at all: plaintext only on loopback unless
  * allowed, TLS files readable. 0, or 1 after saying why. */
-static int node_check(const struct wr_config *cfg)
+static int node_check(const struct config *cfg)
 {
 	if (!cfg->tls_cert && !is_loopback(cfg->listen_host)) {
 		if (!cfg->tls_insecure) {
@@ -532,7 +532,7 @@ static int node_check(const struct wr_config *cfg)
  * (ours, libuv's or lws's) can ever apply, so a stop is always the clean
  * one. 0, or 1 after saying why (node_close() undoes what was done).
  */
-static int node_open(struct wr_node *node, const struct wr_config *cfg)
+static int node_open(struct node *node, const struct config *cfg)
 {
 	sigset_t stopset;
 
@@ -578,9 +578,9 @@ static int node_open(struct wr_node *node, const struct wr_config *cfg)
  * url we advertise, the mesh engine and the flows, the [[peers]] dials;
  * the password worker; the banner. 0, or 1 after saying why.
  */
-static int node_listen(struct wr_node *node)
+static int node_listen(struct node *node)
 {
-	const struct wr_config *cfg = node->cfg;
+	const struct config *cfg = node->cfg;
 	struct lws_context_creation_info info;
 	static const lws_retry_bo_t idle = { 0 };
 	const char *iface = cfg->listen_host;
@@ -604,7 +604,7 @@ static int node_listen(struct wr_node *node)
 	info.protocols = protocols;
 	info.user = node;
 	/*
-	 * Keepalive is ours (wr_client_keepalive): lws's idle policy keeps a
+	 * Keepalive is ours (node_client_keepalive): lws's idle policy keeps a
 	 * timer per connection in one sorted list, re-armed on traffic, which
 	 * made connection setup O(connections). An all-zero policy leaves
 	 * lws's validity timers unarmed.
@@ -645,7 +645,7 @@ static int node_listen(struct wr_node *node)
 	node->port = node->vh ? lws_get_vhost_listen_port(node->vh)
 			      : cfg->listen_port;
 	advertise(node);
-	if (mesh_open(node) || wr_links_start(node)) {
+	if (mesh_open(node) || node_links_start(node)) {
 		wr_error("out of memory");
 		return 1;
 	}
@@ -669,16 +669,16 @@ static int node_listen(struct wr_node *node)
 }
 
 /* Undoes node_open() and node_listen(), whatever part of them ran. */
-static void node_close(struct wr_node *node)
+static void node_close(struct node *node)
 {
 	if (node->loop_open)
 		loop_fini(node);
 	node_fini(node);
 }
 
-int wr_node_run(const struct wr_config *cfg)
+int node_run(const struct config *cfg)
 {
-	struct wr_node node;
+	struct node node;
 	int rc = 1;
 
 	if (node_check(cfg))

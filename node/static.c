@@ -25,12 +25,12 @@
 #define H2_FRAME ((size_t)16384)
 
 /* generated/jslib.c, written by CMakeLists.txt from clients/js/ */
-extern const unsigned char wr_static_lib_js[], wr_static_lib_d_ts[];
-extern const size_t wr_static_lib_js_len, wr_static_lib_d_ts_len;
+extern const unsigned char node_static_lib_js[], node_static_lib_d_ts[];
+extern const size_t node_static_lib_js_len, node_static_lib_d_ts_len;
 
 /* Also declared in http.c, its only caller. Answers a GET (or HEAD) of
  * @uri (lws's decoded path, no query) with a file or 404; lws's 0 / -1. */
-int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,
+int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 		      bool head);
 
 static const struct {
@@ -70,7 +70,7 @@ static const char *type_of(const char *path)
  * peer's flow-control window is refused (browsers open windows of
  * megabytes; the default is 64 KiB). Returns 0 or -1 (hang up).
  */
-int wr_http_body(struct lws *wsi, unsigned char *buf, size_t len)
+int node_http_body(struct lws *wsi, unsigned char *buf, size_t len)
 {
 	lws_fileofs_t credit = lws_get_peer_write_allowance(wsi);
 	size_t off = 0, n;
@@ -120,7 +120,7 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype,
 			     (const unsigned char *)"*", 1, &p, end)) ||
 	    lws_finalize_write_http_header(wsi, start, &p, end))
 		return -1;
-	if (!head && len && wr_http_body(wsi, buf, len))
+	if (!head && len && node_http_body(wsi, buf, len))
 		return -1;
 	return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -140,14 +140,14 @@ static const unsigned char *lib_file(const char *uri, size_t *len,
 				     const char **ctype)
 {
 	if (!strcmp(uri, "/lib/wsrelay.js")) {
-		*len = wr_static_lib_js_len;
+		*len = node_static_lib_js_len;
 		*ctype = "text/javascript; charset=utf-8";
-		return wr_static_lib_js;
+		return node_static_lib_js;
 	}
 	if (!strcmp(uri, "/lib/wsrelay.d.ts")) {
-		*len = wr_static_lib_d_ts_len;
+		*len = node_static_lib_d_ts_len;
 		*ctype = "text/plain; charset=utf-8";
-		return wr_static_lib_d_ts;
+		return node_static_lib_d_ts;
 	}
 	return NULL;
 }
@@ -252,7 +252,7 @@ out:
 	return status;
 }
 
-int wr_static_request(struct wr_node *node, struct lws *wsi, const char *uri,
+int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 		      bool head)
 {
 	char rel[PATH_MAX], root[PATH_MAX], joined[PATH_MAX], full[PATH_MAX];

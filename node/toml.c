@@ -18,10 +18,10 @@
 struct parser {
 	const char *p, *end;
 	int line;
-	struct wr_toml *root;
-	struct wr_toml *cur;   /* the table that receives "key = value" */
+	struct toml *root;
+	struct toml *cur;   /* the table that receives "key = value" */
 	char path[88];         /* cur for messages: "", "node", "peers[2]" */
-	struct wr_toml_err *err;
+	struct toml_err *err;
 };
 
 static int fail(struct parser *ps, const char *key, const char *fmt, ...)
@@ -174,9 +174,9 @@ static int check_text(struct parser *ps)
 	return rc;
 }
 
-static struct wr_toml *node_new(enum wr_toml_type type, int line)
+static struct toml *node_new(enum toml_type type, int line)
 {
-	struct wr_toml *t = calloc(1, sizeof(*t));
+	struct toml *t = calloc(1, sizeof(*t));
 
 	if (t) {
 		t->type = type;
@@ -186,10 +186,10 @@ static struct wr_toml *node_new(enum wr_toml_type type, int line)
 }
 
 /* Takes ownership of @child only on success. */
-static int node_push(struct parser *ps, struct wr_toml *parent,
-		     struct wr_toml *child, const char *key)
+static int node_push(struct parser *ps, struct toml *parent,
+		     struct toml *child, const char *key)
 {
-	struct wr_toml **items;
+	struct toml **items;
 	size_t cap;
 
 	if (parent->n >= TOML_MAX_ITEMS)
@@ -207,11 +207,11 @@ static int node_push(struct parser *ps, struct wr_toml *parent,
 	return WR_OK;
 }
 
-static struct wr_toml *find(const struct wr_toml *t, const char *key,
+static struct toml *find(const struct toml *t, const char *key,
 			    size_t klen)
 {
 	for (size_t i = 0; i < t->n; i++) {
-		struct wr_toml *m = t->items[i];
+		struct toml *m = t->items[i];
 
 		if (m->key && strlen(m->key) == klen &&
 		    !memcmp(m->key, key, klen))
@@ -457,7 +457,7 @@ static int integer(struct parser *ps, const char *key, const char *s,
 }
 
 /* true, false, integers, and the unsupported look-alikes named as such. */
-static int token(struct parser *ps, const char *key, struct wr_toml *v)
+static int token(struct parser *ps, const char *key, struct toml *v)
 {
 	const char *s = ps->p, *d;
 	size_t n, dn;
@@ -468,7 +468,7 @@ static int token(struct parser *ps, const char *key, struct wr_toml *v)
 	if (n == 0)
 		return fail(ps, key, "missing value");
 	if (tok_is(s, n, "true") || tok_is(s, n, "false")) {
-		v->type = WR_TOML_BOOL;
+		v->type = TOML_BOOL;
 		v->v.b = *s == 't';
 		return WR_OK;
 	}
@@ -494,20 +494,20 @@ static int token(struct parser *ps, const char *key, struct wr_toml *v)
 			    "unsupported hexadecimal, octal or binary integer");
 	if (memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n))
 		return fail(ps, key, "unsupported float value");
-	v->type = WR_TOML_INT;
+	v->type = TOML_INT;
 	return integer(ps, key, s, n, &v->v.i);
 }
 
 static int value(struct parser *ps, const char *key, bool in_array,
-		 struct wr_toml **out);
+		 struct toml **out);
 
-static int array(struct parser *ps, const char *key, struct wr_toml *arr)
+static int array(struct parser *ps, const char *key, struct toml *arr)
 {
 	int open_line = ps->line;
-	struct wr_toml *v;
+	struct toml *v;
 	int rc;
 
-	arr->type = WR_TOML_ARRAY;
+	arr->type = TOML_ARRAY;
 	ps->p++;
 	for (;;) {
 		rc = skip_blank(ps);
@@ -522,7 +522,7 @@ static int array(struct parser *ps, const char *key, struct wr_toml *arr)
 			return rc;
 		rc = node_push(ps, arr, v, key);
 		if (rc) {
-			wr_toml_destroy(v);
+			toml_destroy(v);
 			return rc;
 		}
 		rc = skip_blank(ps);
@@ -549,9 +549,9 @@ unterminated:
 
 /* Parses the value at the cursor into a new node given to *@out. */
 static int value(struct parser *ps, const char *key, bool in_array,
-		 struct wr_toml **out)
+		 struct toml **out)
 {
-	struct wr_toml *v;
+	struct toml *v;
 	int rc;
 
 	*out = NULL;
@@ -562,7 +562,7 @@ static int value(struct parser *ps, const char *key, bool in_array,
 		return fail(ps, key, "unsupported inline table");
 	if (*ps->p == '[' && in_array)
 		return fail(ps, key, "unsupported nested array");
-	v = node_new(WR_TOML_STRING, ps->line);
+	v = node_new(TOML_STRING, ps->line);
 	if (!v)
 		return fail_oom(ps);
 	switch (*ps->p) {
@@ -572,7 +572,7 @@ static int value(struct parser *ps, const char *key, bool in_array,
 	default: rc = token(ps, key, v); break;
 	}
 	if (rc) {
-		wr_toml_destroy(v);
+		toml_destroy(v);
 		return rc;
 	}
 	*out = v;
@@ -593,7 +593,7 @@ static char *dup_key(const char *s, size_t n)
 /* "[name]" or "[[name]]": switches the current table. */
 static int header(struct parser *ps)
 {
-	struct wr_toml *t = NULL, *arr = NULL, *prev;
+	struct toml *t = NULL, *arr = NULL, *prev;
 	const char *name, *open, *close;
 	bool aot = false;
 	size_t len;
@@ -622,8 +622,8 @@ static int header(struct parser *ps)
 	ps->p += aot ? 2 : 1;
 
 	prev = find(ps->root, name, len);
-	if (prev && !(aot && prev->type == WR_TOML_ARRAY && prev->aot)) {
-		if (prev->type == WR_TOML_TABLE && !aot)
+	if (prev && !(aot && prev->type == TOML_ARRAY && prev->aot)) {
+		if (prev->type == TOML_TABLE && !aot)
 			return fail(ps, NULL,
 				    "duplicate table [%.*s] (first defined on line %d)",
 				    nshow, name, prev->line);
@@ -631,13 +631,13 @@ static int header(struct parser *ps)
 			    "%s%.*s%s conflicts with '%.*s' defined on line %d",
 			    open, nshow, name, close, nshow, name, prev->line);
 	}
-	t = node_new(WR_TOML_TABLE, ps->line);
+	t = node_new(TOML_TABLE, ps->line);
 	if (!t)
 		return fail_oom(ps);
 	if (aot) {
 		arr = prev;
 		if (!arr) {
-			arr = node_new(WR_TOML_ARRAY, ps->line);
+			arr = node_new(TOML_ARRAY, ps->line);
 			if (!arr || !(arr->key = dup_key(name, len))) {
 				rc = fail_oom(ps);
 				goto err;
@@ -667,9 +667,9 @@ static int header(struct parser *ps)
 	ps->cur = t;
 	return end_line(ps, NULL, "the table header");
 err:
-	wr_toml_destroy(t);
+	toml_destroy(t);
 	if (arr != prev)
-		wr_toml_destroy(arr);
+		toml_destroy(arr);
 	return rc;
 }
 
@@ -677,7 +677,7 @@ err:
 static int keyval(struct parser *ps)
 {
 	char fk[sizeof(ps->err->key)];
-	struct wr_toml *v, *prev;
+	struct toml *v, *prev;
 	const char *key;
 	size_t len;
 	int rc;
@@ -706,19 +706,19 @@ static int keyval(struct parser *ps)
 		return rc;
 	v->key = dup_key(key, len);
 	if (!v->key) {
-		wr_toml_destroy(v);
+		toml_destroy(v);
 		return fail_oom(ps);
 	}
 	rc = node_push(ps, ps->cur, v, fk);
 	if (rc) {
-		wr_toml_destroy(v);
+		toml_destroy(v);
 		return rc;
 	}
 	return end_line(ps, fk, "the value");
 }
 
-int wr_toml_parse(const char *text, size_t len, struct wr_toml **root,
-		  struct wr_toml_err *err)
+int toml_parse(const char *text, size_t len, struct toml **root,
+		  struct toml_err *err)
 {
 	struct parser ps = { .line = 1, .err = err };
 	int rc;
@@ -740,7 +740,7 @@ int wr_toml_parse(const char *text, size_t len, struct wr_toml **root,
 	rc = check_text(&ps);
 	if (rc)
 		goto out;
-	ps.root = ps.cur = node_new(WR_TOML_TABLE, 1);
+	ps.root = ps.cur = node_new(TOML_TABLE, 1);
 	if (!ps.root) {
 		rc = fail_oom(&ps);
 		goto out;
@@ -773,38 +773,38 @@ int wr_toml_parse(const char *text, size_t len, struct wr_toml **root,
 	*root = ps.root;
 	ps.root = NULL;
 out:
-	wr_toml_destroy(ps.root);
+	toml_destroy(ps.root);
 	return rc;
 }
 
-void wr_toml_destroy(struct wr_toml *t)
+void toml_destroy(struct toml *t)
 {
 	if (!t)
 		return;
 	for (size_t i = 0; i < t->n; i++)
-		wr_toml_destroy(t->items[i]);
+		toml_destroy(t->items[i]);
 	free(t->items);
-	if (t->type == WR_TOML_STRING)
+	if (t->type == TOML_STRING)
 		free(t->v.str);
 	free(t->key);
 	free(t);
 }
 
-const struct wr_toml *wr_toml_get(const struct wr_toml *t, const char *key)
+const struct toml *toml_get(const struct toml *t, const char *key)
 {
-	if (!t || t->type != WR_TOML_TABLE)
+	if (!t || t->type != TOML_TABLE)
 		return NULL;
 	return find(t, key, strlen(key));
 }
 
-const char *wr_toml_type_name(const struct wr_toml *t)
+const char *toml_type_name(const struct toml *t)
 {
 	switch (t->type) {
-	case WR_TOML_STRING: return "a string";
-	case WR_TOML_INT: return "an integer";
-	case WR_TOML_BOOL: return "a boolean";
-	case WR_TOML_ARRAY: return t->aot ? "an array of tables" : "an array";
-	case WR_TOML_TABLE: return "a table";
+	case TOML_STRING: return "a string";
+	case TOML_INT: return "an integer";
+	case TOML_BOOL: return "a boolean";
+	case TOML_ARRAY: return t->aot ? "an array of tables" : "an array";
+	case TOML_TABLE: return "a table";
 	}
 	return "a value";
 }

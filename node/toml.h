@@ -3,8 +3,8 @@
  * It turns (text, length) into a read-only tree of tables, arrays and
  * scalars, each carrying its line; anything outside the subset is an error.
  */
-#ifndef WR_TOML_H
-#define WR_TOML_H
+#ifndef CONFIG_TOML_H
+#define CONFIG_TOML_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -19,20 +19,20 @@
  * Dotted or quoted keys, inline tables, floats, dates, multi-line strings
  * and nested arrays are rejected as "unsupported ...".
  */
-enum wr_toml_type {
-	WR_TOML_STRING,
-	WR_TOML_INT,
-	WR_TOML_BOOL,
-	WR_TOML_ARRAY,
-	WR_TOML_TABLE,
+enum toml_type {
+	TOML_STRING,
+	TOML_INT,
+	TOML_BOOL,
+	TOML_ARRAY,
+	TOML_TABLE,
 };
 
 /*
  * One node of the tree. The layout is public because the tree is plain
- * data for the caller to walk; only wr_toml_parse() builds it.
+ * data for the caller to walk; only toml_parse() builds it.
  */
-struct wr_toml {
-	enum wr_toml_type type;
+struct toml {
+	enum toml_type type;
 	int line;          /* 1-based: the key, the header or the element */
 	char *key;         /* NULL for the root and for array elements */
 	union {
@@ -41,13 +41,13 @@ struct wr_toml {
 		bool b;     /* BOOL */
 	} v;
 	/* ARRAY elements or TABLE members, in file order */
-	struct wr_toml **items;
+	struct toml **items;
 	size_t n, cap;
 	bool aot;          /* ARRAY made by [[key]]: its items are TABLEs */
 };
 
 /* Where and why parsing failed. */
-struct wr_toml_err {
+struct toml_err {
 	int line;          /* 1-based line of the fault */
 	char key[160];     /* "limits.max_clients", "peers[1].url", or "" */
 	char msg[160];     /* one line, printable ASCII */
@@ -56,19 +56,19 @@ struct wr_toml_err {
 /*
  * Parses @text (@len bytes, need not be NUL-terminated). On success
  * returns WR_OK and gives the caller the root table in *@root (free it
- * with wr_toml_destroy()). On failure *@root is NULL, @err is filled and
+ * with toml_destroy()). On failure *@root is NULL, @err is filled and
  * the result is WR_EINVAL (bad input) or WR_ENOMEM. Reentrant.
  */
-int wr_toml_parse(const char *text, size_t len, struct wr_toml **root,
-		  struct wr_toml_err *err);
+int toml_parse(const char *text, size_t len, struct toml **root,
+		  struct toml_err *err);
 
 /* Frees @t and everything under it; NULL is a no-op. */
-void wr_toml_destroy(struct wr_toml *t);
+void toml_destroy(struct toml *t);
 
 /* The member @key of table @t, or NULL (also when @t is not a table). */
-const struct wr_toml *wr_toml_get(const struct wr_toml *t, const char *key);
+const struct toml *toml_get(const struct toml *t, const char *key);
 
 /* "a string", "an integer", ... for messages like "expected X, got Y". */
-const char *wr_toml_type_name(const struct wr_toml *t);
+const char *toml_type_name(const struct toml *t);
 
 #endif

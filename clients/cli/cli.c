@@ -91,7 +91,7 @@ static const struct subcommand *find(const char *name)
 	return NULL;
 }
 
-bool wr_cli_is_command(const char *name)
+bool cli_is_command(const char *name)
 {
 	return find(name) != NULL;
 }
@@ -106,7 +106,7 @@ static void usage(const struct subcommand *sc, FILE *f)
 	fprintf(f, "%s\n%s", common_text, sc->exits);
 }
 
-void wr_cli_usage_summary(FILE *f)
+void cli_usage_summary(FILE *f)
 {
 	fprintf(f,
 		"Client subcommands (wsrelay COMMAND --help for each):\n"
@@ -172,7 +172,7 @@ static int usage_error(const struct subcommand *sc, const char *fmt, ...)
 	return CLI_EXIT_USAGE;
 }
 
-int wr_cli_main(int argc, char **argv)
+int cli_main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "password", required_argument, NULL, 'p' },

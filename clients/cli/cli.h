@@ -15,11 +15,11 @@
 /* ---- entry points (node/main.c) ---- */
 
 /* True when @name is a client subcommand ("sub", "pub", "list", "health"). */
-bool wr_cli_is_command(const char *name);
+bool cli_is_command(const char *name);
 /* Runs the subcommand argv[0] with its arguments; returns the exit status. */
-int wr_cli_main(int argc, char **argv);
+int cli_main(int argc, char **argv);
 /* The client part of `wsrelay --help`: usage lines and exit statuses. */
-void wr_cli_usage_summary(FILE *f);
+void cli_usage_summary(FILE *f);
 
 /* ---- exit statuses ---- */
 enum cli_exit {

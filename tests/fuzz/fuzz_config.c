@@ -13,15 +13,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct wr_config c;
+	struct config c;
 	char err[256] = "";
 
-	if (wr_config_defaults(&c))
+	if (config_defaults(&c))
 		return 0;
 	/* the contract callers rely on: a failure leaves one non-empty line */
-	if (wr_config_parse(&c, "fuzz.toml", (const char *)data, size, err,
+	if (config_parse(&c, "fuzz.toml", (const char *)data, size, err,
 			    sizeof(err)) && (!err[0] || strchr(err, '\n')))
 		__builtin_trap();
-	wr_config_fini(&c);
+	config_fini(&c);
 	return 0;
 }

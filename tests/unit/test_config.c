@@ -15,13 +15,13 @@
 #define ERRLEN 512
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static int parse_len(struct wr_config *c, const char *text, size_t len, char *err)
+static int parse_len(struct config *c, const char *text, size_t len, char *err)
 {
-	cr_assert_eq(wr_config_defaults(c), WR_OK);
-	return wr_config_parse(c, "node.toml", text, len, err, ERRLEN);
+	cr_assert_eq(config_defaults(c), WR_OK);
+	return config_parse(c, "node.toml", text, len, err, ERRLEN);
 }
 
-static int parse(struct wr_config *c, const char *text, char *err)
+static int parse(struct config *c, const char *text, char *err)
 {
 	return parse_len(c, text, strlen(text), err);
 }
@@ -30,7 +30,7 @@ static int parse(struct wr_config *c, const char *text, char *err)
 
 Test(config, defaults_from_empty_file)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, "", err), WR_OK, "%s", err);
@@ -65,27 +65,27 @@ Test(config, defaults_from_empty_file)
 	cr_expect_eq(c.reconcile_interval_ms, 15000);
 	cr_expect_eq(c.log_level, WR_LOG_INFO);
 	cr_expect_eq(c.npeers, 0);
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, defaults_without_parse)
 {
-	struct wr_config c;
+	struct config c;
 
-	cr_assert_eq(wr_config_defaults(&c), WR_OK);
+	cr_assert_eq(config_defaults(&c), WR_OK);
 	cr_expect_null(c.path);
 	cr_expect_str_eq(c.listen_host, "127.0.0.1");
-	wr_config_fini(&c);
-	wr_config_fini(&c); /* zeroed by the first: a second is harmless */
+	config_fini(&c);
+	config_fini(&c); /* zeroed by the first: a second is harmless */
 }
 
 Test(config, null_text_is_empty)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	cr_assert_eq(parse_len(&c, NULL, 0, err), WR_OK, "%s", err);
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 static const char full_file[] =
@@ -127,7 +127,7 @@ static const char full_file[] =
 
 Test(config, full_file)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, full_file, err), WR_OK, "%s", err);
@@ -161,7 +161,7 @@ Test(config, full_file)
 	cr_expect_str_eq(c.peers[0].name, "b");
 	cr_expect_str_eq(c.peers[0].url, "ws://10.0.0.2:8080/node");
 	cr_expect_str_eq(c.peers[0].token, "tb");
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, comments_escapes_and_layout)
@@ -174,25 +174,25 @@ Test(config, comments_escapes_and_layout)
 		"name='lit-eral'\n"
 		"[log]\n"
 		"level = \"\\u0077arn\"\n";
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, text, err), WR_OK, "%s", err);
 	cr_expect_str_eq(c.token, "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9");
 	cr_expect_str_eq(c.name, "lit-eral");
 	cr_expect_eq(c.log_level, WR_LOG_WARN);
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, literal_backslash_is_not_a_name_char)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	/* the literal string kept its backslash, which a name may not hold */
 	cr_expect_eq(parse(&c, "[node]\nname='lit\\eral'\n", err), WR_EINVAL);
 	cr_expect(strstr(err, "invalid name 'lit\\eral'"), "%s", err);
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, listen_forms)
@@ -209,7 +209,7 @@ Test(config, listen_forms)
 		{ "10.1.2.3:00080", "10.1.2.3", 80 },
 	};
 	char text[128], err[ERRLEN];
-	struct wr_config c;
+	struct config c;
 
 	for (size_t i = 0; i < N(cases); i++) {
 		snprintf(text, sizeof(text), "[node]\nlisten = \"%s\"\n", cases[i].listen);
@@ -217,7 +217,7 @@ Test(config, listen_forms)
 		cr_expect_str_eq(c.listen, cases[i].listen);
 		cr_expect_str_eq(c.listen_host, cases[i].host);
 		cr_expect_eq(c.listen_port, cases[i].port, "%s", cases[i].listen);
-		wr_config_fini(&c);
+		config_fini(&c);
 	}
 }
 
@@ -240,7 +240,7 @@ Test(config, several_peers)
 		"name = \"d\"\n"
 		"url = \"ws://d/node\"\n"
 		"token = \"td\"\n";
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, text, err), WR_OK, "%s", err);
@@ -251,15 +251,15 @@ Test(config, several_peers)
 	cr_expect_str_eq(c.peers[1].url, "wss://[::1]:2/node");
 	cr_expect_str_eq(c.peers[1].token, "tc");
 	cr_expect_str_eq(c.peers[2].token, "td");
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, example_file_loads)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
-	cr_assert_eq(wr_config_load(&c, WR_SOURCE_DIR "/node.toml.example", err,
+	cr_assert_eq(config_load(&c, WR_SOURCE_DIR "/node.toml.example", err,
 				    sizeof(err)), WR_OK, "%s", err);
 	cr_expect_str_eq(c.path, WR_SOURCE_DIR "/node.toml.example");
 	cr_expect_str_eq(c.name, "node-1");
@@ -268,18 +268,18 @@ Test(config, example_file_loads)
 	cr_expect_eq(c.client_ping_interval_ms, 30000);
 	cr_expect_eq(c.log_level, WR_LOG_INFO);
 	cr_expect_eq(c.npeers, 0);
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 Test(config, load_missing_file)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN];
 
-	cr_expect_neq(wr_config_load(&c, "/nonexistent/node.toml", err, sizeof(err)),
+	cr_expect_neq(config_load(&c, "/nonexistent/node.toml", err, sizeof(err)),
 		      WR_OK);
 	cr_expect_str_eq(err, "/nonexistent/node.toml: cannot read: No such file or directory");
-	wr_config_fini(&c);
+	config_fini(&c);
 }
 
 /* Writes @n bytes of comment lines to a temporary file; returns its path. */
@@ -305,20 +305,20 @@ static char *temp_file(size_t n)
 
 Test(config, load_size_limit)
 {
-	struct wr_config c;
+	struct config c;
 	char err[ERRLEN], want[128];
 	char *path;
 
 	path = temp_file(1 << 20);
-	cr_expect_eq(wr_config_load(&c, path, err, sizeof(err)), WR_OK, "%s", err);
-	wr_config_fini(&c);
+	cr_expect_eq(config_load(&c, path, err, sizeof(err)), WR_OK, "%s", err);
+	config_fini(&c);
 	unlink(path);
 
 	path = temp_file((1 << 20) + 1);
-	cr_expect_eq(wr_config_load(&c, path, err, sizeof(err)), WR_EINVAL);
+	cr_expect_eq(config_load(&c, path, err, sizeof(err)), WR_EINVAL);
 	snprintf(want, sizeof(want), "%s: file too large (limit 1 MiB)", path);
 	cr_expect_str_eq(err, want);
-	wr_config_fini(&c);
+	config_fini(&c);
 	unlink(path);
 }
 
@@ -512,7 +512,7 @@ static const struct bad_case bad_cases[] = {
 Test(config, malformed_files)
 {
 	char err[ERRLEN], prefix[32];
-	struct wr_config c;
+	struct config c;
 
 	for (size_t i = 0; i < N(bad_cases); i++) {
 		const struct bad_case *bc = &bad_cases[i];
@@ -527,7 +527,7 @@ Test(config, malformed_files)
 		cr_expect(strstr(err, bc->msg), "case %zu: want \"%s\" in \"%s\"", i,
 			  bc->msg, err);
 		cr_expect_null(strchr(err, '\n'), "case %zu: two lines", i);
-		wr_config_fini(&c);
+		config_fini(&c);
 	}
 }
 
@@ -544,28 +544,28 @@ Test(config, exact_messages)
 		{ "# \xfe\n", "node.toml:1: invalid UTF-8" },
 	};
 	char err[ERRLEN];
-	struct wr_config c;
+	struct config c;
 
 	for (size_t i = 0; i < N(cases); i++) {
 		cr_expect_eq(parse(&c, cases[i].text, err), WR_EINVAL);
 		cr_expect_str_eq(err, cases[i].err);
-		wr_config_fini(&c);
+		config_fini(&c);
 	}
 }
 
 Test(config, small_error_buffer)
 {
-	struct wr_config c;
+	struct config c;
 	char err[8];
 
-	cr_assert_eq(wr_config_defaults(&c), WR_OK);
-	cr_expect_eq(wr_config_parse(&c, "node.toml", "x = 1", 5, err, sizeof(err)),
+	cr_assert_eq(config_defaults(&c), WR_OK);
+	cr_expect_eq(config_parse(&c, "node.toml", "x = 1", 5, err, sizeof(err)),
 		     WR_EINVAL);
 	cr_expect_str_eq(err, "node.to");
-	wr_config_fini(&c);
-	cr_assert_eq(wr_config_defaults(&c), WR_OK);
-	cr_expect_eq(wr_config_parse(&c, NULL, "x = 1", 5, NULL, 0), WR_EINVAL);
-	wr_config_fini(&c);
+	config_fini(&c);
+	cr_assert_eq(config_defaults(&c), WR_OK);
+	cr_expect_eq(config_parse(&c, NULL, "x = 1", 5, NULL, 0), WR_EINVAL);
+	config_fini(&c);
 }
 
 /* ---- the TOML layer on its own ---- */
@@ -586,21 +586,21 @@ Test(toml, tree_shape_and_lines)
 		"[[aot]]\n"
 		"k = -9223372036854775808\n"
 		"z = -0\n";
-	const struct wr_toml *t, *arr, *aot;
-	struct wr_toml *root;
-	struct wr_toml_err e;
+	const struct toml *t, *arr, *aot;
+	struct toml *root;
+	struct toml_err e;
 
-	cr_assert_eq(wr_toml_parse(text, sizeof(text) - 1, &root, &e), WR_OK, "%d: %s",
+	cr_assert_eq(toml_parse(text, sizeof(text) - 1, &root, &e), WR_OK, "%d: %s",
 		     e.line, e.msg);
-	cr_assert_eq(root->type, WR_TOML_TABLE);
+	cr_assert_eq(root->type, TOML_TABLE);
 	cr_assert_eq(root->n, 3);
-	cr_expect_str_eq(wr_toml_get(root, "top")->v.str, "x");
-	t = wr_toml_get(root, "t");
+	cr_expect_str_eq(toml_get(root, "top")->v.str, "x");
+	t = toml_get(root, "t");
 	cr_assert(t);
 	cr_expect_eq(t->line, 2);
-	arr = wr_toml_get(t, "arr");
+	arr = toml_get(t, "arr");
 	cr_assert(arr);
-	cr_expect_eq(arr->type, WR_TOML_ARRAY);
+	cr_expect_eq(arr->type, TOML_ARRAY);
 	cr_expect_not(arr->aot);
 	cr_expect_eq(arr->line, 3);
 	cr_assert_eq(arr->n, 5);
@@ -610,40 +610,40 @@ Test(toml, tree_shape_and_lines)
 	cr_expect_str_eq(arr->items[2]->v.str, "s");
 	cr_expect_eq(arr->items[2]->line, 5);
 	cr_expect_str_eq(arr->items[3]->v.str, "l");
-	cr_expect_eq(arr->items[4]->type, WR_TOML_BOOL);
+	cr_expect_eq(arr->items[4]->type, TOML_BOOL);
 	cr_expect(arr->items[4]->v.b);
 	cr_expect_null(arr->items[0]->key);
-	cr_expect_eq(wr_toml_get(t, "b")->line, 8);
-	cr_expect_not(wr_toml_get(t, "b")->v.b);
-	aot = wr_toml_get(root, "aot");
+	cr_expect_eq(toml_get(t, "b")->line, 8);
+	cr_expect_not(toml_get(t, "b")->v.b);
+	aot = toml_get(root, "aot");
 	cr_assert(aot);
 	cr_expect(aot->aot);
-	cr_expect_str_eq(wr_toml_type_name(aot), "an array of tables");
+	cr_expect_str_eq(toml_type_name(aot), "an array of tables");
 	cr_assert_eq(aot->n, 2);
 	cr_expect_eq(aot->items[0]->line, 9);
 	cr_expect_eq(aot->items[1]->line, 11);
-	cr_expect_eq(wr_toml_get(aot->items[0], "k")->v.i, INT64_MAX);
-	cr_expect_eq(wr_toml_get(aot->items[1], "k")->v.i, INT64_MIN);
-	cr_expect_eq(wr_toml_get(aot->items[1], "z")->v.i, 0);
-	cr_expect_null(wr_toml_get(root, "missing"));
-	cr_expect_null(wr_toml_get(arr, "x"));
-	cr_expect_null(wr_toml_get(NULL, "x"));
-	wr_toml_destroy(root);
-	wr_toml_destroy(NULL);
+	cr_expect_eq(toml_get(aot->items[0], "k")->v.i, INT64_MAX);
+	cr_expect_eq(toml_get(aot->items[1], "k")->v.i, INT64_MIN);
+	cr_expect_eq(toml_get(aot->items[1], "z")->v.i, 0);
+	cr_expect_null(toml_get(root, "missing"));
+	cr_expect_null(toml_get(arr, "x"));
+	cr_expect_null(toml_get(NULL, "x"));
+	toml_destroy(root);
+	toml_destroy(NULL);
 }
 
 Test(toml, length_bounds_the_input)
 {
 	/* the bytes past len would be an error if the parser read them */
 	static const char text[] = "a = 12\"garbage";
-	struct wr_toml *root;
-	struct wr_toml_err e;
+	struct toml *root;
+	struct toml_err e;
 
-	cr_assert_eq(wr_toml_parse(text, 5, &root, &e), WR_OK, "%s", e.msg);
-	cr_expect_eq(wr_toml_get(root, "a")->v.i, 1);
-	wr_toml_destroy(root);
+	cr_assert_eq(toml_parse(text, 5, &root, &e), WR_OK, "%s", e.msg);
+	cr_expect_eq(toml_get(root, "a")->v.i, 1);
+	toml_destroy(root);
 
-	cr_assert_eq(wr_toml_parse("s = \"ab\"", 7, &root, &e), WR_EINVAL);
+	cr_assert_eq(toml_parse("s = \"ab\"", 7, &root, &e), WR_EINVAL);
 	cr_expect_null(root);
 	cr_expect_str_eq(e.msg, "unterminated string");
 	cr_expect_str_eq(e.key, "s");
@@ -654,10 +654,10 @@ Test(toml, error_names_the_full_key)
 {
 	static const char text[] =
 		"[[p]]\nx = 1\n[[p]]\n[[p]]\n\nurl = \"\\z\"\n";
-	struct wr_toml *root;
-	struct wr_toml_err e;
+	struct toml *root;
+	struct toml_err e;
 
-	cr_assert_eq(wr_toml_parse(text, sizeof(text) - 1, &root, &e), WR_EINVAL);
+	cr_assert_eq(toml_parse(text, sizeof(text) - 1, &root, &e), WR_EINVAL);
 	cr_expect_null(root);
 	cr_expect_eq(e.line, 6);
 	cr_expect_str_eq(e.key, "p[2].url");
@@ -667,28 +667,28 @@ Test(toml, error_names_the_full_key)
 Test(toml, empty_and_blank_inputs)
 {
 	static const char *const texts[] = { "", "\n", "\r\n", "  \t \n# c", "#", "\xef\xbb\xbf" };
-	struct wr_toml *root;
-	struct wr_toml_err e;
+	struct toml *root;
+	struct toml_err e;
 
 	for (size_t i = 0; i < N(texts); i++) {
-		cr_assert_eq(wr_toml_parse(texts[i], strlen(texts[i]), &root, &e), WR_OK,
+		cr_assert_eq(toml_parse(texts[i], strlen(texts[i]), &root, &e), WR_OK,
 			     "case %zu: %s", i, e.msg);
 		cr_expect_eq(root->n, 0);
-		wr_toml_destroy(root);
+		toml_destroy(root);
 	}
 }
 
 Test(toml, too_many_keys)
 {
 	struct wr_buf b;
-	struct wr_toml *root;
-	struct wr_toml_err e;
+	struct toml *root;
+	struct toml_err e;
 
 	wr_buf_init(&b);
 	for (int i = 0; i <= 4096; i++)
 		wr_buf_printf(&b, "k%d = %d\n", i, i);
 	cr_assert_not(b.oom);
-	cr_expect_eq(wr_toml_parse(b.p, b.len, &root, &e), WR_EINVAL);
+	cr_expect_eq(toml_parse(b.p, b.len, &root, &e), WR_EINVAL);
 	cr_expect_eq(e.line, 4097);
 	cr_expect(strstr(e.msg, "too many entries"), "%s", e.msg);
 	wr_buf_fini(&b);

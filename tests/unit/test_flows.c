@@ -50,7 +50,7 @@ struct dial {
 };
 
 struct world {
-	struct wr_config cfg;
+	struct config cfg;
 	struct health_counters ctr;
 	struct chan_registry *reg;
 	struct mesh *m;
@@ -194,7 +194,7 @@ static void world_open(struct world *w, const char *name)
 
 	memset(w, 0, sizeof(*w));
 	wr_log_set_level(WR_LOG_ERROR);
-	cr_assert_eq(wr_config_defaults(&w->cfg), WR_OK);
+	cr_assert_eq(config_defaults(&w->cfg), WR_OK);
 	free(w->cfg.name);
 	w->cfg.name = strdup(name);
 	cr_assert_not_null(w->cfg.name);
@@ -215,7 +215,7 @@ static void world_close(struct world *w)
 	w->f = NULL;
 	mesh_destroy(w->m);
 	chan_registry_destroy(w->reg);
-	wr_config_fini(&w->cfg);
+	config_fini(&w->cfg);
 	for (unsigned i = 0; i < w->nlinks; i++) {
 		for (unsigned k = 0; k < w->links[i].nsent; k++)
 			inm_packet_fini(&w->links[i].sent[k]);
