@@ -107,7 +107,8 @@ struct chan_limits {
 	unsigned max_subscriptions;
 };
 
-/* Returns a registry or NULL; @ops and @arg are borrowed for its lifetime. */
+/* Returns a registry the caller owns (chan_registry_destroy), or NULL;
+ * @ops and @arg are borrowed for its lifetime. */
 struct chan_registry *chan_registry_create(const struct chan_limits *lim,
 					   const struct chan_ops *ops, void *arg);
 /* Frees every channel; clients must have been finalised first. */
@@ -207,14 +208,16 @@ struct chan_pw_job {
 	struct chan_pw_job *next;
 };
 
-/* Copies the inputs; returns NULL on ENOMEM. */
+/* Copies the inputs; the caller owns the job (chan_pw_submit takes it,
+ * else chan_pw_job_free). NULL on ENOMEM. */
 struct chan_pw_job *chan_pw_job_create(const char *channel, size_t clen,
 				       const char *pw, size_t pwlen);
 void chan_pw_job_free(struct chan_pw_job *job);
 
 struct chan_pw_worker;
 /* Starts @nthreads threads; @wake(@arg) is called from a worker thread
- * after a job completes (the node passes lws_cancel_service). */
+ * after a job completes (the node passes lws_cancel_service). The caller
+ * owns the worker (chan_pw_worker_destroy). */
 struct chan_pw_worker *chan_pw_worker_create(int nthreads,
 					     void (*wake)(void *arg), void *arg);
 /* Stops and joins the threads, frees queued and finished jobs. */
@@ -227,6 +230,7 @@ struct chan_pw_job *chan_pw_take_done(struct chan_pw_worker *w);
 /* A cache of successful verifications: keyed hash of (channel, password)
  * -> PBKDF2 output. The plain password is never stored. */
 struct chan_pw_cache;
+/* The caller owns it (chan_pw_cache_destroy); NULL on no memory. */
 struct chan_pw_cache *chan_pw_cache_create(unsigned entries);
 void chan_pw_cache_destroy(struct chan_pw_cache *c);
 bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel, size_t clen,

@@ -46,7 +46,8 @@ typedef void (*chan_resv_lost_cb)(const char *channel, size_t len,
 				  const char *holder, void *arg);
 
 /*
- * Returns an empty table or NULL (ENOMEM, @max_channels == 0). At most
+ * Returns an empty table the caller owns (chan_resv_table_destroy), or
+ * NULL (ENOMEM, @max_channels == 0). At most
  * @max_channels entries and @max_holders holders per entry (0: the default).
  */
 struct chan_resv_table *chan_resv_table_create(unsigned max_channels,

@@ -60,7 +60,8 @@ struct wr_msg {
 	size_t len;
 	unsigned char data[];
 };
-/* Returns a message of @len uninitialised bytes with one reference, or NULL. */
+/* Returns a message of @len uninitialised bytes with one reference, the
+ * caller's (wr_msg_unref), or NULL. */
 struct wr_msg *wr_msg_create(size_t len);
 static inline struct wr_msg *wr_msg_ref(struct wr_msg *m)
 {
@@ -107,7 +108,8 @@ size_t wr_ws_header_len(size_t payload_len);
 /* Writes the unmasked header of a text frame of @payload_len bytes into @d
  * (room for 10) and returns its length. */
 size_t wr_ws_text_header(unsigned char *d, size_t payload_len);
-/* Returns a message holding one complete unmasked text frame of @p, or NULL. */
+/* Returns a message holding one complete unmasked text frame of @p, with
+ * one reference, the caller's (wr_msg_unref), or NULL. */
 struct wr_msg *wr_ws_text_frame(const void *p, size_t n);
 
 #endif

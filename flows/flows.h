@@ -23,7 +23,8 @@ struct flows_ops {
 };
 
 /* The flows over @m for the clients' channels in @reg (both outlive
- * them); registers their commands and listens to @m. NULL on no memory. */
+ * them); registers their commands and listens to @m. The caller owns
+ * them (flows_destroy). NULL on no memory. */
 struct flows *flows_create(struct mesh *m, struct chan_registry *reg,
 			   const struct flows_ops *ops, void *ud);
 /* NULL is a no-op. Call it before mesh_destroy(). */

@@ -59,7 +59,7 @@ int flow_chan_reserve(struct flows *f, const char *name, size_t len,
 		      const uint8_t *hash, int64_t created, const char *holder,
 		      enum chan_resv_result *res);
 /* {"command":"reserve-channel","channel","password","created","holder"},
- * or NULL on no memory. */
+ * the caller's (mesh_command takes it), or NULL on no memory. */
 cJSON *flow_chan_reserve_data(const char *name, const uint8_t *hash,
 			      int64_t created, const char *holder);
 /* An announce or a stamped list-channels from @holder listing its active

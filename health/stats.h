@@ -54,7 +54,7 @@ double stats_kbps(uint64_t bytes, unsigned seconds);
 struct stats_channels;
 
 /* Returns an empty set tracking at most @max channels (0: the default),
- * or NULL on allocation failure. */
+ * the caller's (stats_channels_destroy), or NULL on allocation failure. */
 struct stats_channels *stats_channels_create(unsigned max);
 void stats_channels_destroy(struct stats_channels *s);   /* NULL: no-op */
 /* Counts one message on channel @name (@len bytes, not NUL-terminated).

@@ -172,7 +172,8 @@ struct inm_dedup_stats {
  * entries (~24 bytes each). When full, the oldest entry is evicted: under a
  * load above capacity / window the effective window shrinks below
  * @window_ms, and stats.evicted counts it. Returns NULL on bad arguments
- * (capacity 0 or > 2^30, window <= 0) or no memory.
+ * (capacity 0 or > 2^30, window <= 0) or no memory; the caller owns it
+ * (inm_dedup_destroy).
  */
 struct inm_dedup *inm_dedup_create(size_t capacity, int64_t window_ms);
 void inm_dedup_destroy(struct inm_dedup *d);
@@ -196,7 +197,7 @@ struct inm_route;
  * and learned routes (source node -> the link its packets arrived on
  * first). At most @max_learned learned routes: beyond that new sources
  * are not learned (they are flooded to instead), so spoofed sources cannot
- * grow memory. Returns NULL on no memory.
+ * grow memory. The caller owns it (inm_route_destroy); NULL on no memory.
  */
 struct inm_route *inm_route_create(size_t max_learned);
 void inm_route_destroy(struct inm_route *r);
@@ -311,7 +312,8 @@ typedef void (*inm_view_cb)(void *ud, const struct inm_node_state *st,
  * only when both ends list each other), who is reachable from @self, and
  * shortest-path trees over it with one tie rule (neighbours in name
  * order) so that every node with the same records draws the same trees.
- * NULL on bad arguments or no memory.
+ * The caller owns it (inm_view_destroy); NULL on bad arguments or no
+ * memory.
  */
 struct inm_view *inm_view_create(const char *self, size_t max_nodes);
 void inm_view_destroy(struct inm_view *v);
@@ -387,7 +389,8 @@ struct inm_pending_event {
  */
 typedef void (*inm_pending_cb)(void *ud, const struct inm_pending_event *ev);
 
-/* At most @max_entries commands in flight. NULL on no memory. */
+/* At most @max_entries commands in flight. The caller owns it
+ * (inm_pending_destroy); NULL on no memory. */
 struct inm_pending *inm_pending_create(size_t max_entries);
 /* Frees everything; fires no callback. NULL is a no-op. */
 void inm_pending_destroy(struct inm_pending *p);
@@ -436,7 +439,8 @@ enum inm_token_result {
 /*
  * At most @capacity live tokens, each valid for @ttl_ms after issue
  * (PROTOCOL: 60 s). Issuing past capacity evicts the oldest token.
- * NULL on bad arguments or no memory.
+ * The caller owns it (inm_tokens_destroy); NULL on bad arguments or no
+ * memory.
  */
 struct inm_tokens *inm_tokens_create(size_t capacity, int64_t ttl_ms);
 /* Wipes and frees every token. NULL is a no-op. */

@@ -91,7 +91,8 @@ struct mesh_listener {
 /*
  * Creates the engine for the node @cfg describes, advertising @url. It
  * counts into @ctr, delivers channel messages to @reg's subscribers, and
- * keeps pointers to all four (they outlive it). NULL on no memory.
+ * keeps pointers to all four (they outlive it). The caller owns the
+ * engine (mesh_cancel_all, then mesh_destroy). NULL on no memory.
  */
 struct mesh *mesh_create(const struct config *cfg, const char *url,
 			 struct chan_registry *reg, struct health_counters *ctr,
