@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   compiler, CMake, the libraries
 #   scripts/deps.sh test    build + Criterion, Python websockets/pytest, openssl, curl,
 #                           Chromium and Node.js, and `npm ci` in tests/browser
-#                           (playwright-core, which drives that Chromium)
+#                           (playwright-core, which drives that Chromium),
+#                           clang-format (scripts/format.sh)
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
 set -euo pipefail
 
@@ -12,7 +13,7 @@ build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
-            python3-pytest openssl curl chromium nodejs) ;;
+            python3-pytest openssl curl chromium nodejs clang-format) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
 *) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
 esac

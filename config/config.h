@@ -1,6 +1,6 @@
 /*
- * node/config: the node's configuration, loaded from a strict TOML subset
- * (node/toml.h). Every error names the file, the line and the key.
+ * config/config: the node's configuration, loaded from a strict TOML subset
+ * (config/toml.h). Every error names the file, the line and the key.
  * Key names and defaults are a contract: see node.toml.example.
  */
 #ifndef CONFIG_CONFIG_H

@@ -1,5 +1,5 @@
 /*
- * node/toml: a strict parser for the small TOML subset the config uses.
+ * config/toml: a strict parser for the small TOML subset the config uses.
  * It turns (text, length) into a read-only tree of tables, arrays and
  * scalars, each carrying its line; anything outside the subset is an error.
  */

@@ -1,5 +1,5 @@
 /*
- * node/config: maps the TOML tree (node/toml.h) onto struct config.
+ * config/config: maps the TOML tree (config/toml.h) onto struct config.
  * The schema is a table of key specs, so every key is typed, ranged and
  * reported the same way; unknown keys and tables are errors, never ignored.
  */

@@ -1,5 +1,5 @@
 /*
- * node/toml: a one-pass recursive-descent parser for the TOML subset in
+ * config/toml: a one-pass recursive-descent parser for the TOML subset in
  * toml.h. The input is bounded by its length, never by a NUL; every error
  * stops the parse, frees what was built and says which line and key.
  */
