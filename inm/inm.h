@@ -325,14 +325,15 @@ enum inm_merge inm_view_merge(struct inm_view *v,
 			      const struct inm_node_state *st, int64_t now_ms);
 /*
  * Brings reachability up to date and reports changes: INM_VIEW_GONE for a
- * node unreachable for @grace_ms (at once when leaving), INM_VIEW_UP for
- * a node reachable again or for the first time. Records unreachable for
+ * node unreachable for @grace_ms (at once when leaving; also one never
+ * reported up), INM_VIEW_UP for a node reachable again or for the first
+ * time. Records unreachable for
  * @forget_ms are dropped. @cb may be NULL.
  */
 void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
 		    int64_t forget_ms, inm_view_cb cb, void *ud);
 /* True while inm_view_sweep has something to report soon: a node
- * reachable but not yet reported up, or unreachable and not yet gone. */
+ * reachable but not reported up, or unreachable and not reported gone. */
 bool inm_view_unsettled(const struct inm_view *v);
 /* Records held, self included; index 0 is self. */
 size_t inm_view_count(const struct inm_view *v);

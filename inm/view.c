@@ -19,6 +19,7 @@ struct vnode {
 	struct inm_node_state st;
 	bool reachable;
 	bool up;                    /* INM_VIEW_UP reported, not gone since */
+	bool gone;                  /* INM_VIEW_GONE reported, not up since */
 	int64_t lost_since;         /* monotonic ms; 0 while reachable */
 	int first;                  /* first hop from self, -1 none */
 	unsigned adj_off, nadj;     /* neighbours in v->adj, in name order */
@@ -469,6 +470,7 @@ void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
 
 		if (nd->reachable) {
 			nd->lost_since = 0;
+			nd->gone = false;
 			if (!nd->up) {
 				nd->up = true;
 				if (cb)
@@ -479,8 +481,12 @@ void inm_view_sweep(struct inm_view *v, int64_t now_ms, int64_t grace_ms,
 		}
 		if (!nd->lost_since)
 			nd->lost_since = now_ms ? now_ms : 1;
-		if (nd->up && (nd->st.leaving || now_ms - nd->lost_since >= grace_ms)) {
+		/* also a node never reported up (it went before a sweep saw
+		 * it): commands may have named it a holder meanwhile */
+		if (!nd->gone &&
+		    (nd->st.leaving || now_ms - nd->lost_since >= grace_ms)) {
 			nd->up = false;
+			nd->gone = true;
 			if (cb)
 				cb(ud, &nd->st, INM_VIEW_GONE);
 		}
@@ -497,7 +503,7 @@ bool inm_view_unsettled(const struct inm_view *v)
 {
 	ensure((struct inm_view *)v);
 	for (size_t i = 1; i < v->n; i++)
-		if (v->nodes[i].reachable != v->nodes[i].up)
+		if (v->nodes[i].reachable ? !v->nodes[i].up : !v->nodes[i].gone)
 			return true;
 	return false;
 }

@@ -289,6 +289,8 @@ int mesh_command(struct mesh *m, const char *dest, cJSON *data,
 		return rc;
 	}
 	emit(m, &pkt, -1, 0);
+	if (cb && nexpect)
+		mesh_kick(m); /* its deadline needs ticks */
 	if (cb && !nexpect) {
 		/* nobody to wait for: done at once */
 		struct inm_pending_event ev = { .nonce = pkt.nonce,
@@ -447,10 +449,12 @@ void mesh_packet_in(struct mesh *m, struct mesh_link *l,
 		break;
 	case INM_COMMAND:
 		mesh_command_in(m, pkt);
+		mesh_kick(m); /* a flow may have started on it */
 		break;
 	case INM_RESPONSE:
 		if (!strcmp(pkt->destination, self))
 			inm_pending_response(m->pending, pkt);
+		mesh_kick(m);
 		break;
 	case INM_EVENT:
 		mesh_gossip_event(m, l, pkt);
@@ -484,6 +488,7 @@ void mesh_link_up(struct mesh *m, struct mesh_link *l)
 	mesh_gossip_link_up(m, l);
 	if (m->ls.link_up)
 		m->ls.link_up(m->lud, l);
+	mesh_kick(m);
 }
 
 void mesh_link_down(struct mesh *m, struct mesh_link *l)
@@ -501,6 +506,7 @@ void mesh_link_down(struct mesh *m, struct mesh_link *l)
 	m->nup--;
 	inm_route_link_down(m->route, l->id);
 	mesh_gossip_link_down(m, l);
+	mesh_kick(m);
 }
 
 void mesh_link_heard(struct mesh *m, struct mesh_link *l)

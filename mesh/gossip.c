@@ -192,8 +192,10 @@ static void on_states(struct mesh *m, struct mesh_link *l,
 		if (m->ls.record)
 			m->ls.record(m->lud, &st);
 	}
-	if (cJSON_GetArraySize(news))
+	if (cJSON_GetArraySize(news)) {
 		send_all(m, news, l);
+		mesh_kick(m); /* the view changed: a sweep soon */
+	}
 	cJSON_Delete(news);
 }
 
@@ -258,6 +260,7 @@ static void on_announce(struct mesh *m, const struct inm_packet *pkt)
 	if (inm_view_merge(m->view, &st, now) != INM_MERGE_NEWS)
 		return;
 	m->legacy_until_ms = now + 3 * m->cfg->peer_timeout_ms;
+	mesh_kick(m);
 	/* without "at" (PROTOCOL.md 3.6 names none) the list is the whole
 	 * truth: a channel opened since comes back with the next announce */
 	if (cJSON_IsArray(chans) && m->ls.announced)
@@ -414,6 +417,7 @@ void mesh_gossip_link_down(struct mesh *m, struct mesh_link *l)
 void mesh_channels_changed(struct mesh *m)
 {
 	m->chans_dirty = true;
+	mesh_kick(m);
 }
 
 void mesh_gossip_leave(struct mesh *m)

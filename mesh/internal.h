@@ -57,6 +57,12 @@ struct mesh {
 	struct mesh_observe *obs;       /* observe.c */
 };
 
+/* Tells the node to tick soon: something is under way. */
+static inline void mesh_kick(struct mesh *m)
+{
+	if (m->ops->kick)
+		m->ops->kick(m->ud);
+}
 /* Fills the header of a packet built here (a new nonce); takes @data. */
 void mesh_packet_new(struct mesh *m, struct inm_packet *pkt, const char *dest,
 		     enum inm_type type, cJSON *data);

@@ -63,6 +63,8 @@ struct mesh_ops {
 	bool (*dialling)(void *ud, const char *name);
 	/* One-shot dials on their way (they take room in the pool). */
 	unsigned (*dials)(void *ud);
+	/* Something is under way (mesh_busy() turned true): tick soon. */
+	void (*kick)(void *ud);
 	/* The node's /health verdict and client count, for node-stats. */
 	void (*health)(void *ud, struct health_result *r);
 	unsigned (*clients)(void *ud);

@@ -85,6 +85,7 @@ struct node {
 	struct flows *flows;        /* channel state, flows (flows/) */
 	lws_sorted_usec_list_t tick_sul; /* the mesh and flows tick */
 	bool ticking;
+	bool tick_soon;             /* re-armed to the fast grid already */
 	char url[256];              /* advertised /node url, "" if none */
 
 	struct wr_buf scratch;      /* JSON building, reused */
@@ -252,6 +253,9 @@ bool node_links_dialling_any(struct node *node);
 /* True while a dial to @name is in flight (connecting or handshaking). */
 bool node_link_dialling(struct node *node, const char *name);
 
+/* server.c: the mesh engine is busy: tick on the fast grid (from an lws
+ * callback: a sul armed elsewhere is not picked up on our loop) */
+void node_tick_soon(struct node *node);
 /* the mesh engine's ops (peer.c) and the flows' (client.c) */
 extern const struct mesh_ops node_peer_mesh_ops;
 extern const struct flows_ops node_client_flows_ops;

@@ -584,6 +584,11 @@ static void ops_health(void *ud, struct health_result *r)
 	node_http_health(ud, r);
 }
 
+static void ops_kick(void *ud)
+{
+	node_tick_soon(ud);
+}
+
 static unsigned ops_clients(void *ud)
 {
 	return ((struct node *)ud)->nclients;
@@ -596,6 +601,7 @@ const struct mesh_ops node_peer_mesh_ops = {
 	.dial = ops_dial,
 	.dialling = ops_dialling,
 	.dials = ops_dials,
+	.kick = ops_kick,
 	.health = ops_health,
 	.clients = ops_clients,
 };

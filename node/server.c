@@ -256,9 +256,21 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 {
 	struct node *node = lws_container_of(sul, struct node, tick_sul);
 
+	node->tick_soon = false;
 	node_tick(node);
 	lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
 			 next_tick_us(node));
+}
+
+void node_tick_soon(struct node *node)
+{
+	/* from lws callbacks only (see below): the engine kicks while it
+	 * handles a packet, a link or a client's command */
+	if (node->ticking && !node->tick_soon) {
+		node->tick_soon = true;
+		lws_sul_schedule(node->ctx, 0, &node->tick_sul, on_tick,
+				 tick_delay_us(node->cfg));
+	}
 }
 
 /* From an lws callback: a sul scheduled from outside one is not picked
