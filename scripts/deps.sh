@@ -5,6 +5,8 @@
 #                           Chromium and Node.js, and `npm ci` in tests/browser
 #                           (playwright-core, which drives that Chromium)
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
+#   scripts/deps.sh bench   build + python3 and nats-server (bench/mesh.sh's
+#                           fanout3 row compares against a nats cluster)
 set -euo pipefail
 
 build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
@@ -14,7 +16,8 @@ build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
             python3-pytest openssl curl chromium nodejs) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
-*) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
+bench) want=("${build[@]}" python3 nats-server) ;;
+*) echo "usage: $0 build|test|fuzz|bench" >&2; exit 2 ;;
 esac
 
 missing=()
