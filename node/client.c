@@ -649,7 +649,8 @@ static bool input_pending(struct wr_node *node)
 void wr_client_flush(struct wr_node *node)
 {
 	struct wr_client *cl;
-	bool more = node->flush_head && input_pending(node);
+	bool more = (node->flush_head || wr_peers_flush_due(node)) &&
+		    input_pending(node);
 
 	node->pass++;
 	node->nreaders = 0;
@@ -658,6 +659,8 @@ void wr_client_flush(struct wr_node *node)
 		return;
 	}
 	node->deferred = 0;
+	/* links first: the next nodes start on their share at once */
+	wr_peers_flush(node);
 
 	while ((cl = node->flush_head)) {
 		flush_remove(node, cl);

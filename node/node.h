@@ -124,9 +124,10 @@ struct wr_node {
 	/* clients whose queue went non-empty during this loop pass: written
 	 * once, coalesced, by the uv check hook that runs after the pass */
 	struct wr_client *flush_head;
-	/* clients that sent us data this pass: while one of them has more
-	 * bytes waiting, the flush waits a pass (bounded) so that a burst
-	 * of sends leaves as one coalesced write per subscriber */
+	/* clients and links that sent us data this pass: while one of them
+	 * has more bytes waiting, the flush waits a pass (bounded) so that a
+	 * burst of sends leaves as one coalesced write per subscriber and
+	 * per link */
 #define WR_MAX_READERS 16
 #define WR_MAX_DEFER_PASSES 32
 	struct lws *readers[WR_MAX_READERS];     /* clients and node links */
@@ -191,6 +192,7 @@ struct wr_peer {
 	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
+	bool flush_due;             /* packets queued this pass: wr_peers_flush */
 	double latency_ms;          /* < 0 until the first pong */
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
@@ -220,7 +222,8 @@ void wr_client_keepalive(struct wr_node *node);
 void wr_node_reader(struct wr_node *node, struct lws *wsi, uint64_t *read_pass);
 /* @wsi is going away: it is no reader any more. */
 void wr_node_reader_gone(struct wr_node *node, struct lws *wsi);
-/* Writes every client on the flush list (the uv check hook). */
+/* Writes the links with packets queued, then every client on the flush
+ * list (the uv check hook), unless a reader has more input (bounded). */
 void wr_client_flush(struct wr_node *node);
 int wr_ws_close_raw(struct wr_node *node, struct lws *wsi, int code,
 		    const char *reason);
@@ -252,6 +255,11 @@ void wr_peer_pong(struct wr_node *node, struct wr_peer *p, const void *in,
 		  size_t len);
 /* Shutdown: every link closes with 1001. */
 void wr_peers_close_all(struct wr_node *node);
+/* Writes the links that got packets since the last flush; called by
+ * wr_client_flush() from the uv check hook. */
+void wr_peers_flush(struct wr_node *node);
+/* True when a link has packets waiting for wr_peers_flush(). */
+bool wr_peers_flush_due(struct wr_node *node);
 /* Outbound only: sends our handshake (the first frame). */
 int wr_peer_send_handshake(struct wr_node *node, struct wr_peer *p);
 

@@ -147,8 +147,13 @@ void wr_peers_close_all(struct wr_node *node)
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
-/* Queues one text message for the link. Payload only: lws frames it at
- * write time, and masks it in place on an outbound link. */
+/*
+ * Queues one text message for the link; wr_peers_flush() writes it after
+ * this loop pass. Not lws_callback_on_writable(): on the uv loop each call
+ * restarts the link's poll watcher (epoll DEL + ADD) and drops the POLLOUT
+ * event epoll already returned for this pass, so while a publisher's burst
+ * was read (256 bytes a pass) its packets sat queued until the burst ended.
+ */
 void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 {
 	struct wr_peer_out *o = malloc(sizeof(*o));
@@ -164,7 +169,7 @@ void wr_peer_send_msg(struct wr_peer *p, struct wr_msg *m)
 		p->out_head = o;
 	p->out_tail = o;
 	p->node->ctr.inm_out++;
-	lws_callback_on_writable(p->wsi);
+	p->flush_due = true;
 }
 
 static void send_json(struct wr_peer *p, const char *json, size_t len)
@@ -507,6 +512,34 @@ static int write_queued(struct wr_node *node, struct wr_peer *p)
 	if (p->out_head || p->close_code || p->ping_due)
 		lws_callback_on_writable(p->wsi);
 	return 0;
+}
+
+bool wr_peers_flush_due(struct wr_node *node)
+{
+	for (struct wr_peer *p = node->peers; p; p = p->next)
+		if (p->flush_due)
+			return true;
+	return false;
+}
+
+void wr_peers_flush(struct wr_node *node)
+{
+	for (struct wr_peer *p = node->peers; p; p = p->next) {
+		if (!p->flush_due)
+			continue;
+		p->flush_due = false;
+		if (!p->out_head)
+			continue;
+		/* lws holds part of an earlier write, a ping or a close goes
+		 * first: only a WRITEABLE may write now */
+		if (p->close_code || p->ping_due || lws_partial_buffered(p->wsi)) {
+			lws_callback_on_writable(p->wsi);
+			continue;
+		}
+		if (write_queued(node, p) < 0)
+			wr_peer_close_later(p, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					    "write failed");
+	}
 }
 
 int wr_peer_writeable(struct wr_node *node, struct wr_peer *p)
