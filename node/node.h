@@ -193,6 +193,11 @@ struct wr_peer {
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
 	bool flush_due;             /* packets queued this pass: wr_peers_flush */
+	/* masking keys for a dialled link, drawn WR_MASK_POOL bytes at a time
+	 * (randombytes_buf is one getrandom syscall per call) */
+#define WR_MASK_POOL 256
+	unsigned char mask_pool[WR_MASK_POOL];
+	unsigned mask_left;         /* bytes of mask_pool not handed out */
 	double latency_ms;          /* < 0 until the first pong */
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
