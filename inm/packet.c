@@ -70,16 +70,30 @@ static bool nonce_valid(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * The bytes come from a per-thread pool of CSPRNG output refilled 512
+ * bytes at a time: randombytes_buf is one getrandom syscall per call, and
+ * a publishing node makes a nonce for every channel message. Thread-local
+ * so no two threads ever hand out the same bytes; the process never forks.
+ */
+#define NONCE_POOL 512
+
 void inm_nonce_new(char out[INM_NONCE_LEN + 1])
 {
-	unsigned char raw[INM_NONCE_LEN / 2];
+	static _Thread_local unsigned char pool[NONCE_POOL];
+	static _Thread_local size_t left;
+	const size_t n = INM_NONCE_LEN / 2;
 
-	/* idempotent; randombytes_buf works without it but may then open
-	 * /dev/urandom lazily on each process's first call */
-	if (sodium_init() < 0)
-		abort();
-	randombytes_buf(raw, sizeof(raw));
-	wr_hex(out, raw, sizeof(raw));
+	if (left < n) {
+		/* idempotent; randombytes_buf works without it but may then
+		 * open /dev/urandom lazily on each process's first call */
+		if (sodium_init() < 0)
+			abort();
+		randombytes_buf(pool, sizeof(pool));
+		left = sizeof(pool);
+	}
+	wr_hex(out, pool + sizeof(pool) - left, n);
+	left -= n;
 }
 
 void inm_packet_init(struct inm_packet *pkt)
