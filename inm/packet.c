@@ -286,25 +286,59 @@ out:
 	return rc;
 }
 
+/*
+ * Appends @data as JSON. An object whose members are all strings (every
+ * channel message: channel, message, client_nonce) is written here, in
+ * one pass; anything else by cJSON, which prints to a heap string first.
+ */
+static void data_json(struct wr_buf *b, const cJSON *data)
+{
+	const cJSON *it;
+	char *txt;
+
+	if (!data) {
+		wr_buf_puts(b, "{}");
+		return;
+	}
+	if (!cJSON_IsObject(data))
+		goto generic;
+	cJSON_ArrayForEach(it, data)
+		if (!cJSON_IsString(it) || !it->valuestring || !it->string)
+			goto generic;
+	wr_buf_append(b, "{", 1);
+	cJSON_ArrayForEach(it, data) {
+		if (it != data->child)
+			wr_buf_append(b, ",", 1);
+		wr_buf_json_str(b, it->string, strlen(it->string));
+		wr_buf_append(b, ":", 1);
+		wr_buf_json_str(b, it->valuestring, strlen(it->valuestring));
+	}
+	wr_buf_append(b, "}", 1);
+	return;
+generic:
+	txt = cJSON_PrintUnformatted(data);
+	if (!txt) {
+		b->oom = true;
+		return;
+	}
+	wr_buf_puts(b, txt);
+	cJSON_free(txt);
+}
+
 int inm_packet_encode(const struct inm_packet *pkt, struct wr_buf *b)
 {
-	char *data = NULL;
-
-	if (pkt->data) {
-		data = cJSON_PrintUnformatted(pkt->data);
-		if (!data) {
-			b->oom = true;
-			return WR_ENOMEM;
-		}
-	}
+	/* no printf around the data: it measured, then copied it, twice */
 	wr_buf_puts(b, "{\"source\":");
 	wr_buf_json_str(b, pkt->source, strlen(pkt->source));
 	wr_buf_puts(b, ",\"destination\":");
 	wr_buf_json_str(b, pkt->destination, strlen(pkt->destination));
-	wr_buf_printf(b, ",\"type\":\"%s\",\"nonce\":", inm_type_name(pkt->type));
+	wr_buf_puts(b, ",\"type\":\"");
+	wr_buf_puts(b, inm_type_name(pkt->type));
+	wr_buf_puts(b, "\",\"nonce\":");
 	wr_buf_json_str(b, pkt->nonce, strlen(pkt->nonce));
-	wr_buf_printf(b, ",\"ttl\":%d,\"data\":%s}", pkt->ttl, data ? data : "{}");
-	cJSON_free(data);
+	wr_buf_printf(b, ",\"ttl\":%d,\"data\":", pkt->ttl);
+	data_json(b, pkt->data);
+	wr_buf_append(b, "}", 1);
 	return b->oom ? WR_ENOMEM : WR_OK;
 }
 
