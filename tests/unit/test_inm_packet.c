@@ -536,6 +536,78 @@ Test(inm_packet, base64_matches_libsodium)
 	wr_buf_fini(&b);
 }
 
+/* Both decoders on @in: the same verdict, and on success the same packet,
+ * compared encoded (cJSON_Compare cannot tell duplicate keys apart). */
+static void same_decode(const char *in, size_t len)
+{
+	struct inm_packet a, g;
+	enum inm_drop ra = inm_packet_decode(&a, in, len);
+	enum inm_drop rg = inm_packet_decode_generic(&g, in, len);
+	struct wr_buf ea, eg;
+
+	cr_assert_eq(ra, rg, "%s vs %s: %.*s", inm_drop_name(ra),
+		     inm_drop_name(rg), (int)len, in);
+	if (ra == INM_DROP_NONE) {
+		wr_buf_init(&ea);
+		wr_buf_init(&eg);
+		cr_assert_eq(inm_packet_encode(&a, &ea), WR_OK);
+		cr_assert_eq(inm_packet_encode(&g, &eg), WR_OK);
+		cr_assert_str_eq(ea.p, eg.p, "%.*s", (int)len, in);
+		wr_buf_fini(&ea);
+		wr_buf_fini(&eg);
+	} else {
+		cr_assert_null(a.data);
+	}
+	inm_packet_fini(&a);
+	inm_packet_fini(&g);
+}
+
+/* The fast decoder (the encoder's shape) against the generic one on every
+ * single-byte change, deletion and insertion of packets in that shape. */
+Test(inm_packet, fast_decoder_matches_generic)
+{
+	static const char *const seeds[] = {
+		"{" HDR ",\"type\":\"message\",\"ttl\":16,\"data\":{\"channel\":\"c1\","
+		"\"message\":\"aGk=\",\"client_nonce\":\"7\"}}",
+		"{\"source\":\"a\",\"destination\":\"b\",\"type\":\"message\",\"nonce\":\""
+		NONCE "\",\"ttl\":0,\"data\":{\"message\":\"\",\"channel\":\"x\"}}",
+		"{\"source\":\"n-1\",\"destination\":\"*\",\"type\":\"command\",\"nonce\":\""
+		NONCE "\",\"ttl\":255,\"data\":{\"command\":\"list-nodes\"},\"x\":\"y\"}",
+		"{\"source\":\"a\",\"destination\":\"*\",\"type\":\"event\",\"nonce\":\""
+		NONCE "\",\"data\":{}}",
+	};
+	static const char subs[] = "{}[]:,\"\\ 0159-.eEaz*_\t\x01\x7f\xc3";
+	char m[512];
+
+	for (size_t i = 0; i < N(seeds); i++) {
+		const char *sd = seeds[i];
+		size_t n = strlen(sd);
+
+		same_decode(sd, n);
+		for (size_t at = 0; at <= n; at++) {
+			/* deletion */
+			if (at < n) {
+				memcpy(m, sd, at);
+				memcpy(m + at, sd + at + 1, n - at - 1);
+				same_decode(m, n - 1);
+			}
+			for (size_t c = 0; c < sizeof(subs) - 1; c++) {
+				/* substitution */
+				if (at < n) {
+					memcpy(m, sd, n);
+					m[at] = subs[c];
+					same_decode(m, n);
+				}
+				/* insertion */
+				memcpy(m, sd, at);
+				m[at] = subs[c];
+				memcpy(m + at + 1, sd + at, n - at);
+				same_decode(m, n + 1);
+			}
+		}
+	}
+}
+
 Test(inm_packet, message_fields_need_a_message)
 {
 	struct inm_packet pkt;
