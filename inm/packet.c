@@ -329,12 +329,10 @@ static bool fast_str(const char **pp, const char *e, struct field *v)
 	if (p >= e || *p != '"')
 		return false;
 	p++;
+	/* no escapes: decode_fast checked the packet has no backslash */
 	q = memchr(p, '"', (size_t)(e - p));
 	if (!q)
 		return false;
-	for (const char *c = p; c < q; c++)
-		if ((unsigned char)*c < 0x20 || *c == '\\')
-			return false;
 	v->p = p;
 	v->n = (size_t)(q - p);
 	*pp = q + 1;
@@ -399,27 +397,43 @@ out:
 	return ok;
 }
 
+/* No backslash and no byte below 0x20 anywhere in @p[0..n): no escapes
+ * in any string, no control byte (cJSON would take some for whitespace). */
+static bool fast_plain(const char *p, size_t n)
+{
+	uint64_t w, hit = 0;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, p + i, 8);
+		hit |= wr_swar_below(w, 0x20) | wr_swar_eq(w, '\\');
+	}
+	for (; i < n; i++)
+		hit |= (unsigned char)p[i] < 0x20 || p[i] == '\\';
+	return !hit;
+}
+
 /* True with the verdict in *@rc when it read @buf; false: not its shape. */
 static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 			enum inm_drop *rc)
 {
-	const char *p = buf, *e = buf + len, *data = NULL;
+	const char *p = buf, *e = buf + len;
 	struct field txt[K_COUNT] = { { NULL, 0 } }, key, v;
 	bool have[K_COUNT] = { false };
 	int k, ttl = -1;
-	cJSON *obj;
+	cJSON *obj = NULL;
 
-	if (!buf || p >= e || *p++ != '{')
+	if (!buf || p >= e || *p++ != '{' || !fast_plain(buf, len))
 		return false;
 	for (;;) {
 		if (!fast_str(&p, e, &key) || p >= e || *p++ != ':')
-			return false;
+			goto generic;
 		for (k = 0; k < K_COUNT; k++)
 			if (strlen(top_keys[k]) == key.n &&
 			    !memcmp(top_keys[k], key.p, key.n))
 				break;
 		if (k < K_COUNT && have[k])
-			return false;   /* the generic decoder refuses it */
+			goto generic;   /* the generic decoder refuses it */
 		if (k == K_TTL) {
 			/* 0, or 1-3 digits without a leading zero */
 			if (p < e && *p == '0') {
@@ -432,58 +446,49 @@ static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 				     *p >= '0' && *p <= '9'; p++)
 					ttl = ttl * 10 + (*p - '0');
 				if (p == d)
-					return false;
+					goto generic;
 			}
 		} else if (k == K_DATA) {
-			data = p;
-			if (!fast_members(&p, e, NULL, NULL))
-				return false;
+			/* built as it is read: packets in this shape are
+			 * almost always good, so it is rarely thrown away */
+			obj = cJSON_CreateObject();
+			if (!obj || !fast_members(&p, e, fast_add, obj))
+				goto generic;   /* out of memory too */
 		} else if (!fast_str(&p, e, &v)) {
-			return false;
+			goto generic;
 		} else if (k < K_COUNT) {
 			txt[k] = v;
 		}
 		if (k < K_COUNT)
 			have[k] = true;
 		if (p >= e)
-			return false;
+			goto generic;
 		if (*p == '}')
 			break;
 		if (*p++ != ',')
-			return false;
+			goto generic;
 	}
 	if (++p != e)
-		return false;           /* trailing bytes, even whitespace */
+		goto generic;           /* trailing bytes, even whitespace */
 
 	inm_packet_init(pkt);
 	*rc = header_ok(pkt, txt);
-	if (*rc != INM_DROP_NONE)
-		return true;
-	if (have[K_TTL] && ttl > INM_TTL_MAX) {
-		*rc = INM_DROP_TTL;
-		return true;
+	if (*rc == INM_DROP_NONE && have[K_TTL]) {
+		if (ttl > INM_TTL_MAX)
+			*rc = INM_DROP_TTL;
+		else
+			pkt->ttl = ttl;
 	}
-	if (have[K_TTL])
-		pkt->ttl = ttl;
-	if (!data) {
+	if (*rc == INM_DROP_NONE && (!obj || !data_ok(pkt->type, obj)))
 		*rc = INM_DROP_DATA;
-		return true;
-	}
-	obj = cJSON_CreateObject();
-	p = data;
-	if (!obj || !fast_members(&p, e, fast_add, obj)) {
-		cJSON_Delete(obj);      /* out of memory: let cJSON try */
-		inm_packet_init(pkt);
-		return false;
-	}
-	if (!data_ok(pkt->type, obj)) {
+	if (*rc == INM_DROP_NONE)
+		pkt->data = obj;
+	else
 		cJSON_Delete(obj);
-		*rc = INM_DROP_DATA;
-		return true;
-	}
-	pkt->data = obj;
-	*rc = INM_DROP_NONE;
 	return true;
+generic:
+	cJSON_Delete(obj);
+	return false;
 }
 
 enum inm_drop inm_packet_decode(struct inm_packet *pkt, const char *buf,
