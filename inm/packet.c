@@ -339,8 +339,8 @@ static bool fast_str(const char **pp, const char *e, struct field *v)
 	return true;
 }
 
-/* "key":"value" members of an object at *@pp, each handed to @fn (NULL:
- * only scanned) while it returns true; advances past the object. */
+/* "key":"value" members of an object at *@pp, each handed to @fn while it
+ * returns true; advances past the object. */
 static bool fast_members(const char **pp, const char *e,
 			 bool (*fn)(void *, const struct field *,
 				    const struct field *), void *arg)
@@ -356,7 +356,7 @@ static bool fast_members(const char **pp, const char *e,
 	}
 	for (;;) {
 		if (!fast_str(&p, e, &k) || p >= e || *p++ != ':' ||
-		    !fast_str(&p, e, &v) || (fn && !fn(arg, &k, &v)) || p >= e)
+		    !fast_str(&p, e, &v) || !fn(arg, &k, &v) || p >= e)
 			return false;
 		if (*p == '}')
 			break;
