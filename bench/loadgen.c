@@ -1,6 +1,8 @@
 /*
  * wsrelay-loadgen: a single-threaded, epoll-driven WebSocket client that
- * loads a node's /connect endpoint (fan-out, many channels, latency, idle).
+ * loads a node's /connect endpoint (fan-out, many channels, latency, idle),
+ * or, with --proto nats, a nats-server's client port with the same
+ * scenarios, payloads and clocks, so the two are measured by one program.
  * Invariants: loopback peers only; client frames are always masked; every
  * wait has a deadline; any protocol surprise stops the run with one line.
  */
@@ -18,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
 #include <sys/resource.h>
@@ -36,13 +39,18 @@
 #define HS_MAX 8192                  /* upgrade response headers */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NS 1000000000ull
+#define MAX_PORTS 16                 /* --port list */
+#define PING_RING 1024               /* nats: PINGs a publisher has in flight */
 
 enum scenario { SC_FANOUT, SC_CHANNELS, SC_LATENCY, SC_IDLE };
+enum proto { PROTO_WS, PROTO_NATS };
 
 struct opts {
 	const char *host;
-	unsigned port;
-	unsigned pub_port;      /* publishers connect here (default: port) */
+	unsigned ports[MAX_PORTS];  /* subscribers (and idle) spread over these */
+	unsigned nports;
+	unsigned pub_port;      /* publishers connect here (default: ports[0]) */
+	enum proto proto;
 	enum scenario sc;
 	uint32_t subs;          /* 0: the scenario's default */
 	uint32_t channels;
@@ -53,7 +61,7 @@ struct opts {
 	uint32_t concurrency;
 	double seconds, warmup, drain, timeout, hold;
 	int server_pid;         /* 0: not given */
-	int probe;              /* -1: default (on when pub_port != port) */
+	int probe;              /* -1: default (on when a port != pub_port) */
 	bool sync;              /* wait for stdin lines around the traffic */
 };
 
@@ -74,6 +82,7 @@ struct conn {
 	bool epollout;          /* EPOLLOUT is in the interest set */
 	bool subscribed;
 	bool warm;              /* sub: received a --probe message */
+	uint8_t dest;           /* lg->dest[] it connects to */
 	uint32_t group;         /* traffic: its group; idle: its own channel */
 	char key[32];           /* Sec-WebSocket-Key (base64 of 16 bytes) */
 	struct buf in;          /* handshake bytes, or a partial frame */
@@ -91,6 +100,11 @@ struct group {
 	uint32_t n_at_min;      /* live subscribers whose progress == min_prog */
 	uint64_t min_prog;      /* lowest progress over live subscribers */
 	uint64_t sent, acked;
+	/* nats has no per-message answer: a PING after each burst of PUBs,
+	 * and its PONG acknowledges every PUB before it (the server handles
+	 * a connection's input in order), as wsrelay's responses do */
+	uint64_t ping_at[PING_RING];    /* g->sent when each PING left */
+	uint32_t ping_head, ping_n;
 };
 
 /* Log-linear histogram: exact below 2^HIST_P, then 2^HIST_P buckets per
@@ -108,12 +122,18 @@ struct snap {
 	bool node_ok;
 };
 
+/* Where a connection goes: --pub-port, or one of the --port list. */
+struct dest {
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	unsigned port;
+	char hostport[80];
+};
+
 struct lg {
 	struct opts o;
-	/* [0]: --port (subscribers, idle); [1]: --pub-port (publishers) */
-	struct sockaddr_storage addr[2];
-	socklen_t addrlen[2];
-	char hostport[2][80];
+	/* [0]: --pub-port (publishers); [1 + k]: --port's k-th (subscribers) */
+	struct dest dest[1 + MAX_PORTS];
 	char chprefix[32];      /* channel names: chprefix + number */
 	int ep, tfd;
 	struct conn *conns;
@@ -565,16 +585,77 @@ static int frame_append(struct lg *lg, uint32_t i, unsigned op,
 	return 0;
 }
 
+/* Appends raw protocol bytes (nats: no framing, no masking). */
+static int raw_append(struct lg *lg, uint32_t i, const char *p, size_t len)
+{
+	struct conn *c = &lg->conns[i];
+
+	if (c->out.len + len > MAX_OUT)
+		return fail(lg, "connection %u (%s): the server stopped reading "
+			    "(%zu bytes unsent)", i, role_name(c), c->out.len);
+	if (buf_append(&c->out, p, len))
+		return fail(lg, "out of memory");
+	return 0;
+}
+
+/*
+ * WebSocket: subscribes to the group's channel (the publisher too: wsrelay
+ * lets only members send, and does not echo a sender's own message).
+ * nats: CONNECT, SUB for subscribers only (a subscribed publisher would
+ * get its own messages), then PING: the PONG says the server handled both.
+ */
 static int conn_subscribe(struct lg *lg, uint32_t i)
 {
 	struct conn *c = &lg->conns[i];
-	int n = snprintf(lg->msg, lg->msgcap,
-			 "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
-			 "\"nonce\":\"s\"}", lg->chprefix, c->group);
+	int n;
 
+	if (lg->o.proto == PROTO_NATS) {
+		n = snprintf(lg->msg, lg->msgcap, "CONNECT {\"verbose\":false,"
+			     "\"pedantic\":false,\"name\":\"wsrelay-loadgen\"}\r\n");
+		if (c->role != ROLE_PUB)
+			n += snprintf(lg->msg + n, lg->msgcap - (size_t)n,
+				      "SUB %s%u %u\r\n", lg->chprefix,
+				      c->group, i + 1);
+		n += snprintf(lg->msg + n, lg->msgcap - (size_t)n, "PING\r\n");
+		if (raw_append(lg, i, lg->msg, (size_t)n))
+			return -1;
+		return conn_flush(lg, i);
+	}
+	n = snprintf(lg->msg, lg->msgcap,
+		     "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
+		     "\"nonce\":\"s\"}", lg->chprefix, c->group);
 	if (frame_append(lg, i, 0x1, lg->msg, (size_t)n))
 		return -1;
 	return conn_flush(lg, i);
+}
+
+/* The opening of one send of @tlen text bytes to group @gi, in lg->msg:
+ * a wsrelay send command up to its message string, or a nats PUB line.
+ * Returns its length. */
+static int send_head(struct lg *lg, uint32_t gi, size_t tlen)
+{
+	if (lg->o.proto == PROTO_NATS)
+		return snprintf(lg->msg, lg->msgcap, "PUB %s%u %zu\r\n",
+				lg->chprefix, gi, tlen);
+	return snprintf(lg->msg, lg->msgcap,
+			"{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
+			"\"message\":\"", lg->chprefix, gi);
+}
+
+/* Closes the send started by send_head() at lg->msg + @at and queues it:
+ * the command's nonce @nonce and a frame, or the PUB's CRLF. */
+static int send_tail(struct lg *lg, struct group *g, size_t at,
+		     const char *nonce)
+{
+	size_t room = lg->msgcap - at;
+	int n;
+
+	if (lg->o.proto == PROTO_NATS) {
+		n = snprintf(lg->msg + at, room, "\r\n");
+		return raw_append(lg, g->first, lg->msg, at + (size_t)n);
+	}
+	n = snprintf(lg->msg + at, room, "\"},\"nonce\":\"%s\"}", nonce);
+	return frame_append(lg, g->first, 0x1, lg->msg, at + (size_t)n);
 }
 
 /* Appends one send (not flushed). The text starts "t=<ns> seq=<n> p=<g> "
@@ -583,37 +664,51 @@ static int pub_append(struct lg *lg, struct group *g, uint32_t gi)
 {
 	uint64_t seq = g->sent, t = now_ns();
 	size_t size = lg->o.size;
-	int pre, text, n;
-	char *m = lg->msg;
+	char *m = lg->msg, nonce[24];
+	int pre, text;
 
-	pre = snprintf(m, lg->msgcap,
-		       "{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
-		       "\"message\":\"", lg->chprefix, gi);
+	pre = send_head(lg, gi, size);
 	text = snprintf(m + pre, lg->msgcap - (size_t)pre,
 			"t=%" PRIu64 " seq=%" PRIu64 " p=%u ", t, seq, gi);
 	if ((size_t)text > size)
 		return fail(lg, "--size %zu is too small for the timestamp "
 			    "header (%d bytes)", size, text);
 	memset(m + pre + text, '.', size - (size_t)text);
-	n = snprintf(m + pre + size, lg->msgcap - (size_t)pre - size,
-		     "\"},\"nonce\":\"%" PRIu64 "\"}", seq);
-	if (frame_append(lg, g->first, 0x1, m, (size_t)pre + size + (size_t)n))
+	snprintf(nonce, sizeof(nonce), "%" PRIu64, seq);
+	if (send_tail(lg, g, (size_t)pre + size, nonce))
 		return -1;
 	g->sent++;
 	return 0;
 }
 
-/* Appends and flushes one --probe send: text "probe p=<group>", nonce "p". */
+/* nats: a PING behind the PUBs queued so far; its PONG acknowledges them.
+ * With the ring full, the next burst's PING covers these PUBs too. */
+static int pub_ping(struct lg *lg, struct group *g)
+{
+	uint32_t last = (g->ping_head + g->ping_n + PING_RING - 1) % PING_RING;
+
+	if (g->ping_n == PING_RING ||
+	    (g->ping_n && g->ping_at[last] == g->sent) || g->acked == g->sent)
+		return 0;
+	g->ping_at[(g->ping_head + g->ping_n) % PING_RING] = g->sent;
+	g->ping_n++;
+	return raw_append(lg, g->first, "PING\r\n", 6);
+}
+
+/* Appends and flushes one --probe send: text "probe p=<group>", nonce "p".
+ * A nats probe needs no answer: it counts as acknowledged at once. */
 static int probe_send(struct lg *lg, struct group *g, uint32_t gi)
 {
-	int n = snprintf(lg->msg, lg->msgcap,
-			 "{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
-			 "\"message\":\"probe p=%u\"},\"nonce\":\"p\"}",
-			 lg->chprefix, gi, gi);
+	char text[32];
+	int tl = snprintf(text, sizeof(text), "probe p=%u", gi);
+	int pre = send_head(lg, gi, (size_t)tl);
 
-	if (frame_append(lg, g->first, 0x1, lg->msg, (size_t)n))
+	memcpy(lg->msg + pre, text, (size_t)tl);
+	if (send_tail(lg, g, (size_t)(pre + tl), "p"))
 		return -1;
 	lg->probes_sent++;
+	if (lg->o.proto == PROTO_NATS)
+		lg->probes_acked++;
 	return conn_flush(lg, g->first);
 }
 
@@ -625,7 +720,7 @@ static int on_probe(struct lg *lg, uint32_t i, const char *q, const char *e)
 	struct conn *c = &lg->conns[i];
 	uint64_t gi;
 
-	q += 9;                 /* "probe p= */
+	q += 8;                 /* probe p= */
 	if (!parse_dec(&q, e, &gi)) {
 		lg->unknown++;
 		return 0;
@@ -639,21 +734,20 @@ static int on_probe(struct lg *lg, uint32_t i, const char *q, const char *e)
 	return 0;
 }
 
-static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
+/* One delivered message text [@q, @e): "t=..." or "probe p=...". */
+static int on_text_msg(struct lg *lg, uint32_t i, const char *q, const char *e,
 		       uint64_t now)
 {
 	struct conn *c = &lg->conns[i];
-	const char *e = p + len, *q = memmem(p, len, "\"t=", 3);
 	uint64_t t, seq, gi, old;
 	struct group *g;
 
-	if (!q && (q = memmem(p, len, "\"probe p=", 9)))
+	if (has_prefix(q, e, "probe p="))
 		return on_probe(lg, i, q, e);
-	if (!q) {
+	if (!skip_lit(&q, e, "t=")) {
 		lg->unknown++;
 		return 0;
 	}
-	q += 3;
 	if (!parse_dec(&q, e, &t) || !skip_lit(&q, e, " seq=") ||
 	    !parse_dec(&q, e, &seq) || !skip_lit(&q, e, " p=") ||
 	    !parse_dec(&q, e, &gi)) {
@@ -683,6 +777,21 @@ static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
 	if (t >= lg->rec_from && t < lg->rec_to)
 		hist_record(&lg->hist, now > t ? now - t : 0);
 	return 0;
+}
+
+/* A wsrelay delivery frame: the text is the "message" string's value. */
+static int on_delivery(struct lg *lg, uint32_t i, const char *p, size_t len,
+		       uint64_t now)
+{
+	const char *e = p + len, *q = memmem(p, len, "\"t=", 3);
+
+	if (!q)
+		q = memmem(p, len, "\"probe p=", 9);
+	if (!q) {
+		lg->unknown++;
+		return 0;
+	}
+	return on_text_msg(lg, i, q + 1, e, now);
 }
 
 static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
@@ -867,11 +976,139 @@ static ssize_t parse_frames(struct lg *lg, uint32_t i, char *p, size_t len,
 	return (ssize_t)pos;
 }
 
+/* ---- nats: the text protocol ------------------------------------------ */
+
+/* The server's first INFO opens the connection: CONNECT, SUB, PING. A later
+ * INFO is cluster news (connect_urls) and changes nothing here. */
+static int nats_info(struct lg *lg, uint32_t i, uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+
+	if (c->state != CS_HANDSHAKE)
+		return 0;
+	c->state = CS_OPEN;
+	lg->inflight--;
+	lg->nlive++;
+	if (++lg->nopen == lg->nconns)
+		lg->t_all_open = now;
+	return conn_subscribe(lg, i);
+}
+
+/* The first PONG answers conn_subscribe()'s PING; a publisher's later ones
+ * acknowledge the PUBs before each pub_ping(). */
+static int nats_pong(struct lg *lg, uint32_t i, uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	struct group *g;
+
+	if (!c->subscribed) {
+		c->subscribed = true;
+		if (++lg->nsubscribed == lg->nconns)
+			lg->t_all_subscribed = now;
+		return 0;
+	}
+	if (c->role != ROLE_PUB)
+		return 0;
+	g = &lg->groups[c->group];
+	if (!g->ping_n)
+		return fail(lg, "connection %u (publisher): PONG without a PING",
+			    i);
+	lg->total_acked += g->ping_at[g->ping_head] - g->acked;
+	g->acked = g->ping_at[g->ping_head];
+	g->ping_head = (g->ping_head + 1) % PING_RING;
+	g->ping_n--;
+	return 0;
+}
+
+/* The payload size, the last field of "MSG <subject> <sid> [reply] <n>"
+ * (@l past "MSG ", @e at its CR); -1 if malformed. */
+static int64_t nats_msg_len(const char *l, const char *e)
+{
+	const char *q = e;
+	uint64_t v;
+
+	while (q > l && q[-1] != ' ')
+		q--;
+	if (q == l || !parse_dec(&q, e, &v) || q != e || v > MAX_FRAME)
+		return -1;
+	return (int64_t)v;
+}
+
+static bool is_op(const char *l, size_t ll, const char *op)
+{
+	size_t n = strlen(op);
+
+	return ll >= n && !strncasecmp(l, op, n) &&
+	       (ll == n || l[n] == ' ' || l[n] == '\t');
+}
+
+/* Handles every complete protocol line (a MSG with its payload) in @p;
+ * returns the bytes consumed or -1. */
+static ssize_t parse_nats(struct lg *lg, uint32_t i, char *p, size_t len,
+			  uint64_t now)
+{
+	struct conn *c = &lg->conns[i];
+	size_t pos = 0, ll, need;
+	int64_t n;
+
+	while (c->state == CS_HANDSHAKE || c->state == CS_OPEN ||
+	       c->state == CS_CLOSING) {
+		char *l = p + pos, *eol = memmem(l, len - pos, "\r\n", 2);
+
+		if (!eol) {
+			if (len - pos > HS_MAX)
+				return fail(lg, "connection %u: a protocol line "
+					    "over %d bytes", i, HS_MAX);
+			break;
+		}
+		ll = (size_t)(eol - l);
+		if (is_op(l, ll, "MSG")) {
+			n = nats_msg_len(l + 4, eol);
+			if (n < 0)
+				return fail(lg, "connection %u: bad MSG line: "
+					    "%.*s", i, (int)(ll > 200 ? 200 : ll),
+					    l);
+			need = ll + 2 + (size_t)n + 2;
+			if (len - pos < need)
+				break;
+			if (memcmp(eol + 2 + n, "\r\n", 2))
+				return fail(lg, "connection %u: no CRLF after a "
+					    "MSG payload", i);
+			pos += need;
+			if (on_text_msg(lg, i, eol + 2, eol + 2 + n, now))
+				return -1;
+			continue;
+		}
+		pos += ll + 2;
+		if (is_op(l, ll, "PING")) {
+			if (raw_append(lg, i, "PONG\r\n", 6) ||
+			    conn_flush(lg, i))
+				return -1;
+		} else if (is_op(l, ll, "PONG")) {
+			if (nats_pong(lg, i, now))
+				return -1;
+		} else if (is_op(l, ll, "INFO")) {
+			if (nats_info(lg, i, now))
+				return -1;
+		} else if (is_op(l, ll, "-ERR")) {
+			return fail(lg, "connection %u (%s): the server said %.*s",
+				    i, role_name(c), (int)(ll > 200 ? 200 : ll),
+				    l);
+		} else if (!is_op(l, ll, "+OK")) {
+			return fail(lg, "connection %u: unexpected line: %.*s", i,
+				    (int)(ll > 200 ? 200 : ll), l);
+		}
+	}
+	return (ssize_t)pos;
+}
+
 /* Parses lg->rbuf[0, len) for connection @i, keeping a partial frame. */
 static int conn_consume(struct lg *lg, uint32_t i, size_t len, uint64_t now)
 {
 	struct conn *c = &lg->conns[i];
-	ssize_t used = parse_frames(lg, i, lg->rbuf, len, now);
+	ssize_t used = lg->o.proto == PROTO_NATS ?
+		       parse_nats(lg, i, lg->rbuf, len, now) :
+		       parse_frames(lg, i, lg->rbuf, len, now);
 
 	if (used < 0)
 		return -1;
@@ -1017,7 +1254,7 @@ static int conn_start_handshake(struct lg *lg, uint32_t i)
 		     "Connection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n"
-		     "\r\n", lg->hostport[c->role == ROLE_PUB], c->key);
+		     "\r\n", lg->dest[c->dest].hostport, c->key);
 	c->state = CS_HANDSHAKE;
 	if (buf_append(&c->out, req, (size_t)n))
 		return fail(lg, "out of memory");
@@ -1028,21 +1265,22 @@ static int conn_open(struct lg *lg, uint32_t i)
 {
 	struct conn *c = &lg->conns[i];
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT, .data.u64 = i };
-	int one = 1, fd, a = c->role == ROLE_PUB;
+	const struct dest *d = &lg->dest[c->dest];
+	int one = 1, fd;
 
-	fd = socket(lg->addr[a].ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+	fd = socket(d->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
 		    SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(lg, "socket: %s%s", strerror(errno),
 			    errno == EMFILE ? " (raise ulimit -n)" : "");
 	/* small frames must leave at once: Nagle would skew latency */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&lg->addr[a], lg->addrlen[a]) &&
+	if (connect(fd, (const struct sockaddr *)&d->addr, d->addrlen) &&
 	    errno != EINPROGRESS) {
 		int err = errno;
 
 		close(fd);
-		return fail(lg, "connect to %s: %s%s", lg->hostport[a],
+		return fail(lg, "connect to %s: %s%s", d->hostport,
 			    strerror(err),
 			    err == ECONNREFUSED ? " (is the node running?)" :
 			    err == EADDRNOTAVAIL ? " (out of local ports)" : "");
@@ -1070,18 +1308,25 @@ static int conn_event(struct lg *lg, uint32_t i, uint32_t events)
 			err = errno;
 		if (err)
 			return fail(lg, "connect to %s: %s%s",
-				    lg->hostport[c->role == ROLE_PUB],
+				    lg->dest[c->dest].hostport,
 				    strerror(err), err == ECONNREFUSED ?
 				    " (is the node running?)" : "");
 		if (!(events & EPOLLOUT))
 			return 0;
+		if (lg->o.proto == PROTO_NATS) {
+			/* the server speaks first (INFO) */
+			c->state = CS_HANDSHAKE;
+			return conn_flush(lg, i);
+		}
 		return conn_start_handshake(lg, i);
 	case CS_HANDSHAKE:
 		if ((events & EPOLLOUT) && conn_flush(lg, i))
 			return -1;
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			return conn_handshake_read(lg, i);
-		return 0;
+		if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+			return 0;
+		if (lg->o.proto == PROTO_NATS)
+			return conn_read(lg, i);
+		return conn_handshake_read(lg, i);
 	case CS_OPEN:
 	case CS_CLOSING:
 		if ((events & EPOLLOUT) && conn_flush(lg, i))
@@ -1123,6 +1368,8 @@ static int lg_pump(struct lg *lg)
 				if (pub_append(lg, g, gi))
 					return -1;
 		}
+		if (lg->o.proto == PROTO_NATS && pub_ping(lg, g))
+			return -1;
 		if (conn_flush(lg, g->first))
 			return -1;
 	}
@@ -1218,7 +1465,9 @@ static void lg_teardown(struct lg *lg, double secs)
 	for (i = 0; i < lg->nconns; i++) {
 		struct conn *c = &lg->conns[i];
 
-		if (c->state == CS_OPEN) {
+		if (c->state == CS_OPEN && lg->o.proto == PROTO_NATS) {
+			conn_close(lg, i);      /* no goodbye in the protocol */
+		} else if (c->state == CS_OPEN) {
 			c->state = CS_CLOSING;
 			if (!frame_append(lg, i, 0x8, bye, sizeof(bye)))
 				conn_flush(lg, i);
@@ -1396,8 +1645,13 @@ static int run_traffic(struct lg *lg)
 		g->first = gi * (nsubs + 1);
 		g->nsubs = g->live_subs = g->n_at_min = nsubs;
 		for (k = 0; k <= nsubs; k++) {
-			lg->conns[g->first + k].group = gi;
-			lg->conns[g->first + k].role = k ? ROLE_SUB : ROLE_PUB;
+			struct conn *cn = &lg->conns[g->first + k];
+
+			cn->group = gi;
+			cn->role = k ? ROLE_SUB : ROLE_PUB;
+			/* subscribers in equal blocks over the --port list */
+			cn->dest = (uint8_t)(k ? 1 + (uint64_t)(k - 1) *
+					     o->nports / nsubs : 0);
 		}
 	}
 	t_start = now_ns();
@@ -1442,6 +1696,10 @@ static int run_traffic(struct lg *lg)
 	lg->sending = false;
 	if (lg->rate_mode && timer_set(lg, 0))
 		return -1;
+	for (gi = 0; o->proto == PROTO_NATS && gi < lg->ngroups; gi++)
+		if (pub_ping(lg, &lg->groups[gi]) ||
+		    conn_flush(lg, lg->groups[gi].first))
+			return -1;
 
 	/* drain: every sent message acknowledged and seen by every subscriber */
 	deadline = now_ns() + (uint64_t)(o->drain * 1e9);
@@ -1516,10 +1774,13 @@ static int run_traffic(struct lg *lg)
 	       "%s of %s expected deliveries received%s\n", el, o->warmup,
 	       fmt_count(a, sent), fmt_count(b, got), fmt_count(c, expected),
 	       drained(lg) ? "" : " (drain deadline passed)");
-	if (o->pub_port != o->port || o->probe)
-		printf("  publishers on port %u, subscribers on port %u; %" PRIu64
-		       " probes sent, %" PRIu64 " probe deliveries\n",
-		       o->pub_port, o->port, lg->probes_sent, lg->probes_recv);
+	if (o->nports > 1 || o->pub_port != o->ports[0] || o->probe) {
+		printf("  publishers on port %u, subscribers on port", o->pub_port);
+		for (k = 0; k < o->nports; k++)
+			printf("%s%u", k ? "," : " ", o->ports[k]);
+		printf("; %" PRIu64 " probes sent, %" PRIu64 " probe "
+		       "deliveries\n", lg->probes_sent, lg->probes_recv);
+	}
 	if (dups || lg->misrouted || lg->unknown)
 		printf("  anomalies: %" PRIu64 " duplicate or out-of-order, %"
 		       PRIu64 " misrouted, %" PRIu64 " unrecognised frames\n",
@@ -1544,6 +1805,8 @@ static int run_idle(struct lg *lg)
 	for (i = 0; i < lg->nconns; i++) {
 		lg->conns[i].role = ROLE_IDLE;
 		lg->conns[i].group = i;
+		lg->conns[i].dest = (uint8_t)(1 + (uint64_t)i * o->nports /
+					      lg->nconns);
 	}
 	if (o->server_pid)
 		rss0 = proc_rss(o->server_pid);
@@ -1615,27 +1878,26 @@ static int run_idle(struct lg *lg)
 
 /* ---- setup and options ------------------------------------------------ */
 
-/* Resolves --host to a loopback address for --port (a = 0) and --pub-port
- * (a = 1); anything else is refused. */
-static int resolve_loopback(struct lg *lg, int a)
+/* Resolves --host to a loopback address for @port into @d; anything else
+ * is refused. */
+static int resolve_loopback(struct lg *lg, struct dest *d, unsigned port)
 {
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&lg->addr[a];
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&lg->addr[a];
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&d->addr;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&d->addr;
 	const char *host = lg->o.host;
-	unsigned port = a ? lg->o.pub_port : lg->o.port;
 
 	if (!strcmp(host, "localhost"))
 		host = "127.0.0.1";
-	memset(&lg->addr[a], 0, sizeof(lg->addr[a]));
+	memset(d, 0, sizeof(*d));
+	d->port = port;
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		if ((ntohl(s4->sin_addr.s_addr) >> 24) != 127)
 			return fail(lg, "refusing to connect to %s: not a "
 				    "loopback address", host);
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)port);
-		lg->addrlen[a] = sizeof(*s4);
-		snprintf(lg->hostport[a], sizeof(lg->hostport[a]), "%s:%u",
-			 host, port);
+		d->addrlen = sizeof(*s4);
+		snprintf(d->hostport, sizeof(d->hostport), "%s:%u", host, port);
 		return 0;
 	}
 	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
@@ -1644,9 +1906,9 @@ static int resolve_loopback(struct lg *lg, int a)
 				    "loopback address", host);
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
-		lg->addrlen[a] = sizeof(*s6);
-		snprintf(lg->hostport[a], sizeof(lg->hostport[a]), "[%s]:%u",
-			 host, port);
+		d->addrlen = sizeof(*s6);
+		snprintf(d->hostport, sizeof(d->hostport), "[%s]:%u", host,
+			 port);
 		return 0;
 	}
 	return fail(lg, "--host %s: give a loopback IP address (127.0.0.1, "
@@ -1674,9 +1936,11 @@ static int raise_nofile(struct lg *lg, uint64_t need)
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: wsrelay-loadgen --port PORT --scenario NAME [options]\n"
+"usage: wsrelay-loadgen --port PORT[,PORT...] --scenario NAME [options]\n"
 "\n"
-"Loads a wsrelay node's WS /connect endpoint from one thread (loopback only).\n"
+"Loads a wsrelay node's WS /connect endpoint from one thread (loopback only),\n"
+"or with --proto nats a nats-server's client port, with the same scenarios,\n"
+"payloads and measurements.\n"
 "\n"
 "scenarios:\n"
 "  fanout    1 publisher -> --subs subscribers on one channel, as fast as the\n"
@@ -1690,13 +1954,22 @@ static void usage(FILE *f)
 "\n"
 "options:\n"
 "  --host ADDR        node address, loopback only (default 127.0.0.1)\n"
-"  --port PORT        node port (required); subscribers connect here\n"
+"  --port P[,P...]    node port(s) (required): subscribers (and idle\n"
+"                     connections) connect here, split in equal blocks over\n"
+"                     the list (at most %d ports)\n"
 "  --pub-port PORT    port publishers connect to, e.g. another node of the\n"
-"                     mesh, so every message crosses it (default --port)\n"
+"                     mesh, so every message crosses it (default: the first\n"
+"                     --port)\n"
+"  --proto ws|nats    ws (default): wsrelay's JSON commands over WebSocket;\n"
+"                     nats: the NATS text protocol over TCP (CONNECT, SUB,\n"
+"                     PUB, MSG; a PING after each burst of PUBs, whose PONG\n"
+"                     acknowledges them as wsrelay's responses do). The\n"
+"                     subject is the channel name; the payload is the same\n"
+"                     timestamped text\n"
 "  --probe            before the warm-up, each publisher sends probe messages\n"
 "                     (every 20 ms, not counted) until every subscriber got\n"
 "                     one: the channel is known across the mesh (default: on\n"
-"                     when --pub-port differs from --port; --no-probe: off)\n"
+"                     when a --port differs from --pub-port; --no-probe: off)\n"
 "  --sync             print 'loadgen: ready channel=NAME' on stderr before\n"
 "                     the traffic and 'loadgen: drained' after the results,\n"
 "                     each time waiting for a line on stdin (EOF: go on), so\n"
@@ -1722,7 +1995,8 @@ static void usage(FILE *f)
 "  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
 "  --help             this text\n"
 "\n"
-"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n");
+"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n",
+		MAX_PORTS);
 }
 
 static bool parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
@@ -1751,12 +2025,32 @@ static bool parse_secs(const char *s, double min, double *out)
 	return true;
 }
 
+/* "P[,P...]" into o->ports. */
+static bool parse_ports(const char *s, struct opts *o)
+{
+	char tmp[256], *tok, *save = NULL;
+
+	if (strlen(s) >= sizeof(tmp))
+		return false;
+	snprintf(tmp, sizeof(tmp), "%s", s);
+	o->nports = 0;
+	for (tok = strtok_r(tmp, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (o->nports == MAX_PORTS ||
+		    !parse_u32(tok, 1, 65535, &o->ports[o->nports]))
+			return false;
+		o->nports++;
+	}
+	return o->nports > 0;
+}
+
 static int parse_opts(struct opts *o, int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "host", required_argument, NULL, 'H' },
 		{ "port", required_argument, NULL, 'p' },
 		{ "pub-port", required_argument, NULL, 'q' },
+		{ "proto", required_argument, NULL, 'T' },
 		{ "probe", no_argument, NULL, 'R' },
 		{ "no-probe", no_argument, NULL, 'N' },
 		{ "sync", no_argument, NULL, 'S' },
@@ -1789,8 +2083,12 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		ok = true;
 		switch (ch) {
 		case 'H': o->host = optarg; break;
-		case 'p': ok = parse_u32(optarg, 1, 65535, &o->port); break;
+		case 'p': ok = parse_ports(optarg, o); break;
 		case 'q': ok = parse_u32(optarg, 1, 65535, &o->pub_port); break;
+		case 'T':
+			ok = !strcmp(optarg, "ws") || !strcmp(optarg, "nats");
+			o->proto = strcmp(optarg, "nats") ? PROTO_WS : PROTO_NATS;
+			break;
 		case 'R': o->probe = 1; break;
 		case 'N': o->probe = 0; break;
 		case 'S': o->sync = true; break;
@@ -1832,7 +2130,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			return -1;
 		}
 	}
-	if (optind < argc || !have_sc || !o->port) {
+	if (optind < argc || !have_sc || !o->nports) {
 		fprintf(stderr, "wsrelay-loadgen: %s\n", optind < argc ?
 			"unexpected argument" : "--port and --scenario are "
 			"required (see --help)");
@@ -1841,9 +2139,12 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	if (!o->subs)
 		o->subs = o->sc == SC_CHANNELS ? 10 : 100;
 	if (!o->pub_port)
-		o->pub_port = o->port;
-	if (o->probe < 0)
-		o->probe = o->pub_port != o->port;
+		o->pub_port = o->ports[0];
+	if (o->probe < 0) {
+		o->probe = 0;
+		for (unsigned k = 0; k < o->nports; k++)
+			o->probe |= o->ports[k] != o->pub_port;
+	}
 	if (o->sc == SC_IDLE && (o->probe || o->sync)) {
 		fprintf(stderr, "wsrelay-loadgen: --probe and --sync are for "
 			"the traffic scenarios\n");
@@ -1881,6 +2182,7 @@ int main(int argc, char **argv)
 	if (getrandom(&lg->rng, sizeof(lg->rng), 0) != sizeof(lg->rng))
 		lg->rng = now_ns() ^ (uint64_t)getpid() << 32;
 	lg->rng |= 1;
+	/* a valid nats subject too: tokens of [A-Za-z0-9] split by dots */
 	snprintf(lg->chprefix, sizeof(lg->chprefix), "lg%d.%c", (int)getpid(),
 		 "fcli"[lg->o.sc]);
 	if (lg->o.server_pid && proc_rss(lg->o.server_pid) < 0) {
@@ -1888,8 +2190,12 @@ int main(int argc, char **argv)
 		     lg->o.server_pid);
 		goto out;
 	}
-	if (resolve_loopback(lg, 0) || resolve_loopback(lg, 1) ||
-	    raise_nofile(lg, (uint64_t)lg->nconns + 16))
+	if (resolve_loopback(lg, &lg->dest[0], lg->o.pub_port))
+		goto out;
+	for (i = 0; i < lg->o.nports; i++)
+		if (resolve_loopback(lg, &lg->dest[1 + i], lg->o.ports[i]))
+			goto out;
+	if (raise_nofile(lg, (uint64_t)lg->nconns + 16))
 		goto out;
 	lg->conns = calloc(lg->nconns, sizeof(*lg->conns));
 	lg->groups = calloc(lg->ngroups ? lg->ngroups : 1, sizeof(*lg->groups));

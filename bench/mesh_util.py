@@ -9,6 +9,9 @@ deadline-bounded polls of nodes' GET /metrics and GET /api/node on
   mesh_util.py settle SECS NAME PORT...       waits until the sum stops moving
   mesh_util.py wait-holder SECS PORT CHANNEL NODE...
   mesh_util.py peers PORT                     names of the linked peers
+  mesh_util.py wait-routes SECS COUNT MPORT...
+                                  every nats-server (its -m monitoring port)
+                                  lists COUNT routes in GET /routez
 """
 import json
 import socket
@@ -126,6 +129,22 @@ def main(argv):
                       f"{view}", file=sys.stderr)
                 return 1
             time.sleep(0.02)
+    if cmd == "wait-routes":
+        want, ports = int(args[1]), args[2:]
+        while True:
+            try:
+                last = [json.loads(get(p, "/routez")).get("num_routes")
+                        for p in ports]
+                if all(n == want for n in last):
+                    return 0
+            except Exception as e:  # not listening yet
+                last = e
+            if time.monotonic() >= deadline:
+                print(f"mesh: after {args[0]} s the nats-servers (monitoring "
+                      f"ports {' '.join(ports)}) have {last} routes, not "
+                      f"{want} each", file=sys.stderr)
+                return 1
+            time.sleep(0.05)
     print(f"mesh_util: unknown command {cmd}", file=sys.stderr)
     return 2
 

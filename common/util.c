@@ -126,11 +126,41 @@ void wr_buf_printf(struct wr_buf *b, const char *fmt, ...)
 	b->len += (size_t)n;
 }
 
+static uint64_t json_special(uint64_t w)
+{
+	return wr_swar_below(w, 0x20) | wr_swar_eq(w, '"') |
+	       wr_swar_eq(w, '\\') | wr_swar_eq(w, 0x7f);
+}
+
+size_t wr_json_plain_run(const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t i = 0;
+	uint64_t w;
+
+	/* 8 bytes a step: channel payloads are mostly plain text or base64 */
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, u + i, 8);
+		if (json_special(w))
+			break;
+	}
+	/* the last partial step: the 8 bytes that end the string, again */
+	if (i < n && i + 8 > n && n >= 8) {
+		memcpy(&w, u + n - 8, 8);
+		if (!json_special(w))
+			return n;
+	}
+	for (; i < n; i++)
+		if (u[i] < 0x20 || u[i] == '"' || u[i] == '\\' || u[i] == 0x7f)
+			break;
+	return i;
+}
+
 void wr_buf_json_str(struct wr_buf *b, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789abcdef";
 	const unsigned char *u = (const unsigned char *)s;
-	size_t i, run = 0;
+	size_t i, run = 0, k;
 	char *o;
 
 	/* worst case every byte becomes \u00XX */
@@ -139,12 +169,14 @@ void wr_buf_json_str(struct wr_buf *b, const char *s, size_t n)
 	o = b->p + b->len;
 	*o++ = '"';
 	for (i = 0; i < n; i++) {
-		unsigned char c = u[i];
+		unsigned char c;
 
-		if (c >= 0x20 && c != '"' && c != '\\' && c != 0x7f) {
-			run++;
-			continue;
-		}
+		k = wr_json_plain_run(s + i, n - i);
+		run += k;
+		i += k;
+		if (i == n)
+			break;
+		c = u[i];
 		memcpy(o, s + i - run, run);
 		o += run;
 		run = 0;

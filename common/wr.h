@@ -87,6 +87,23 @@ void wr_buf_printf(struct wr_buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Appends "..." : @s (@n bytes, valid UTF-8) as a JSON string with quotes. */
 void wr_buf_json_str(struct wr_buf *b, const char *s, size_t n);
+/* The length of the leading run of @s[0..n) that a JSON string holds as it
+ * stands: no byte below 0x20, no '"', '\\' or 0x7f. */
+size_t wr_json_plain_run(const char *s, size_t n);
+
+/* SWAR tests of 8 bytes at once: bit 7 of a byte of the result is set
+ * where that byte of @w is below @n (n <= 0x80; bytes over 0x7f never
+ * are), or equal to @c. Only "any bit set" is exact, not which byte. */
+#define WR_SWAR_ONES 0x0101010101010101ull
+#define WR_SWAR_HIGHS 0x8080808080808080ull
+static inline uint64_t wr_swar_below(uint64_t w, unsigned n)
+{
+	return (w - WR_SWAR_ONES * n) & ~w & WR_SWAR_HIGHS;
+}
+static inline uint64_t wr_swar_eq(uint64_t w, unsigned char c)
+{
+	return wr_swar_below(w ^ (WR_SWAR_ONES * c), 1);
+}
 
 /* ---- text helpers ---- */
 /* True when @p[0..n) is valid UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */

@@ -83,6 +83,10 @@ void inm_packet_fini(struct inm_packet *pkt);
  */
 enum inm_drop inm_packet_decode(struct inm_packet *pkt, const char *buf,
 				size_t len);
+/* The same without the fast path for the encoder's own shape: the tests
+ * and the fuzzer hold the two to the same verdicts and fields. */
+enum inm_drop inm_packet_decode_generic(struct inm_packet *pkt, const char *buf,
+					size_t len);
 
 /*
  * Appends @pkt as one JSON object in the shape of 3.2, ttl included:

@@ -800,7 +800,8 @@ static bool input_pending(struct node *node)
 void node_client_flush(struct node *node)
 {
 	struct node_client *cl;
-	bool more = node->flush_head && input_pending(node);
+	bool more = (node->flush_head || node_peers_flush_due(node)) &&
+		    input_pending(node);
 
 	node->pass++;
 	node->nreaders = 0;
@@ -809,6 +810,8 @@ void node_client_flush(struct node *node)
 		return;
 	}
 	node->deferred = 0;
+	/* links first: the next nodes start on their share at once */
+	node_peers_flush(node);
 
 	while ((cl = node->flush_head)) {
 		flush_remove(node, cl);

@@ -94,9 +94,10 @@ struct node {
 	/* clients whose queue went non-empty during this loop pass: written
 	 * once, coalesced, by the uv check hook that runs after the pass */
 	struct node_client *flush_head;
-	/* clients that sent us data this pass: while one of them has more
-	 * bytes waiting, the flush waits a pass (bounded) so that a burst
-	 * of sends leaves as one coalesced write per subscriber */
+	/* clients and links that sent us data this pass: while one of them
+	 * has more bytes waiting, the flush waits a pass (bounded) so that a
+	 * burst of sends leaves as one coalesced write per subscriber and
+	 * per link */
 #define NODE_MAX_READERS 16
 #define NODE_MAX_DEFER_PASSES 32
 	struct lws *readers[NODE_MAX_READERS];     /* clients and node links */
@@ -162,6 +163,12 @@ struct node_peer {
 	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t ping_sent_us;       /* 0: no ping outstanding */
 	bool ping_due;
+	bool flush_due;             /* packets queued this pass: node_peers_flush */
+	/* masking keys for a dialled link, drawn NODE_MASK_POOL bytes at a time
+	 * (randombytes_buf is one getrandom syscall per call) */
+#define NODE_MASK_POOL 256
+	unsigned char mask_pool[NODE_MASK_POOL];
+	unsigned mask_left;         /* bytes of mask_pool not handed out */
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
 };
@@ -190,7 +197,8 @@ void node_client_keepalive(struct node *node);
 void node_client_reader(struct node *node, struct lws *wsi, uint64_t *read_pass);
 /* @wsi is going away: it is no reader any more. */
 void node_client_reader_gone(struct node *node, struct lws *wsi);
-/* Writes every client on the flush list (the uv check hook). */
+/* Writes the links with packets queued, then every client on the flush
+ * list (the uv check hook), unless a reader has more input (bounded). */
 void node_client_flush(struct node *node);
 int node_client_close_raw(struct node *node, struct lws *wsi, int code,
 		    const char *reason);
@@ -223,6 +231,11 @@ void node_peer_pong(struct node *node, struct node_peer *p, const void *in,
 		  size_t len);
 /* Shutdown: every link closes with 1001. */
 void node_peer_close_all(struct node *node);
+/* Writes the links that got packets since the last flush; called by
+ * node_client_flush() from the uv check hook. */
+void node_peers_flush(struct node *node);
+/* True when a link has packets waiting for node_peers_flush(). */
+bool node_peers_flush_due(struct node *node);
 /* Outbound only: sends our handshake (the first frame). */
 int node_peer_send_handshake(struct node *node, struct node_peer *p);
 

@@ -145,9 +145,13 @@ void node_peer_close_all(struct node *node)
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
-/* Queues one text message for the link. Payload only: write_queued()
- * frames it, masking into the write buffer on a dialled link, so @m is
- * never changed and one message may be queued on many links. */
+/*
+ * Queues one text message for the link; node_peers_flush() writes it after
+ * this loop pass. Not lws_callback_on_writable(): on the uv loop each call
+ * restarts the link's poll watcher (epoll DEL + ADD) and drops the POLLOUT
+ * event epoll already returned for this pass, so while a publisher's burst
+ * was read (256 bytes a pass) its packets sat queued until the burst ended.
+ */
 void node_peer_send_msg(struct node_peer *p, struct wr_msg *m)
 {
 	struct node_peer_out *o = malloc(sizeof(*o));
@@ -161,7 +165,7 @@ void node_peer_send_msg(struct node_peer *p, struct wr_msg *m)
 	else
 		p->out_head = o;
 	p->out_tail = o;
-	lws_callback_on_writable(p->wsi);
+	p->flush_due = true;
 }
 
 static void send_json(struct node_peer *p, const char *json, size_t len)
@@ -441,25 +445,48 @@ static int write_ping(struct node *node, struct node_peer *p)
 	return 0;
 }
 
+/* A fresh masking key: 4 unused bytes of the link's pool of CSPRNG output,
+ * refilled when spent (one getrandom per 64 packets, not one per packet). */
+static void mask_key(struct node_peer *p, unsigned char key[4])
+{
+	if (p->mask_left < 4) {
+		randombytes_buf(p->mask_pool, NODE_MASK_POOL);
+		p->mask_left = NODE_MASK_POOL;
+	}
+	memcpy(key, p->mask_pool + NODE_MASK_POOL - p->mask_left, 4);
+	p->mask_left -= 4;
+}
+
 /*
  * Appends one text frame of @m to @dst: unmasked on an accepted link,
  * masked with a fresh key on a dialled one (RFC 6455 5.3: clients mask).
  * Returns the bytes written; @dst has room for header + payload.
  */
-static size_t frame(unsigned char *dst, const struct wr_msg *m, bool masked)
+static size_t frame(struct node_peer *p, unsigned char *dst,
+		    const struct wr_msg *m, bool masked)
 {
-	size_t n = m->len, h = wr_ws_text_header(dst, n);
+	size_t n = m->len, h = wr_ws_text_header(dst, n), i = 0;
 	unsigned char key[4];
+	uint64_t k8, w;
+	uint32_t k4;
 
 	if (!masked) {
 		memcpy(dst + h, m->data, n);
 		return h + n;
 	}
 	dst[1] |= 0x80;
-	randombytes_buf(key, sizeof(key));
+	mask_key(p, key);
 	memcpy(dst + h, key, 4);
 	h += 4;
-	for (size_t i = 0; i < n; i++)
+	/* eight bytes at a time: the key repeats every 4, so twice over */
+	memcpy(&k4, key, 4);
+	k8 = (uint64_t)k4 << 32 | k4;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, m->data + i, 8);
+		w ^= k8;
+		memcpy(dst + h + i, &w, 8);
+	}
+	for (; i < n; i++)
 		dst[h + i] = m->data[i] ^ key[i & 3];
 	return h + n;
 }
@@ -495,12 +522,12 @@ static int write_queued(struct node *node, struct node_peer *p)
 		if (!big)
 			return -1;
 		buf = big + LWS_PRE;
-		n = frame(buf, p->out_head->frame, masked);
+		n = frame(p, buf, p->out_head->frame, masked);
 		out_pop(p);
 	}
 	while (!big && p->out_head &&
 	       n + p->out_head->frame->len + FRAME_HDR_MAX <= NODE_WRITE_COALESCE) {
-		n += frame(buf + n, p->out_head->frame, masked);
+		n += frame(p, buf + n, p->out_head->frame, masked);
 		out_pop(p);
 	}
 	w = lws_write(p->wsi, buf, n, LWS_WRITE_RAW);
@@ -510,6 +537,34 @@ static int write_queued(struct node *node, struct node_peer *p)
 	if (p->out_head || p->close_code || p->ping_due)
 		lws_callback_on_writable(p->wsi);
 	return 0;
+}
+
+bool node_peers_flush_due(struct node *node)
+{
+	for (struct node_peer *p = node->peers; p; p = p->next)
+		if (p->flush_due)
+			return true;
+	return false;
+}
+
+void node_peers_flush(struct node *node)
+{
+	for (struct node_peer *p = node->peers; p; p = p->next) {
+		if (!p->flush_due)
+			continue;
+		p->flush_due = false;
+		if (!p->out_head)
+			continue;
+		/* lws holds part of an earlier write, a ping or a close goes
+		 * first: only a WRITEABLE may write now */
+		if (p->close_code || p->ping_due || lws_partial_buffered(p->wsi)) {
+			lws_callback_on_writable(p->wsi);
+			continue;
+		}
+		if (write_queued(node, p) < 0)
+			node_peer_close_later(p, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					    "write failed");
+	}
 }
 
 int node_peer_writeable(struct node *node, struct node_peer *p)

@@ -6,6 +6,8 @@
 #                           (playwright-core, which drives that Chromium),
 #                           clang-format (scripts/format.sh)
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
+#   scripts/deps.sh bench   build + python3 and nats-server (bench/mesh.sh's
+#                           fanout3 row compares against a nats cluster)
 set -euo pipefail
 
 build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
@@ -15,7 +17,8 @@ build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
             python3-pytest openssl curl chromium nodejs clang-format) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
-*) echo "usage: $0 build|test|fuzz" >&2; exit 2 ;;
+bench) want=("${build[@]}" python3 nats-server) ;;
+*) echo "usage: $0 build|test|fuzz|bench" >&2; exit 2 ;;
 esac
 
 missing=()

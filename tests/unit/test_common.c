@@ -239,6 +239,43 @@ Test(common, json_str_long_mixed)
 	}
 }
 
+/* The 8-byte-step scan against the byte rule: each special byte (and a
+ * few that are not: 0x20, 0x7e, 0x80, 0xff) at every position of every
+ * length up to 40, over plain text, so each lands in each lane of a step. */
+Test(common, json_plain_run)
+{
+	static const unsigned char probe[] = { 0x00, 0x01, 0x1f, '"', '\\',
+					       0x7f, 0x20, 0x7e, 0x80, 0xff };
+	unsigned char s[40];
+
+	for (size_t n = 0; n <= sizeof(s); n++) {
+		for (size_t at = 0; at < n; at++) {
+			for (size_t k = 0; k < sizeof(probe); k++) {
+				unsigned char c = probe[k];
+				bool special = c < 0x20 || c == '"' || c == '\\' ||
+					       c == 0x7f;
+				char exp[sizeof(s) * 6 + 3];
+				size_t elen;
+				struct wr_buf b;
+
+				memset(s, 'a', n);
+				s[at] = c;
+				cr_assert_eq(wr_json_plain_run((const char *)s, n),
+					     special ? at : n, "n %zu at %zu byte %02x",
+					     n, at, c);
+				elen = ref_escape(s, n, exp);
+				wr_buf_init(&b);
+				wr_buf_json_str(&b, (const char *)s, n);
+				cr_assert_eq(b.len, elen);
+				cr_assert(!memcmp(b.p, exp, elen));
+				wr_buf_fini(&b);
+			}
+		}
+		memset(s, 'a', n);
+		cr_assert_eq(wr_json_plain_run((const char *)s, n), n);
+	}
+}
+
 /* ---- WebSocket frames ---- */
 
 Test(common, ws_header_len)

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sodium.h>
+
 #include "inm.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
@@ -469,6 +471,141 @@ Test(inm_packet, base64)
 		free(out);
 	}
 	wr_buf_fini(&b);
+}
+
+/* The codec against libsodium's (the one it replaced): the same text for
+ * every length of binary input, and the same verdict on every one-byte
+ * change of a valid encoding (padding bits, '=' anywhere, any ASCII byte);
+ * bytes over 0x7f are never base64. */
+Test(inm_packet, base64_matches_libsodium)
+{
+	unsigned char in[80], back[80], ref_bin[80];
+	char ref[128];
+	struct wr_buf b;
+	unsigned char *out;
+	size_t n, rn;
+	const char *end;
+
+	cr_assert_geq(sodium_init(), 0);
+	wr_buf_init(&b);
+	for (size_t len = 0; len <= sizeof(in); len++) {
+		randombytes_buf(in, len);
+		wr_buf_reset(&b);
+		cr_assert_eq(inm_base64_encode(&b, in, len), WR_OK);
+		sodium_bin2base64(ref, sizeof(ref), in, len,
+				  sodium_base64_VARIANT_ORIGINAL);
+		cr_assert_eq(b.len, strlen(ref), "len %zu", len);
+		cr_assert(!memcmp(b.p, ref, b.len), "len %zu: %s vs %s", len,
+			  b.p, ref);
+		cr_assert_eq(inm_base64_decode(b.p, b.len, &out, &n), WR_OK);
+		cr_assert_eq(n, len);
+		cr_assert(!memcmp(out, in, len));
+		free(out);
+		for (size_t i = 0; i < b.len && len <= 12; i++) {
+			for (int c = 0; c < 256; c++) {
+				char m[32];
+				bool want;
+
+				memcpy(m, b.p, b.len);
+				m[i] = (char)c;
+				if (c >= 0x80) {
+					/* libsodium 1.0.18 takes some of these
+					 * for alphabet letters ("\x80w==" was
+					 * accepted): not base64, refused */
+					cr_assert_not(inm_base64_valid(m, b.len));
+					continue;
+				}
+				/* sodium stops early at a bad byte: demand it
+				 * consumed everything, as the old code did */
+				want = sodium_base642bin(ref_bin, sizeof(ref_bin),
+							 m, b.len, NULL, &rn, &end,
+							 sodium_base64_VARIANT_ORIGINAL) == 0 &&
+				       end == m + b.len;
+				cr_assert_eq(inm_base64_valid(m, b.len), want,
+					     "%.*s", (int)b.len, m);
+				if (!want)
+					continue;
+				cr_assert_eq(inm_base64_decode(m, b.len, &out, &n), WR_OK);
+				cr_assert_eq(n, rn);
+				memcpy(back, out, n);
+				cr_assert(!memcmp(back, ref_bin, n));
+				free(out);
+			}
+		}
+	}
+	wr_buf_fini(&b);
+}
+
+/* Both decoders on @in: the same verdict, and on success the same packet,
+ * compared encoded (cJSON_Compare cannot tell duplicate keys apart). */
+static void same_decode(const char *in, size_t len)
+{
+	struct inm_packet a, g;
+	enum inm_drop ra = inm_packet_decode(&a, in, len);
+	enum inm_drop rg = inm_packet_decode_generic(&g, in, len);
+	struct wr_buf ea, eg;
+
+	cr_assert_eq(ra, rg, "%s vs %s: %.*s", inm_drop_name(ra),
+		     inm_drop_name(rg), (int)len, in);
+	if (ra == INM_DROP_NONE) {
+		wr_buf_init(&ea);
+		wr_buf_init(&eg);
+		cr_assert_eq(inm_packet_encode(&a, &ea), WR_OK);
+		cr_assert_eq(inm_packet_encode(&g, &eg), WR_OK);
+		cr_assert_str_eq(ea.p, eg.p, "%.*s", (int)len, in);
+		wr_buf_fini(&ea);
+		wr_buf_fini(&eg);
+	} else {
+		cr_assert_null(a.data);
+	}
+	inm_packet_fini(&a);
+	inm_packet_fini(&g);
+}
+
+/* The fast decoder (the encoder's shape) against the generic one on every
+ * single-byte change, deletion and insertion of packets in that shape. */
+Test(inm_packet, fast_decoder_matches_generic)
+{
+	static const char *const seeds[] = {
+		"{" HDR ",\"type\":\"message\",\"ttl\":16,\"data\":{\"channel\":\"c1\","
+		"\"message\":\"aGk=\",\"client_nonce\":\"7\"}}",
+		"{\"source\":\"a\",\"destination\":\"b\",\"type\":\"message\",\"nonce\":\""
+		NONCE "\",\"ttl\":0,\"data\":{\"message\":\"\",\"channel\":\"x\"}}",
+		"{\"source\":\"n-1\",\"destination\":\"*\",\"type\":\"command\",\"nonce\":\""
+		NONCE "\",\"ttl\":255,\"data\":{\"command\":\"list-nodes\"},\"x\":\"y\"}",
+		"{\"source\":\"a\",\"destination\":\"*\",\"type\":\"event\",\"nonce\":\""
+		NONCE "\",\"data\":{}}",
+	};
+	static const char subs[] = "{}[]:,\"\\ 0159-.eEaz*_\t\x01\x7f\xc3";
+	char m[512];
+
+	for (size_t i = 0; i < N(seeds); i++) {
+		const char *sd = seeds[i];
+		size_t n = strlen(sd);
+
+		same_decode(sd, n);
+		for (size_t at = 0; at <= n; at++) {
+			/* deletion */
+			if (at < n) {
+				memcpy(m, sd, at);
+				memcpy(m + at, sd + at + 1, n - at - 1);
+				same_decode(m, n - 1);
+			}
+			for (size_t c = 0; c < sizeof(subs) - 1; c++) {
+				/* substitution */
+				if (at < n) {
+					memcpy(m, sd, n);
+					m[at] = subs[c];
+					same_decode(m, n);
+				}
+				/* insertion */
+				memcpy(m, sd, at);
+				m[at] = subs[c];
+				memcpy(m + at + 1, sd + at, n - at);
+				same_decode(m, n + 1);
+			}
+		}
+	}
 }
 
 Test(inm_packet, message_fields_need_a_message)
