@@ -14,27 +14,15 @@
 
 static void flush_add(struct node *node, struct node_client *cl)
 {
-	if (cl->in_flush)
-		return;
-	cl->in_flush = true;
-	cl->flush_prev = NULL;
-	cl->flush_next = node->flush_head;
-	if (node->flush_head)
-		node->flush_head->flush_prev = cl;
-	node->flush_head = cl;
+	if (lws_dll2_is_detached(&cl->flush_list))
+		lws_dll2_add_head(&cl->flush_list, &node->flush);
 }
 
 static void flush_remove(struct node *node, struct node_client *cl)
 {
-	if (!cl->in_flush)
-		return;
-	if (cl->flush_prev)
-		cl->flush_prev->flush_next = cl->flush_next;
-	else
-		node->flush_head = cl->flush_next;
-	if (cl->flush_next)
-		cl->flush_next->flush_prev = cl->flush_prev;
-	cl->in_flush = false;
+	(void)node;
+	if (!lws_dll2_is_detached(&cl->flush_list))
+		lws_dll2_remove(&cl->flush_list);
 }
 
 static void wake(struct chan_client *cc, void *arg)
@@ -97,15 +85,12 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 	chan_client_init(&cl->cc, cl);
 	cl->node = node;
 	cl->wsi = wsi;
-	cl->next = node->clients;
-	if (node->clients)
-		node->clients->prev = cl;
-	node->clients = cl;
-	node->nclients++;
+	lws_dll2_add_head(&cl->list, &node->clients);
 	node->ctr.connections_total++;
 	cl->last_rx_ms = wr_now_ms();
 	pss->client = cl;
-	wr_debug("client %p connected (%u open)", (void *)cl, node->nclients);
+	wr_debug("client %p connected (%u open)", (void *)cl,
+		 node->clients.count);
 	if (node->stopping)
 		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
@@ -127,15 +112,9 @@ void node_client_close(struct node *node, struct node_pss *pss)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	wait_drop(cl);
 	chan_client_fini(node->reg, &cl->cc);
-	if (cl->prev)
-		cl->prev->next = cl->next;
-	else
-		node->clients = cl->next;
-	if (cl->next)
-		cl->next->prev = cl->prev;
-	node->nclients--;
+	lws_dll2_remove(&cl->list);
 	node_rx_fini(&cl->rx);
-	wr_debug("client %p closed (%u open)", (void *)cl, node->nclients);
+	wr_debug("client %p closed (%u open)", (void *)cl, node->clients.count);
 	free(cl);
 }
 
@@ -741,7 +720,8 @@ void node_client_keepalive(struct node *node)
 	unsigned char *f = node->wbuf + LWS_PRE;
 
 	/* one O(clients) sweep per interval, nothing per message */
-	for (struct node_client *cl = node->clients; cl; cl = cl->next) {
+	for (struct node_client *cl = node_clients_first(node); cl;
+	     cl = node_client_next(cl)) {
 		if (cl->close_code || cl->peer_closing)
 			continue;
 		if (cl->ping_sent_ms) {
@@ -800,7 +780,7 @@ static bool input_pending(struct node *node)
 void node_client_flush(struct node *node)
 {
 	struct node_client *cl;
-	bool more = (node->flush_head || node_peers_flush_due(node)) &&
+	bool more = (node->flush.count || node_peers_flush_due(node)) &&
 		    input_pending(node);
 
 	node->pass++;
@@ -813,7 +793,9 @@ void node_client_flush(struct node *node)
 	/* links first: the next nodes start on their share at once */
 	node_peers_flush(node);
 
-	while ((cl = node->flush_head)) {
+	while ((cl = node->flush.head ? lws_container_of(node->flush.head,
+							 struct node_client,
+							 flush_list) : NULL)) {
 		flush_remove(node, cl);
 		if (cl->peer_closing)
 			continue;

@@ -42,7 +42,8 @@ static unsigned peers_of(struct node *node, struct health_peer *out)
 {
 	unsigned n = 0;
 
-	for (struct node_peer *p = node->peers; p && n < HEALTH_PEERS_MAX; p = p->next)
+	for (struct node_peer *p = node_peers_first(node);
+	     p && n < HEALTH_PEERS_MAX; p = node_peer_next(p))
 		if (p->up)
 			out[n++] = (struct health_peer){ p->ml.name, true,
 							 p->ml.latency_ms };
@@ -71,7 +72,7 @@ static void gauges(struct node *node, struct health_gauges *g,
 		reserved = total > st.channels ? total - st.channels : 0;
 	}
 	g->channels_reserved = reserved;
-	g->clients = node->nclients;
+	g->clients = node->clients.count;
 	g->channels_active = st.channels;
 	g->subscriptions = st.subscriptions;
 	g->peers_configured = (unsigned)node->cfg->npeers;
@@ -91,7 +92,7 @@ void node_http_health(struct node *node, struct health_result *r)
 	in.npeers = peers_of(node, peers);
 	chan_registry_stats(node->reg, &st);
 	in.active_channels = st.channels;
-	in.clients = node->nclients;
+	in.clients = node->clients.count;
 	in.peers_configured = (unsigned)node->cfg->npeers;
 	in.max_latency_ms = node->cfg->max_latency_ms;
 	health_eval(&in, r);
@@ -206,7 +207,7 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 	if (!strcmp(uri, "/connect")) {
 		if (node->stopping)
 			return refuse(wsi, 503);
-		if (node->nclients >= (unsigned)node->cfg->max_clients) {
+		if (node->clients.count >= (unsigned)node->cfg->max_clients) {
 			node->ctr.connections_rejected++;
 			wr_warn("client refused: max_clients (%d) reached",
 				node->cfg->max_clients);

@@ -66,15 +66,14 @@ struct node {
 	struct chan_pw_cache *pwcache;
 	uint64_t pw_pending;
 
-	struct node_client *clients;  /* every /connect session */
+	lws_dll2_owner_t clients;   /* every /connect session (node_client.list) */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
-	unsigned nclients;
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
 	unsigned live_ws;
 
-	struct node_peer *peers;      /* every /node session */
+	lws_dll2_owner_t peers;     /* every /node session (node_peer.list) */
 	struct node_dial *dials;      /* one per [[peers]] entry */
 	struct node_dials_once once;  /* one-shot dials (link.c) */
 	unsigned npeers_up;         /* handshaken */
@@ -93,7 +92,7 @@ struct node {
 
 	/* clients whose queue went non-empty during this loop pass: written
 	 * once, coalesced, by the uv check hook that runs after the pass */
-	struct node_client *flush_head;
+	lws_dll2_owner_t flush;     /* node_client.flush_list */
 	/* clients and links that sent us data this pass: while one of them
 	 * has more bytes waiting, the flush waits a pass (bounded) so that a
 	 * burst of sends leaves as one coalesced write per subscriber and
@@ -121,7 +120,7 @@ struct node_client {
 	struct chan_client cc;      /* registry view: queue, subscriptions */
 	struct node *node;
 	struct lws *wsi;
-	struct node_client *prev, *next;
+	lws_dll2_t list;            /* node->clients */
 
 	struct chan_pw_rate rate;
 	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
@@ -134,8 +133,7 @@ struct node_client {
 	int close_code;             /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
 
-	struct node_client *flush_prev, *flush_next;
-	bool in_flush;
+	lws_dll2_t flush_list;      /* node->flush, while queued */
 	bool peer_closing;          /* the client sent a close frame */
 	uint64_t read_pass;         /* last loop pass it was a reader in */
 	int64_t last_rx_ms;         /* any frame or pong from the client */
@@ -150,7 +148,7 @@ struct node_client {
 struct node_peer {
 	struct node *node;
 	struct lws *wsi;
-	struct node_peer *prev, *next;
+	lws_dll2_t list;            /* node->peers */
 	struct node_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
 	struct mesh_link ml;        /* name and url set at the handshake */
 	bool up;                    /* handshaken, in the mesh */
@@ -172,6 +170,32 @@ struct node_peer {
 	bool one_time;              /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
 };
+
+/* Walking node->clients and node->peers (lws_dll2 lists). */
+static inline struct node_client *node_client_of(struct lws_dll2 *d)
+{
+	return d ? lws_container_of(d, struct node_client, list) : NULL;
+}
+static inline struct node_client *node_clients_first(struct node *node)
+{
+	return node_client_of(lws_dll2_get_head(&node->clients));
+}
+static inline struct node_client *node_client_next(struct node_client *cl)
+{
+	return node_client_of(cl->list.next);
+}
+static inline struct node_peer *node_peer_of(struct lws_dll2 *d)
+{
+	return d ? lws_container_of(d, struct node_peer, list) : NULL;
+}
+static inline struct node_peer *node_peers_first(struct node *node)
+{
+	return node_peer_of(lws_dll2_get_head(&node->peers));
+}
+static inline struct node_peer *node_peer_next(struct node_peer *p)
+{
+	return node_peer_of(p->list.next);
+}
 
 /* per-session data lws allocates for every connection of our protocol */
 struct node_pss {

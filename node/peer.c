@@ -89,10 +89,7 @@ int node_peer_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 		}
 		sodium_memzero(tok, sizeof(tok));
 	}
-	p->next = node->peers;
-	if (node->peers)
-		node->peers->prev = p;
-	node->peers = p;
+	lws_dll2_add_head(&p->list, &node->peers);
 	pss->peer = p;
 	/* the handshake (or, dialling, its answer) must come within 5 s */
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, HANDSHAKE_SECS);
@@ -111,12 +108,7 @@ void node_peer_close(struct node *node, struct node_pss *pss)
 	if (p->one_time) /* never handshaken: the token dies with the link */
 		inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN, NULL,
 			      wr_now_ms());
-	if (p->prev)
-		p->prev->next = p->next;
-	else
-		node->peers = p->next;
-	if (p->next)
-		p->next->prev = p->prev;
+	lws_dll2_remove(&p->list);
 	while (p->out_head) {
 		struct node_peer_out *o = p->out_head;
 
@@ -141,7 +133,8 @@ void node_peer_close_later(struct node_peer *p, int code, const char *reason)
 
 void node_peer_close_all(struct node *node)
 {
-	for (struct node_peer *p = node->peers; p; p = p->next)
+	for (struct node_peer *p = node_peers_first(node); p;
+	     p = node_peer_next(p))
 		close_later(p, LWS_CLOSE_STATUS_GOINGAWAY, "going away");
 }
 
@@ -181,7 +174,8 @@ static void send_json(struct node_peer *p, const char *json, size_t len)
 
 struct node_peer *node_peer_named(struct node *node, const char *name)
 {
-	for (struct node_peer *p = node->peers; p; p = p->next)
+	for (struct node_peer *p = node_peers_first(node); p;
+	     p = node_peer_next(p))
 		if (p->up && !strcmp(p->ml.name, name))
 			return p;
 	return NULL;
@@ -541,7 +535,8 @@ static int write_queued(struct node *node, struct node_peer *p)
 
 bool node_peers_flush_due(struct node *node)
 {
-	for (struct node_peer *p = node->peers; p; p = p->next)
+	for (struct node_peer *p = node_peers_first(node); p;
+	     p = node_peer_next(p))
 		if (p->flush_due)
 			return true;
 	return false;
@@ -549,7 +544,8 @@ bool node_peers_flush_due(struct node *node)
 
 void node_peers_flush(struct node *node)
 {
-	for (struct node_peer *p = node->peers; p; p = p->next) {
+	for (struct node_peer *p = node_peers_first(node); p;
+	     p = node_peer_next(p)) {
 		if (!p->flush_due)
 			continue;
 		p->flush_due = false;
@@ -646,7 +642,7 @@ static void ops_kick(void *ud)
 
 static unsigned ops_clients(void *ud)
 {
-	return ((struct node *)ud)->nclients;
+	return ((struct node *)ud)->clients.count;
 }
 
 const struct mesh_ops node_peer_mesh_ops = {

@@ -303,12 +303,13 @@ static void begin_stop(struct node *node, int sig)
 	node->stopping = true;
 	node->stop_deadline_ms = wr_now_ms() + 3000;
 	wr_info("signal %d: closing %u client(s) and stopping", sig,
-		node->nclients);
+		node->clients.count);
 	node_links_stop(node);
 	/* the mesh hears of our channels closing before our links do */
 	if (node->flows)
 		flows_leave(node->flows);
-	for (struct node_client *cl = node->clients; cl; cl = cl->next)
+	for (struct node_client *cl = node_clients_first(node); cl;
+	     cl = node_client_next(cl))
 		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 				      "going away");
 	node_peer_close_all(node);
