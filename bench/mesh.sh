@@ -64,33 +64,16 @@ failed=0
 summary=()
 lg_pid=""
 
-# stop NAME...: SIGTERM, then SIGKILL after 5 s, for each started process.
-stop() {
-	local n i
-	for n in "$@"; do
-		kill -TERM "${pid[$n]}" 2>/dev/null
-	done
-	for n in "$@"; do
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "${pid[$n]}" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "${pid[$n]}" 2>/dev/null; then
-			echo "mesh: $n (${pid[$n]}) ignored SIGTERM for 5 s;" \
-			     "killing" >&2
-			kill -KILL "${pid[$n]}" 2>/dev/null
-		fi
-		wait "${pid[$n]}" 2>/dev/null
-	done
-}
+# shellcheck source=bench/procs.sh
+. "$(dirname "$0")/procs.sh"
 
 stop_nodes() {
-	stop "${nodes[@]}"
+	stop_procs "${nodes[@]}"
 	nodes=()
 }
 
 stop_nats() {
-	stop "${nats[@]}"
+	stop_procs "${nats[@]}"
 	nats=()
 }
 

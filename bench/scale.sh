@@ -52,6 +52,8 @@
 #   temporary directory (configs, node logs, outputs).
 set -uo pipefail
 
+BENCH_NAME=scale
+
 if [ $# -ne 1 ] || [ ! -x "$1" ]; then
 	echo "usage: $0 WSRELAY   (an executable)" >&2
 	exit 2
@@ -96,25 +98,12 @@ failed=0
 cl_pid=""
 cl_fd=""
 
+# shellcheck source=bench/procs.sh
+. "$(dirname "$0")/procs.sh"
+
 # shellcheck disable=SC2317  # invoked by cleanup (the EXIT trap)
 stop_nodes() {
-	local n i
-	for n in "${nodes[@]}"; do
-		kill -CONT "${pid[$n]}" 2>/dev/null
-		kill -TERM "${pid[$n]}" 2>/dev/null
-	done
-	for n in "${nodes[@]}"; do
-		for ((i = 0; i < 50; i++)); do
-			kill -0 "${pid[$n]}" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "${pid[$n]}" 2>/dev/null; then
-			echo "scale: node $n (${pid[$n]}) ignored SIGTERM for 5 s;" \
-			     "killing" >&2
-			kill -KILL "${pid[$n]}" 2>/dev/null
-		fi
-		wait "${pid[$n]}" 2>/dev/null
-	done
+	stop_procs "${nodes[@]}"
 	nodes=()
 }
 
