@@ -32,27 +32,27 @@
 #define MAX_EVENTS 1024
 #define TAG_TIMER UINT64_MAX
 #define TAG_STDIN (UINT64_MAX - 1)
-#define PROBE_NS (20 * 1000000ull)   /* --probe: one probe per group per 20 ms */
+#define PROBE_NS (20 * 1000000ull) /* --probe: one probe per group per 20 ms */
 #define READ_CHUNK (256 * 1024)
-#define MAX_FRAME (64u << 20)        /* larger server frames are a bug */
-#define MAX_OUT (64u << 20)          /* unsent bytes per connection */
-#define HS_MAX 8192                  /* upgrade response headers */
+#define MAX_FRAME (64u << 20) /* larger server frames are a bug */
+#define MAX_OUT (64u << 20)   /* unsent bytes per connection */
+#define HS_MAX 8192           /* upgrade response headers */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 #define NS 1000000000ull
-#define MAX_PORTS 16                 /* --port list */
-#define PING_RING 1024               /* nats: PINGs a publisher has in flight */
+#define MAX_PORTS 16   /* --port list */
+#define PING_RING 1024 /* nats: PINGs a publisher has in flight */
 
 enum scenario { SC_FANOUT, SC_CHANNELS, SC_LATENCY, SC_IDLE };
 enum proto { PROTO_WS, PROTO_NATS };
 
 struct opts {
 	const char *host;
-	unsigned ports[MAX_PORTS];  /* subscribers (and idle) spread over these */
+	unsigned ports[MAX_PORTS]; /* subscribers (and idle) spread over these */
 	unsigned nports;
-	unsigned pub_port;      /* publishers connect here (default: ports[0]) */
+	unsigned pub_port; /* publishers connect here (default: ports[0]) */
 	enum proto proto;
 	enum scenario sc;
-	uint32_t subs;          /* 0: the scenario's default */
+	uint32_t subs; /* 0: the scenario's default */
 	uint32_t channels;
 	uint32_t size;
 	uint32_t window;
@@ -60,9 +60,9 @@ struct opts {
 	uint32_t conns;
 	uint32_t concurrency;
 	double seconds, warmup, drain, timeout, hold;
-	int server_pid;         /* 0: not given */
-	int probe;              /* -1: default (on when a port != pub_port) */
-	bool sync;              /* wait for stdin lines around the traffic */
+	int server_pid; /* 0: not given */
+	int probe;      /* -1: default (on when a port != pub_port) */
+	bool sync;      /* wait for stdin lines around the traffic */
 };
 
 /* A byte buffer; `off` is how much of the front was already written. */
@@ -71,39 +71,45 @@ struct buf {
 	size_t len, off, cap;
 };
 
-enum conn_state { CS_IDLE, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_CLOSING,
-		  CS_CLOSED };
+enum conn_state {
+	CS_IDLE,
+	CS_CONNECTING,
+	CS_HANDSHAKE,
+	CS_OPEN,
+	CS_CLOSING,
+	CS_CLOSED
+};
 enum conn_role { ROLE_PUB, ROLE_SUB, ROLE_IDLE };
 
 struct conn {
 	int fd;
 	uint8_t state, role;
-	uint8_t frag_op;        /* opcode of the message being reassembled */
-	bool epollout;          /* EPOLLOUT is in the interest set */
+	uint8_t frag_op; /* opcode of the message being reassembled */
+	bool epollout;   /* EPOLLOUT is in the interest set */
 	bool subscribed;
-	bool warm;              /* sub: received a --probe message */
-	uint8_t dest;           /* lg->dest[] it connects to */
-	uint32_t group;         /* traffic: its group; idle: its own channel */
-	char key[32];           /* Sec-WebSocket-Key (base64 of 16 bytes) */
-	struct buf in;          /* handshake bytes, or a partial frame */
-	struct buf out;         /* bytes the kernel did not take yet */
-	struct buf frag;        /* fragmented message being reassembled */
-	uint64_t progress;      /* sub: highest seq received + 1 */
-	uint64_t received;      /* sub: deliveries, duplicates included */
-	uint64_t dups;          /* sub: deliveries with seq < progress */
+	bool warm;         /* sub: received a --probe message */
+	uint8_t dest;      /* lg->dest[] it connects to */
+	uint32_t group;    /* traffic: its group; idle: its own channel */
+	char key[32];      /* Sec-WebSocket-Key (base64 of 16 bytes) */
+	struct buf in;     /* handshake bytes, or a partial frame */
+	struct buf out;    /* bytes the kernel did not take yet */
+	struct buf frag;   /* fragmented message being reassembled */
+	uint64_t progress; /* sub: highest seq received + 1 */
+	uint64_t received; /* sub: deliveries, duplicates included */
+	uint64_t dups;     /* sub: deliveries with seq < progress */
 };
 
 /* One channel: conns[first] is its publisher, the next nsubs its subscribers. */
 struct group {
 	uint32_t first, nsubs;
-	uint32_t live_subs;     /* subscribers the node has not closed */
-	uint32_t n_at_min;      /* live subscribers whose progress == min_prog */
-	uint64_t min_prog;      /* lowest progress over live subscribers */
+	uint32_t live_subs; /* subscribers the node has not closed */
+	uint32_t n_at_min;  /* live subscribers whose progress == min_prog */
+	uint64_t min_prog;  /* lowest progress over live subscribers */
 	uint64_t sent, acked;
 	/* nats has no per-message answer: a PING after each burst of PUBs,
 	 * and its PONG acknowledges every PUB before it (the server handles
 	 * a connection's input in order), as wsrelay's responses do */
-	uint64_t ping_at[PING_RING];    /* g->sent when each PING left */
+	uint64_t ping_at[PING_RING]; /* g->sent when each PING left */
 	uint32_t ping_head, ping_n;
 };
 
@@ -134,31 +140,31 @@ struct lg {
 	struct opts o;
 	/* [0]: --pub-port (publishers); [1 + k]: --port's k-th (subscribers) */
 	struct dest dest[1 + MAX_PORTS];
-	char chprefix[32];      /* channel names: chprefix + number */
+	char chprefix[32]; /* channel names: chprefix + number */
 	int ep, tfd;
 	struct conn *conns;
 	uint32_t nconns;
 	struct group *groups;
 	uint32_t ngroups;
-	uint32_t next_open;     /* next connection to open */
-	uint32_t inflight;      /* connecting or handshaking */
-	uint32_t nopen;         /* upgraded so far */
-	uint32_t nlive;         /* upgraded and not closed */
+	uint32_t next_open; /* next connection to open */
+	uint32_t inflight;  /* connecting or handshaking */
+	uint32_t nopen;     /* upgraded so far */
+	uint32_t nlive;     /* upgraded and not closed */
 	uint32_t nsubscribed;
 	uint64_t t_all_open, t_all_subscribed;
 	char *rbuf;
 	size_t rcap;
-	char *msg;              /* scratch for one outgoing payload */
+	char *msg; /* scratch for one outgoing payload */
 	size_t msgcap;
 	uint64_t rng;
 	bool sending, rate_mode;
-	uint64_t ticks;         /* timer expirations not yet sent */
-	uint64_t rec_from, rec_to;  /* latency recorded for send times here */
+	uint64_t ticks;            /* timer expirations not yet sent */
+	uint64_t rec_from, rec_to; /* latency recorded for send times here */
 	struct hist hist;
 	uint64_t total_recv, total_acked, misrouted, unknown, slow_closes;
 	uint64_t probes_sent, probes_acked, probes_recv;
-	uint64_t stdin_lines;   /* --sync: lines read so far */
-	uint64_t stdin_used;    /* --sync: lines that released a wait */
+	uint64_t stdin_lines; /* --sync: lines read so far */
+	uint64_t stdin_used;  /* --sync: lines that released a wait */
 	bool stdin_eof;
 	char err[512];
 };
@@ -353,8 +359,10 @@ static bool proc_cpu(int pid, uint64_t *ns)
 		return false;
 	/* the command name may hold spaces: fields count from its ')' */
 	if (fgets(line, sizeof(line), f) && (p = strrchr(line, ')')) &&
-	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu",
-		   &ut, &st) == 2 && hz > 0) {
+	    sscanf(p + 2,
+		   "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
+		   &st) == 2 &&
+	    hz > 0) {
 		*ns = (ut + st) * (NS / (uint64_t)hz);
 		ok = true;
 	}
@@ -382,13 +390,15 @@ static const char *json_find(const char *p, size_t len, const char *key)
 	v = memmem(p, len, key, kl);
 	if (!v)
 		return NULL;
-	for (v += kl; v < e && (*v == ' ' || *v == '\t' || *v == '\r' ||
-				*v == '\n'); v++)
+	for (v += kl;
+	     v < e && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n');
+	     v++)
 		;
 	if (v >= e || *v != ':')
 		return NULL;
-	for (v++; v < e && (*v == ' ' || *v == '\t' || *v == '\r' ||
-			    *v == '\n'); v++)
+	for (v++;
+	     v < e && (*v == ' ' || *v == '\t' || *v == '\r' || *v == '\n');
+	     v++)
 		;
 	return v < e ? v : NULL;
 }
@@ -442,8 +452,9 @@ static bool skip_lit(const char **pp, const char *e, const char *lit)
 
 static const char *role_name(const struct conn *c)
 {
-	return c->role == ROLE_PUB ? "publisher" :
-	       c->role == ROLE_SUB ? "subscriber" : "idle";
+	return c->role == ROLE_PUB   ? "publisher"
+	       : c->role == ROLE_SUB ? "subscriber"
+				     : "idle";
 }
 
 static void group_rescan(struct lg *lg, struct group *g)
@@ -539,8 +550,8 @@ static int conn_flush(struct lg *lg, uint32_t i)
 }
 
 /* Appends one masked frame (RFC 6455 5.3: every client frame is masked). */
-static int frame_append(struct lg *lg, uint32_t i, unsigned op,
-			const char *pl, size_t len)
+static int frame_append(struct lg *lg, uint32_t i, unsigned op, const char *pl,
+			size_t len)
 {
 	struct conn *c = &lg->conns[i];
 	unsigned char hdr[14];
@@ -549,14 +560,17 @@ static int frame_append(struct lg *lg, uint32_t i, unsigned op,
 	unsigned char m[4];
 	char *dst;
 
-	if (c->out.off) {       /* reclaim what was written already */
-		memmove(c->out.p, c->out.p + c->out.off, c->out.len - c->out.off);
+	if (c->out.off) { /* reclaim what was written already */
+		memmove(c->out.p, c->out.p + c->out.off,
+			c->out.len - c->out.off);
 		c->out.len -= c->out.off;
 		c->out.off = 0;
 	}
 	if (c->out.len + len > MAX_OUT)
-		return fail(lg, "connection %u (%s): the node stopped reading "
-			    "(%zu bytes unsent)", i, role_name(c), c->out.len);
+		return fail(lg,
+			    "connection %u (%s): the node stopped reading "
+			    "(%zu bytes unsent)",
+			    i, role_name(c), c->out.len);
 	hdr[0] = (unsigned char)(0x80 | op);
 	if (len < 126) {
 		hdr[1] = (unsigned char)(0x80 | len);
@@ -568,7 +582,8 @@ static int frame_append(struct lg *lg, uint32_t i, unsigned op,
 	} else {
 		hdr[1] = 0x80 | 127;
 		for (k = 0; k < 8; k++)
-			hdr[2 + k] = (unsigned char)((uint64_t)len >> (56 - 8 * k));
+			hdr[2 + k] = (unsigned char)((uint64_t)len >>
+						     (56 - 8 * k));
 		hl = 10;
 	}
 	memcpy(m, &mask, 4);
@@ -591,8 +606,10 @@ static int raw_append(struct lg *lg, uint32_t i, const char *p, size_t len)
 	struct conn *c = &lg->conns[i];
 
 	if (c->out.len + len > MAX_OUT)
-		return fail(lg, "connection %u (%s): the server stopped reading "
-			    "(%zu bytes unsent)", i, role_name(c), c->out.len);
+		return fail(lg,
+			    "connection %u (%s): the server stopped reading "
+			    "(%zu bytes unsent)",
+			    i, role_name(c), c->out.len);
 	if (buf_append(&c->out, p, len))
 		return fail(lg, "out of memory");
 	return 0;
@@ -610,12 +627,14 @@ static int conn_subscribe(struct lg *lg, uint32_t i)
 	int n;
 
 	if (lg->o.proto == PROTO_NATS) {
-		n = snprintf(lg->msg, lg->msgcap, "CONNECT {\"verbose\":false,"
-			     "\"pedantic\":false,\"name\":\"wsrelay-loadgen\"}\r\n");
+		n = snprintf(
+			lg->msg, lg->msgcap,
+			"CONNECT {\"verbose\":false,"
+			"\"pedantic\":false,\"name\":\"wsrelay-loadgen\"}\r\n");
 		if (c->role != ROLE_PUB)
 			n += snprintf(lg->msg + n, lg->msgcap - (size_t)n,
-				      "SUB %s%u %u\r\n", lg->chprefix,
-				      c->group, i + 1);
+				      "SUB %s%u %u\r\n", lg->chprefix, c->group,
+				      i + 1);
 		n += snprintf(lg->msg + n, lg->msgcap - (size_t)n, "PING\r\n");
 		if (raw_append(lg, i, lg->msg, (size_t)n))
 			return -1;
@@ -623,7 +642,8 @@ static int conn_subscribe(struct lg *lg, uint32_t i)
 	}
 	n = snprintf(lg->msg, lg->msgcap,
 		     "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
-		     "\"nonce\":\"s\"}", lg->chprefix, c->group);
+		     "\"nonce\":\"s\"}",
+		     lg->chprefix, c->group);
 	if (frame_append(lg, i, 0x1, lg->msg, (size_t)n))
 		return -1;
 	return conn_flush(lg, i);
@@ -639,7 +659,8 @@ static int send_head(struct lg *lg, uint32_t gi, size_t tlen)
 				lg->chprefix, gi, tlen);
 	return snprintf(lg->msg, lg->msgcap,
 			"{\"command\":\"send\",\"data\":{\"channel\":\"%s%u\","
-			"\"message\":\"", lg->chprefix, gi);
+			"\"message\":\"",
+			lg->chprefix, gi);
 }
 
 /* Closes the send started by send_head() at lg->msg + @at and queues it:
@@ -671,8 +692,10 @@ static int pub_append(struct lg *lg, struct group *g, uint32_t gi)
 	text = snprintf(m + pre, lg->msgcap - (size_t)pre,
 			"t=%" PRIu64 " seq=%" PRIu64 " p=%u ", t, seq, gi);
 	if ((size_t)text > size)
-		return fail(lg, "--size %zu is too small for the timestamp "
-			    "header (%d bytes)", size, text);
+		return fail(lg,
+			    "--size %zu is too small for the timestamp "
+			    "header (%d bytes)",
+			    size, text);
 	memset(m + pre + text, '.', size - (size_t)text);
 	snprintf(nonce, sizeof(nonce), "%" PRIu64, seq);
 	if (send_tail(lg, g, (size_t)pre + size, nonce))
@@ -720,7 +743,7 @@ static int on_probe(struct lg *lg, uint32_t i, const char *q, const char *e)
 	struct conn *c = &lg->conns[i];
 	uint64_t gi;
 
-	q += 8;                 /* probe p= */
+	q += 8; /* probe p= */
 	if (!parse_dec(&q, e, &gi)) {
 		lg->unknown++;
 		return 0;
@@ -804,8 +827,10 @@ static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
 	uint64_t seq;
 
 	if (!has_prefix(ok, e, "true"))
-		return fail(lg, "connection %u (%s): the node refused command "
-			    "%.*s: %.*s", i, role_name(c),
+		return fail(lg,
+			    "connection %u (%s): the node refused command "
+			    "%.*s: %.*s",
+			    i, role_name(c),
 			    nonce ? (int)json_strlen(nonce, e) + 2 : 4,
 			    nonce ? nonce : "(no nonce)",
 			    reason ? (int)json_strlen(reason, e) + 2 : 11,
@@ -841,8 +866,10 @@ static int on_text(struct lg *lg, uint32_t i, const char *p, size_t len,
 	if (has_prefix(type, e, "\"response\""))
 		return on_response(lg, i, p, len, now);
 	if (has_prefix(type, e, "\"unsubscribed\""))
-		return fail(lg, "connection %u (%s): the node removed it from "
-			    "its channel: %.*s", i, role_name(&lg->conns[i]),
+		return fail(lg,
+			    "connection %u (%s): the node removed it from "
+			    "its channel: %.*s",
+			    i, role_name(&lg->conns[i]),
 			    (int)(len > 200 ? 200 : len), p);
 	lg->unknown++;
 	return 0;
@@ -865,7 +892,8 @@ static int on_close(struct lg *lg, uint32_t i, const char *pl, size_t len)
 		conn_close(lg, i);
 		return 0;
 	}
-	if (code == 1008 && rlen == 13 && !memcmp(reason, "slow consumer", 13)) {
+	if (code == 1008 && rlen == 13 &&
+	    !memcmp(reason, "slow consumer", 13)) {
 		lg->slow_closes++;
 		if (c->role == ROLE_SUB) {
 			conn_close(lg, i);
@@ -884,8 +912,10 @@ static int on_frame(struct lg *lg, uint32_t i, bool fin, unsigned op,
 
 	if (op & 0x8) {
 		if (!fin || len > 125)
-			return fail(lg, "connection %u: bad control frame "
-				    "(opcode %u, %zu bytes)", i, op, len);
+			return fail(lg,
+				    "connection %u: bad control frame "
+				    "(opcode %u, %zu bytes)",
+				    i, op, len);
 		if (op == 0x8)
 			return on_close(lg, i, pl, len);
 		if (op == 0x9) {
@@ -901,8 +931,10 @@ static int on_frame(struct lg *lg, uint32_t i, bool fin, unsigned op,
 		return fail(lg, "connection %u: unexpected binary frame", i);
 	if (op == 0x1) {
 		if (c->frag_op)
-			return fail(lg, "connection %u: new message inside a "
-				    "fragmented one", i);
+			return fail(lg,
+				    "connection %u: new message inside a "
+				    "fragmented one",
+				    i);
 		if (fin)
 			return on_text(lg, i, pl, len, now);
 		c->frag_op = (uint8_t)op;
@@ -941,8 +973,10 @@ static ssize_t parse_frames(struct lg *lg, uint32_t i, char *p, size_t len,
 			break;
 		h = (const unsigned char *)p + pos;
 		if (h[0] & 0x70)
-			return fail(lg, "connection %u: RSV bits set without an "
-				    "extension", i);
+			return fail(lg,
+				    "connection %u: RSV bits set without an "
+				    "extension",
+				    i);
 		plen = h[1] & 0x7f;
 		hl = 2;
 		if (plen == 126) {
@@ -957,11 +991,12 @@ static ssize_t parse_frames(struct lg *lg, uint32_t i, char *p, size_t len,
 				plen = plen << 8 | h[2 + k];
 			hl = 10;
 		}
-		if (h[1] & 0x80)        /* servers must not mask; tolerate it */
+		if (h[1] & 0x80) /* servers must not mask; tolerate it */
 			hl += 4;
 		if (plen > MAX_FRAME)
-			return fail(lg, "connection %u: frame of %" PRIu64
-				    " bytes", i, plen);
+			return fail(lg,
+				    "connection %u: frame of %" PRIu64 " bytes",
+				    i, plen);
 		if (avail < hl + plen)
 			break;
 		pl = p + pos + hl;
@@ -1011,7 +1046,8 @@ static int nats_pong(struct lg *lg, uint32_t i, uint64_t now)
 		return 0;
 	g = &lg->groups[c->group];
 	if (!g->ping_n)
-		return fail(lg, "connection %u (publisher): PONG without a PING",
+		return fail(lg,
+			    "connection %u (publisher): PONG without a PING",
 			    i);
 	lg->total_acked += g->ping_at[g->ping_head] - g->acked;
 	g->acked = g->ping_at[g->ping_head];
@@ -1057,23 +1093,28 @@ static ssize_t parse_nats(struct lg *lg, uint32_t i, char *p, size_t len,
 
 		if (!eol) {
 			if (len - pos > HS_MAX)
-				return fail(lg, "connection %u: a protocol line "
-					    "over %d bytes", i, HS_MAX);
+				return fail(lg,
+					    "connection %u: a protocol line "
+					    "over %d bytes",
+					    i, HS_MAX);
 			break;
 		}
 		ll = (size_t)(eol - l);
 		if (is_op(l, ll, "MSG")) {
 			n = nats_msg_len(l + 4, eol);
 			if (n < 0)
-				return fail(lg, "connection %u: bad MSG line: "
-					    "%.*s", i, (int)(ll > 200 ? 200 : ll),
-					    l);
+				return fail(lg,
+					    "connection %u: bad MSG line: "
+					    "%.*s",
+					    i, (int)(ll > 200 ? 200 : ll), l);
 			need = ll + 2 + (size_t)n + 2;
 			if (len - pos < need)
 				break;
 			if (memcmp(eol + 2 + n, "\r\n", 2))
-				return fail(lg, "connection %u: no CRLF after a "
-					    "MSG payload", i);
+				return fail(lg,
+					    "connection %u: no CRLF after a "
+					    "MSG payload",
+					    i);
 			pos += need;
 			if (on_text_msg(lg, i, eol + 2, eol + 2 + n, now))
 				return -1;
@@ -1091,12 +1132,13 @@ static ssize_t parse_nats(struct lg *lg, uint32_t i, char *p, size_t len,
 			if (nats_info(lg, i, now))
 				return -1;
 		} else if (is_op(l, ll, "-ERR")) {
-			return fail(lg, "connection %u (%s): the server said %.*s",
+			return fail(lg,
+				    "connection %u (%s): the server said %.*s",
 				    i, role_name(c), (int)(ll > 200 ? 200 : ll),
 				    l);
 		} else if (!is_op(l, ll, "+OK")) {
-			return fail(lg, "connection %u: unexpected line: %.*s", i,
-				    (int)(ll > 200 ? 200 : ll), l);
+			return fail(lg, "connection %u: unexpected line: %.*s",
+				    i, (int)(ll > 200 ? 200 : ll), l);
 		}
 	}
 	return (ssize_t)pos;
@@ -1106,9 +1148,9 @@ static ssize_t parse_nats(struct lg *lg, uint32_t i, char *p, size_t len,
 static int conn_consume(struct lg *lg, uint32_t i, size_t len, uint64_t now)
 {
 	struct conn *c = &lg->conns[i];
-	ssize_t used = lg->o.proto == PROTO_NATS ?
-		       parse_nats(lg, i, lg->rbuf, len, now) :
-		       parse_frames(lg, i, lg->rbuf, len, now);
+	ssize_t used = lg->o.proto == PROTO_NATS
+			       ? parse_nats(lg, i, lg->rbuf, len, now)
+			       : parse_frames(lg, i, lg->rbuf, len, now);
 
 	if (used < 0)
 		return -1;
@@ -1158,13 +1200,14 @@ static int conn_read(struct lg *lg, uint32_t i)
 			return conn_lost(lg, i, strerror(errno));
 		}
 		if (n == 0)
-			return conn_lost(lg, i, "the node closed the TCP "
+			return conn_lost(lg, i,
+					 "the node closed the TCP "
 					 "connection without a close frame");
 		c->in.len = 0;
 		if (conn_consume(lg, i, keep + (size_t)n, now_ns()))
 			return -1;
 		if ((size_t)n < room)
-			break;          /* drained; level-triggered anyway */
+			break; /* drained; level-triggered anyway */
 	}
 	return 0;
 }
@@ -1198,30 +1241,37 @@ static int conn_handshake_read(struct lg *lg, uint32_t i)
 		return fail(lg, "out of memory");
 	n = recv(c->fd, c->in.p + c->in.len, HS_MAX - c->in.len, 0);
 	if (n < 0)
-		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR ?
-		       0 : fail(lg, "connection %u: handshake: %s", i,
-				strerror(errno));
+		return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR
+			       ? 0
+			       : fail(lg, "connection %u: handshake: %s", i,
+				      strerror(errno));
 	if (n == 0)
-		return fail(lg, "connection %u: the node closed the connection "
-			    "during the WebSocket handshake", i);
+		return fail(lg,
+			    "connection %u: the node closed the connection "
+			    "during the WebSocket handshake",
+			    i);
 	c->in.len += (size_t)n;
 	c->in.p[c->in.len] = '\0';
 	end = memmem(c->in.p, c->in.len, "\r\n\r\n", 4);
 	if (!end) {
 		if (c->in.len >= HS_MAX)
-			return fail(lg, "connection %u: handshake response "
-				    "headers over %d bytes", i, HS_MAX);
+			return fail(lg,
+				    "connection %u: handshake response "
+				    "headers over %d bytes",
+				    i, HS_MAX);
 		return 0;
 	}
 	now = now_ns();
 	hlen = (size_t)(end - c->in.p) + 4;
-	end[2] = '\0';          /* keep the last CRLF for header matching */
+	end[2] = '\0'; /* keep the last CRLF for header matching */
 	if (strncmp(c->in.p, "HTTP/1.1 101", 12))
 		return fail(lg, "connection %u: handshake refused: %.*s", i,
 			    (int)strcspn(c->in.p, "\r\n"), c->in.p);
 	if (!accept_ok(c->key, c->in.p))
-		return fail(lg, "connection %u: handshake: missing or wrong "
-			    "Sec-WebSocket-Accept", i);
+		return fail(lg,
+			    "connection %u: handshake: missing or wrong "
+			    "Sec-WebSocket-Accept",
+			    i);
 	c->state = CS_OPEN;
 	lg->inflight--;
 	lg->nlive++;
@@ -1254,7 +1304,8 @@ static int conn_start_handshake(struct lg *lg, uint32_t i)
 		     "Connection: Upgrade\r\n"
 		     "Sec-WebSocket-Key: %s\r\n"
 		     "Sec-WebSocket-Version: 13\r\n"
-		     "\r\n", lg->dest[c->dest].hostport, c->key);
+		     "\r\n",
+		     lg->dest[c->dest].hostport, c->key);
 	c->state = CS_HANDSHAKE;
 	if (buf_append(&c->out, req, (size_t)n))
 		return fail(lg, "out of memory");
@@ -1268,8 +1319,8 @@ static int conn_open(struct lg *lg, uint32_t i)
 	const struct dest *d = &lg->dest[c->dest];
 	int one = 1, fd;
 
-	fd = socket(d->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, 0);
+	fd = socket(d->addr.ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return fail(lg, "socket: %s%s", strerror(errno),
 			    errno == EMFILE ? " (raise ulimit -n)" : "");
@@ -1282,8 +1333,9 @@ static int conn_open(struct lg *lg, uint32_t i)
 		close(fd);
 		return fail(lg, "connect to %s: %s%s", d->hostport,
 			    strerror(err),
-			    err == ECONNREFUSED ? " (is the node running?)" :
-			    err == EADDRNOTAVAIL ? " (out of local ports)" : "");
+			    err == ECONNREFUSED    ? " (is the node running?)"
+			    : err == EADDRNOTAVAIL ? " (out of local ports)"
+						   : "");
 	}
 	if (epoll_ctl(lg->ep, EPOLL_CTL_ADD, fd, &ev)) {
 		close(fd);
@@ -1308,9 +1360,10 @@ static int conn_event(struct lg *lg, uint32_t i, uint32_t events)
 			err = errno;
 		if (err)
 			return fail(lg, "connect to %s: %s%s",
-				    lg->dest[c->dest].hostport,
-				    strerror(err), err == ECONNREFUSED ?
-				    " (is the node running?)" : "");
+				    lg->dest[c->dest].hostport, strerror(err),
+				    err == ECONNREFUSED
+					    ? " (is the node running?)"
+					    : "");
 		if (!(events & EPOLLOUT))
 			return 0;
 		if (lg->o.proto == PROTO_NATS) {
@@ -1401,14 +1454,14 @@ static int lg_poll(struct lg *lg, int timeout_ms)
 	uint64_t x;
 	int n, k;
 
-	while (lg->next_open < lg->nconns &&
-	       lg->inflight < lg->o.concurrency)
+	while (lg->next_open < lg->nconns && lg->inflight < lg->o.concurrency)
 		if (conn_open(lg, lg->next_open++))
 			return -1;
 	n = epoll_wait(lg->ep, ev, MAX_EVENTS, timeout_ms);
 	if (n < 0)
-		return errno == EINTR ? 0 : fail(lg, "epoll_wait: %s",
-						 strerror(errno));
+		return errno == EINTR
+			       ? 0
+			       : fail(lg, "epoll_wait: %s", strerror(errno));
 	for (k = 0; k < n; k++) {
 		if (ev[k].data.u64 == TAG_STDIN) {
 			stdin_read(lg);
@@ -1441,7 +1494,8 @@ static int lg_setup(struct lg *lg)
 
 	while (lg->nsubscribed < lg->nconns) {
 		if (now_ns() >= deadline)
-			return fail(lg, "setup timed out after %.0f s: %u of %u "
+			return fail(lg,
+				    "setup timed out after %.0f s: %u of %u "
 				    "connections upgraded, %u subscribed",
 				    lg->o.timeout, lg->nopen, lg->nconns,
 				    lg->nsubscribed);
@@ -1455,7 +1509,7 @@ static int lg_setup(struct lg *lg)
  * node to close them; the rest are reset so no TIME_WAIT piles up here. */
 static void lg_teardown(struct lg *lg, double secs)
 {
-	static const char bye[2] = { 0x03, (char)0xe8 };  /* 1000 */
+	static const char bye[2] = { 0x03, (char)0xe8 }; /* 1000 */
 	struct linger lin = { .l_onoff = 1, .l_linger = 0 };
 	uint64_t deadline = now_ns() + (uint64_t)(secs * 1e9);
 	uint32_t i;
@@ -1466,7 +1520,7 @@ static void lg_teardown(struct lg *lg, double secs)
 		struct conn *c = &lg->conns[i];
 
 		if (c->state == CS_OPEN && lg->o.proto == PROTO_NATS) {
-			conn_close(lg, i);      /* no goodbye in the protocol */
+			conn_close(lg, i); /* no goodbye in the protocol */
 		} else if (c->state == CS_OPEN) {
 			c->state = CS_CLOSING;
 			if (!frame_append(lg, i, 0x8, bye, sizeof(bye)))
@@ -1541,7 +1595,8 @@ static void print_cpu(const struct lg *lg, const struct snap *a,
 		       100.0 * (double)(b->cpu_node - a->cpu_node) / el, self);
 	else
 		printf("  cpu: loadgen %.0f%% of one core (--server-pid for "
-		       "the node's)\n", self);
+		       "the node's)\n",
+		       self);
 	if (self > 90.0 && lg->o.sc != SC_LATENCY && lg->o.sc != SC_IDLE)
 		printf("  note: loadgen used a whole core; the figure may be "
 		       "bounded by the client, not the node\n");
@@ -1585,16 +1640,19 @@ static int lg_probe(struct lg *lg)
 		if (now >= next)
 			next = now + PROBE_NS;
 		if (now >= deadline)
-			return fail(lg, "--probe: %u of %u subscribers received "
-				    "no probe within %.0f s (%" PRIu64 " sent): "
+			return fail(lg,
+				    "--probe: %u of %u subscribers received "
+				    "no probe within %.0f s (%" PRIu64
+				    " sent): "
 				    "is the channel known across the mesh?",
-				    cold, lg->ngroups * lg->o.subs, lg->o.timeout,
-				    lg->probes_sent);
-		if (lg_poll(lg, ms_until(next < deadline ? next : deadline,
-					 100)))
+				    cold, lg->ngroups * lg->o.subs,
+				    lg->o.timeout, lg->probes_sent);
+		if (lg_poll(lg,
+			    ms_until(next < deadline ? next : deadline, 100)))
 			return -1;
 	}
-	fprintf(stderr, "loadgen: every subscriber received a probe after "
+	fprintf(stderr,
+		"loadgen: every subscriber received a probe after "
 		"%.3f s (%" PRIu64 " probes sent)\n",
 		(double)(now_ns() - t0) / 1e9, lg->probes_sent);
 	/* the acks of the probes still in flight, briefly */
@@ -1615,8 +1673,10 @@ static int sync_wait(struct lg *lg, const char *what)
 	fflush(stderr);
 	while (lg->stdin_lines <= lg->stdin_used && !lg->stdin_eof) {
 		if (now_ns() >= deadline)
-			return fail(lg, "--sync: no line on stdin within %.0f s "
-				    "after '%s'", lg->o.timeout, what);
+			return fail(lg,
+				    "--sync: no line on stdin within %.0f s "
+				    "after '%s'",
+				    lg->o.timeout, what);
 		if (lg_poll(lg, ms_until(deadline, 100)))
 			return -1;
 	}
@@ -1651,14 +1711,18 @@ static int run_traffic(struct lg *lg)
 			cn->role = k ? ROLE_SUB : ROLE_PUB;
 			/* subscribers in equal blocks over the --port list */
 			cn->dest = (uint8_t)(k ? 1 + (uint64_t)(k - 1) *
-					     o->nports / nsubs : 0);
+								     o->nports /
+								     nsubs
+					       : 0);
 		}
 	}
 	t_start = now_ns();
 	if (lg_setup(lg))
 		return -1;
-	fprintf(stderr, "loadgen: %u connections upgraded and subscribed in "
-		"%.2f s\n", lg->nconns, (double)(now_ns() - t_start) / 1e9);
+	fprintf(stderr,
+		"loadgen: %u connections upgraded and subscribed in "
+		"%.2f s\n",
+		lg->nconns, (double)(now_ns() - t_start) / 1e9);
 	if (o->probe && lg_probe(lg))
 		return -1;
 	if (o->sync) {
@@ -1738,8 +1802,9 @@ static int run_traffic(struct lg *lg)
 		double acks = (double)(s1.acked - s0.acked) / el;
 
 		printf("  node acknowledged %.0f msg/s (target %u), p99.9 %s, "
-		       "min %s\n", acks, o->rate,
-		       fmt_dur(b, hist_quantile(h, 999)), fmt_dur(c, h->min));
+		       "min %s\n",
+		       acks, o->rate, fmt_dur(b, hist_quantile(h, 999)),
+		       fmt_dur(c, h->min));
 		if (acks < 0.95 * o->rate)
 			printf("  note: the node did not keep up with the "
 			       "target rate; latencies include queueing\n");
@@ -1756,7 +1821,8 @@ static int run_traffic(struct lg *lg)
 		}
 		printf("%s %s: %s deliveries/s%s (%s msg/s in, %u B, window "
 		       "%u%s), loss %" PRIu64 ", slow-consumer closes %" PRIu64
-		       "\n", o->sc == SC_FANOUT ? "fanout" : "channels", e,
+		       "\n",
+		       o->sc == SC_FANOUT ? "fanout" : "channels", e,
 		       fmt_count(a, (uint64_t)(dps + 0.5)), what,
 		       fmt_count(b, (uint64_t)(mps + 0.5)), o->size, o->window,
 		       o->sc == SC_CHANNELS ? " per publisher" : "",
@@ -1768,22 +1834,28 @@ static int run_traffic(struct lg *lg)
 		       fmt_dur(c, lg->hist.max), dps * o->size / 1e6);
 	}
 	if (s1.acked == s0.acked)
-		rc = fail(lg, "the node acknowledged no message during the "
+		rc = fail(lg,
+			  "the node acknowledged no message during the "
 			  "measurement");
 	printf("  measured %.2f s after %.1f s warm-up; %s sent in all, "
-	       "%s of %s expected deliveries received%s\n", el, o->warmup,
-	       fmt_count(a, sent), fmt_count(b, got), fmt_count(c, expected),
+	       "%s of %s expected deliveries received%s\n",
+	       el, o->warmup, fmt_count(a, sent), fmt_count(b, got),
+	       fmt_count(c, expected),
 	       drained(lg) ? "" : " (drain deadline passed)");
 	if (o->nports > 1 || o->pub_port != o->ports[0] || o->probe) {
-		printf("  publishers on port %u, subscribers on port", o->pub_port);
+		printf("  publishers on port %u, subscribers on port",
+		       o->pub_port);
 		for (k = 0; k < o->nports; k++)
 			printf("%s%u", k ? "," : " ", o->ports[k]);
-		printf("; %" PRIu64 " probes sent, %" PRIu64 " probe "
-		       "deliveries\n", lg->probes_sent, lg->probes_recv);
+		printf("; %" PRIu64 " probes sent, %" PRIu64
+		       " probe "
+		       "deliveries\n",
+		       lg->probes_sent, lg->probes_recv);
 	}
 	if (dups || lg->misrouted || lg->unknown)
-		printf("  anomalies: %" PRIu64 " duplicate or out-of-order, %"
-		       PRIu64 " misrouted, %" PRIu64 " unrecognised frames\n",
+		printf("  anomalies: %" PRIu64
+		       " duplicate or out-of-order, %" PRIu64
+		       " misrouted, %" PRIu64 " unrecognised frames\n",
 		       dups, lg->misrouted, lg->unknown);
 	print_cpu(lg, &s0, &s1);
 	fflush(stdout);
@@ -1806,7 +1878,7 @@ static int run_idle(struct lg *lg)
 		lg->conns[i].role = ROLE_IDLE;
 		lg->conns[i].group = i;
 		lg->conns[i].dest = (uint8_t)(1 + (uint64_t)i * o->nports /
-					      lg->nconns);
+							  lg->nconns);
 	}
 	if (o->server_pid)
 		rss0 = proc_rss(o->server_pid);
@@ -1815,7 +1887,7 @@ static int run_idle(struct lg *lg)
 	if (lg_setup(lg))
 		return -1;
 	take_snap(lg, &s1);
-	up = (double)(lg->t_all_open - t0 + 1) / 1e9;   /* +1: never zero */
+	up = (double)(lg->t_all_open - t0 + 1) / 1e9; /* +1: never zero */
 	sub = (double)(lg->t_all_subscribed - t0 + 1) / 1e9;
 
 	/* let the node settle (lazy allocations, deferred frees) */
@@ -1832,7 +1904,8 @@ static int run_idle(struct lg *lg)
 	if (rss0 >= 0 && rss1 >= 0)
 		printf("idle %s conns: %s B/conn node RSS (%s -> %s), setup "
 		       "%s conn/s upgraded, %s conn/s upgraded+subscribed "
-		       "(%u in flight)\n", fmt_count(a, lg->nconns),
+		       "(%u in flight)\n",
+		       fmt_count(a, lg->nconns),
 		       fmt_count(b, (uint64_t)((rss1 > rss0 ? rss1 - rss0 : 0) /
 					       lg->nconns)),
 		       fmt_mib(c, rss0), fmt_mib(d, rss1),
@@ -1842,12 +1915,14 @@ static int run_idle(struct lg *lg)
 	else
 		printf("idle %s conns: node RSS not measured (no --server-pid), "
 		       "setup %s conn/s upgraded, %s conn/s upgraded+subscribed "
-		       "(%u in flight)\n", fmt_count(a, lg->nconns),
+		       "(%u in flight)\n",
+		       fmt_count(a, lg->nconns),
 		       fmt_count(b, (uint64_t)(lg->nconns / up)),
 		       fmt_count(c, (uint64_t)(lg->nconns / sub)),
 		       o->concurrency);
 	printf("  all upgraded in %.2f s, all subscribed (one channel each) "
-	       "in %.2f s\n", up, sub);
+	       "in %.2f s\n",
+	       up, sub);
 	print_cpu(lg, &s0, &s1);
 	if (rss0 >= 0 && rss1 >= 0 && rss1 <= rss0)
 		printf("  note: the node's RSS did not grow; it reused memory "
@@ -1860,8 +1935,10 @@ static int run_idle(struct lg *lg)
 		if (lg_poll(lg, ms_until(deadline, 100)))
 			return -1;
 	if (lg->nlive != lg->nconns)
-		return fail(lg, "%u of %u idle connections were closed while "
-			    "held", lg->nconns - lg->nlive, lg->nconns);
+		return fail(lg,
+			    "%u of %u idle connections were closed while "
+			    "held",
+			    lg->nconns - lg->nlive, lg->nconns);
 
 	lg_teardown(lg, 5.0);
 	if (o->server_pid) {
@@ -1892,8 +1969,10 @@ static int resolve_loopback(struct lg *lg, struct dest *d, unsigned port)
 	d->port = port;
 	if (inet_pton(AF_INET, host, &s4->sin_addr) == 1) {
 		if ((ntohl(s4->sin_addr.s_addr) >> 24) != 127)
-			return fail(lg, "refusing to connect to %s: not a "
-				    "loopback address", host);
+			return fail(lg,
+				    "refusing to connect to %s: not a "
+				    "loopback address",
+				    host);
 		s4->sin_family = AF_INET;
 		s4->sin_port = htons((uint16_t)port);
 		d->addrlen = sizeof(*s4);
@@ -1902,8 +1981,10 @@ static int resolve_loopback(struct lg *lg, struct dest *d, unsigned port)
 	}
 	if (inet_pton(AF_INET6, host, &s6->sin6_addr) == 1) {
 		if (!IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr))
-			return fail(lg, "refusing to connect to %s: not a "
-				    "loopback address", host);
+			return fail(lg,
+				    "refusing to connect to %s: not a "
+				    "loopback address",
+				    host);
 		s6->sin6_family = AF_INET6;
 		s6->sin6_port = htons((uint16_t)port);
 		d->addrlen = sizeof(*s6);
@@ -1911,8 +1992,10 @@ static int resolve_loopback(struct lg *lg, struct dest *d, unsigned port)
 			 port);
 		return 0;
 	}
-	return fail(lg, "--host %s: give a loopback IP address (127.0.0.1, "
-		    "::1) or localhost", lg->o.host);
+	return fail(lg,
+		    "--host %s: give a loopback IP address (127.0.0.1, "
+		    "::1) or localhost",
+		    lg->o.host);
 }
 
 /* Raises RLIMIT_NOFILE to the hard limit and checks @need fits. */
@@ -1926,76 +2009,78 @@ static int raise_nofile(struct lg *lg, uint64_t need)
 	setrlimit(RLIMIT_NOFILE, &rl);
 	getrlimit(RLIMIT_NOFILE, &rl);
 	if (rl.rlim_cur != RLIM_INFINITY && need > rl.rlim_cur)
-		return fail(lg, "%" PRIu64 " file descriptors needed, the limit "
+		return fail(lg,
+			    "%" PRIu64
+			    " file descriptors needed, the limit "
 			    "is %llu (hard limit; raise it as root or use fewer "
-			    "connections)", need,
-			    (unsigned long long)rl.rlim_cur);
+			    "connections)",
+			    need, (unsigned long long)rl.rlim_cur);
 	return 0;
 }
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-"usage: wsrelay-loadgen --port PORT[,PORT...] --scenario NAME [options]\n"
-"\n"
-"Loads a wsrelay node's WS /connect endpoint from one thread (loopback only),\n"
-"or with --proto nats a nats-server's client port, with the same scenarios,\n"
-"payloads and measurements.\n"
-"\n"
-"scenarios:\n"
-"  fanout    1 publisher -> --subs subscribers on one channel, as fast as the\n"
-"            node sustains with --window messages in flight; deliveries/s\n"
-"  channels  --channels channels x --subs subscribers, one publisher each,\n"
-"            a --window per publisher; aggregate deliveries/s\n"
-"  latency   1 publisher at --rate msg/s -> --subs subscribers; p50/p90/p99/\n"
-"            max send->receive latency over every delivery\n"
-"  idle      --conns connections, each subscribed to its own channel; node RSS\n"
-"            per connection (needs --server-pid) and connection setup rate\n"
-"\n"
-"options:\n"
-"  --host ADDR        node address, loopback only (default 127.0.0.1)\n"
-"  --port P[,P...]    node port(s) (required): subscribers (and idle\n"
-"                     connections) connect here, split in equal blocks over\n"
-"                     the list (at most %d ports)\n"
-"  --pub-port PORT    port publishers connect to, e.g. another node of the\n"
-"                     mesh, so every message crosses it (default: the first\n"
-"                     --port)\n"
-"  --proto ws|nats    ws (default): wsrelay's JSON commands over WebSocket;\n"
-"                     nats: the NATS text protocol over TCP (CONNECT, SUB,\n"
-"                     PUB, MSG; a PING after each burst of PUBs, whose PONG\n"
-"                     acknowledges them as wsrelay's responses do). The\n"
-"                     subject is the channel name; the payload is the same\n"
-"                     timestamped text\n"
-"  --probe            before the warm-up, each publisher sends probe messages\n"
-"                     (every 20 ms, not counted) until every subscriber got\n"
-"                     one: the channel is known across the mesh (default: on\n"
-"                     when a --port differs from --pub-port; --no-probe: off)\n"
-"  --sync             print 'loadgen: ready channel=NAME' on stderr before\n"
-"                     the traffic and 'loadgen: drained' after the results,\n"
-"                     each time waiting for a line on stdin (EOF: go on), so\n"
-"                     a script can sample the nodes around exactly the\n"
-"                     traffic (waits at most --timeout)\n"
-"  --scenario NAME    fanout | channels | latency | idle (required)\n"
-"  --subs N           subscribers per channel (fanout 100, channels 10,\n"
-"                     latency 100)\n"
-"  --channels N       channels for 'channels' (default 100)\n"
-"  --seconds S        measured duration (default 5)\n"
-"  --warmup S         unmeasured traffic before it (default 1)\n"
-"  --drain S          at most this long for in-flight messages after it\n"
-"                     (default 5)\n"
-"  --size B           message text bytes (default 64, at least 48)\n"
-"  --window W         messages in flight per publisher: unacknowledged, or\n"
-"                     not yet received by the slowest subscriber (default 64)\n"
-"  --rate R           msg/s for 'latency' (default 1000)\n"
-"  --conns K          connections for 'idle' (default 10000)\n"
-"  --concurrency C    connections being opened at once (default 256)\n"
-"  --timeout S        deadline to open and subscribe everything (default 60)\n"
-"  --hold S           idle: keep the connections open S more seconds after\n"
-"                     measuring, e.g. as background load (default 0)\n"
-"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
-"  --help             this text\n"
-"\n"
-"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n",
+		"usage: wsrelay-loadgen --port PORT[,PORT...] --scenario NAME [options]\n"
+		"\n"
+		"Loads a wsrelay node's WS /connect endpoint from one thread (loopback only),\n"
+		"or with --proto nats a nats-server's client port, with the same scenarios,\n"
+		"payloads and measurements.\n"
+		"\n"
+		"scenarios:\n"
+		"  fanout    1 publisher -> --subs subscribers on one channel, as fast as the\n"
+		"            node sustains with --window messages in flight; deliveries/s\n"
+		"  channels  --channels channels x --subs subscribers, one publisher each,\n"
+		"            a --window per publisher; aggregate deliveries/s\n"
+		"  latency   1 publisher at --rate msg/s -> --subs subscribers; p50/p90/p99/\n"
+		"            max send->receive latency over every delivery\n"
+		"  idle      --conns connections, each subscribed to its own channel; node RSS\n"
+		"            per connection (needs --server-pid) and connection setup rate\n"
+		"\n"
+		"options:\n"
+		"  --host ADDR        node address, loopback only (default 127.0.0.1)\n"
+		"  --port P[,P...]    node port(s) (required): subscribers (and idle\n"
+		"                     connections) connect here, split in equal blocks over\n"
+		"                     the list (at most %d ports)\n"
+		"  --pub-port PORT    port publishers connect to, e.g. another node of the\n"
+		"                     mesh, so every message crosses it (default: the first\n"
+		"                     --port)\n"
+		"  --proto ws|nats    ws (default): wsrelay's JSON commands over WebSocket;\n"
+		"                     nats: the NATS text protocol over TCP (CONNECT, SUB,\n"
+		"                     PUB, MSG; a PING after each burst of PUBs, whose PONG\n"
+		"                     acknowledges them as wsrelay's responses do). The\n"
+		"                     subject is the channel name; the payload is the same\n"
+		"                     timestamped text\n"
+		"  --probe            before the warm-up, each publisher sends probe messages\n"
+		"                     (every 20 ms, not counted) until every subscriber got\n"
+		"                     one: the channel is known across the mesh (default: on\n"
+		"                     when a --port differs from --pub-port; --no-probe: off)\n"
+		"  --sync             print 'loadgen: ready channel=NAME' on stderr before\n"
+		"                     the traffic and 'loadgen: drained' after the results,\n"
+		"                     each time waiting for a line on stdin (EOF: go on), so\n"
+		"                     a script can sample the nodes around exactly the\n"
+		"                     traffic (waits at most --timeout)\n"
+		"  --scenario NAME    fanout | channels | latency | idle (required)\n"
+		"  --subs N           subscribers per channel (fanout 100, channels 10,\n"
+		"                     latency 100)\n"
+		"  --channels N       channels for 'channels' (default 100)\n"
+		"  --seconds S        measured duration (default 5)\n"
+		"  --warmup S         unmeasured traffic before it (default 1)\n"
+		"  --drain S          at most this long for in-flight messages after it\n"
+		"                     (default 5)\n"
+		"  --size B           message text bytes (default 64, at least 48)\n"
+		"  --window W         messages in flight per publisher: unacknowledged, or\n"
+		"                     not yet received by the slowest subscriber (default 64)\n"
+		"  --rate R           msg/s for 'latency' (default 1000)\n"
+		"  --conns K          connections for 'idle' (default 10000)\n"
+		"  --concurrency C    connections being opened at once (default 256)\n"
+		"  --timeout S        deadline to open and subscribe everything (default 60)\n"
+		"  --hold S           idle: keep the connections open S more seconds after\n"
+		"                     measuring, e.g. as background load (default 0)\n"
+		"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
+		"  --help             this text\n"
+		"\n"
+		"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n",
 		MAX_PORTS);
 }
 
@@ -2075,23 +2160,44 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 	bool have_sc = false, ok;
 	int ch, li = 0;
 
-	*o = (struct opts){ .host = "127.0.0.1", .channels = 100, .size = 64,
-			    .window = 64, .rate = 1000, .conns = 10000,
-			    .concurrency = 256, .seconds = 5, .warmup = 1,
-			    .drain = 5, .timeout = 60, .probe = -1 };
+	*o = (struct opts){ .host = "127.0.0.1",
+			    .channels = 100,
+			    .size = 64,
+			    .window = 64,
+			    .rate = 1000,
+			    .conns = 10000,
+			    .concurrency = 256,
+			    .seconds = 5,
+			    .warmup = 1,
+			    .drain = 5,
+			    .timeout = 60,
+			    .probe = -1 };
 	while ((ch = getopt_long(argc, argv, "h", lo, &li)) != -1) {
 		ok = true;
 		switch (ch) {
-		case 'H': o->host = optarg; break;
-		case 'p': ok = parse_ports(optarg, o); break;
-		case 'q': ok = parse_u32(optarg, 1, 65535, &o->pub_port); break;
+		case 'H':
+			o->host = optarg;
+			break;
+		case 'p':
+			ok = parse_ports(optarg, o);
+			break;
+		case 'q':
+			ok = parse_u32(optarg, 1, 65535, &o->pub_port);
+			break;
 		case 'T':
 			ok = !strcmp(optarg, "ws") || !strcmp(optarg, "nats");
-			o->proto = strcmp(optarg, "nats") ? PROTO_WS : PROTO_NATS;
+			o->proto = strcmp(optarg, "nats") ? PROTO_WS
+							  : PROTO_NATS;
 			break;
-		case 'R': o->probe = 1; break;
-		case 'N': o->probe = 0; break;
-		case 'S': o->sync = true; break;
+		case 'R':
+			o->probe = 1;
+			break;
+		case 'N':
+			o->probe = 0;
+			break;
+		case 'S':
+			o->sync = true;
+			break;
 		case 's':
 			ok = have_sc = true;
 			if (!strcmp(optarg, "fanout"))
@@ -2105,35 +2211,66 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			else
 				ok = false;
 			break;
-		case 'n': ok = parse_u32(optarg, 1, 1000000, &o->subs); break;
-		case 'c': ok = parse_u32(optarg, 1, 100000, &o->channels); break;
-		case 'd': ok = parse_secs(optarg, 0.1, &o->seconds); break;
-		case 'w': ok = parse_secs(optarg, 0, &o->warmup); break;
-		case 'D': ok = parse_secs(optarg, 0, &o->drain); break;
-		case 'b': ok = parse_u32(optarg, 48, 16u << 20, &o->size); break;
-		case 'W': ok = parse_u32(optarg, 1, 1u << 20, &o->window); break;
-		case 'r': ok = parse_u32(optarg, 1, 10000000, &o->rate); break;
-		case 'k': ok = parse_u32(optarg, 1, 1000000, &o->conns); break;
-		case 'C': ok = parse_u32(optarg, 1, 100000, &o->concurrency); break;
-		case 't': ok = parse_secs(optarg, 1, &o->timeout); break;
-		case 'L': ok = parse_secs(optarg, 0, &o->hold); break;
+		case 'n':
+			ok = parse_u32(optarg, 1, 1000000, &o->subs);
+			break;
+		case 'c':
+			ok = parse_u32(optarg, 1, 100000, &o->channels);
+			break;
+		case 'd':
+			ok = parse_secs(optarg, 0.1, &o->seconds);
+			break;
+		case 'w':
+			ok = parse_secs(optarg, 0, &o->warmup);
+			break;
+		case 'D':
+			ok = parse_secs(optarg, 0, &o->drain);
+			break;
+		case 'b':
+			ok = parse_u32(optarg, 48, 16u << 20, &o->size);
+			break;
+		case 'W':
+			ok = parse_u32(optarg, 1, 1u << 20, &o->window);
+			break;
+		case 'r':
+			ok = parse_u32(optarg, 1, 10000000, &o->rate);
+			break;
+		case 'k':
+			ok = parse_u32(optarg, 1, 1000000, &o->conns);
+			break;
+		case 'C':
+			ok = parse_u32(optarg, 1, 100000, &o->concurrency);
+			break;
+		case 't':
+			ok = parse_secs(optarg, 1, &o->timeout);
+			break;
+		case 'L':
+			ok = parse_secs(optarg, 0, &o->hold);
+			break;
 		case 'P':
 			ok = parse_u32(optarg, 1, 1u << 30, &pid);
 			o->server_pid = (int)pid;
 			break;
-		case 'h': usage(stdout); exit(0);
-		default: usage(stderr); return -1;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		default:
+			usage(stderr);
+			return -1;
 		}
 		if (!ok) {
-			fprintf(stderr, "wsrelay-loadgen: bad value for --%s: "
-				"%s\n", lo[li].name, optarg);
+			fprintf(stderr,
+				"wsrelay-loadgen: bad value for --%s: "
+				"%s\n",
+				lo[li].name, optarg);
 			return -1;
 		}
 	}
 	if (optind < argc || !have_sc || !o->nports) {
-		fprintf(stderr, "wsrelay-loadgen: %s\n", optind < argc ?
-			"unexpected argument" : "--port and --scenario are "
-			"required (see --help)");
+		fprintf(stderr, "wsrelay-loadgen: %s\n",
+			optind < argc ? "unexpected argument"
+				      : "--port and --scenario are "
+					"required (see --help)");
 		return -1;
 	}
 	if (!o->subs)
@@ -2146,7 +2283,8 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			o->probe |= o->ports[k] != o->pub_port;
 	}
 	if (o->sc == SC_IDLE && (o->probe || o->sync)) {
-		fprintf(stderr, "wsrelay-loadgen: --probe and --sync are for "
+		fprintf(stderr,
+			"wsrelay-loadgen: --probe and --sync are for "
 			"the traffic scenarios\n");
 		return -1;
 	}
@@ -2155,7 +2293,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-	static struct lg lgs;   /* the histogram makes it large */
+	static struct lg lgs; /* the histogram makes it large */
 	struct lg *lg = &lgs;
 	struct epoll_event tev = { .events = EPOLLIN, .data.u64 = TAG_TIMER };
 	struct epoll_event sev = { .events = EPOLLIN, .data.u64 = TAG_STDIN };
@@ -2177,8 +2315,8 @@ int main(int argc, char **argv)
 		lg->ngroups = 0;
 		break;
 	}
-	lg->nconns = lg->o.sc == SC_IDLE ? lg->o.conns :
-		     lg->ngroups * (lg->o.subs + 1);
+	lg->nconns = lg->o.sc == SC_IDLE ? lg->o.conns
+					 : lg->ngroups * (lg->o.subs + 1);
 	if (getrandom(&lg->rng, sizeof(lg->rng), 0) != sizeof(lg->rng))
 		lg->rng = now_ns() ^ (uint64_t)getpid() << 32;
 	lg->rng |= 1;
@@ -2214,7 +2352,8 @@ int main(int argc, char **argv)
 		fail(lg, "epoll/timerfd: %s", strerror(errno));
 		goto out;
 	}
-	if (lg->o.sync && epoll_ctl(lg->ep, EPOLL_CTL_ADD, STDIN_FILENO, &sev)) {
+	if (lg->o.sync &&
+	    epoll_ctl(lg->ep, EPOLL_CTL_ADD, STDIN_FILENO, &sev)) {
 		fail(lg, "--sync: cannot poll stdin (%s): give a pipe or FIFO",
 		     strerror(errno));
 		goto out;

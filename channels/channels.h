@@ -17,7 +17,7 @@
 
 #define CHAN_NAME_MAX 128
 #define CHAN_NONCE_MAX 128
-#define CHAN_HASH_LEN 32       /* PBKDF2-HMAC-SHA256 output bytes */
+#define CHAN_HASH_LEN 32 /* PBKDF2-HMAC-SHA256 output bytes */
 #define CHAN_PBKDF2_ITERATIONS 32768
 
 /* ------------------------------------------------------------------ */
@@ -31,16 +31,18 @@ enum chan_cmd_type {
 };
 
 struct chan_str {
-	const char *p;   /* NULL when absent */
+	const char *p; /* NULL when absent */
 	size_t len;
 };
 
 struct chan_cmd {
 	enum chan_cmd_type type;
-	struct chan_str nonce;     /* echoed in the response when p != NULL */
-	struct chan_str channel;   /* subscribe/unsubscribe "topic", send "channel" */
-	struct chan_str password;  /* subscribe; absent and null are "no password" */
-	struct chan_str message;   /* send */
+	struct chan_str nonce; /* echoed in the response when p != NULL */
+	struct chan_str
+		channel; /* subscribe/unsubscribe "topic", send "channel" */
+	struct chan_str
+		password; /* subscribe; absent and null are "no password" */
+	struct chan_str message; /* send */
 	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
 	char *heap[4];
 	size_t heap_len[4];
@@ -67,7 +69,8 @@ void chan_response_json(struct wr_buf *b, bool ok, const char *reason,
 			const struct chan_str *nonce);
 /* The delivery frame's JSON, built once per message. */
 void chan_delivery_json(struct wr_buf *b, const char *channel, size_t clen,
-			const char *msg, size_t mlen, const struct chan_str *nonce);
+			const char *msg, size_t mlen,
+			const struct chan_str *nonce);
 
 /* ------------------------------------------------------------------ */
 /* Registry                                                            */
@@ -81,14 +84,14 @@ struct chan_member;
  * client struct. The outbound queue holds references to shared frames.
  */
 struct chan_client {
-	struct wr_msg **q;         /* ring of frames */
+	struct wr_msg **q; /* ring of frames */
 	unsigned q_head, q_len, q_cap;
 	size_t q_bytes;            /* sum of queued frames' lengths */
 	size_t q_off;              /* bytes of q[q_head] already written */
 	struct chan_member **subs; /* channels this client is in */
 	unsigned nsubs, subs_cap;
-	bool overflowed;           /* cut off: accepts no more frames */
-	void *owner;               /* the node's client */
+	bool overflowed; /* cut off: accepts no more frames */
+	void *owner;     /* the node's client */
 };
 
 struct chan_ops {
@@ -110,7 +113,8 @@ struct chan_limits {
 /* Returns a registry the caller owns (chan_registry_destroy), or NULL;
  * @ops and @arg are borrowed for its lifetime. */
 struct chan_registry *chan_registry_create(const struct chan_limits *lim,
-					   const struct chan_ops *ops, void *arg);
+					   const struct chan_ops *ops,
+					   void *arg);
 /* Frees every channel; clients must have been finalised first. */
 void chan_registry_destroy(struct chan_registry *reg);
 
@@ -127,14 +131,16 @@ struct chan_channel *chan_find(struct chan_registry *reg, const char *name,
  * Returns WR_OK, WR_EEXIST (already there), WR_EINVAL or WR_ENOMEM.
  */
 int chan_create(struct chan_registry *reg, const char *name, size_t len,
-		const uint8_t *hash, int64_t created_ms, struct chan_channel **out);
+		const uint8_t *hash, int64_t created_ms,
+		struct chan_channel **out);
 /* WR_OK, WR_EEXIST (already a member), WR_EFULL (max_subscriptions), WR_ENOMEM. */
 int chan_join(struct chan_registry *reg, struct chan_channel *ch,
 	      struct chan_client *cl);
 /* WR_OK or WR_ENOENT; frees @ch (after ops->closed) when it empties. */
 int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	       struct chan_client *cl);
-bool chan_is_member(const struct chan_channel *ch, const struct chan_client *cl);
+bool chan_is_member(const struct chan_channel *ch,
+		    const struct chan_client *cl);
 /* Frees a channel chan_create() made whose first chan_join() failed (no
  * ops->closed: it was never open). No-op when it has members. */
 void chan_drop_empty(struct chan_registry *reg, struct chan_channel *ch);
@@ -201,8 +207,8 @@ struct chan_pw_job {
 	uint8_t hash[CHAN_HASH_LEN];
 	int rc;
 	/* loop-side bookkeeping; the worker never touches these */
-	void *owner;               /* NULLed if the requester went away */
-	char tag[CHAN_NONCE_MAX];  /* the requester's correlation bytes */
+	void *owner;              /* NULLed if the requester went away */
+	char tag[CHAN_NONCE_MAX]; /* the requester's correlation bytes */
 	size_t tag_len;
 	bool has_tag;
 	struct chan_pw_job *next;
@@ -219,7 +225,8 @@ struct chan_pw_worker;
  * after a job completes (the node passes lws_cancel_service). The caller
  * owns the worker (chan_pw_worker_destroy). */
 struct chan_pw_worker *chan_pw_worker_create(int nthreads,
-					     void (*wake)(void *arg), void *arg);
+					     void (*wake)(void *arg),
+					     void *arg);
 /* Stops and joins the threads, frees queued and finished jobs. */
 void chan_pw_worker_destroy(struct chan_pw_worker *w);
 /* Takes ownership of @job. Loop thread. */
@@ -233,16 +240,18 @@ struct chan_pw_cache;
 /* The caller owns it (chan_pw_cache_destroy); NULL on no memory. */
 struct chan_pw_cache *chan_pw_cache_create(unsigned entries);
 void chan_pw_cache_destroy(struct chan_pw_cache *c);
-bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel, size_t clen,
-		       const char *pw, size_t pwlen, uint8_t out[CHAN_HASH_LEN]);
-void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel, size_t clen,
-		       const char *pw, size_t pwlen, const uint8_t hash[CHAN_HASH_LEN]);
+bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       uint8_t out[CHAN_HASH_LEN]);
+void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       const uint8_t hash[CHAN_HASH_LEN]);
 
 /* Per-connection failed-attempt window: 5 failures in 10 s. */
 #define CHAN_PW_MAX_FAILS 5
 #define CHAN_PW_WINDOW_MS 10000
 struct chan_pw_rate {
-	int64_t fails[CHAN_PW_MAX_FAILS];  /* ring of failure times */
+	int64_t fails[CHAN_PW_MAX_FAILS]; /* ring of failure times */
 	unsigned next;
 };
 bool chan_pw_rate_limited(const struct chan_pw_rate *r, int64_t now_ms);

@@ -17,9 +17,9 @@ enum jtype { J_NONE, J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ };
 /* A parsed value as far as the decoder cares: its type and raw span. */
 struct jval {
 	enum jtype type;
-	const char *p;   /* J_STR: the bytes between the quotes */
+	const char *p; /* J_STR: the bytes between the quotes */
 	size_t len;
-	bool escaped;    /* J_STR: contains backslashes */
+	bool escaped; /* J_STR: contains backslashes */
 };
 
 struct jp {
@@ -85,8 +85,14 @@ static int parse_string(struct jp *j, struct jval *v)
 		if (j->end - j->p < 2)
 			return -1;
 		switch (j->p[1]) {
-		case '"': case '\\': case '/': case 'b': case 'f':
-		case 'n': case 'r': case 't':
+		case '"':
+		case '\\':
+		case '/':
+		case 'b':
+		case 'f':
+		case 'n':
+		case 'r':
+		case 't':
 			j->p += 2;
 			break;
 		case 'u': {
@@ -101,8 +107,9 @@ static int parse_string(struct jp *j, struct jval *v)
 				long lo;
 
 				if (j->end - j->p < 6 || j->p[0] != '\\' ||
-				    j->p[1] != 'u' || (lo = hex4(j->p + 2)) < 0 ||
-				    lo < 0xdc00 || lo > 0xdfff)
+				    j->p[1] != 'u' ||
+				    (lo = hex4(j->p + 2)) < 0 || lo < 0xdc00 ||
+				    lo > 0xdfff)
 					return -1;
 				j->p += 6;
 			}
@@ -319,14 +326,30 @@ static size_t unescape(const struct jval *v, char *out)
 		}
 		p++;
 		switch (*p++) {
-		case '"': *o++ = '"'; break;
-		case '\\': *o++ = '\\'; break;
-		case '/': *o++ = '/'; break;
-		case 'b': *o++ = '\b'; break;
-		case 'f': *o++ = '\f'; break;
-		case 'n': *o++ = '\n'; break;
-		case 'r': *o++ = '\r'; break;
-		case 't': *o++ = '\t'; break;
+		case '"':
+			*o++ = '"';
+			break;
+		case '\\':
+			*o++ = '\\';
+			break;
+		case '/':
+			*o++ = '/';
+			break;
+		case 'b':
+			*o++ = '\b';
+			break;
+		case 'f':
+			*o++ = '\f';
+			break;
+		case 'n':
+			*o++ = '\n';
+			break;
+		case 'r':
+			*o++ = '\r';
+			break;
+		case 't':
+			*o++ = '\t';
+			break;
 		default: { /* 'u', validated */
 			unsigned long cp = (unsigned long)hex4(p);
 
@@ -335,7 +358,8 @@ static size_t unescape(const struct jval *v, char *out)
 				unsigned long lo = (unsigned long)hex4(p + 2);
 
 				p += 6;
-				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				     (lo - 0xdc00);
 			}
 			put_utf8(&o, cp);
 		}
@@ -358,7 +382,8 @@ static int take_string(struct chan_cmd *cmd, const struct jval *v,
 	/* an escape never expands: "\uXXXX" (6) -> at most 3 bytes,
 	 * a surrogate pair (12) -> 4 bytes */
 	buf = malloc(v->len + 1);
-	if (!buf || cmd->nheap >= (int)(sizeof(cmd->heap) / sizeof(cmd->heap[0]))) {
+	if (!buf ||
+	    cmd->nheap >= (int)(sizeof(cmd->heap) / sizeof(cmd->heap[0]))) {
 		free(buf);
 		return -1;
 	}
@@ -390,7 +415,8 @@ struct fields {
 	struct jval topic, password, channel, message;
 };
 
-static void top_member(void *ctx, const struct jval *key, const struct jval *val)
+static void top_member(void *ctx, const struct jval *key,
+		       const struct jval *val)
 {
 	struct fields *f = ctx;
 
@@ -402,7 +428,8 @@ static void top_member(void *ctx, const struct jval *key, const struct jval *val
 		f->data = *val;
 }
 
-static void data_member(void *ctx, const struct jval *key, const struct jval *val)
+static void data_member(void *ctx, const struct jval *key,
+			const struct jval *val)
 {
 	struct fields *f = ctx;
 	struct jval *slot = NULL;
@@ -443,7 +470,8 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 		return "invalid json";
 
 	if (f.nonce.type != J_NONE) {
-		if (f.nonce.type != J_STR || take_string(cmd, &f.nonce, &cmd->nonce))
+		if (f.nonce.type != J_STR ||
+		    take_string(cmd, &f.nonce, &cmd->nonce))
 			return "missing field: nonce";
 		if (cmd->nonce.len > CHAN_NONCE_MAX) {
 			cmd->nonce.p = NULL;
@@ -483,8 +511,8 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 			return "missing field: topic";
 		if (take_string(cmd, &f.topic, &cmd->channel))
 			return "invalid json";
-		if (cmd->type == CHAN_CMD_SUBSCRIBE && f.password.type != J_NONE &&
-		    f.password.type != J_NULL) {
+		if (cmd->type == CHAN_CMD_SUBSCRIBE &&
+		    f.password.type != J_NONE && f.password.type != J_NULL) {
 			if (f.password.type != J_STR)
 				return "missing field: password";
 			if (take_string(cmd, &f.password, &cmd->password))
@@ -542,7 +570,8 @@ void chan_response_json(struct wr_buf *b, bool ok, const char *reason,
 }
 
 void chan_delivery_json(struct wr_buf *b, const char *channel, size_t clen,
-			const char *msg, size_t mlen, const struct chan_str *nonce)
+			const char *msg, size_t mlen,
+			const struct chan_str *nonce)
 {
 	wr_buf_puts(b, "{\"type\":\"message\",\"data\":{\"message\":");
 	wr_buf_json_str(b, msg, mlen);

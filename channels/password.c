@@ -199,7 +199,7 @@ struct cache_entry {
 };
 
 struct chan_pw_cache {
-	unsigned n;   /* power of two */
+	unsigned n; /* power of two */
 	unsigned char secret[crypto_generichash_KEYBYTES];
 	struct cache_entry *e;
 };
@@ -236,7 +236,8 @@ void chan_pw_cache_destroy(struct chan_pw_cache *c)
 }
 
 static void cache_key(const struct chan_pw_cache *c, const char *channel,
-		      size_t clen, const char *pw, size_t pwlen, uint8_t key[32])
+		      size_t clen, const char *pw, size_t pwlen,
+		      uint8_t key[32])
 {
 	crypto_generichash_state st;
 	uint8_t len8[8];
@@ -251,8 +252,9 @@ static void cache_key(const struct chan_pw_cache *c, const char *channel,
 	crypto_generichash_final(&st, key, 32);
 }
 
-bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel, size_t clen,
-		       const char *pw, size_t pwlen, uint8_t out[CHAN_HASH_LEN])
+bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       uint8_t out[CHAN_HASH_LEN])
 {
 	uint8_t key[32];
 	struct cache_entry *e;
@@ -267,8 +269,9 @@ bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel, size_t clen
 	return true;
 }
 
-void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel, size_t clen,
-		       const char *pw, size_t pwlen, const uint8_t hash[CHAN_HASH_LEN])
+void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       const uint8_t hash[CHAN_HASH_LEN])
 {
 	uint8_t key[32];
 	struct cache_entry *e;

@@ -15,12 +15,12 @@
 struct chan_member {
 	struct chan_channel *ch;
 	struct chan_client *cl;
-	unsigned ch_idx;   /* index in ch->members */
-	unsigned cl_idx;   /* index in cl->subs */
+	unsigned ch_idx; /* index in ch->members */
+	unsigned cl_idx; /* index in cl->subs */
 };
 
 struct chan_channel {
-	struct chan_channel *next;   /* hash chain */
+	struct chan_channel *next; /* hash chain */
 	uint64_t hv;
 	struct chan_member **members;
 	unsigned nmembers, cap;
@@ -28,7 +28,7 @@ struct chan_channel {
 	uint8_t hash[CHAN_HASH_LEN];
 	int64_t created_ms;
 	size_t name_len;
-	char name[];                 /* NUL-terminated for convenience */
+	char name[]; /* NUL-terminated for convenience */
 };
 
 struct chan_registry {
@@ -36,7 +36,7 @@ struct chan_registry {
 	const struct chan_ops *ops;
 	void *arg;
 	struct chan_channel **buckets;
-	unsigned nbuckets;           /* power of two */
+	unsigned nbuckets; /* power of two */
 	unsigned nchannels;
 	uint64_t nsubs;
 	unsigned char key[crypto_shorthash_KEYBYTES];
@@ -54,7 +54,8 @@ static uint64_t name_hash(const struct chan_registry *reg, const char *p,
 }
 
 struct chan_registry *chan_registry_create(const struct chan_limits *lim,
-					   const struct chan_ops *ops, void *arg)
+					   const struct chan_ops *ops,
+					   void *arg)
 {
 	struct chan_registry *reg;
 
@@ -163,7 +164,8 @@ static void table_grow(struct chan_registry *reg)
 }
 
 int chan_create(struct chan_registry *reg, const char *name, size_t len,
-		const uint8_t *hash, int64_t created_ms, struct chan_channel **out)
+		const uint8_t *hash, int64_t created_ms,
+		struct chan_channel **out)
 {
 	struct chan_channel *ch;
 	uint64_t hv;

@@ -16,17 +16,17 @@ struct holder {
 };
 
 struct chan_resv_entry {
-	struct holder *holders;   /* sorted by name */
+	struct holder *holders; /* sorted by name */
 	unsigned nholders, cap;
-	unsigned best;            /* index of the ranking holder */
+	unsigned best; /* index of the ranking holder */
 	bool has_hash;
 	uint8_t hash[CHAN_HASH_LEN];
 	size_t name_len;
-	char name[];              /* NUL-terminated for convenience */
+	char name[]; /* NUL-terminated for convenience */
 };
 
 struct chan_resv_table {
-	struct chan_resv_entry **e;   /* sorted by name */
+	struct chan_resv_entry **e; /* sorted by name */
 	unsigned n, cap;
 	unsigned max_channels, max_holders;
 };
@@ -34,21 +34,30 @@ struct chan_resv_table {
 const char *chan_resv_result_str(enum chan_resv_result r)
 {
 	switch (r) {
-	case CHAN_RESV_NEW: return "new";
-	case CHAN_RESV_ADDED: return "holder added";
-	case CHAN_RESV_PRESENT: return "holder present";
-	case CHAN_RESV_ALREADY_RESERVED: return "channel already reserved";
-	case CHAN_RESV_REPLACED: return "replaced";
-	case CHAN_RESV_REMOVED: return "holder removed";
-	case CHAN_RESV_DROPPED: return "dropped";
-	case CHAN_RESV_NOT_HOLDER: return "not a holder";
-	case CHAN_RESV_STILL_OPEN: return "channel still open";
+	case CHAN_RESV_NEW:
+		return "new";
+	case CHAN_RESV_ADDED:
+		return "holder added";
+	case CHAN_RESV_PRESENT:
+		return "holder present";
+	case CHAN_RESV_ALREADY_RESERVED:
+		return "channel already reserved";
+	case CHAN_RESV_REPLACED:
+		return "replaced";
+	case CHAN_RESV_REMOVED:
+		return "holder removed";
+	case CHAN_RESV_DROPPED:
+		return "dropped";
+	case CHAN_RESV_NOT_HOLDER:
+		return "not a holder";
+	case CHAN_RESV_STILL_OPEN:
+		return "channel still open";
 	}
 	return "?";
 }
 
-bool chan_resv_wins(int64_t created_a, const char *holder_a,
-		    int64_t created_b, const char *holder_b)
+bool chan_resv_wins(int64_t created_a, const char *holder_a, int64_t created_b,
+		    const char *holder_b)
 {
 	if (created_a != created_b)
 		return created_a < created_b;
@@ -214,7 +223,7 @@ static bool incoming_wins(const struct chan_resv_entry *e, const uint8_t *hash,
 	if (created != b->created || strcmp(holder, b->name))
 		return chan_resv_wins(created, holder, b->created, b->name);
 	if (!hash)
-		return true;        /* the stored one has a hash: differs */
+		return true; /* the stored one has a hash: differs */
 	if (!e->has_hash)
 		return false;
 	return memcmp(hash, e->hash, CHAN_HASH_LEN) < 0;

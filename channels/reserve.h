@@ -13,8 +13,8 @@
 
 #include "channels.h"
 
-#define CHAN_RESV_HOLDER_MAX 64        /* node name bytes, at least 1 */
-#define CHAN_RESV_HOLDERS_DEFAULT 256  /* holders per channel when 0 is given */
+#define CHAN_RESV_HOLDER_MAX 64       /* node name bytes, at least 1 */
+#define CHAN_RESV_HOLDERS_DEFAULT 256 /* holders per channel when 0 is given */
 
 /*
  * What a reserve or unreserve did. Only the ones a caller answers
@@ -22,15 +22,15 @@
  * rest tell whether the table changed (logs, announce bookkeeping).
  */
 enum chan_resv_result {
-	CHAN_RESV_NEW,              /* reserve: the channel was unknown, added */
-	CHAN_RESV_ADDED,            /* reserve: same hash, holder added */
-	CHAN_RESV_PRESENT,          /* reserve: same hash, holder already there */
+	CHAN_RESV_NEW,     /* reserve: the channel was unknown, added */
+	CHAN_RESV_ADDED,   /* reserve: same hash, holder added */
+	CHAN_RESV_PRESENT, /* reserve: same hash, holder already there */
 	CHAN_RESV_ALREADY_RESERVED, /* reserve: lost the race; table unchanged */
-	CHAN_RESV_REPLACED,         /* reserve: won the race; old holders reported */
-	CHAN_RESV_REMOVED,          /* unreserve: holder removed, others remain */
-	CHAN_RESV_DROPPED,          /* unreserve: last holder removed, entry gone */
-	CHAN_RESV_NOT_HOLDER,       /* unreserve: no such channel or holder */
-	CHAN_RESV_STILL_OPEN,       /* unreserve: active here (whatever else happened) */
+	CHAN_RESV_REPLACED,   /* reserve: won the race; old holders reported */
+	CHAN_RESV_REMOVED,    /* unreserve: holder removed, others remain */
+	CHAN_RESV_DROPPED,    /* unreserve: last holder removed, entry gone */
+	CHAN_RESV_NOT_HOLDER, /* unreserve: no such channel or holder */
+	CHAN_RESV_STILL_OPEN, /* unreserve: active here (whatever else happened) */
 };
 const char *chan_resv_result_str(enum chan_resv_result r);
 
@@ -123,7 +123,7 @@ bool chan_resv_has_holder(const struct chan_resv_entry *e, const char *holder);
  * by @holder_a beats one opened at @created_b by @holder_b — smaller
  * created, then the smaller holder name in byte order. False on a tie.
  */
-bool chan_resv_wins(int64_t created_a, const char *holder_a,
-		    int64_t created_b, const char *holder_b);
+bool chan_resv_wins(int64_t created_a, const char *holder_a, int64_t created_b,
+		    const char *holder_b);
 
 #endif

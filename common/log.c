@@ -13,8 +13,14 @@
 static enum wr_log_level cur_level = WR_LOG_INFO;
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
 
-void wr_log_set_level(enum wr_log_level lvl) { cur_level = lvl; }
-enum wr_log_level wr_log_get_level(void) { return cur_level; }
+void wr_log_set_level(enum wr_log_level lvl)
+{
+	cur_level = lvl;
+}
+enum wr_log_level wr_log_get_level(void)
+{
+	return cur_level;
+}
 
 int wr_log_level_parse(const char *name, enum wr_log_level *out)
 {
@@ -26,7 +32,8 @@ int wr_log_level_parse(const char *name, enum wr_log_level *out)
 	return -1;
 }
 
-static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap);
+static void vlog(enum wr_log_level lvl, bool force, const char *fmt,
+		 va_list ap);
 
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
 {

@@ -46,9 +46,9 @@ void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
 #define wr_error(...) wr_log(WR_LOG_ERROR, __VA_ARGS__)
 
 /* ---- time ---- */
-int64_t wr_now_ms(void);   /* monotonic milliseconds */
-int64_t wr_now_us(void);   /* monotonic microseconds */
-int64_t wr_wall_ms(void);  /* milliseconds since the Unix epoch */
+int64_t wr_now_ms(void);  /* monotonic milliseconds */
+int64_t wr_now_us(void);  /* monotonic microseconds */
+int64_t wr_wall_ms(void); /* milliseconds since the Unix epoch */
 
 /*
  * ---- refcounted immutable messages ----
@@ -75,11 +75,11 @@ void wr_msg_unref(struct wr_msg **pmsg);
 struct wr_buf {
 	char *p;
 	size_t len, cap;
-	bool oom;  /* sticky: an append failed; the content is incomplete */
+	bool oom; /* sticky: an append failed; the content is incomplete */
 };
 void wr_buf_init(struct wr_buf *b);
 void wr_buf_fini(struct wr_buf *b);
-void wr_buf_reset(struct wr_buf *b);  /* len = 0, keeps capacity, clears oom */
+void wr_buf_reset(struct wr_buf *b); /* len = 0, keeps capacity, clears oom */
 int wr_buf_reserve(struct wr_buf *b, size_t extra);
 void wr_buf_append(struct wr_buf *b, const void *p, size_t n);
 void wr_buf_puts(struct wr_buf *b, const char *s);

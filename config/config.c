@@ -45,8 +45,8 @@ enum kind {
 struct key_spec {
 	const char *key;
 	enum kind kind;
-	size_t off;          /* into struct config or struct config_peer */
-	int64_t min, max;    /* K_INT, K_I64 */
+	size_t off;       /* into struct config or struct config_peer */
+	int64_t min, max; /* K_INT, K_I64 */
 };
 
 #define CFG(f) offsetof(struct config, f)
@@ -114,10 +114,13 @@ struct table_spec {
 	size_t nkeys;
 };
 
-#define TABLE(n) { #n, n##_keys, ARRAY_SIZE(n##_keys) }
+#define TABLE(n)                                   \
+	{                                          \
+#n, n##_keys, ARRAY_SIZE(n##_keys) \
+	}
 static const struct table_spec tables[] = {
-	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health), TABLE(mesh),
-	TABLE(log), TABLE(web),
+	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health),
+	TABLE(mesh), TABLE(log), TABLE(web),
 };
 
 struct loader {
@@ -143,11 +146,11 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 }
 
 /* "PATH:LINE: key 'KEY': WHAT"; LINE is left out when unknown (0). */
-static int bad(struct loader *ld, int line, const char *key,
-	       const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int bad(struct loader *ld, int line, const char *key, const char *fmt,
+	       ...) __attribute__((format(printf, 4, 5)));
 
-static int bad(struct loader *ld, int line, const char *key,
-	       const char *fmt, ...)
+static int bad(struct loader *ld, int line, const char *key, const char *fmt,
+	       ...)
 {
 	char what[256], at[32] = "";
 	va_list ap;
@@ -158,8 +161,8 @@ static int bad(struct loader *ld, int line, const char *key,
 	if (line > 0)
 		snprintf(at, sizeof(at), ":%d", line);
 	if (key)
-		set_err(ld->err, ld->errlen, "%s%s: key '%s': %s", ld->path,
-			at, key, what);
+		set_err(ld->err, ld->errlen, "%s%s: key '%s': %s", ld->path, at,
+			key, what);
 	else
 		set_err(ld->err, ld->errlen, "%s%s: %s", ld->path, at, what);
 	return WR_EINVAL;
@@ -392,9 +395,15 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 
 	switch (ks->kind) {
 	case K_INT:
-	case K_I64: want = TOML_INT; break;
-	case K_BOOL: want = TOML_BOOL; break;
-	default: want = TOML_STRING; break;
+	case K_I64:
+		want = TOML_INT;
+		break;
+	case K_BOOL:
+		want = TOML_BOOL;
+		break;
+	default:
+		want = TOML_STRING;
+		break;
 	}
 	if (v->type != want)
 		return bad(ld, v->line, fk, "expected %s, got %s",
@@ -663,10 +672,12 @@ int config_defaults(struct config *c)
 }
 
 int config_parse(struct config *c, const char *path, const char *text,
-		    size_t len, char *err, size_t errlen)
+		 size_t len, char *err, size_t errlen)
 {
-	struct loader ld = { .c = c, .path = path ? path : "<config>",
-			     .err = err, .errlen = errlen };
+	struct loader ld = { .c = c,
+			     .path = path ? path : "<config>",
+			     .err = err,
+			     .errlen = errlen };
 	struct toml *root = NULL;
 	struct toml_err te;
 	int rc;
@@ -741,8 +752,7 @@ out:
 	return rc;
 }
 
-int config_load(struct config *c, const char *path, char *err,
-		   size_t errlen)
+int config_load(struct config *c, const char *path, char *err, size_t errlen)
 {
 	char *text = NULL;
 	size_t len = 0;

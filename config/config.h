@@ -14,44 +14,44 @@
 
 struct config_peer {
 	char *name;
-	char *url;    /* ws://host:port/node or wss://... */
+	char *url; /* ws://host:port/node or wss://... */
 	char *token;
 };
 
 struct config {
-	char *path;               /* the file loaded, or NULL for defaults */
+	char *path; /* the file loaded, or NULL for defaults */
 
 	/* [node] */
-	char *name;               /* default: the host name */
-	char *listen;             /* "127.0.0.1:8080" as written */
-	char *listen_host;        /* "127.0.0.1", "::1" (no brackets), "0.0.0.0" */
-	int listen_port;          /* 0..65535; 0 = ephemeral */
-	char *url;                /* advertised /node URL, may be NULL */
-	char *token;              /* may be NULL: no static /node token */
+	char *name;        /* default: the host name */
+	char *listen;      /* "127.0.0.1:8080" as written */
+	char *listen_host; /* "127.0.0.1", "::1" (no brackets), "0.0.0.0" */
+	int listen_port;   /* 0..65535; 0 = ephemeral */
+	char *url;         /* advertised /node URL, may be NULL */
+	char *token;       /* may be NULL: no static /node token */
 	bool master;
-	int max_peers;            /* default 8 */
+	int max_peers; /* default 8 */
 
 	/* [tls] */
-	char *tls_cert, *tls_key, *tls_ca;  /* NULL when unset */
+	char *tls_cert, *tls_key, *tls_ca; /* NULL when unset */
 	bool tls_insecure;
 
 	/* [limits] */
-	int64_t max_message_bytes;  /* 65536 */
-	int64_t max_queue_bytes;    /* 1048576 */
-	int max_subscriptions;      /* 1024 */
-	int max_clients;            /* 100000 */
+	int64_t max_message_bytes; /* 65536 */
+	int64_t max_queue_bytes;   /* 1048576 */
+	int max_subscriptions;     /* 1024 */
+	int max_clients;           /* 100000 */
 
 	/* [health] */
-	int max_latency_ms;         /* 10 */
+	int max_latency_ms; /* 10 */
 
 	/* [mesh] */
-	int announce_interval_ms;   /* 5000 */
-	int ping_interval_ms;       /* 5000 */
-	int peer_timeout_ms;        /* 15000 */
-	int command_timeout_ms;     /* 5000 */
-	int reconnect_min_ms;       /* 500 */
-	int reconnect_max_ms;       /* 30000 */
-	int reconcile_interval_ms;  /* 15000 */
+	int announce_interval_ms;  /* 5000 */
+	int ping_interval_ms;      /* 5000 */
+	int peer_timeout_ms;       /* 15000 */
+	int command_timeout_ms;    /* 5000 */
+	int reconnect_min_ms;      /* 500 */
+	int reconnect_max_ms;      /* 30000 */
+	int reconcile_interval_ms; /* 15000 */
 
 	/* [log] */
 	enum wr_log_level log_level; /* info */
@@ -63,10 +63,10 @@ struct config {
 	/* [limits], added last to keep the layout above stable */
 	int client_ping_interval_ms; /* 30000: keepalive ping to /connect clients */
 	/* [mesh], added later */
-	int stats_interval_ms;       /* 15000: the master's stats samples */
+	int stats_interval_ms; /* 15000: the master's stats samples */
 
 	/* [web] */
-	char *web_root;              /* absolute; NULL: no static files (root = "") */
+	char *web_root; /* absolute; NULL: no static files (root = "") */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */
@@ -80,12 +80,11 @@ int config_defaults(struct config *c);
  * still be released with config_fini().
  */
 int config_parse(struct config *c, const char *path, const char *text,
-		    size_t len, char *err, size_t errlen);
+		 size_t len, char *err, size_t errlen);
 
 /* Reads @path and parses it (config_defaults() first). Same errors;
  * an unreadable file gives "PATH: cannot read: <strerror>". */
-int config_load(struct config *c, const char *path, char *err,
-		   size_t errlen);
+int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
 /* Frees every string; @c may be partially filled. */
 void config_fini(struct config *c);

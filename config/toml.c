@@ -19,8 +19,8 @@ struct parser {
 	const char *p, *end;
 	int line;
 	struct toml *root;
-	struct toml *cur;   /* the table that receives "key = value" */
-	char path[88];         /* cur for messages: "", "node", "peers[2]" */
+	struct toml *cur; /* the table that receives "key = value" */
+	char path[88];    /* cur for messages: "", "node", "peers[2]" */
 	struct toml_err *err;
 };
 
@@ -186,8 +186,8 @@ static struct toml *node_new(enum toml_type type, int line)
 }
 
 /* Takes ownership of @child only on success. */
-static int node_push(struct parser *ps, struct toml *parent,
-		     struct toml *child, const char *key)
+static int node_push(struct parser *ps, struct toml *parent, struct toml *child,
+		     const char *key)
 {
 	struct toml **items;
 	size_t cap;
@@ -207,8 +207,7 @@ static int node_push(struct parser *ps, struct toml *parent,
 	return WR_OK;
 }
 
-static struct toml *find(const struct toml *t, const char *key,
-			    size_t klen)
+static struct toml *find(const struct toml *t, const char *key, size_t klen)
 {
 	for (size_t i = 0; i < t->n; i++) {
 		struct toml *m = t->items[i];
@@ -302,15 +301,31 @@ static int escape(struct parser *ps, const char *key, struct wr_buf *b)
 		return fail(ps, key, "unterminated string");
 	c = (unsigned char)*ps->p++;
 	switch (c) {
-	case '"': out = '"'; break;
-	case '\\': out = '\\'; break;
-	case 'b': out = '\b'; break;
-	case 'f': out = '\f'; break;
-	case 'n': out = '\n'; break;
-	case 'r': out = '\r'; break;
-	case 't': out = '\t'; break;
-	case 'u': return unicode_escape(ps, key, 4, b);
-	case 'U': return unicode_escape(ps, key, 8, b);
+	case '"':
+		out = '"';
+		break;
+	case '\\':
+		out = '\\';
+		break;
+	case 'b':
+		out = '\b';
+		break;
+	case 'f':
+		out = '\f';
+		break;
+	case 'n':
+		out = '\n';
+		break;
+	case 'r':
+		out = '\r';
+		break;
+	case 't':
+		out = '\t';
+		break;
+	case 'u':
+		return unicode_escape(ps, key, 4, b);
+	case 'U':
+		return unicode_escape(ps, key, 8, b);
 	default:
 		if (c > 0x20 && c < 0x7f)
 			return fail(ps, key, "invalid escape sequence '\\%c'",
@@ -415,8 +430,8 @@ static bool tok_is(const char *s, size_t n, const char *word)
 }
 
 /* Decimal only; '_' must sit between two digits; no leading zeros. */
-static int integer(struct parser *ps, const char *key, const char *s,
-		   size_t n, int64_t *out)
+static int integer(struct parser *ps, const char *key, const char *s, size_t n,
+		   int64_t *out)
 {
 	bool neg = false;
 	uint64_t acc = 0, limit;
@@ -436,8 +451,9 @@ static int integer(struct parser *ps, const char *key, const char *s,
 		if (s[i] == '_') {
 			if (i == 0 || !is_digit(s[i - 1]) || i + 1 == n ||
 			    !is_digit(s[i + 1]))
-				return fail(ps, key,
-					    "'_' in an integer must be between digits");
+				return fail(
+					ps, key,
+					"'_' in an integer must be between digits");
 			continue;
 		}
 		if (!is_digit(s[i]))
@@ -488,8 +504,8 @@ static int token(struct parser *ps, const char *key, struct toml *v)
 	     is_digit((unsigned char)s[2]) && is_digit((unsigned char)s[3]) &&
 	     s[4] == '-'))
 		return fail(ps, key, "unsupported date/time value");
-	if (dn > 1 && d[0] == '0' && (d[1] == 'x' || d[1] == 'o' ||
-				      d[1] == 'b'))
+	if (dn > 1 && d[0] == '0' &&
+	    (d[1] == 'x' || d[1] == 'o' || d[1] == 'b'))
 		return fail(ps, key,
 			    "unsupported hexadecimal, octal or binary integer");
 	if (memchr(s, '.', n) || memchr(s, 'e', n) || memchr(s, 'E', n))
@@ -566,10 +582,18 @@ static int value(struct parser *ps, const char *key, bool in_array,
 	if (!v)
 		return fail_oom(ps);
 	switch (*ps->p) {
-	case '"': rc = basic_string(ps, key, &v->v.str); break;
-	case '\'': rc = literal_string(ps, key, &v->v.str); break;
-	case '[': rc = array(ps, key, v); break;
-	default: rc = token(ps, key, v); break;
+	case '"':
+		rc = basic_string(ps, key, &v->v.str);
+		break;
+	case '\'':
+		rc = literal_string(ps, key, &v->v.str);
+		break;
+	case '[':
+		rc = array(ps, key, v);
+		break;
+	default:
+		rc = token(ps, key, v);
+		break;
 	}
 	if (rc) {
 		toml_destroy(v);
@@ -718,7 +742,7 @@ static int keyval(struct parser *ps)
 }
 
 int toml_parse(const char *text, size_t len, struct toml **root,
-		  struct toml_err *err)
+	       struct toml_err *err)
 {
 	struct parser ps = { .line = 1, .err = err };
 	int rc;
@@ -800,11 +824,16 @@ const struct toml *toml_get(const struct toml *t, const char *key)
 const char *toml_type_name(const struct toml *t)
 {
 	switch (t->type) {
-	case TOML_STRING: return "a string";
-	case TOML_INT: return "an integer";
-	case TOML_BOOL: return "a boolean";
-	case TOML_ARRAY: return t->aot ? "an array of tables" : "an array";
-	case TOML_TABLE: return "a table";
+	case TOML_STRING:
+		return "a string";
+	case TOML_INT:
+		return "an integer";
+	case TOML_BOOL:
+		return "a boolean";
+	case TOML_ARRAY:
+		return t->aot ? "an array of tables" : "an array";
+	case TOML_TABLE:
+		return "a table";
 	}
 	return "a value";
 }

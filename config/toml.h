@@ -33,24 +33,24 @@ enum toml_type {
  */
 struct toml {
 	enum toml_type type;
-	int line;          /* 1-based: the key, the header or the element */
-	char *key;         /* NULL for the root and for array elements */
+	int line;  /* 1-based: the key, the header or the element */
+	char *key; /* NULL for the root and for array elements */
 	union {
-		char *str;  /* STRING: valid UTF-8, no NUL but the last */
-		int64_t i;  /* INT */
-		bool b;     /* BOOL */
+		char *str; /* STRING: valid UTF-8, no NUL but the last */
+		int64_t i; /* INT */
+		bool b;    /* BOOL */
 	} v;
 	/* ARRAY elements or TABLE members, in file order */
 	struct toml **items;
 	size_t n, cap;
-	bool aot;          /* ARRAY made by [[key]]: its items are TABLEs */
+	bool aot; /* ARRAY made by [[key]]: its items are TABLEs */
 };
 
 /* Where and why parsing failed. */
 struct toml_err {
-	int line;          /* 1-based line of the fault */
-	char key[160];     /* "limits.max_clients", "peers[1].url", or "" */
-	char msg[160];     /* one line, printable ASCII */
+	int line;      /* 1-based line of the fault */
+	char key[160]; /* "limits.max_clients", "peers[1].url", or "" */
+	char msg[160]; /* one line, printable ASCII */
 };
 
 /*
@@ -60,7 +60,7 @@ struct toml_err {
  * the result is WR_EINVAL (bad input) or WR_ENOMEM. Reentrant.
  */
 int toml_parse(const char *text, size_t len, struct toml **root,
-		  struct toml_err *err);
+	       struct toml_err *err);
 
 /* Frees @t and everything under it; NULL is a no-op. */
 void toml_destroy(struct toml *t);

@@ -101,7 +101,8 @@ static void on_reserve_reply(void *ud, const struct inm_pending_event *ev)
 	const cJSON *why = NULL;
 
 	if (ev->response)
-		why = cJSON_GetObjectItemCaseSensitive(ev->response->data, "reason");
+		why = cJSON_GetObjectItemCaseSensitive(ev->response->data,
+						       "reason");
 	if (cJSON_IsString(why))
 		wr_info("reserve-channel refused by '%s': %s",
 			ev->response->source, why->valuestring);
@@ -154,19 +155,22 @@ struct closing {
 static void on_unreserve_reply(void *ud, const struct inm_pending_event *ev)
 {
 	struct closing *c = ud;
-	const cJSON *why = ev->response
-		? cJSON_GetObjectItemCaseSensitive(ev->response->data, "reason")
-		: NULL;
+	const cJSON *why =
+		ev->response
+			? cJSON_GetObjectItemCaseSensitive(ev->response->data,
+							   "reason")
+			: NULL;
 
-	if (cJSON_IsString(why) && !strcmp(why->valuestring, "channel still open")) {
+	if (cJSON_IsString(why) &&
+	    !strcmp(why->valuestring, "channel still open")) {
 		/* a holder we did not know of, or every node forgot: put it
 		 * back everywhere at once, so no node lacks the reservation */
 		const char *holder = ev->response->source;
 		const uint8_t *hash = c->has_hash ? c->hash : NULL;
 		enum chan_resv_result res;
 
-		flow_chan_reserve(c->f, c->name, c->len, hash, c->created, holder,
-				  &res);
+		flow_chan_reserve(c->f, c->name, c->len, hash, c->created,
+				  holder, &res);
 		mesh_command(c->f->mesh, "*",
 			     flow_chan_reserve_data(c->name, hash, c->created,
 						    holder),
@@ -184,7 +188,8 @@ static void release(struct flows *f, struct chan_channel *ch, bool repair)
 	const char *name = chan_name(ch, &len);
 	cJSON *d;
 
-	chan_resv_unreserve(f->resv, name, len, mesh_name(f->mesh), false, &res);
+	chan_resv_unreserve(f->resv, name, len, mesh_name(f->mesh), false,
+			    &res);
 	mesh_channels_changed(f->mesh);
 	if (!mesh_links_up(f->mesh))
 		return;
@@ -258,7 +263,8 @@ static const char *reserve_cmd(struct flows *f, const struct inm_packet *pkt)
 {
 	const cJSON *d = pkt->data;
 	const cJSON *cr = cJSON_GetObjectItemCaseSensitive(d, "created");
-	const char *name = name_field(d, "channel"), *holder = holder_field(pkt);
+	const char *name = name_field(d, "channel"),
+		   *holder = holder_field(pkt);
 	const char *self = mesh_name(f->mesh);
 	uint8_t hash[CHAN_HASH_LEN];
 	enum chan_resv_result res;
@@ -290,7 +296,8 @@ static const char *reserve_cmd(struct flows *f, const struct inm_packet *pkt)
 
 static const char *unreserve_cmd(struct flows *f, const struct inm_packet *pkt)
 {
-	const char *name = name_field(pkt->data, "channel"), *holder = holder_field(pkt);
+	const char *name = name_field(pkt->data, "channel"),
+		   *holder = holder_field(pkt);
 	enum chan_resv_result res;
 	bool active;
 
@@ -357,11 +364,13 @@ static void cmd_list_reserved(void *ud, const struct inm_packet *pkt)
 
 int flow_channels_init(struct flows *f)
 {
-	if (mesh_command_register(f->mesh, "list-channels", cmd_list_channels, f) ||
+	if (mesh_command_register(f->mesh, "list-channels", cmd_list_channels,
+				  f) ||
 	    mesh_command_register(f->mesh, "list-reserved-channels",
 				  cmd_list_reserved, f) ||
 	    mesh_command_register(f->mesh, "reserve-channel", cmd_reserve, f) ||
-	    mesh_command_register(f->mesh, "unreserve-channel", cmd_unreserve, f))
+	    mesh_command_register(f->mesh, "unreserve-channel", cmd_unreserve,
+				  f))
 		return WR_EFULL;
 	return WR_OK;
 }
@@ -370,7 +379,7 @@ int flow_channels_init(struct flows *f)
 
 struct held {
 	const char *holder;
-	int64_t before;             /* only holders opened before this */
+	int64_t before; /* only holders opened before this */
 	char (*names)[CHAN_NAME_MAX + 1];
 	size_t *lens;
 	unsigned n, cap;
@@ -386,7 +395,8 @@ static void collect_held(const struct chan_resv_entry *e, void *arg)
 	for (unsigned i = 0; i < nh; i++) {
 		if (strcmp(chan_resv_holder(e, i), h->holder))
 			continue;
-		if (chan_resv_holder_created(e, i) >= h->before || h->n == h->cap)
+		if (chan_resv_holder_created(e, i) >= h->before ||
+		    h->n == h->cap)
 			return;
 		name = chan_resv_name(e, &len);
 		memcpy(h->names[h->n], name, len);
@@ -436,11 +446,12 @@ void flow_chan_announced(struct flows *f, const char *holder,
 				const char *key = h.names[i];
 				enum chan_resv_result res;
 
-				if (bsearch(&key, listed, nlisted, sizeof(*listed),
-					    cmp_str))
+				if (bsearch(&key, listed, nlisted,
+					    sizeof(*listed), cmp_str))
 					continue;
 				chan_resv_unreserve(f->resv, h.names[i],
-						    h.lens[i], holder, false, &res);
+						    h.lens[i], holder, false,
+						    &res);
 			}
 		}
 		free(h.names);
@@ -463,7 +474,7 @@ static void add_active(struct chan_channel *ch, void *arg)
 struct view {
 	struct flows *f;
 	cJSON *arr;
-	bool detail;                /* /api/node: active, subscribers */
+	bool detail; /* /api/node: active, subscribers */
 };
 
 static void add_reserved(const struct chan_resv_entry *e, void *arg)
@@ -472,18 +483,22 @@ static void add_reserved(const struct chan_resv_entry *e, void *arg)
 	size_t len;
 	const char *name = chan_resv_name(e, &len);
 	cJSON *o = inm_chan_entry_json(name, chan_resv_hash(e),
-				       chan_resv_created(e)), *hs;
+				       chan_resv_created(e)),
+	      *hs;
 	struct chan_channel *ch;
 
 	if (!o)
 		return;
 	hs = cJSON_AddArrayToObject(o, "holders");
 	for (unsigned i = 0; hs && i < chan_resv_nholders(e); i++)
-		cJSON_AddItemToArray(hs, cJSON_CreateString(chan_resv_holder(e, i)));
+		cJSON_AddItemToArray(hs,
+				     cJSON_CreateString(chan_resv_holder(e,
+									 i)));
 	if (v->detail) {
 		ch = chan_find(v->f->reg, name, len);
 		cJSON_AddBoolToObject(o, "active", ch != NULL);
-		cJSON_AddNumberToObject(o, "subscribers", ch ? chan_members(ch) : 0);
+		cJSON_AddNumberToObject(o, "subscribers",
+					ch ? chan_members(ch) : 0);
 	}
 	cJSON_AddItemToArray(v->arr, o);
 }

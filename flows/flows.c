@@ -42,8 +42,8 @@ static int on_holders(void *ud, const char *channel, const char **out,
 		      size_t max)
 {
 	struct flows *f = ud;
-	const struct chan_resv_entry *e =
-		chan_resv_find(f->resv, channel, strlen(channel));
+	const struct chan_resv_entry *e = chan_resv_find(f->resv, channel,
+							 strlen(channel));
 	unsigned n;
 
 	if (!e)
@@ -111,8 +111,8 @@ void flows_tick(struct flows *f, int64_t now)
 
 bool flows_busy(struct flows *f)
 {
-	return f->nchecks || f->nsuspects || f->remote_inflight ||
-	       f->nasking || f->heal_attempt ||
+	return f->nchecks || f->nsuspects || f->remote_inflight || f->nasking ||
+	       f->heal_attempt ||
 	       (int)mesh_links_up(f->mesh) < f->cfg->max_peers;
 }
 

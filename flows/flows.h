@@ -77,11 +77,11 @@ int flow_master_api_json(struct flows *f, struct wr_buf *b);
 
 /* ---- reconcile.c: the master's repairs, pure (5.4) ---- */
 struct flow_repair {
-	const char *dest;           /* the node to send it to */
-	bool reserve;               /* reserve-channel, else unreserve-channel */
+	const char *dest; /* the node to send it to */
+	bool reserve;     /* reserve-channel, else unreserve-channel */
 	const char *channel;
-	const uint8_t *hash;        /* reserve: CHAN_HASH_LEN bytes, NULL for none */
-	int64_t created;            /* reserve */
+	const uint8_t *hash; /* reserve: CHAN_HASH_LEN bytes, NULL for none */
+	int64_t created;     /* reserve */
 	const char *holder;
 };
 typedef void (*flow_repair_cb)(const struct flow_repair *r, void *arg);

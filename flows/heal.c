@@ -15,7 +15,7 @@
 
 #include "internal.h"
 
-#define HEAL_WINDOW_MS (10 * 60 * 1000)   /* lost longer: not dialled */
+#define HEAL_WINDOW_MS (10 * 60 * 1000) /* lost longer: not dialled */
 #define HEAL_FANOUT 3
 
 void flow_heal_tick(struct flows *f, int64_t now)

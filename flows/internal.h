@@ -18,7 +18,7 @@
 struct flow_check {
 	char name[INM_NAME_MAX + 1];
 	int64_t due_ms;
-	bool pulling;               /* list-channels in flight */
+	bool pulling; /* list-channels in flight */
 };
 
 struct flow_master;
@@ -29,14 +29,14 @@ struct flows {
 	struct chan_registry *reg;
 	struct flows_ops ops;
 	void *ud;
-	struct chan_resv_table *resv;   /* the mesh's view: self included */
+	struct chan_resv_table *resv; /* the mesh's view: self included */
 	struct wr_buf scratch;
-	bool evicting;                  /* a lost race empties a channel */
-	bool leaving;                   /* shutdown: channels released */
+	bool evicting; /* a lost race empties a channel */
+	bool leaving;  /* shutdown: channels released */
 	/* remote.c */
 	int64_t remote_next_ms;
 	unsigned remote_attempt;
-	unsigned remote_inflight;       /* list-nodes / get-node-connection */
+	unsigned remote_inflight; /* list-nodes / get-node-connection */
 	char asking[FLOW_ASKING_MAX][INM_NAME_MAX + 1];
 	unsigned nasking;
 	/* heal.c */

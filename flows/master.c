@@ -18,13 +18,13 @@
 
 #include "internal.h"
 
-#define SAMPLES 240                 /* one hour at 15 s */
+#define SAMPLES 240 /* one hour at 15 s */
 #define MASTER_NODES_MAX 256
-#define FORGET_MS (3600 * 1000)     /* a node silent for an hour is dropped */
+#define FORGET_MS (3600 * 1000) /* a node silent for an hour is dropped */
 
 struct sample {
-	int64_t t;                      /* wall ms */
-	double packets_15s, kbps_15s;   /* network over the last 15 s */
+	int64_t t;                    /* wall ms */
+	double packets_15s, kbps_15s; /* network over the last 15 s */
 	double clients, load1, mem_used, mem_total;
 };
 
@@ -34,19 +34,19 @@ struct mnode {
 	unsigned head, len;
 	cJSON *node_stats, *host_stats; /* latest answers (owned) */
 	int64_t heard_ms;
-	int64_t stats_wall;             /* when its latest node-stats came */
-	struct sample pending;          /* filled by the two answers */
+	int64_t stats_wall;    /* when its latest node-stats came */
+	struct sample pending; /* filled by the two answers */
 	int64_t pending_round;
 };
 
 struct flow_master {
 	int64_t next_reconcile_ms, next_sample_ms;
-	int64_t round;                  /* stats round number */
+	int64_t round; /* stats round number */
 	/* a reconciliation in flight */
 	bool busy;
 	unsigned waiting;
-	cJSON *holds;                   /* {node: [list-channels entries]} */
-	cJSON *views;                   /* {node: [list-reserved entries]} */
+	cJSON *holds; /* {node: [list-channels entries]} */
+	cJSON *views; /* {node: [list-reserved entries]} */
 	uint64_t repairs;
 	struct mnode *nodes;
 	unsigned nnodes;
@@ -59,7 +59,7 @@ static void send_fix(const struct flow_repair *r, void *arg)
 {
 	struct flows *f = arg;
 	cJSON *d = r->reserve ? flow_chan_reserve_data(r->channel, r->hash,
-						     r->created, r->holder)
+						       r->created, r->holder)
 			      : cJSON_CreateObject();
 
 	if (!d)
@@ -71,8 +71,8 @@ static void send_fix(const struct flow_repair *r, void *arg)
 	}
 	f->master->repairs++;
 	wr_info("master: %s '%s' (holder '%s') on '%s'",
-		r->reserve ? "reserve-channel" : "unreserve-channel", r->channel,
-		r->holder, r->dest);
+		r->reserve ? "reserve-channel" : "unreserve-channel",
+		r->channel, r->holder, r->dest);
 	mesh_command(f->mesh, r->dest, d, NULL, NULL);
 }
 
@@ -203,8 +203,7 @@ static void record(struct mnode *n, int64_t round)
 }
 
 /* One node's node-stats (@host false) or host-stats answer. */
-static void take_stats(struct flows *f, const char *name, cJSON *d,
-		       bool host)
+static void take_stats(struct flows *f, const char *name, cJSON *d, bool host)
 {
 	struct flow_master *ms = f->master;
 	struct mnode *n = mnode_get(ms, name);
@@ -244,7 +243,8 @@ static void on_stats(struct flows *f, const struct inm_pending_event *ev,
 {
 	const cJSON *d = ev->response ? ev->response->data : NULL;
 
-	if (!f->master || !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")))
+	if (!f->master ||
+	    !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")))
 		return;
 	take_stats(f, ev->response->source, cJSON_Duplicate(d, 1), host);
 }
@@ -349,7 +349,6 @@ void flow_master_tick(struct flows *f, int64_t now)
 	}
 }
 
-
 /* ------------------------------------------------------------------ */
 /* GET /api/overview                                                   */
 
@@ -386,9 +385,11 @@ static void add_link(cJSON *links, const char *a, const char *b, double ms)
 		const cJSON *la = cJSON_GetObjectItemCaseSensitive(l, "a");
 		const cJSON *lb = cJSON_GetObjectItemCaseSensitive(l, "b");
 
-		if (!strcmp(la->valuestring, x) && !strcmp(lb->valuestring, y)) {
-			if (ms >= 0 && cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
-					       l, "latency_ms")))
+		if (!strcmp(la->valuestring, x) &&
+		    !strcmp(lb->valuestring, y)) {
+			if (ms >= 0 &&
+			    cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
+				    l, "latency_ms")))
 				cJSON_ReplaceItemInObject(l, "latency_ms",
 							  cJSON_CreateNumber(ms));
 			return;
@@ -418,13 +419,14 @@ static struct mnode *mnode_find(struct flow_master *ms, const char *name)
 static bool fresh(const struct flows *f, const struct mnode *m)
 {
 	return m && m->node_stats &&
-	       wr_now_ms() - m->heard_ms <= 3 * (int64_t)f->cfg->stats_interval_ms;
+	       wr_now_ms() - m->heard_ms <=
+		       3 * (int64_t)f->cfg->stats_interval_ms;
 }
 
 /* @up: the node is part of the mesh now (a node gone stays listed, down,
  * for as long as its history is kept). */
-static cJSON *node_json(struct flows *f, const char *name,
-			const char *url, bool master, bool up)
+static cJSON *node_json(struct flows *f, const char *name, const char *url,
+			bool master, bool up)
 {
 	struct flow_master *ms = f->master;
 	cJSON *o = cJSON_CreateObject();
@@ -440,11 +442,16 @@ static cJSON *node_json(struct flows *f, const char *name,
 		cJSON_AddNumberToObject(o, "stats_at", (double)m->stats_wall);
 	else
 		cJSON_AddNullToObject(o, "stats_at");
-	cJSON_AddItemToObject(o, "stats", m && m->node_stats
-			      ? cJSON_Duplicate(m->node_stats, 1) : cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "host", m && m->host_stats
-			      ? cJSON_Duplicate(m->host_stats, 1) : cJSON_CreateNull());
-	cJSON_AddItemToObject(o, "history", m ? history_json(m) : cJSON_CreateArray());
+	cJSON_AddItemToObject(o, "stats",
+			      m && m->node_stats
+				      ? cJSON_Duplicate(m->node_stats, 1)
+				      : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "host",
+			      m && m->host_stats
+				      ? cJSON_Duplicate(m->host_stats, 1)
+				      : cJSON_CreateNull());
+	cJSON_AddItemToObject(o, "history",
+			      m ? history_json(m) : cJSON_CreateArray());
 	return o;
 }
 
@@ -461,7 +468,9 @@ static void add_channel(const struct chan_resv_entry *e, void *arg)
 	cJSON_AddNumberToObject(o, "created", (double)chan_resv_created(e));
 	hs = cJSON_AddArrayToObject(o, "holders");
 	for (unsigned i = 0; hs && i < chan_resv_nholders(e); i++)
-		cJSON_AddItemToArray(hs, cJSON_CreateString(chan_resv_holder(e, i)));
+		cJSON_AddItemToArray(hs,
+				     cJSON_CreateString(chan_resv_holder(e,
+									 i)));
 	cJSON_AddObjectToObject(o, "subscribers");
 	cJSON_AddItemToArray(arr, o);
 }
@@ -474,8 +483,10 @@ static void fill_subscribers(struct flows *f, cJSON *chans)
 	cJSON *c;
 
 	cJSON_ArrayForEach(c, chans) {
-		cJSON *subs = cJSON_GetObjectItemCaseSensitive(c, "subscribers");
-		const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")->valuestring;
+		cJSON *subs = cJSON_GetObjectItemCaseSensitive(c,
+							       "subscribers");
+		const char *name = cJSON_GetObjectItemCaseSensitive(c, "name")
+					   ->valuestring;
 		double total = 0;
 
 		for (unsigned i = 0; i < ms->nnodes; i++) {
@@ -483,11 +494,12 @@ static void fill_subscribers(struct flows *f, cJSON *chans)
 			const cJSON *cc, *v;
 
 			if (!fresh(f, &ms->nodes[i]) ||
-			    (strcmp(who, mesh_name(f->mesh)) && !mesh_alive(f->mesh, who)))
+			    (strcmp(who, mesh_name(f->mesh)) &&
+			     !mesh_alive(f->mesh, who)))
 				continue;
 			cc = cJSON_GetObjectItemCaseSensitive(
-				cJSON_GetObjectItemCaseSensitive(ms->nodes[i].node_stats,
-								 "relay"),
+				cJSON_GetObjectItemCaseSensitive(
+					ms->nodes[i].node_stats, "relay"),
 				"channel_connections");
 			v = cJSON_GetObjectItemCaseSensitive(cc, name);
 
@@ -511,7 +523,8 @@ static double latency_of(struct flow_master *ms, const struct inm_node_state *k,
 
 	if (n && n->node_stats)
 		v = cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(n->node_stats, "links"),
+			cJSON_GetObjectItemCaseSensitive(n->node_stats,
+							 "links"),
 			k->peers[j]);
 	return cJSON_IsNumber(v) ? v->valuedouble : k->latency[j];
 }
@@ -542,7 +555,8 @@ int flow_master_api_json(struct flows *f, struct wr_buf *b)
 		add_link(links, mesh_name(f->mesh), l->name, l->latency_ms);
 	/* every node we know, and the links its announce names */
 	for (size_t i = 1; i < inm_view_count(mesh_view(f->mesh)); i++) {
-		const struct inm_node_state *k = inm_view_at(mesh_view(f->mesh), i);
+		const struct inm_node_state *k = inm_view_at(mesh_view(f->mesh),
+							     i);
 
 		if (!mesh_alive(f->mesh, k->name))
 			continue;
@@ -557,7 +571,8 @@ int flow_master_api_json(struct flows *f, struct wr_buf *b)
 	for (unsigned i = 0; i < ms->nnodes; i++) {
 		const char *who = ms->nodes[i].name;
 
-		if (strcmp(who, mesh_name(f->mesh)) && !mesh_alive(f->mesh, who) &&
+		if (strcmp(who, mesh_name(f->mesh)) &&
+		    !mesh_alive(f->mesh, who) &&
 		    (o = node_json(f, who, "", false, false)))
 			cJSON_AddItemToArray(nodes, o);
 	}

@@ -68,8 +68,11 @@ static bool peer_has(const cJSON *arr, const char *name, size_t len,
 		if (!cJSON_IsString(n) || strlen(n->valuestring) != len ||
 		    memcmp(n->valuestring, name, len))
 			continue;
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders"))
-			if (cJSON_IsString(h) && !strcmp(h->valuestring, holder))
+		cJSON_ArrayForEach(h,
+				   cJSON_GetObjectItemCaseSensitive(e,
+								    "holders"))
+			if (cJSON_IsString(h) &&
+			    !strcmp(h->valuestring, holder))
 				return true;
 		return false;
 	}
@@ -96,7 +99,8 @@ static void push_missing(const struct chan_resv_entry *e, void *arg)
 			continue;
 		mesh_command(p->f->mesh, p->peer,
 			     flow_chan_reserve_data(name, hash,
-						    chan_resv_holder_created(e, i),
+						    chan_resv_holder_created(e,
+									     i),
 						    h),
 			     NULL, NULL);
 	}

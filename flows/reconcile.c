@@ -43,7 +43,8 @@ static struct chan_resv_table *truth_of(const cJSON *holds)
 	if (!t)
 		return NULL;
 	cJSON_ArrayForEach(holder, holds) {
-		if (!inm_node_name_valid(holder->string, strlen(holder->string)))
+		if (!inm_node_name_valid(holder->string,
+					 strlen(holder->string)))
 			continue;
 		cJSON_ArrayForEach(e, holder) {
 			struct inm_chan_entry ce;
@@ -52,16 +53,17 @@ static struct chan_resv_table *truth_of(const cJSON *holds)
 			if (inm_chan_entry_decode(e, &ce) || !ce.has_created)
 				continue;
 			chan_resv_reserve(t, ce.name, strlen(ce.name),
-					  ce.has_hash ? ce.hash : NULL, ce.created,
-					  holder->string, NULL, NULL, &res);
+					  ce.has_hash ? ce.hash : NULL,
+					  ce.created, holder->string, NULL,
+					  NULL, &res);
 		}
 	}
 	return t;
 }
 
 struct fix {
-	const char *target;         /* the node being brought in step */
-	const cJSON *view;          /* what it believes */
+	const char *target; /* the node being brought in step */
+	const cJSON *view;  /* what it believes */
 	flow_repair_cb cb;
 	void *arg;
 };
@@ -80,14 +82,18 @@ static void add_missing(const struct chan_resv_entry *e, void *arg)
 
 	if (hash)
 		wr_hex(hex, hash, CHAN_HASH_LEN);
-	same = have && (hash ? cJSON_IsString(hp) && !strcmp(hp->valuestring, hex)
-			     : cJSON_IsNull(hp));
+	same = have &&
+	       (hash ? cJSON_IsString(hp) && !strcmp(hp->valuestring, hex)
+		     : cJSON_IsNull(hp));
 	for (unsigned i = 0; i < chan_resv_nholders(e); i++) {
 		const char *h = chan_resv_holder(e, i);
-		struct flow_repair r = { .dest = f->target, .reserve = true,
-				       .channel = name, .hash = hash,
-				       .created = chan_resv_holder_created(e, i),
-				       .holder = h };
+		struct flow_repair r = { .dest = f->target,
+					 .reserve = true,
+					 .channel = name,
+					 .hash = hash,
+					 .created = chan_resv_holder_created(e,
+									     i),
+					 .holder = h };
 
 		if (strcmp(h, f->target) && !(same && has_holder(have, h)))
 			f->cb(&r, f->arg);
@@ -106,13 +112,19 @@ static void drop_stale(const struct chan_resv_table *truth, const cJSON *holds,
 
 		if (!cJSON_IsString(n))
 			continue;
-		t = chan_resv_find(truth, n->valuestring, strlen(n->valuestring));
-		cJSON_ArrayForEach(h, cJSON_GetObjectItemCaseSensitive(e, "holders")) {
-			struct flow_repair r = { .dest = f->target, .reserve = false,
-					       .channel = n->valuestring };
+		t = chan_resv_find(truth, n->valuestring,
+				   strlen(n->valuestring));
+		cJSON_ArrayForEach(h,
+				   cJSON_GetObjectItemCaseSensitive(e,
+								    "holders")) {
+			struct flow_repair r = { .dest = f->target,
+						 .reserve = false,
+						 .channel = n->valuestring };
 
-			if (!cJSON_IsString(h) || !strcmp(h->valuestring, f->target) ||
-			    !cJSON_GetObjectItemCaseSensitive(holds, h->valuestring))
+			if (!cJSON_IsString(h) ||
+			    !strcmp(h->valuestring, f->target) ||
+			    !cJSON_GetObjectItemCaseSensitive(holds,
+							      h->valuestring))
 				continue; /* itself, or a node that did not answer */
 			if (t && chan_resv_has_holder(t, h->valuestring))
 				continue;
@@ -123,7 +135,7 @@ static void drop_stale(const struct chan_resv_table *truth, const cJSON *holds,
 }
 
 int flow_reconcile(const cJSON *holds, const cJSON *views, flow_repair_cb cb,
-		 void *arg)
+		   void *arg)
 {
 	struct chan_resv_table *truth = truth_of(holds);
 	const cJSON *view;

@@ -68,8 +68,8 @@ static void on_connection(void *ud, const struct inm_pending_event *ev)
 	f->remote_inflight--;
 	asked(f, c->target);
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")) &&
-	    cJSON_IsString(host) && cJSON_IsString(tok) && host->valuestring[0] &&
-	    candidate(f, c->target)) {
+	    cJSON_IsString(host) && cJSON_IsString(tok) &&
+	    host->valuestring[0] && candidate(f, c->target)) {
 		wr_info("remote connection: dialling '%s' at %s", c->target,
 			host->valuestring);
 		if (mesh_dial(f->mesh, c->target, host->valuestring,
@@ -78,7 +78,8 @@ static void on_connection(void *ud, const struct inm_pending_event *ev)
 	} else if (!mesh_link_named(f->mesh, c->target)) {
 		wr_info("remote connection to '%s' not possible: %s", c->target,
 			cJSON_IsString(why) ? why->valuestring
-			: ev->reason ? ev->reason : "no token");
+			: ev->reason        ? ev->reason
+					    : "no token");
 		later(f);
 	}
 	free(c);
@@ -105,13 +106,15 @@ static void on_nodes(void *ud, const struct inm_pending_event *ev)
 		if (room(f) <= 0 || f->nasking == FLOW_ASKING_MAX)
 			break;
 		if (!cJSON_IsString(it) ||
-		    !inm_node_name_valid(it->valuestring, strlen(it->valuestring)) ||
+		    !inm_node_name_valid(it->valuestring,
+					 strlen(it->valuestring)) ||
 		    !candidate(f, it->valuestring))
 			continue;
 		c = calloc(1, sizeof(*c));
 		cmd = cJSON_CreateObject();
 		if (!c || !cmd ||
-		    !cJSON_AddStringToObject(cmd, "command", "get-node-connection") ||
+		    !cJSON_AddStringToObject(cmd, "command",
+					     "get-node-connection") ||
 		    !cJSON_AddStringToObject(cmd, "node", it->valuestring)) {
 			free(c);
 			cJSON_Delete(cmd);
@@ -163,7 +166,8 @@ void flow_remote_tick(struct flows *f, int64_t now)
 			continue;
 		l = calloc(1, sizeof(*l));
 		cmd = cJSON_CreateObject();
-		if (!l || !cmd || !cJSON_AddStringToObject(cmd, "command", "list-nodes")) {
+		if (!l || !cmd ||
+		    !cJSON_AddStringToObject(cmd, "command", "list-nodes")) {
 			free(l);
 			cJSON_Delete(cmd);
 			return;

@@ -69,7 +69,8 @@ void flow_sync_node(struct flows *f, const struct inm_node_state *st,
 	}
 	n = chan_resv_holder_gone(f->resv, st->name);
 	if (n)
-		wr_info("mesh: node '%s' gone: %u channel(s) updated", st->name, n);
+		wr_info("mesh: node '%s' gone: %u channel(s) updated", st->name,
+			n);
 }
 
 struct held_digest {
@@ -92,7 +93,8 @@ static void digest_held(const struct chan_resv_entry *e, void *arg)
 			continue;
 		name = chan_resv_name(e, &len);
 		hash = chan_resv_hash(e);
-		h->d ^= inm_chan_digest(name, len, hash, hash ? CHAN_HASH_LEN : 0,
+		h->d ^= inm_chan_digest(name, len, hash,
+					hash ? CHAN_HASH_LEN : 0,
 					chan_resv_holder_created(e, i));
 		h->n++;
 		return;
@@ -118,7 +120,9 @@ static void on_pulled(void *ud, const struct inm_pending_event *ev)
 	if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "ok")) &&
 	    cJSON_IsArray(chans))
 		flow_chan_announced(f, p->name, chans,
-				    inm_json_int_ok(at) ? (int64_t)at->valuedouble : 0);
+				    inm_json_int_ok(at)
+					    ? (int64_t)at->valuedouble
+					    : 0);
 	c = check_find(f->checks, f->nchecks, p->name);
 	if (c && c->pulling) {
 		if (ev->response) {
@@ -149,7 +153,8 @@ static void run_check(struct flows *f, struct flow_check *c)
 		return;
 	}
 	wr_info("mesh: channels of '%s' differ from its record (%u here, %u "
-		"there): asking it", c->name, h.n, st->nchannels);
+		"there): asking it",
+		c->name, h.n, st->nchannels);
 	cmd = cJSON_CreateObject();
 	p = calloc(1, sizeof(*p));
 	if (!cmd || !p ||
@@ -198,7 +203,8 @@ static void run_suspects(struct flows *f, int64_t now)
 
 			if (n)
 				wr_info("mesh: holder '%s' never joined the "
-					"view: %u channel(s) updated", c->name, n);
+					"view: %u channel(s) updated",
+					c->name, n);
 		}
 		check_remove(f->suspects, &f->nsuspects, c);
 	}

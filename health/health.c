@@ -49,9 +49,12 @@ void health_eval(const struct health_input *in, struct health_result *out)
 const char *health_state_name(enum health_state s)
 {
 	switch (s) {
-	case HEALTH_GOOD: return "good";
-	case HEALTH_DEGRADED: return "degraded";
-	case HEALTH_BAD: return "bad";
+	case HEALTH_GOOD:
+		return "good";
+	case HEALTH_DEGRADED:
+		return "degraded";
+	case HEALTH_BAD:
+		return "bad";
 	}
 	return "bad";
 }

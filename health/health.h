@@ -16,14 +16,14 @@ enum health_state { HEALTH_GOOD, HEALTH_DEGRADED, HEALTH_BAD };
 struct health_peer {
 	const char *name;
 	bool up;
-	double latency_ms;     /* < 0: not measured yet */
+	double latency_ms; /* < 0: not measured yet */
 };
 
 struct health_input {
 	unsigned active_channels;
 	unsigned clients;
-	unsigned peers_configured;   /* [[peers]] entries */
-	const struct health_peer *peers;  /* linked peers */
+	unsigned peers_configured;       /* [[peers]] entries */
+	const struct health_peer *peers; /* linked peers */
 	unsigned npeers;
 	int max_latency_ms;
 };
@@ -31,8 +31,8 @@ struct health_input {
 #define HEALTH_MAX_REASONS 4
 struct health_result {
 	enum health_state state;
-	const char *reason;                       /* first that holds */
-	const char *reasons[HEALTH_MAX_REASONS];  /* every one that holds */
+	const char *reason;                      /* first that holds */
+	const char *reasons[HEALTH_MAX_REASONS]; /* every one that holds */
 	unsigned nreasons;
 };
 
@@ -46,27 +46,27 @@ void health_json(struct wr_buf *b, const struct health_result *r,
 
 /* Counters the node bumps on its hot paths (loop thread only). */
 struct health_counters {
-	uint64_t connections_total;        /* accepted /connect upgrades */
-	uint64_t connections_rejected;     /* refused: max_clients */
-	uint64_t client_msgs_in;           /* accepted sends */
-	uint64_t client_msgs_out;          /* deliveries queued to clients */
-	uint64_t client_bytes_in;          /* frame payload bytes received */
-	uint64_t client_bytes_out;         /* bytes written to clients */
-	uint64_t client_errors;            /* ok:false responses */
+	uint64_t connections_total;    /* accepted /connect upgrades */
+	uint64_t connections_rejected; /* refused: max_clients */
+	uint64_t client_msgs_in;       /* accepted sends */
+	uint64_t client_msgs_out;      /* deliveries queued to clients */
+	uint64_t client_bytes_in;      /* frame payload bytes received */
+	uint64_t client_bytes_out;     /* bytes written to clients */
+	uint64_t client_errors;        /* ok:false responses */
 	uint64_t slow_consumer_disconnects;
-	uint64_t dropped_slow_consumer;    /* frames discarded on cut-off */
-	uint64_t protocol_closes;          /* 1003 / 1007 / 1009 closes */
+	uint64_t dropped_slow_consumer; /* frames discarded on cut-off */
+	uint64_t protocol_closes;       /* 1003 / 1007 / 1009 closes */
 	uint64_t pw_ok, pw_failed, pw_cached, pw_rate_limited;
 	/* intra-node messages */
 	uint64_t inm_in, inm_out;
-	uint64_t inm_bytes_in, inm_bytes_out;  /* packet payload bytes */
-	uint64_t inm_link_closes_malformed;  /* 1002: >100 bad packets a minute */
-	uint64_t inm_duplicates;    /* seen before (3.3), or our own come back */
-	uint64_t inm_forwarded;     /* packets passed on to other links */
-	uint64_t inm_out_type[4];   /* packet copies sent, by inm_type */
-	uint64_t inm_unroutable;    /* a holder no route reaches */
-	uint64_t reserve_timeouts;  /* a subscribe answered before every ack */
-	uint64_t heal_dials;        /* dials of the self-healing flow */
+	uint64_t inm_bytes_in, inm_bytes_out; /* packet payload bytes */
+	uint64_t inm_link_closes_malformed; /* 1002: >100 bad packets a minute */
+	uint64_t inm_duplicates;   /* seen before (3.3), or our own come back */
+	uint64_t inm_forwarded;    /* packets passed on to other links */
+	uint64_t inm_out_type[4];  /* packet copies sent, by inm_type */
+	uint64_t inm_unroutable;   /* a holder no route reaches */
+	uint64_t reserve_timeouts; /* a subscribe answered before every ack */
+	uint64_t heal_dials;       /* dials of the self-healing flow */
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */
@@ -80,8 +80,8 @@ struct health_gauges {
 	uint64_t subscriptions;
 	unsigned peers_up;
 	unsigned peers_configured;
-	unsigned nodes_known;             /* the mesh as this node sees it */
-	const struct health_peer *peers;  /* linked peers, with latency */
+	unsigned nodes_known;            /* the mesh as this node sees it */
+	const struct health_peer *peers; /* linked peers, with latency */
 	unsigned npeers;
 	uint64_t pw_jobs_pending;
 	double uptime_seconds;

@@ -167,7 +167,8 @@ int host_parse_loadavg(const char *text, size_t len, struct host_load *out)
 
 int host_parse_meminfo(const char *text, size_t len, struct host_mem *out)
 {
-	static const char *const want[] = { "MemTotal", "MemFree", "MemAvailable" };
+	static const char *const want[] = { "MemTotal", "MemFree",
+					    "MemAvailable" };
 	uint64_t got[3];
 	bool seen[3] = { false, false, false };
 	struct cur c = { text, text + len };
@@ -178,7 +179,7 @@ int host_parse_meminfo(const char *text, size_t len, struct host_mem *out)
 		uint64_t v;
 		bool kb;
 
-		while (c.p < c.e && *c.p > ' ' && *c.p < 0x7f && *c.p != ':')
+		while (c.p<c.e && * c.p> ' ' && *c.p < 0x7f && *c.p != ':')
 			c.p++;
 		klen = (size_t)(c.p - key);
 		if (!klen || !eat(&c, ':') || !spaces(&c) || !get_u64(&c, &v))
@@ -187,7 +188,8 @@ int host_parse_meminfo(const char *text, size_t len, struct host_mem *out)
 		if (!eat(&c, '\n'))
 			return WR_EINVAL;
 		for (unsigned i = 0; i < 3; i++) {
-			if (strlen(want[i]) != klen || memcmp(want[i], key, klen))
+			if (strlen(want[i]) != klen ||
+			    memcmp(want[i], key, klen))
 				continue;
 			if (seen[i] || !kb || !mul_ok(v, 1024, &got[i]))
 				return WR_EINVAL;
@@ -214,11 +216,13 @@ int host_parse_meminfo(const char *text, size_t len, struct host_mem *out)
  * kept, fuse.* (sshfs, lxcfs, gvfs) is not.
  */
 static const char *const deny_types[] = {
-	"proc", "sysfs", "tmpfs", "devtmpfs", "devpts", "ramfs", "overlay",
-	"squashfs", "autofs", "mqueue", "hugetlbfs", "debugfs", "tracefs",
-	"securityfs", "pstore", "bpf", "configfs", "fusectl", "binfmt_misc",
-	"nsfs", "efivarfs", "rpc_pipefs", "selinuxfs", "nfs", "nfs4", "cifs",
-	"smb3", "smbfs", "ceph", "glusterfs", "9p", "fuse",
+	"proc",      "sysfs",      "tmpfs",     "devtmpfs",    "devpts",
+	"ramfs",     "overlay",    "squashfs",  "autofs",      "mqueue",
+	"hugetlbfs", "debugfs",    "tracefs",   "securityfs",  "pstore",
+	"bpf",       "configfs",   "fusectl",   "binfmt_misc", "nsfs",
+	"efivarfs",  "rpc_pipefs", "selinuxfs", "nfs",         "nfs4",
+	"cifs",      "smb3",       "smbfs",     "ceph",        "glusterfs",
+	"9p",        "fuse",
 };
 
 static bool has_prefix(const char *s, size_t n, const char *pre)
@@ -269,7 +273,7 @@ static int unescape(const char *s, size_t n, char *out, size_t cap)
 			i += 3;
 		}
 		if (o + 1 >= cap)
-			fits = false;   /* read on: the rest must be valid too */
+			fits = false; /* read on: the rest must be valid too */
 		else
 			out[o++] = (char)ch;
 	}
@@ -297,8 +301,9 @@ static bool measure(host_statvfs_cb fn, struct host_disk *d)
 	 * used + free < total by the reserved blocks */
 	d->total = mul_sat(sv.f_blocks, fr);
 	d->free = mul_sat(sv.f_bavail, fr);
-	d->used = sv.f_bfree <= sv.f_blocks ?
-		mul_sat(sv.f_blocks - sv.f_bfree, fr) : 0;
+	d->used = sv.f_bfree <= sv.f_blocks
+			  ? mul_sat(sv.f_blocks - sv.f_bfree, fr)
+			  : 0;
 	return true;
 }
 
@@ -326,7 +331,7 @@ int host_parse_disks(const char *text, size_t len, host_statvfs_cb fn,
 		    !get_u64(&c, &passno) || !eat(&c, '\n'))
 			return WR_EINVAL;
 		if (!d)
-			d = &scratch;   /* full: still decode, to validate */
+			d = &scratch; /* full: still decode, to validate */
 		dv = unescape(f[0], fl[0], d->device, sizeof(d->device));
 		mv = unescape(f[1], fl[1], d->mount, sizeof(d->mount));
 		if (dv < 0 || mv < 0)
@@ -369,8 +374,8 @@ int host_parse_net_dev(const char *text, size_t len,
 		while (eat(&c, ' '))
 			;
 		name = c.p;
-		while (c.p < c.e && *c.p != ':' &&
-		       (unsigned char)*c.p > ' ' && *c.p != 0x7f)
+		while (c.p < c.e && *c.p != ':' && (unsigned char)*c.p > ' ' &&
+		       *c.p != 0x7f)
 			c.p++;
 		nlen = (size_t)(c.p - name);
 		/* IFNAMSIZ is 16 with the NUL; old kernels wrote "eth0:123" */
@@ -422,9 +427,11 @@ int host_net_sample(struct host_net_samples *h, int64_t now_ms,
 		} else {
 			d = &h->delta[h->head];
 			d->rx_bytes = up_by(c->rx_bytes, h->last.rx_bytes);
-			d->rx_packets = up_by(c->rx_packets, h->last.rx_packets);
+			d->rx_packets = up_by(c->rx_packets,
+					      h->last.rx_packets);
 			d->tx_bytes = up_by(c->tx_bytes, h->last.tx_bytes);
-			d->tx_packets = up_by(c->tx_packets, h->last.tx_packets);
+			d->tx_packets = up_by(c->tx_packets,
+					      h->last.tx_packets);
 			h->head = (h->head + 1) % HOST_NET_DELTAS;
 			if (h->n < HOST_NET_DELTAS)
 				h->n++;
@@ -521,7 +528,8 @@ void host_stats_json(struct wr_buf *b, const struct host_stats *st,
 {
 	wr_buf_printf(b, "{\"cpu\":{\"1m\":%.2f,\"5m\":%.2f,\"15m\":%.2f},",
 		      st->load.m1, st->load.m5, st->load.m15);
-	wr_buf_printf(b, "\"mem\":{\"used\":%" PRIu64 ",\"free\":%" PRIu64
+	wr_buf_printf(b,
+		      "\"mem\":{\"used\":%" PRIu64 ",\"free\":%" PRIu64
 		      ",\"cache\":%" PRIu64 ",\"total\":%" PRIu64 "},",
 		      st->mem.used, st->mem.free, st->mem.cache, st->mem.total);
 	wr_buf_puts(b, "\"disk\":[");
@@ -530,7 +538,8 @@ void host_stats_json(struct wr_buf *b, const struct host_stats *st,
 
 		wr_buf_puts(b, i ? ",{\"mount\":" : "{\"mount\":");
 		wr_buf_json_str(b, d->mount, strlen(d->mount));
-		wr_buf_printf(b, ",\"used\":%" PRIu64 ",\"free\":%" PRIu64
+		wr_buf_printf(b,
+			      ",\"used\":%" PRIu64 ",\"free\":%" PRIu64
 			      ",\"total\":%" PRIu64 "}",
 			      d->used, d->free, d->total);
 	}

@@ -10,7 +10,8 @@
 static void head(struct wr_buf *b, const char *name, const char *type,
 		 const char *help)
 {
-	wr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	wr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		      type);
 }
 
 static void counter(struct wr_buf *b, const char *name, const char *help,
@@ -48,14 +49,17 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	wr_buf_puts(b, "wsrelay_build_info{version=\"" WR_VERSION "\",node=\"");
 	label_value(b, node_name);
 	wr_buf_puts(b, "\"} 1\n");
-	head(b, "wsrelay_uptime_seconds", "gauge", "Seconds since the node started.");
+	head(b, "wsrelay_uptime_seconds", "gauge",
+	     "Seconds since the node started.");
 	wr_buf_printf(b, "wsrelay_uptime_seconds %.3f\n", g->uptime_seconds);
 
 	gauge(b, "wsrelay_clients", "Open /connect connections.", g->clients);
 	gauge(b, "wsrelay_channels_active",
-	      "Channels with at least one local subscriber.", g->channels_active);
+	      "Channels with at least one local subscriber.",
+	      g->channels_active);
 	gauge(b, "wsrelay_channels_reserved",
-	      "Channels open on other nodes of the mesh.", g->channels_reserved);
+	      "Channels open on other nodes of the mesh.",
+	      g->channels_reserved);
 	gauge(b, "wsrelay_subscriptions",
 	      "Local (client, channel) subscriptions.", g->subscriptions);
 	gauge(b, "wsrelay_peers_up", "Node links that are up.", g->peers_up);
@@ -84,12 +88,14 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"Client WebSocket upgrades refused (max_clients).",
 		c->connections_rejected);
 	counter(b, "wsrelay_client_messages_in_total",
-		"Channel messages accepted from local clients.", c->client_msgs_in);
+		"Channel messages accepted from local clients.",
+		c->client_msgs_in);
 	counter(b, "wsrelay_client_messages_out_total",
 		"Channel message deliveries queued to local clients.",
 		c->client_msgs_out);
 	counter(b, "wsrelay_client_bytes_in_total",
-		"WebSocket payload bytes received from clients.", c->client_bytes_in);
+		"WebSocket payload bytes received from clients.",
+		c->client_bytes_in);
 	counter(b, "wsrelay_client_bytes_out_total",
 		"Bytes written to clients (frames, responses included).",
 		c->client_bytes_out);
@@ -104,25 +110,31 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 
 	head(b, "wsrelay_messages_dropped_total", "counter",
 	     "Frames dropped instead of delivered, by reason.");
-	wr_buf_printf(b, "wsrelay_messages_dropped_total{reason=\"slow_consumer\"} %" PRIu64 "\n",
+	wr_buf_printf(b,
+		      "wsrelay_messages_dropped_total{reason=\"slow_consumer\"} %" PRIu64
+		      "\n",
 		      c->dropped_slow_consumer);
 
 	counter(b, "wsrelay_inm_packets_in_total",
 		"Intra-node packets received and decoded.", c->inm_in);
-	counter(b, "wsrelay_inm_packets_out_total",
-		"Intra-node packets sent.", c->inm_out);
+	counter(b, "wsrelay_inm_packets_out_total", "Intra-node packets sent.",
+		c->inm_out);
 	counter(b, "wsrelay_inm_bytes_in_total",
 		"Intra-node packet bytes received.", c->inm_bytes_in);
 	counter(b, "wsrelay_inm_bytes_out_total",
-		"Intra-node packet bytes queued to node links.", c->inm_bytes_out);
+		"Intra-node packet bytes queued to node links.",
+		c->inm_bytes_out);
 	counter(b, "wsrelay_inm_packets_forwarded_total",
-		"Intra-node packets passed on toward other nodes.", c->inm_forwarded);
+		"Intra-node packets passed on toward other nodes.",
+		c->inm_forwarded);
 	head(b, "wsrelay_inm_packets_out_by_type_total", "counter",
 	     "Intra-node packet copies written to links, by packet type.");
 	for (unsigned i = 0; i < 4; i++)
-		wr_buf_printf(b, "wsrelay_inm_packets_out_by_type_total{type=\"%s\"} %" PRIu64 "\n",
-			      (const char *[]){ "message", "command", "response",
-						"event" }[i],
+		wr_buf_printf(b,
+			      "wsrelay_inm_packets_out_by_type_total{type=\"%s\"} %" PRIu64
+			      "\n",
+			      (const char *[]){ "message", "command",
+						"response", "event" }[i],
 			      c->inm_out_type[i]);
 	counter(b, "wsrelay_inm_unroutable_total",
 		"Channel-message copies not sent: no route reached a holder.",
@@ -153,10 +165,15 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 
 	head(b, "wsrelay_password_verifications_total", "counter",
 	     "Channel password checks by result.");
-	wr_buf_printf(b,
-		      "wsrelay_password_verifications_total{result=\"ok\"} %" PRIu64 "\n"
-		      "wsrelay_password_verifications_total{result=\"failed\"} %" PRIu64 "\n"
-		      "wsrelay_password_verifications_total{result=\"cached\"} %" PRIu64 "\n"
-		      "wsrelay_password_verifications_total{result=\"rate_limited\"} %" PRIu64 "\n",
-		      c->pw_ok, c->pw_failed, c->pw_cached, c->pw_rate_limited);
+	wr_buf_printf(
+		b,
+		"wsrelay_password_verifications_total{result=\"ok\"} %" PRIu64
+		"\n"
+		"wsrelay_password_verifications_total{result=\"failed\"} %" PRIu64
+		"\n"
+		"wsrelay_password_verifications_total{result=\"cached\"} %" PRIu64
+		"\n"
+		"wsrelay_password_verifications_total{result=\"rate_limited\"} %" PRIu64
+		"\n",
+		c->pw_ok, c->pw_failed, c->pw_cached, c->pw_rate_limited);
 }

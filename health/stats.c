@@ -17,7 +17,7 @@ static int64_t sec_of(int64_t ms)
 {
 	int64_t s = ms / 1000;
 
-	return (ms < 0 && ms % 1000) ? s - 1 : s;   /* floor, not toward 0 */
+	return (ms < 0 && ms % 1000) ? s - 1 : s; /* floor, not toward 0 */
 }
 
 static unsigned slot(int64_t sec)
@@ -97,7 +97,7 @@ struct stats_channel {
 
 struct stats_channels {
 	struct stats_channel **tab;
-	size_t mask;          /* buckets - 1, a power of two minus one */
+	size_t mask; /* buckets - 1, a power of two minus one */
 	unsigned count, max;
 	uint64_t untracked;
 };
@@ -254,8 +254,8 @@ void stats_window_json(struct wr_buf *b, const struct stats_window *w,
 		stats_sum(w, now_ms, windows[i], &p[i], &by[i]);
 	wr_buf_puts(b, "{\"packets\":{");
 	for (size_t i = 0; i < NWINDOWS; i++)
-		wr_buf_printf(b, "%s\"%us\":%" PRIu64, i ? "," : "",
-			      windows[i], p[i]);
+		wr_buf_printf(b, "%s\"%us\":%" PRIu64, i ? "," : "", windows[i],
+			      p[i]);
 	wr_buf_puts(b, "},\"bandwidth\":{");
 	for (size_t i = 0; i < NWINDOWS; i++) {
 		wr_buf_printf(b, "%s\"%us\":", i ? "," : "", windows[i]);

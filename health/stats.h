@@ -23,7 +23,7 @@
 
 struct stats_bucket {
 	uint64_t packets;
-	uint64_t bytes;   /* payload bytes */
+	uint64_t bytes; /* payload bytes */
 };
 
 /*
@@ -32,7 +32,7 @@ struct stats_bucket {
  * stats_window_init is only a memset.
  */
 struct stats_window {
-	int64_t last_sec;   /* the newest second anything was counted in */
+	int64_t last_sec; /* the newest second anything was counted in */
 	struct stats_bucket b[STATS_WINDOW_SECONDS];
 };
 
@@ -56,7 +56,7 @@ struct stats_channels;
 /* Returns an empty set tracking at most @max channels (0: the default),
  * the caller's (stats_channels_destroy), or NULL on allocation failure. */
 struct stats_channels *stats_channels_create(unsigned max);
-void stats_channels_destroy(struct stats_channels *s);   /* NULL: no-op */
+void stats_channels_destroy(struct stats_channels *s); /* NULL: no-op */
 /* Counts one message on channel @name (@len bytes, not NUL-terminated).
  * Returns WR_OK, WR_EFULL (a new channel while @max are tracked: not
  * counted here, stats_channels_untracked goes up), WR_ENOMEM or WR_EINVAL
@@ -109,20 +109,20 @@ int host_parse_loadavg(const char *text, size_t len, struct host_load *out);
 /* Bytes. used = total - available: what psutil calls used is not
  * comparable across kernels, total - available is what is really taken. */
 struct host_mem {
-	uint64_t used;    /* MemTotal - MemAvailable */
-	uint64_t free;    /* MemFree */
-	uint64_t cache;   /* MemAvailable (the notes' "cache") */
-	uint64_t total;   /* MemTotal */
+	uint64_t used;  /* MemTotal - MemAvailable */
+	uint64_t free;  /* MemFree */
+	uint64_t cache; /* MemAvailable (the notes' "cache") */
+	uint64_t total; /* MemTotal */
 };
 int host_parse_meminfo(const char *text, size_t len, struct host_mem *out);
 
-#define HOST_PATH_MAX 256     /* longer mount points are skipped */
-#define HOST_MAX_DISKS 32     /* further real filesystems are skipped */
+#define HOST_PATH_MAX 256 /* longer mount points are skipped */
+#define HOST_MAX_DISKS 32 /* further real filesystems are skipped */
 
 struct host_disk {
-	char mount[HOST_PATH_MAX];    /* decoded (\040 -> ' '), valid UTF-8 */
+	char mount[HOST_PATH_MAX]; /* decoded (\040 -> ' '), valid UTF-8 */
 	char device[HOST_PATH_MAX];
-	uint64_t used, free, total;   /* bytes, as psutil.disk_usage */
+	uint64_t used, free, total; /* bytes, as psutil.disk_usage */
 };
 /* statvfs(3) or a fake; 0 on success. */
 typedef int (*host_statvfs_cb)(const char *path, struct statvfs *out);
@@ -160,9 +160,9 @@ struct host_net_samples {
 	bool have_last;
 	int64_t last_ms;
 	struct host_net_counters last;
-	struct host_net_counters delta[HOST_NET_DELTAS];   /* ring */
-	unsigned head;   /* where the next delta goes */
-	unsigned n;      /* deltas held, 0..4 */
+	struct host_net_counters delta[HOST_NET_DELTAS]; /* ring */
+	unsigned head; /* where the next delta goes */
+	unsigned n;    /* deltas held, 0..4 */
 };
 
 void host_net_init(struct host_net_samples *h);
@@ -191,8 +191,11 @@ struct host_stats {
 struct host_paths {
 	const char *loadavg, *meminfo, *mounts, *net_dev;
 };
-#define HOST_PATHS_PROC { "/proc/loadavg", "/proc/meminfo", \
-			  "/proc/self/mounts", "/proc/net/dev" }
+#define HOST_PATHS_PROC                                                \
+	{                                                              \
+		"/proc/loadavg", "/proc/meminfo", "/proc/self/mounts", \
+			"/proc/net/dev"                                \
+	}
 
 /* Reads and parses loadavg, meminfo and mounts using @buf (@cap bytes;
  * 64 KiB is plenty for /proc/self/mounts) as scratch; @fn NULL is

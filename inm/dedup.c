@@ -18,10 +18,10 @@ struct entry {
 };
 
 struct inm_dedup {
-	struct entry *ring;     /* capacity entries; oldest at head */
+	struct entry *ring; /* capacity entries; oldest at head */
 	size_t capacity, head, count;
-	uint32_t *index;        /* ring position + 1; 0 = empty slot */
-	size_t mask;            /* index size - 1 (a power of two) */
+	uint32_t *index; /* ring position + 1; 0 = empty slot */
+	size_t mask;     /* index size - 1 (a power of two) */
 	int64_t window_ms;
 	unsigned char key[crypto_shorthash_KEYBYTES];
 	struct inm_dedup_stats st;
@@ -69,7 +69,8 @@ static uint64_t key_hash(const struct inm_dedup *d, const char *source,
 			 enum inm_type type, const char *nonce)
 {
 	unsigned char buf[INM_NAME_MAX + 1 + 1 + INM_NONCE_LEN], out[8];
-	size_t sl = strnlen(source, INM_NAME_MAX), nl = strnlen(nonce, INM_NONCE_LEN);
+	size_t sl = strnlen(source, INM_NAME_MAX),
+	       nl = strnlen(nonce, INM_NONCE_LEN);
 	uint64_t h;
 
 	/* source is at most 64 bytes and never holds a NUL, so the NUL
@@ -138,8 +139,8 @@ static void pop_oldest(struct inm_dedup *d)
 	d->count--;
 }
 
-bool inm_dedup_seen(struct inm_dedup *d, const char *source,
-		    enum inm_type type, const char *nonce, int64_t now_ms)
+bool inm_dedup_seen(struct inm_dedup *d, const char *source, enum inm_type type,
+		    const char *nonce, int64_t now_ms)
 {
 	uint64_t h = key_hash(d, source, type, nonce);
 	size_t slot, pos;

@@ -17,13 +17,13 @@
 
 #include "wr.h"
 
-#define INM_NAME_MAX 64          /* node name bytes, [A-Za-z0-9._-] */
-#define INM_NONCE_LEN 32         /* lowercase hex of 128 random bits */
+#define INM_NAME_MAX 64  /* node name bytes, [A-Za-z0-9._-] */
+#define INM_NONCE_LEN 32 /* lowercase hex of 128 random bits */
 #define INM_TTL_DEFAULT 16
 #define INM_TTL_MAX 255
-#define INM_CHANNEL_MAX 128      /* same bound as the /connect protocol */
+#define INM_CHANNEL_MAX 128 /* same bound as the /connect protocol */
 #define INM_CLIENT_NONCE_MAX 128
-#define INM_TOKEN_LEN 64         /* hex of 32 random bytes */
+#define INM_TOKEN_LEN 64 /* hex of 32 random bytes */
 
 /* ------------------------------------------------------------------ */
 /* Packets (3.2)                                                       */
@@ -39,15 +39,15 @@ const char *inm_type_name(enum inm_type t);
  * in the order below.
  */
 enum inm_drop {
-	INM_DROP_NONE = 0,     /* decoded fine */
-	INM_DROP_JSON,         /* not JSON, not an object, duplicate key, "\u0000" */
+	INM_DROP_NONE = 0, /* decoded fine */
+	INM_DROP_JSON, /* not JSON, not an object, duplicate key, "\u0000" */
 	INM_DROP_SOURCE,
 	INM_DROP_DESTINATION,
 	INM_DROP_TYPE,
 	INM_DROP_NONCE,
 	INM_DROP_TTL,
-	INM_DROP_DATA,         /* data missing, not an object, or wrong for the type */
-	INM_DROP_NOMEM,        /* not the peer's fault; counted apart */
+	INM_DROP_DATA,  /* data missing, not an object, or wrong for the type */
+	INM_DROP_NOMEM, /* not the peer's fault; counted apart */
 };
 #define INM_DROP_COUNT (INM_DROP_NOMEM + 1)
 /* "none", "json", "source", ... "nomem". */
@@ -61,11 +61,11 @@ const char *inm_drop_name(enum inm_drop d);
  */
 struct inm_packet {
 	char source[INM_NAME_MAX + 1];
-	char destination[INM_NAME_MAX + 1];  /* a node name or "*" */
+	char destination[INM_NAME_MAX + 1]; /* a node name or "*" */
 	enum inm_type type;
 	char nonce[INM_NONCE_LEN + 1];
-	int ttl;                             /* 0..255; INM_TTL_DEFAULT if absent */
-	cJSON *data;                         /* owned object; NULL only if unset */
+	int ttl;     /* 0..255; INM_TTL_DEFAULT if absent */
+	cJSON *data; /* owned object; NULL only if unset */
 };
 
 /* Empties @pkt: strings "", type message, ttl default, no data. */
@@ -111,7 +111,7 @@ int inm_message_fields(const struct inm_packet *pkt, const char **channel,
 
 /* ---- channel entries (list-channels, list-reserved-channels, announce) ---- */
 
-#define INM_HASH_LEN 32          /* a channel password hash (PBKDF2 output) */
+#define INM_HASH_LEN 32 /* a channel password hash (PBKDF2 output) */
 
 /*
  * One channel entry: {"name", "password" (64 lowercase hex or null),
@@ -124,7 +124,7 @@ struct inm_chan_entry {
 	uint8_t hash[INM_HASH_LEN];
 	bool has_created;
 	int64_t created;
-	const cJSON *holders;       /* an array, or NULL when absent */
+	const cJSON *holders; /* an array, or NULL when absent */
 };
 /* WR_OK, or WR_EINVAL: not an object, a bad name, password, created (not
  * inm_json_int_ok) or holders. An absent password is null; absent created
@@ -164,10 +164,10 @@ bool inm_base64_valid(const char *s, size_t len);
 struct inm_dedup;
 
 struct inm_dedup_stats {
-	uint64_t checks;      /* inm_dedup_seen calls */
-	uint64_t duplicates;  /* of which already seen */
-	uint64_t expired;     /* entries forgotten after the window */
-	uint64_t evicted;     /* entries forgotten early because the table was full */
+	uint64_t checks;     /* inm_dedup_seen calls */
+	uint64_t duplicates; /* of which already seen */
+	uint64_t expired;    /* entries forgotten after the window */
+	uint64_t evicted; /* entries forgotten early because the table was full */
 	size_t size, capacity;
 };
 
@@ -187,8 +187,8 @@ void inm_dedup_destroy(struct inm_dedup *d);
  * A duplicate does not refresh the timestamp. Entries are 64-bit keyed
  * hashes: a false duplicate needs a SipHash collision under a random key.
  */
-bool inm_dedup_seen(struct inm_dedup *d, const char *source,
-		    enum inm_type type, const char *nonce, int64_t now_ms);
+bool inm_dedup_seen(struct inm_dedup *d, const char *source, enum inm_type type,
+		    const char *nonce, int64_t now_ms);
 void inm_dedup_stats(const struct inm_dedup *d, struct inm_dedup_stats *st);
 
 /* ------------------------------------------------------------------ */
@@ -234,8 +234,8 @@ const char *inm_route_link_name(const struct inm_route *r, int link);
  * returns how many holders there are, which may exceed @max; returns -1
  * when the holders are not known (then the packet is flooded).
  */
-typedef int (*inm_holders_cb)(void *ud, const char *channel,
-			      const char **out, size_t max);
+typedef int (*inm_holders_cb)(void *ud, const char *channel, const char **out,
+			      size_t max);
 
 /*
  * Decides where @pkt, arriving on @from_link (-1 when this node built it),
@@ -246,17 +246,16 @@ typedef int (*inm_holders_cb)(void *ud, const char *channel,
  * dropped, 3.2). Processing locally (destination self or "*") and
  * decrementing ttl are the caller's business. @holders may be NULL.
  */
-void inm_route_targets(const struct inm_route *r,
-		       const struct inm_packet *pkt, int from_link,
-		       const int *links, size_t nlinks, const char *self,
-		       inm_holders_cb holders, void *holders_ud,
-		       int *out, size_t *nout);
+void inm_route_targets(const struct inm_route *r, const struct inm_packet *pkt,
+		       int from_link, const int *links, size_t nlinks,
+		       const char *self, inm_holders_cb holders,
+		       void *holders_ud, int *out, size_t *nout);
 
 /* ------------------------------------------------------------------ */
 /* The mesh view: node-state records, reachability, trees (3.6)        */
 
-#define INM_VIEW_PEERS_MAX 64    /* peers kept per node-state record */
-#define INM_DIGEST_HEX 16        /* 64-bit digests on the wire */
+#define INM_VIEW_PEERS_MAX 64 /* peers kept per node-state record */
+#define INM_DIGEST_HEX 16     /* 64-bit digests on the wire */
 
 /*
  * One node's state as it floods it (docs/mesh.md): who it is, its direct
@@ -270,14 +269,14 @@ struct inm_node_state {
 	int64_t incarnation;
 	uint64_t version;
 	bool master;
-	bool leaving;           /* shutting down: gone at once, not redialled */
-	bool legacy;            /* synthesised from an old full announce */
+	bool leaving; /* shutting down: gone at once, not redialled */
+	bool legacy;  /* synthesised from an old full announce */
 	unsigned npeers;
 	char peers[INM_VIEW_PEERS_MAX][INM_NAME_MAX + 1];
-	double latency[INM_VIEW_PEERS_MAX];   /* ms to each peer, < 0 unknown */
+	double latency[INM_VIEW_PEERS_MAX]; /* ms to each peer, < 0 unknown */
 	uint32_t nchannels;
-	uint64_t chan_digest;   /* XOR of inm_chan_digest() of its channels */
-	char rejoin[INM_TOKEN_LEN + 1];       /* "" when it offers none */
+	uint64_t chan_digest; /* XOR of inm_chan_digest() of its channels */
+	char rejoin[INM_TOKEN_LEN + 1]; /* "" when it offers none */
 };
 
 /* Decodes one record (a JSON object in the shape of docs/mesh.md) into
@@ -296,16 +295,16 @@ int inm_digest_parse(const char *s, uint64_t *d);
 struct inm_view;
 
 enum inm_merge {
-	INM_MERGE_NEWS,         /* newer than what we had: stored */
-	INM_MERGE_OLD,          /* same or older: ignored */
-	INM_MERGE_SELF,         /* our own name: ignored */
-	INM_MERGE_FULL,         /* a new node and no room: ignored */
+	INM_MERGE_NEWS, /* newer than what we had: stored */
+	INM_MERGE_OLD,  /* same or older: ignored */
+	INM_MERGE_SELF, /* our own name: ignored */
+	INM_MERGE_FULL, /* a new node and no room: ignored */
 };
 
 /* What inm_view_sweep reports about a node. */
 enum inm_view_event {
-	INM_VIEW_UP,            /* reachable, first time or after being gone */
-	INM_VIEW_GONE,          /* unreachable for the grace time, or leaving */
+	INM_VIEW_UP,   /* reachable, first time or after being gone */
+	INM_VIEW_GONE, /* unreachable for the grace time, or leaving */
 };
 typedef void (*inm_view_cb)(void *ud, const struct inm_node_state *st,
 			    enum inm_view_event ev);
@@ -377,9 +376,9 @@ struct inm_pending;
 struct inm_pending_event {
 	const char *nonce;
 	const char *command;
-	const struct inm_packet *response;  /* NULL on timeout */
-	const char *reason;                 /* "timeout", else NULL */
-	bool done;                /* the last call for this nonce */
+	const struct inm_packet *response; /* NULL on timeout */
+	const char *reason;                /* "timeout", else NULL */
+	bool done;                         /* the last call for this nonce */
 	size_t answered, expected;
 	/* on timeout: the expected nodes that did not answer */
 	const char *const *missing;
@@ -437,8 +436,8 @@ struct inm_tokens;
 
 enum inm_token_result {
 	INM_TOKEN_OK = 0,
-	INM_TOKEN_WRONG_NAME,   /* known, bound to another name: now wiped */
-	INM_TOKEN_UNKNOWN,      /* never issued, used, expired or evicted */
+	INM_TOKEN_WRONG_NAME, /* known, bound to another name: now wiped */
+	INM_TOKEN_UNKNOWN,    /* never issued, used, expired or evicted */
 };
 
 /*

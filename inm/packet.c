@@ -23,14 +23,10 @@ static const char *const type_names[INM_TYPE_COUNT] = {
 };
 
 static const char *const drop_names[INM_DROP_COUNT] = {
-	[INM_DROP_NONE] = "none",
-	[INM_DROP_JSON] = "json",
-	[INM_DROP_SOURCE] = "source",
-	[INM_DROP_DESTINATION] = "destination",
-	[INM_DROP_TYPE] = "type",
-	[INM_DROP_NONCE] = "nonce",
-	[INM_DROP_TTL] = "ttl",
-	[INM_DROP_DATA] = "data",
+	[INM_DROP_NONE] = "none",     [INM_DROP_JSON] = "json",
+	[INM_DROP_SOURCE] = "source", [INM_DROP_DESTINATION] = "destination",
+	[INM_DROP_TYPE] = "type",     [INM_DROP_NONCE] = "nonce",
+	[INM_DROP_TTL] = "ttl",       [INM_DROP_DATA] = "data",
 	[INM_DROP_NOMEM] = "nomem",
 };
 
@@ -68,7 +64,8 @@ static bool nonce_valid(const char *s, size_t len)
 	if (len != INM_NONCE_LEN)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		      (s[i] >= 'a' && s[i] <= 'f')))
 			return false;
 	return true;
 }
@@ -187,7 +184,8 @@ static bool data_ok(enum inm_type type, const cJSON *data)
 	if (type == INM_MESSAGE) {
 		if (!get_fields(data, msg_keys, 3, f))
 			return false;
-		if (!str_ok(f[0], 1, INM_CHANNEL_MAX) || !str_ok(f[1], 0, SIZE_MAX))
+		if (!str_ok(f[0], 1, INM_CHANNEL_MAX) ||
+		    !str_ok(f[1], 0, SIZE_MAX))
 			return false;
 		if (!inm_base64_valid(f[1]->valuestring,
 				      strlen(f[1]->valuestring)))
@@ -230,7 +228,8 @@ static enum inm_drop header_ok(struct inm_packet *pkt, const struct field *f)
 	pkt->source[s->n] = '\0';
 
 	if (!d->p || !d->n || d->n > INM_NAME_MAX ||
-	    (!(d->n == 1 && d->p[0] == '*') && !inm_node_name_valid(d->p, d->n)))
+	    (!(d->n == 1 && d->p[0] == '*') &&
+	     !inm_node_name_valid(d->p, d->n)))
 		return INM_DROP_DESTINATION;
 	memcpy(pkt->destination, d->p, d->n);
 	pkt->destination[d->n] = '\0';
@@ -269,8 +268,8 @@ enum inm_drop inm_packet_decode_generic(struct inm_packet *pkt, const char *buf,
 	if (!root)
 		goto out;
 	/* cJSON stops after the first value: trailing bytes are garbage */
-	while (end < buf + len && (*end == ' ' || *end == '\t' ||
-				   *end == '\n' || *end == '\r'))
+	while (end < buf + len &&
+	       (*end == ' ' || *end == '\t' || *end == '\n' || *end == '\r'))
 		end++;
 	if (end != buf + len || !cJSON_IsObject(root) ||
 	    !get_fields(root, top_keys, K_COUNT, f))
@@ -296,7 +295,8 @@ enum inm_drop inm_packet_decode_generic(struct inm_packet *pkt, const char *buf,
 		if (!cJSON_IsNumber(f[K_TTL]))
 			goto out;
 		ttl = f[K_TTL]->valuedouble;
-		if (!(ttl >= 0 && ttl <= INM_TTL_MAX) || (double)(int)ttl != ttl)
+		if (!(ttl >= 0 && ttl <= INM_TTL_MAX) ||
+		    (double)(int)ttl != ttl)
 			goto out;
 		pkt->ttl = (int)ttl;
 	}
@@ -343,7 +343,8 @@ static bool fast_str(const char **pp, const char *e, struct field *v)
  * returns true; advances past the object. */
 static bool fast_members(const char **pp, const char *e,
 			 bool (*fn)(void *, const struct field *,
-				    const struct field *), void *arg)
+				    const struct field *),
+			 void *arg)
 {
 	const char *p = *pp;
 	struct field k, v;
@@ -433,7 +434,7 @@ static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 			    !memcmp(top_keys[k], key.p, key.n))
 				break;
 		if (k < K_COUNT && have[k])
-			goto generic;   /* the generic decoder refuses it */
+			goto generic; /* the generic decoder refuses it */
 		if (k == K_TTL) {
 			/* 0, or 1-3 digits without a leading zero */
 			if (p < e && *p == '0') {
@@ -442,8 +443,9 @@ static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 			} else {
 				const char *d = p;
 
-				for (ttl = 0; p < e && p - d < 3 &&
-				     *p >= '0' && *p <= '9'; p++)
+				for (ttl = 0; p < e && p - d < 3 && *p >= '0' &&
+					      *p <= '9';
+				     p++)
 					ttl = ttl * 10 + (*p - '0');
 				if (p == d)
 					goto generic;
@@ -453,7 +455,7 @@ static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 			 * almost always good, so it is rarely thrown away */
 			obj = cJSON_CreateObject();
 			if (!obj || !fast_members(&p, e, fast_add, obj))
-				goto generic;   /* out of memory too */
+				goto generic; /* out of memory too */
 		} else if (!fast_str(&p, e, &v)) {
 			goto generic;
 		} else if (k < K_COUNT) {
@@ -469,7 +471,7 @@ static bool decode_fast(struct inm_packet *pkt, const char *buf, size_t len,
 			goto generic;
 	}
 	if (++p != e)
-		goto generic;           /* trailing bytes, even whitespace */
+		goto generic; /* trailing bytes, even whitespace */
 
 	inm_packet_init(pkt);
 	*rc = header_ok(pkt, txt);
@@ -587,22 +589,25 @@ static const char b64_alphabet[] =
 /* The 6-bit value of each byte; 255 for any byte outside the alphabet,
  * '=' included (padding is checked where it may stand). */
 static const unsigned char b64_value[256] = {
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,  62, 255, 255, 255,  63,
-	 52,  53,  54,  55,  56,  57,  58,  59,  60,  61, 255, 255, 255, 255, 255, 255,
-	255,   0,   1,   2,   3,   4,   5,   6,   7,   8,   9,  10,  11,  12,  13,  14,
-	 15,  16,  17,  18,  19,  20,  21,  22,  23,  24,  25, 255, 255, 255, 255, 255,
-	255,  26,  27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
-	 41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
-	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 62,  255, 255, 255, 63,  52,  53,  54,  55,  56,  57,  58,  59,
+	60,  61,  255, 255, 255, 255, 255, 255, 255, 0,   1,   2,   3,   4,
+	5,   6,   7,   8,   9,   10,  11,  12,  13,  14,  15,  16,  17,  18,
+	19,  20,  21,  22,  23,  24,  25,  255, 255, 255, 255, 255, 255, 26,
+	27,  28,  29,  30,  31,  32,  33,  34,  35,  36,  37,  38,  39,  40,
+	41,  42,  43,  44,  45,  46,  47,  48,  49,  50,  51,  255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255, 255,
+	255, 255, 255, 255,
 };
 
 int inm_base64_encode(struct wr_buf *b, const void *p, size_t n)
@@ -637,7 +642,7 @@ int inm_base64_encode(struct wr_buf *b, const void *p, size_t n)
 		*o++ = '=';
 	}
 	*o = '\0';
-	b->len += need - 1;  /* need counts the NUL, which stays in place */
+	b->len += need - 1; /* need counts the NUL, which stays in place */
 	return WR_OK;
 }
 

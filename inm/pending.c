@@ -15,7 +15,7 @@ struct pend {
 	char nonce[INM_NONCE_LEN + 1];
 	char *command;
 	int64_t deadline_ms;
-	uint64_t seq;                       /* add order, see expire */
+	uint64_t seq; /* add order, see expire */
 	inm_pending_cb cb;
 	void *ud;
 	size_t nexpect, answered;
@@ -93,8 +93,9 @@ int inm_pending_add(struct inm_pending *p, const char *nonce,
 	    !command || !cb || !expect || nexpect == 0)
 		goto fail;
 	for (size_t i = 0; i < nexpect; i++)
-		if (!expect[i] || !inm_node_name_valid(expect[i],
-				strnlen(expect[i], INM_NAME_MAX + 1)))
+		if (!expect[i] ||
+		    !inm_node_name_valid(expect[i],
+					 strnlen(expect[i], INM_NAME_MAX + 1)))
 			goto fail;
 	rc = WR_EEXIST;
 	if (find(p, nonce) != SIZE_MAX)
@@ -198,7 +199,8 @@ size_t inm_pending_expire(struct inm_pending *p, int64_t now_ms)
 		struct pend *e;
 
 		for (i = 0; i < p->n; i++)
-			if (p->v[i]->seq < limit && p->v[i]->deadline_ms <= now_ms)
+			if (p->v[i]->seq < limit &&
+			    p->v[i]->deadline_ms <= now_ms)
 				break;
 		if (i == p->n)
 			break;

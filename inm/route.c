@@ -9,7 +9,7 @@
 
 #include "inm.h"
 
-#define HOLDERS_MAX 256   /* more holders than this: flood instead */
+#define HOLDERS_MAX 256 /* more holders than this: flood instead */
 
 struct hop {
 	char name[INM_NAME_MAX + 1];
@@ -76,7 +76,8 @@ static int hops_add(struct hops *h, const char *name, int link)
 
 static bool name_ok(const char *name)
 {
-	return name && inm_node_name_valid(name, strnlen(name, INM_NAME_MAX + 1));
+	return name &&
+	       inm_node_name_valid(name, strnlen(name, INM_NAME_MAX + 1));
 }
 
 int inm_route_link_up(struct inm_route *r, const char *name, int link)
@@ -200,11 +201,10 @@ static bool toward_holders(const struct inm_route *r,
 	return true;
 }
 
-void inm_route_targets(const struct inm_route *r,
-		       const struct inm_packet *pkt, int from_link,
-		       const int *links, size_t nlinks, const char *self,
-		       inm_holders_cb holders, void *holders_ud,
-		       int *out, size_t *nout)
+void inm_route_targets(const struct inm_route *r, const struct inm_packet *pkt,
+		       int from_link, const int *links, size_t nlinks,
+		       const char *self, inm_holders_cb holders,
+		       void *holders_ud, int *out, size_t *nout)
 {
 	const char *dest = pkt->destination;
 	int link;

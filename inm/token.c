@@ -15,11 +15,11 @@ struct tok {
 	bool live;
 	int64_t issued_ms;
 	char name[INM_NAME_MAX + 1];
-	char hex[INM_TOKEN_LEN];          /* no NUL: compared as bytes */
+	char hex[INM_TOKEN_LEN]; /* no NUL: compared as bytes */
 };
 
 struct inm_tokens {
-	struct tok *ring;      /* issue order; next is the oldest slot */
+	struct tok *ring; /* issue order; next is the oldest slot */
 	size_t capacity, next, live;
 	int64_t ttl_ms;
 	uint64_t evicted;

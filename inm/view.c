@@ -18,23 +18,23 @@
 struct vnode {
 	struct inm_node_state st;
 	bool reachable;
-	bool up;                    /* INM_VIEW_UP reported, not gone since */
-	bool gone;                  /* INM_VIEW_GONE reported, not up since */
-	int64_t lost_since;         /* monotonic ms; 0 while reachable */
-	int first;                  /* first hop from self, -1 none */
-	unsigned adj_off, nadj;     /* neighbours in v->adj, in name order */
+	bool up;                /* INM_VIEW_UP reported, not gone since */
+	bool gone;              /* INM_VIEW_GONE reported, not up since */
+	int64_t lost_since;     /* monotonic ms; 0 while reachable */
+	int first;              /* first hop from self, -1 none */
+	unsigned adj_off, nadj; /* neighbours in v->adj, in name order */
 };
 
 struct inm_view {
 	char self[INM_NAME_MAX + 1];
-	struct vnode *nodes;        /* [0] is self */
+	struct vnode *nodes; /* [0] is self */
 	size_t n, max;
-	bool dirty;                 /* records changed: graph is stale */
-	int *order;                 /* indices by name, for lookups */
+	bool dirty; /* records changed: graph is stale */
+	int *order; /* indices by name, for lookups */
 	int *adj;
 	size_t adj_cap;
 	int *queue;
-	int **trees;                /* parent arrays per root, lazily */
+	int **trees; /* parent arrays per root, lazily */
 	uint64_t *tree_gen;
 	uint64_t gen;
 	bool digest_ok;
@@ -118,11 +118,13 @@ int inm_state_decode(const cJSON *o, struct inm_node_state *st)
 	if (!cJSON_IsObject(o) || !name_ok(name) || !count_ok(inc) ||
 	    !count_ok(ver) || !cJSON_IsArray(peers) || !cJSON_IsObject(ch))
 		return WR_EINVAL;
-	if (url && (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(st->url)))
+	if (url && (!cJSON_IsString(url) ||
+		    strlen(url->valuestring) >= sizeof(st->url)))
 		return WR_EINVAL;
 	n = cJSON_GetObjectItemCaseSensitive(ch, "n");
 	dg = cJSON_GetObjectItemCaseSensitive(ch, "digest");
-	if (!count_ok(n) || n->valuedouble > UINT32_MAX || !cJSON_IsString(dg) ||
+	if (!count_ok(n) || n->valuedouble > UINT32_MAX ||
+	    !cJSON_IsString(dg) ||
 	    inm_digest_parse(dg->valuestring, &st->chan_digest))
 		return WR_EINVAL;
 	if (rejoin && (!cJSON_IsString(rejoin) ||
@@ -135,8 +137,10 @@ int inm_state_decode(const cJSON *o, struct inm_node_state *st)
 		memcpy(st->url, url->valuestring, strlen(url->valuestring) + 1);
 	st->incarnation = (int64_t)inc->valuedouble;
 	st->version = (uint64_t)ver->valuedouble;
-	st->master = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "master"));
-	st->leaving = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o, "leaving"));
+	st->master = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+								   "master"));
+	st->leaving = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(o,
+								    "leaving"));
 	st->nchannels = (uint32_t)n->valuedouble;
 	if (rejoin)
 		memcpy(st->rejoin, rejoin->valuestring, INM_TOKEN_LEN + 1);
@@ -147,9 +151,13 @@ int inm_state_decode(const cJSON *o, struct inm_node_state *st)
 			return WR_EINVAL;
 		if (st->npeers == INM_VIEW_PEERS_MAX)
 			continue; /* a bigger hub: the rest stay unlisted */
-		ms = lat ? cJSON_GetObjectItemCaseSensitive(lat, it->valuestring) : NULL;
-		st->latency[st->npeers] = cJSON_IsNumber(ms) && ms->valuedouble >= 0
-					  ? ms->valuedouble : -1.0;
+		ms = lat ? cJSON_GetObjectItemCaseSensitive(lat,
+							    it->valuestring)
+			 : NULL;
+		st->latency[st->npeers] = cJSON_IsNumber(ms) &&
+							  ms->valuedouble >= 0
+						  ? ms->valuedouble
+						  : -1.0;
 		memcpy(st->peers[st->npeers++], it->valuestring,
 		       strlen(it->valuestring) + 1);
 	}
@@ -167,7 +175,8 @@ cJSON *inm_state_json(const struct inm_node_state *st)
 	inm_digest_hex(st->chan_digest, hex);
 	ok = cJSON_AddStringToObject(o, "name", st->name) &&
 	     cJSON_AddStringToObject(o, "url", st->url) &&
-	     cJSON_AddNumberToObject(o, "incarnation", (double)st->incarnation) &&
+	     cJSON_AddNumberToObject(o, "incarnation",
+				     (double)st->incarnation) &&
 	     cJSON_AddNumberToObject(o, "version", (double)st->version) &&
 	     cJSON_AddBoolToObject(o, "master", st->master) &&
 	     (peers = cJSON_AddArrayToObject(o, "peers")) &&
@@ -200,8 +209,8 @@ struct inm_view *inm_view_create(const char *self, size_t max_nodes)
 {
 	struct inm_view *v;
 
-	if (!self || !inm_node_name_valid(self, strlen(self)) || max_nodes < 1 ||
-	    max_nodes > 65536)
+	if (!self || !inm_node_name_valid(self, strlen(self)) ||
+	    max_nodes < 1 || max_nodes > 65536)
 		return NULL;
 	v = calloc(1, sizeof(*v));
 	if (!v)
@@ -271,14 +280,16 @@ static int find(const struct inm_view *v, const char *name)
 /* Drops record @i (never self); indices above it move. */
 static void drop(struct inm_view *v, size_t i)
 {
-	memmove(&v->nodes[i], &v->nodes[i + 1], (v->n - i - 1) * sizeof(*v->nodes));
+	memmove(&v->nodes[i], &v->nodes[i + 1],
+		(v->n - i - 1) * sizeof(*v->nodes));
 	v->n--;
 	changed(v);
 }
 
 static void ensure(struct inm_view *v);
 
-static bool newer(const struct inm_node_state *a, const struct inm_node_state *b)
+static bool newer(const struct inm_node_state *a,
+		  const struct inm_node_state *b)
 {
 	if (a->incarnation != b->incarnation)
 		return a->incarnation > b->incarnation;
@@ -310,7 +321,7 @@ enum inm_merge inm_view_merge(struct inm_view *v,
 		for (size_t k = 1; k < v->n; k++)
 			if (!v->nodes[k].reachable && v->nodes[k].lost_since &&
 			    (!oldest || v->nodes[k].lost_since <
-					v->nodes[oldest].lost_since))
+						v->nodes[oldest].lost_since))
 				oldest = k;
 		if (!oldest)
 			return INM_MERGE_FULL;
@@ -419,7 +430,8 @@ static int rebuild(struct inm_view *v)
 
 		nd->adj_off = (unsigned)used;
 		nd->nadj = 0;
-		for (unsigned k = 0; !nd->st.leaving && k < nd->st.npeers; k++) {
+		for (unsigned k = 0; !nd->st.leaving && k < nd->st.npeers;
+		     k++) {
 			int j = lookup(v, nd->st.peers[k]);
 
 			if (j < 0 || j == (int)i ||
@@ -569,7 +581,8 @@ const char *inm_view_leader(const struct inm_view *v)
 
 	ensure((struct inm_view *)v);
 	for (size_t i = 1; i < v->n; i++)
-		if (v->nodes[i].reachable && strcmp(v->nodes[i].st.name, best) < 0)
+		if (v->nodes[i].reachable &&
+		    strcmp(v->nodes[i].st.name, best) < 0)
 			best = v->nodes[i].st.name;
 	return best;
 }
@@ -600,7 +613,8 @@ int inm_view_tree_hop(struct inm_view *v, const char *source,
 	if (t == 0)
 		return 0;
 	if (v->tree_gen[s] != v->gen) {
-		if (!v->trees[s] && !(v->trees[s] = malloc(v->max * sizeof(int))))
+		if (!v->trees[s] &&
+		    !(v->trees[s] = malloc(v->max * sizeof(int))))
 			return -1;
 		bfs(v, s, v->trees[s]);
 		v->tree_gen[s] = v->gen;
@@ -631,10 +645,12 @@ uint64_t inm_view_digest(struct inm_view *v)
 		if (!nd->reachable || nd->st.legacy)
 			continue;
 		for (int i = 0; i < 8; i++) {
-			num[i] = (unsigned char)((uint64_t)nd->st.incarnation >> (8 * i));
+			num[i] = (unsigned char)((uint64_t)nd->st.incarnation >>
+						 (8 * i));
 			num[8 + i] = (unsigned char)(nd->st.version >> (8 * i));
 		}
-		crypto_generichash_update(&h, (const unsigned char *)nd->st.name,
+		crypto_generichash_update(&h,
+					  (const unsigned char *)nd->st.name,
 					  strlen(nd->st.name) + 1);
 		crypto_generichash_update(&h, num, sizeof(num));
 	}

@@ -38,7 +38,8 @@ static cJSON *ok_data(void)
 static void list_nodes(void *ud, const struct inm_packet *pkt)
 {
 	struct mesh *m = ud;
-	cJSON *d = ok_data(), *arr = d ? cJSON_AddArrayToObject(d, "nodes") : NULL;
+	cJSON *d = ok_data(),
+	      *arr = d ? cJSON_AddArrayToObject(d, "nodes") : NULL;
 
 	for (struct mesh_link *l = m->links; arr && l; l = l->next)
 		cJSON_AddItemToArray(arr, cJSON_CreateString(l->name));
@@ -98,7 +99,8 @@ static void on_token(void *ud, const struct inm_pending_event *ev)
 		cJSON_AddFalseToObject(out, "ok");
 		cJSON_AddStringToObject(out, "reason",
 					cJSON_IsString(why) ? why->valuestring
-					: ev->reason ? ev->reason : "target not connected");
+					: ev->reason        ? ev->reason
+						     : "target not connected");
 	}
 	if (out)
 		mesh_respond_to(a->m, a->requester, a->nonce, out);
@@ -188,8 +190,8 @@ static void host_stats(void *ud, const struct inm_packet *pkt)
 	answer(ud, pkt, mesh_host_stats(ud));
 }
 
-int mesh_command_register(struct mesh *m, const char *name,
-			  mesh_command_fn fn, void *ud)
+int mesh_command_register(struct mesh *m, const char *name, mesh_command_fn fn,
+			  void *ud)
 {
 	for (unsigned i = 0; i < m->ncmds; i++)
 		if (!strcmp(m->cmds[i].name, name))
@@ -224,7 +226,8 @@ int mesh_commands_init(struct mesh *m)
 
 void mesh_command_in(struct mesh *m, const struct inm_packet *pkt)
 {
-	const char *name = cJSON_GetObjectItemCaseSensitive(pkt->data, "command")
+	const char *name = cJSON_GetObjectItemCaseSensitive(pkt->data,
+							    "command")
 				   ->valuestring;
 
 	for (unsigned i = 0; i < m->ncmds; i++)

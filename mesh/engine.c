@@ -21,8 +21,8 @@
 /* ------------------------------------------------------------------ */
 /* Sending                                                             */
 
-static unsigned emit(struct mesh *m, struct inm_packet *pkt,
-		     int from_link, int hop);
+static unsigned emit(struct mesh *m, struct inm_packet *pkt, int from_link,
+		     int hop);
 
 static struct mesh_link *link_by_id(struct mesh *m, int id)
 {
@@ -44,8 +44,8 @@ static int holders_of(struct mesh *m, const char *channel, const char **out,
 
 /* Encodes @pkt once with ttl lowered by @hop and queues it on each link
  * of @out. Returns how many links it went on. */
-static unsigned send_links(struct mesh *m, struct inm_packet *pkt,
-			   int hop, const int *out, size_t nout)
+static unsigned send_links(struct mesh *m, struct inm_packet *pkt, int hop,
+			   const int *out, size_t nout)
 {
 	struct wr_buf *b = &m->enc;
 	struct wr_msg *msg;
@@ -81,8 +81,7 @@ void mesh_send(struct mesh *m, struct inm_packet *pkt)
 	emit(m, pkt, -1, 0);
 }
 
-void mesh_send_link(struct mesh *m, struct mesh_link *l,
-		    struct inm_packet *pkt)
+void mesh_send_link(struct mesh *m, struct mesh_link *l, struct inm_packet *pkt)
 {
 	int id = l->id;
 
@@ -101,10 +100,10 @@ static int link_to(struct mesh *m, const char *name, int from_link)
 /* Where a channel message goes for holder @t: down the tree rooted at
  * the source when @t is below us, else along our own shortest path (a
  * view that differs from the upstream's), else the learned route. */
-static int message_hop(struct mesh *m, const char *source,
-		       const char *t, int from_link)
+static int message_hop(struct mesh *m, const char *source, const char *t,
+		       int from_link)
 {
-		const char *hop = NULL;
+	const char *hop = NULL;
 	int link = -1;
 
 	switch (inm_view_tree_hop(m->view, source, t, &hop)) {
@@ -140,7 +139,8 @@ static unsigned emit_message(struct mesh *m, struct inm_packet *pkt,
 	const char *channel, *b64, *cn;
 	int hops[TARGETS_MAX], out[MESH_MAX_LINKS];
 	/* detached and kept: names[] may point into it */
-	cJSON *to = cJSON_DetachItemFromObjectCaseSensitive(pkt->data, "to"), *it;
+	cJSON *to = cJSON_DetachItemFromObjectCaseSensitive(pkt->data, "to"),
+	      *it;
 	size_t nout = 0;
 	unsigned sent = 0;
 	int n = 0;
@@ -205,38 +205,37 @@ out:
  * path of the view (else the learned route, else a flood), "*" packets
  * to every link but the one they came on. Returns the number of links.
  */
-static unsigned emit(struct mesh *m, struct inm_packet *pkt,
-		     int from_link, int hop)
+static unsigned emit(struct mesh *m, struct inm_packet *pkt, int from_link,
+		     int hop)
 {
 	int links[MESH_MAX_LINKS], out[MESH_MAX_LINKS];
 	size_t n = 0, nout = 0;
 	const char *dest = pkt->destination;
 
-	for (struct mesh_link *l = m->links; l && n < MESH_MAX_LINKS; l = l->next)
+	for (struct mesh_link *l = m->links; l && n < MESH_MAX_LINKS;
+	     l = l->next)
 		if (!l->closing)
 			links[n++] = l->id;
 	if (!n)
 		return 0;
 	if (pkt->type == INM_MESSAGE && !strcmp(dest, "*"))
 		return emit_message(m, pkt, from_link, hop, links, n);
-	if (strcmp(dest, "*") && strcmp(dest, m->cfg->name) &&
-	    pkt->ttl > hop) {
+	if (strcmp(dest, "*") && strcmp(dest, m->cfg->name) && pkt->ttl > hop) {
 		int link = inm_route_direct(m->route, dest);
 
 		if (link < 0)
-			link = link_to(m, inm_view_next_hop(m->view, dest),
-				       -2);
+			link = link_to(m, inm_view_next_hop(m->view, dest), -2);
 		if (link >= 0 && link != from_link)
 			return send_links(m, pkt, hop, &link, 1);
 	}
-	inm_route_targets(m->route, pkt, from_link, links, n,
-			  m->cfg->name, NULL, NULL, out, &nout);
+	inm_route_targets(m->route, pkt, from_link, links, n, m->cfg->name,
+			  NULL, NULL, out, &nout);
 	return send_links(m, pkt, hop, out, nout);
 }
 
 /* Fills the header of a packet built here. */
-void mesh_packet_new(struct mesh *m, struct inm_packet *pkt,
-		       const char *dest, enum inm_type type, cJSON *data)
+void mesh_packet_new(struct mesh *m, struct inm_packet *pkt, const char *dest,
+		     enum inm_type type, cJSON *data)
 {
 	inm_packet_init(pkt);
 	snprintf(pkt->source, sizeof(pkt->source), "%s", m->cfg->name);
@@ -249,7 +248,7 @@ void mesh_packet_new(struct mesh *m, struct inm_packet *pkt,
 int mesh_command(struct mesh *m, const char *dest, cJSON *data,
 		 mesh_reply_cb cb, void *ud)
 {
-		const char *expect_one[1] = { dest }, **expect = expect_one;
+	const char *expect_one[1] = { dest }, **expect = expect_one;
 	const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(data, "command");
 	struct inm_packet pkt;
 	size_t nexpect = 1;
@@ -340,7 +339,7 @@ void mesh_respond_fail(struct mesh *m, const struct inm_packet *cmd,
 /* Channel messages (3.5)                                              */
 
 void mesh_publish(struct mesh *m, const char *channel, size_t clen,
-		     const char *msg, size_t mlen, const struct chan_str *nonce)
+		  const char *msg, size_t mlen, const struct chan_str *nonce)
 {
 	struct wr_buf b64;
 	struct inm_packet pkt;
@@ -355,7 +354,8 @@ void mesh_publish(struct mesh *m, const char *channel, size_t clen,
 	inm_base64_encode(&b64, msg, mlen);
 	wr_buf_append(&b64, "", 1);
 	data = cJSON_CreateObject();
-	if (b64.oom || !data || !cJSON_AddStringToObject(data, "message", b64.p) ||
+	if (b64.oom || !data ||
+	    !cJSON_AddStringToObject(data, "message", b64.p) ||
 	    !cJSON_AddStringToObject(data, "channel", name)) {
 		cJSON_Delete(data);
 		wr_buf_fini(&b64);
@@ -388,8 +388,8 @@ static void deliver(struct mesh *m, const struct inm_packet *pkt)
 	 * payload size from the base64 length, which the codec checked */
 	blen = strlen(b64);
 	mesh_observe_message(m, channel, strlen(channel),
-			   blen / 4 * 3 - (blen && b64[blen - 1] == '=') -
-			   (blen > 1 && b64[blen - 2] == '='));
+			     blen / 4 * 3 - (blen && b64[blen - 1] == '=') -
+				     (blen > 1 && b64[blen - 2] == '='));
 	ch = chan_find(m->reg, channel, strlen(channel));
 	if (!ch)
 		return;
@@ -420,8 +420,7 @@ static void deliver(struct mesh *m, const struct inm_packet *pkt)
 /* ------------------------------------------------------------------ */
 /* Receiving                                                           */
 
-void mesh_packet_in(struct mesh *m, struct mesh_link *l,
-		    struct inm_packet *pkt)
+void mesh_packet_in(struct mesh *m, struct mesh_link *l, struct inm_packet *pkt)
 {
 	const char *self = m->cfg->name;
 	bool local;
@@ -437,7 +436,8 @@ void mesh_packet_in(struct mesh *m, struct mesh_link *l,
 		return;
 	}
 	inm_route_learn(m->route, pkt->source, l->id);
-	local = !strcmp(pkt->destination, self) || !strcmp(pkt->destination, "*");
+	local = !strcmp(pkt->destination, self) ||
+		!strcmp(pkt->destination, "*");
 	wr_debug("inm: %s from '%s' to '%s' via '%s'", inm_type_name(pkt->type),
 		 pkt->source, pkt->destination, l->name);
 	m->ctr->inm_forwarded += emit(m, pkt, l->id, 1) ? 1 : 0;
@@ -627,7 +627,8 @@ void mesh_cancel_all(struct mesh *m)
 	/* every command still waiting times out, so its callback frees what
 	 * it holds; callbacks add nothing new this late (few rounds at most) */
 	m->stopping = true;
-	for (int i = 0; m->pending && inm_pending_count(m->pending) && i < 8; i++)
+	for (int i = 0; m->pending && inm_pending_count(m->pending) && i < 8;
+	     i++)
 		inm_pending_expire(m->pending, INT64_MAX);
 }
 
@@ -647,8 +648,7 @@ void mesh_destroy(struct mesh *m)
 	free(m);
 }
 
-void mesh_set_listener(struct mesh *m, const struct mesh_listener *l,
-		       void *ud)
+void mesh_set_listener(struct mesh *m, const struct mesh_listener *l, void *ud)
 {
 	m->ls = *l;
 	m->lud = ud;

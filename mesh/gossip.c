@@ -19,8 +19,8 @@
 #include "internal.h"
 
 #define VIEW_NODES_MAX 4096
-#define FORGET_MS (10 * 60 * 1000)     /* a lost node's record is kept */
-#define STATES_MAX 4096                /* records read from one packet */
+#define FORGET_MS (10 * 60 * 1000) /* a lost node's record is kept */
+#define STATES_MAX 4096            /* records read from one packet */
 
 static int64_t period(const struct mesh *m)
 {
@@ -62,7 +62,8 @@ static void self_build(struct mesh *m, int64_t now)
 	for (struct mesh_link *l = m->links; l; l = l->next) {
 		if (l->closing || st.npeers == INM_VIEW_PEERS_MAX)
 			continue;
-		snprintf(st.peers[st.npeers], sizeof(st.peers[0]), "%s", l->name);
+		snprintf(st.peers[st.npeers], sizeof(st.peers[0]), "%s",
+			 l->name);
 		st.latency[st.npeers++] = l->latency_ms;
 	}
 	if (m->reg && !m->leaving)
@@ -169,7 +170,8 @@ static void on_view(void *ud, const struct inm_node_state *st,
 static void on_states(struct mesh *m, struct mesh_link *l,
 		      const struct inm_packet *pkt)
 {
-	const cJSON *states = cJSON_GetObjectItemCaseSensitive(pkt->data, "states");
+	const cJSON *states = cJSON_GetObjectItemCaseSensitive(pkt->data,
+							       "states");
 	const cJSON *it;
 	cJSON *news = cJSON_CreateArray();
 	int64_t now = wr_now_ms();
@@ -233,7 +235,8 @@ static void on_announce(struct mesh *m, const struct inm_packet *pkt)
 	const struct inm_node_state *old = inm_view_find(m->view, pkt->source);
 	struct inm_node_state st;
 	int64_t when = inm_json_int_ok(at) && at->valuedouble > 0
-		       ? (int64_t)at->valuedouble : 0;
+			       ? (int64_t)at->valuedouble
+			       : 0;
 	int64_t now = wr_now_ms();
 
 	memset(&st, 0, sizeof(st));
@@ -249,10 +252,12 @@ static void on_announce(struct mesh *m, const struct inm_packet *pkt)
 		if (st.npeers == INM_VIEW_PEERS_MAX)
 			break;
 		if (!cJSON_IsString(it) ||
-		    !inm_node_name_valid(it->valuestring, strlen(it->valuestring)))
+		    !inm_node_name_valid(it->valuestring,
+					 strlen(it->valuestring)))
 			continue;
 		ms = cJSON_GetObjectItemCaseSensitive(lat, it->valuestring);
-		st.latency[st.npeers] = cJSON_IsNumber(ms) ? ms->valuedouble : -1.0;
+		st.latency[st.npeers] = cJSON_IsNumber(ms) ? ms->valuedouble
+							   : -1.0;
 		snprintf(st.peers[st.npeers++], sizeof(st.peers[0]), "%s",
 			 it->valuestring);
 	}

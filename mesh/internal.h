@@ -23,16 +23,16 @@ struct mesh {
 	struct mesh_listener ls;
 	void *lud;
 
-	struct mesh_link *links;        /* up, newest first */
+	struct mesh_link *links; /* up, newest first */
 	unsigned nup;
-	int next_link;                  /* route ids */
+	int next_link; /* route ids */
 	struct inm_dedup *dedup;
 	struct inm_route *route;
 	struct inm_pending *pending;
 	struct inm_tokens *tokens;
-	struct wr_buf enc;              /* packet encoding */
-	struct wr_buf scratch;          /* delivery frames */
-	int64_t ping_slot;              /* wall ms / ping_interval_ms */
+	struct wr_buf enc;     /* packet encoding */
+	struct wr_buf scratch; /* delivery frames */
+	int64_t ping_slot;     /* wall ms / ping_interval_ms */
 	bool stopping;
 
 	struct {
@@ -51,10 +51,10 @@ struct mesh {
 	bool chans_dirty;               /* channels changed: new record soon */
 	bool leaving;                   /* our last record says so */
 	int64_t self_built_ms;
-	int64_t heartbeat_slot;         /* wall ms / announce_interval_ms */
-	int64_t legacy_until_ms;        /* an old node heard: announce until */
+	int64_t heartbeat_slot;  /* wall ms / announce_interval_ms */
+	int64_t legacy_until_ms; /* an old node heard: announce until */
 
-	struct mesh_observe *obs;       /* observe.c */
+	struct mesh_observe *obs; /* observe.c */
 };
 
 /* Tells the node to tick soon: something is under way. */

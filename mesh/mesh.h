@@ -23,7 +23,7 @@
 #include "inm.h"
 #include "wr.h"
 
-#define MESH_MAX_LINKS 1024     /* links routed over; more are refused */
+#define MESH_MAX_LINKS 1024 /* links routed over; more are refused */
 #define MESH_PEER_TIMEOUT_CODE 4408
 
 struct mesh;
@@ -36,15 +36,15 @@ struct mesh;
 struct mesh_link {
 	char name[INM_NAME_MAX + 1];
 	char url[256];
-	bool dialled;               /* we dialled it (3.1's tie rule) */
+	bool dialled; /* we dialled it (3.1's tie rule) */
 	/* the engine's, while the link is up */
 	bool up;
-	bool closing;               /* dropped: no more sends */
-	int id;                     /* route id */
-	double latency_ms;          /* < 0 until the first pong */
-	int64_t last_rx_ms;         /* any frame or pong (monotonic) */
-	int64_t sync_ms;            /* our last full record sync to it */
-	unsigned hb_mismatch;       /* heartbeats in a row with another digest */
+	bool closing;         /* dropped: no more sends */
+	int id;               /* route id */
+	double latency_ms;    /* < 0 until the first pong */
+	int64_t last_rx_ms;   /* any frame or pong (monotonic) */
+	int64_t sync_ms;      /* our last full record sync to it */
+	unsigned hb_mismatch; /* heartbeats in a row with another digest */
 	struct mesh_link *prev, *next;
 };
 
@@ -55,7 +55,8 @@ struct mesh_ops {
 	/* Sends a ping on @l now; its pong comes back as mesh_link_pong(). */
 	void (*ping)(void *ud, struct mesh_link *l);
 	/* Closes @l (it will not drain: do not wait for it). */
-	void (*drop)(void *ud, struct mesh_link *l, int code, const char *reason);
+	void (*drop)(void *ud, struct mesh_link *l, int code,
+		     const char *reason);
 	/* One dial to @url with @token, no redial; 0 or an error. */
 	int (*dial)(void *ud, const char *name, const char *url,
 		    const char *token);
@@ -104,8 +105,7 @@ struct mesh *mesh_create(const struct config *cfg, const char *url,
 void mesh_cancel_all(struct mesh *m);
 /* Frees everything (after mesh_cancel_all). NULL is a no-op. */
 void mesh_destroy(struct mesh *m);
-void mesh_set_listener(struct mesh *m, const struct mesh_listener *l,
-		       void *ud);
+void mesh_set_listener(struct mesh *m, const struct mesh_listener *l, void *ud);
 
 /* ---- the node drives it ---- */
 
@@ -180,8 +180,8 @@ void mesh_respond_fail(struct mesh *m, const struct inm_packet *cmd,
 typedef void (*mesh_command_fn)(void *ud, const struct inm_packet *cmd);
 /* Adds command @name (a static string) to the ones this node answers.
  * WR_OK, WR_EEXIST, WR_EFULL. */
-int mesh_command_register(struct mesh *m, const char *name,
-			  mesh_command_fn fn, void *ud);
+int mesh_command_register(struct mesh *m, const char *name, mesh_command_fn fn,
+			  void *ud);
 
 /* ---- channel messages (3.5) ---- */
 

@@ -22,7 +22,7 @@ struct mesh_observe {
 	struct host_stats host;
 	bool have_host;
 	int64_t next_host_ms;
-	char *buf;                 /* /proc reads */
+	char *buf; /* /proc reads */
 };
 
 int mesh_observe_init(struct mesh *m)
@@ -90,7 +90,7 @@ void mesh_observe_tick(struct mesh *m, int64_t now)
 struct relay_ctx {
 	struct wr_buf *b;
 	bool first;
-	bool counts;                /* "name":members, else "name" */
+	bool counts; /* "name":members, else "name" */
 };
 
 static void relay_item(struct chan_channel *ch, void *arg)

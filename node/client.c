@@ -43,14 +43,15 @@ static void overflow(struct chan_client *cc, void *arg)
 	wr_info("client %p: slow consumer (%zu bytes queued), closing",
 		(void *)cl, cc->q_bytes);
 	node_client_close_later(cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
-			      "slow consumer");
+				"slow consumer");
 }
 
 static void channel_closed(struct chan_channel *ch, void *arg)
 {
 	struct node *node = arg;
 
-	flow_chan_closed(node->flows, ch); /* 4.3: unreserve-channel to the mesh */
+	flow_chan_closed(node->flows,
+			 ch); /* 4.3: unreserve-channel to the mesh */
 }
 
 const struct chan_ops node_client_chan_ops = {
@@ -59,8 +60,9 @@ const struct chan_ops node_client_chan_ops = {
 	.closed = channel_closed,
 };
 
-void node_client_close_slots(struct lws *wsi, int *code_slot, const char **reason_slot,
-		    int code, const char *reason)
+void node_client_close_slots(struct lws *wsi, int *code_slot,
+			     const char **reason_slot, int code,
+			     const char *reason)
 {
 	if (*code_slot)
 		return; /* the first reason stands */
@@ -71,9 +73,11 @@ void node_client_close_slots(struct lws *wsi, int *code_slot, const char **reaso
 	lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, 2);
 }
 
-void node_client_close_later(struct node_client *cl, int code, const char *reason)
+void node_client_close_later(struct node_client *cl, int code,
+			     const char *reason)
 {
-	node_client_close_slots(cl->wsi, &cl->close_code, &cl->close_reason, code, reason);
+	node_client_close_slots(cl->wsi, &cl->close_code, &cl->close_reason,
+				code, reason);
 }
 
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
@@ -93,7 +97,7 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 		 node->clients.count);
 	if (node->stopping)
 		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
-				      "going away");
+					"going away");
 	return 0;
 }
 
@@ -158,7 +162,7 @@ struct node_sub_wait {
 
 struct node_resv_wait {
 	struct node *node;
-	struct node_resv_wait *prev, *next;   /* node->resv_waits */
+	struct node_resv_wait *prev, *next; /* node->resv_waits */
 	struct node_sub_wait *subs;
 	size_t len;
 	char name[CHAN_NAME_MAX + 1];
@@ -174,10 +178,11 @@ static bool waiting(void *ud, const struct chan_client *cc)
 const struct flows_ops node_client_flows_ops = { .waiting = waiting };
 
 static struct node_resv_wait *resv_wait_find(struct node *node,
-					   const struct chan_str *name)
+					     const struct chan_str *name)
 {
 	for (struct node_resv_wait *rw = node->resv_waits; rw; rw = rw->next)
-		if (rw->len == name->len && !memcmp(rw->name, name->p, name->len))
+		if (rw->len == name->len &&
+		    !memcmp(rw->name, name->p, name->len))
 			return rw;
 	return NULL;
 }
@@ -241,7 +246,8 @@ static void resv_done(void *arg, bool all)
 		struct node_client *cl = w->cl;
 		struct chan_str nonce = { w->has_nonce ? w->nonce : NULL,
 					  w->nonce_len };
-		struct chan_channel *ch = chan_find(node->reg, rw->name, rw->len);
+		struct chan_channel *ch = chan_find(node->reg, rw->name,
+						    rw->len);
 		/* a lost race (4.4) took the channel meanwhile */
 		bool member = ch && chan_is_member(ch, &cl->cc);
 
@@ -310,8 +316,10 @@ static void join(struct node *node, struct node_client *cl,
 	if (rc && rc != WR_EEXIST) {
 		if (created) /* an empty channel must not stay behind */
 			chan_drop_empty(node->reg, ch);
-		respond(node, cl, false, rc == WR_EFULL ? "too many subscriptions"
-			: "internal error", nonce);
+		respond(node, cl, false,
+			rc == WR_EFULL ? "too many subscriptions"
+				       : "internal error",
+			nonce);
 		return;
 	}
 	/* 4.2: reserve-channel to the mesh when created */
@@ -340,8 +348,8 @@ static void subscribe(struct node *node, struct node_client *cl,
 	uint8_t hash[CHAN_HASH_LEN];
 	const uint8_t *want;
 	/* open here, or anywhere on the mesh (4.2): its password rules */
-	bool exists = flow_chan_lookup(node->flows, cmd->channel.p, cmd->channel.len,
-				     &want);
+	bool exists = flow_chan_lookup(node->flows, cmd->channel.p,
+				       cmd->channel.len, &want);
 
 	if (ch && chan_is_member(ch, &cl->cc)) {
 		respond(node, cl, true, NULL, &cmd->nonce); /* idempotent */
@@ -353,7 +361,8 @@ static void subscribe(struct node *node, struct node_client *cl,
 	}
 	if (!cmd->password.p) {
 		if (exists && want) {
-			respond(node, cl, false, "invalid password", &cmd->nonce);
+			respond(node, cl, false, "invalid password",
+				&cmd->nonce);
 			return;
 		}
 		join(node, cl, &cmd->channel, NULL, &cmd->nonce);
@@ -374,7 +383,8 @@ static void subscribe(struct node *node, struct node_client *cl,
 			      cmd->password.p, cmd->password.len, hash)) {
 		node->ctr.pw_cached++;
 		if (exists && !check_hash(node, cl, want, hash)) {
-			respond(node, cl, false, "invalid password", &cmd->nonce);
+			respond(node, cl, false, "invalid password",
+				&cmd->nonce);
 			return;
 		}
 		join(node, cl, &cmd->channel, hash, &cmd->nonce);
@@ -403,7 +413,8 @@ static void subscribe(struct node *node, struct node_client *cl,
 static void pw_finish(struct node *node, struct node_client *cl,
 		      struct chan_pw_job *job)
 {
-	struct chan_str nonce = { job->has_tag ? job->tag : NULL, job->tag_len };
+	struct chan_str nonce = { job->has_tag ? job->tag : NULL,
+				  job->tag_len };
 	struct chan_str name = { job->channel, job->clen };
 	const uint8_t *want;
 
@@ -469,8 +480,9 @@ static void send_msg(struct node *node, struct node_client *cl,
 	wr_buf_reset(&node->scratch);
 	chan_delivery_json(&node->scratch, cmd->channel.p, cmd->channel.len,
 			   cmd->message.p, cmd->message.len, &cmd->nonce);
-	frame = node->scratch.oom ? NULL
-		: wr_ws_text_frame(node->scratch.p, node->scratch.len);
+	frame = node->scratch.oom
+			? NULL
+			: wr_ws_text_frame(node->scratch.p, node->scratch.len);
 	if (!frame) {
 		respond(node, cl, false, "internal error", &cmd->nonce);
 		return;
@@ -480,11 +492,11 @@ static void send_msg(struct node *node, struct node_client *cl,
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;
 	mesh_observe_message(node->mesh, cmd->channel.p, cmd->channel.len,
-			   cmd->message.len);
+			     cmd->message.len);
 	respond(node, cl, true, NULL, &cmd->nonce);
 	/* 3.5: to the nodes that hold the channel */
-	mesh_publish(node->mesh, cmd->channel.p, cmd->channel.len, cmd->message.p,
-			cmd->message.len, &cmd->nonce);
+	mesh_publish(node->mesh, cmd->channel.p, cmd->channel.len,
+		     cmd->message.p, cmd->message.len, &cmd->nonce);
 }
 
 struct list_ctx {
@@ -542,7 +554,8 @@ static void respond_list(struct node *node, struct node_client *cl,
 	/* byte order, which is code point order for UTF-8 */
 	qsort(lc.names, lc.n, sizeof(*lc.names), cmp_names);
 	wr_buf_reset(b);
-	wr_buf_puts(b, "{\"type\":\"response\",\"data\":{\"ok\":true,\"channels\":[");
+	wr_buf_puts(b,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true,\"channels\":[");
 	for (unsigned i = 0; i < lc.n; i++) {
 		if (i && !cmp_names(&lc.names[i - 1], &lc.names[i]))
 			continue; /* in both lists */
@@ -564,8 +577,8 @@ static void respond_list(struct node *node, struct node_client *cl,
 	wr_msg_unref(&m);
 }
 
-static void dispatch(struct node *node, struct node_client *cl,
-		     const char *buf, size_t len)
+static void dispatch(struct node *node, struct node_client *cl, const char *buf,
+		     size_t len)
 {
 	struct chan_cmd cmd;
 	const char *reason;
@@ -605,7 +618,7 @@ static int close_now(struct node *node, struct node_client *cl, int code,
 }
 
 int node_client_receive(struct node *node, struct node_client *cl,
-		      const void *in, size_t len)
+			const void *in, size_t len)
 {
 	const char *msg;
 	size_t mlen;
@@ -616,7 +629,8 @@ int node_client_receive(struct node *node, struct node_client *cl,
 	cl->last_rx_ms = wr_now_ms();
 	node_client_reader(node, cl->wsi, &cl->read_pass);
 	switch (node_rx_add(&cl->rx, cl->wsi, in, len,
-			  2 * (size_t)node->cfg->max_message_bytes, &msg, &mlen)) {
+			    2 * (size_t)node->cfg->max_message_bytes, &msg,
+			    &mlen)) {
 	case NODE_RX_MORE:
 		return 0;
 	case NODE_RX_BINARY:
@@ -685,7 +699,7 @@ static int write_queued(struct node *node, struct node_client *cl)
  * (unmasked). Always returns -1, what the WRITEABLE callback returns.
  */
 int node_client_close_raw(struct node *node, struct lws *wsi, int code,
-		    const char *reason)
+			  const char *reason)
 {
 	unsigned char *f = node->wbuf + LWS_PRE;
 	size_t rlen = strlen(reason);
@@ -705,7 +719,7 @@ int node_client_writeable(struct node *node, struct node_client *cl)
 {
 	if (cl->close_code)
 		return node_client_close_raw(node, cl->wsi, cl->close_code,
-				       cl->close_reason);
+					     cl->close_reason);
 	if (cl->peer_closing)
 		return 0;
 	return write_queued(node, cl);
@@ -730,8 +744,9 @@ void node_client_keepalive(struct node *node)
 			} else {
 				wr_info("client %p: no answer to ping, dropping",
 					(void *)cl);
-				node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
-						      "ping timeout");
+				node_client_close_later(cl,
+							LWS_CLOSE_STATUS_GOINGAWAY,
+							"ping timeout");
 				continue;
 			}
 		}
@@ -771,7 +786,8 @@ static bool input_pending(struct node *node)
 		struct lws *wsi = node->readers[i];
 		int n = 0;
 
-		if (wsi && !ioctl(lws_get_socket_fd(wsi), FIONREAD, &n) && n > 0)
+		if (wsi && !ioctl(lws_get_socket_fd(wsi), FIONREAD, &n) &&
+		    n > 0)
 			return true;
 	}
 	return false;
@@ -793,9 +809,10 @@ void node_client_flush(struct node *node)
 	/* links first: the next nodes start on their share at once */
 	node_peers_flush(node);
 
-	while ((cl = node->flush.head ? lws_container_of(node->flush.head,
-							 struct node_client,
-							 flush_list) : NULL)) {
+	while ((cl = node->flush.head
+			     ? lws_container_of(node->flush.head,
+						struct node_client, flush_list)
+			     : NULL)) {
 		flush_remove(node, cl);
 		if (cl->peer_closing)
 			continue;
@@ -806,7 +823,8 @@ void node_client_flush(struct node *node)
 			continue;
 		}
 		if (write_queued(node, cl) < 0)
-			node_client_close_later(cl, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-					      "write failed");
+			node_client_close_later(
+				cl, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+				"write failed");
 	}
 }

@@ -14,7 +14,7 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 		     const char *body, size_t len)
 {
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-		*end = hdr + sizeof(hdr) - 1;
+					  *end = hdr + sizeof(hdr) - 1;
 	unsigned char *out;
 	int rc = -1;
 
@@ -62,9 +62,11 @@ static void gauges(struct node *node, struct health_gauges *g,
 	g->peers = peers;
 	g->npeers = peers_of(node, peers);
 	g->nodes_known = 0;
-	for (size_t i = 1; node->mesh && i < inm_view_count(mesh_view(node->mesh)); i++)
-		g->nodes_known += mesh_alive(node->mesh,
-				inm_view_at(mesh_view(node->mesh), i)->name);
+	for (size_t i = 1;
+	     node->mesh && i < inm_view_count(mesh_view(node->mesh)); i++)
+		g->nodes_known +=
+			mesh_alive(node->mesh,
+				   inm_view_at(mesh_view(node->mesh), i)->name);
 	/* entries this node does not hold: open elsewhere only */
 	if (node->flows) {
 		unsigned total = chan_resv_count(flows_resv(node->flows));
@@ -80,7 +82,6 @@ static void gauges(struct node *node, struct health_gauges *g,
 	g->pw_jobs_pending = node->pw_pending;
 	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
 }
-
 
 void node_http_health(struct node *node, struct health_result *r)
 {
@@ -98,13 +99,12 @@ void node_http_health(struct node *node, struct health_result *r)
 	health_eval(&in, r);
 }
 
-
 /* The node's own paths: never looked up as files. */
 static bool is_endpoint(const char *uri)
 {
-	static const char *const paths[] = { "/health", "/metrics",
+	static const char *const paths[] = { "/health",   "/metrics",
 					     "/api/node", "/api/overview",
-					     "/connect", "/node" };
+					     "/connect",  "/node" };
 
 	for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
 		if (!strcmp(uri, paths[i]))

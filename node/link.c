@@ -24,16 +24,16 @@ struct node_dial {
 	char name[INM_NAME_MAX + 1];
 	char url[512];
 	char token[256];
-	bool once;                  /* remote connection: one attempt */
-	bool listed;                /* in node->once.head (until it is up) */
-	struct node_dial *next;       /* node->once.head */
-	struct lws *wsi;            /* while connecting or connected */
-	unsigned attempt;           /* failures since the last handshake */
-	int64_t since_ms;           /* dial started, until it handshakes */
-	bool in_connect;            /* inside lws_client_connect_via_info */
-	char cert_error[96];        /* why TLS refused the peer, this attempt */
+	bool once;              /* remote connection: one attempt */
+	bool listed;            /* in node->once.head (until it is up) */
+	struct node_dial *next; /* node->once.head */
+	struct lws *wsi;        /* while connecting or connected */
+	unsigned attempt;       /* failures since the last handshake */
+	int64_t since_ms;       /* dial started, until it handshakes */
+	bool in_connect;        /* inside lws_client_connect_via_info */
+	char cert_error[96];    /* why TLS refused the peer, this attempt */
 	lws_sorted_usec_list_t sul;
-	char parse[512];            /* lws_parse_uri cuts this copy up */
+	char parse[512]; /* lws_parse_uri cuts this copy up */
 };
 
 static void dial(lws_sorted_usec_list_t *sul);
@@ -142,7 +142,8 @@ int node_links_start(struct node *node)
 		struct node_dial *d = &node->dials[k];
 
 		d->node = node;
-		lws_snprintf(d->name, sizeof(d->name), "%s", cfg->peers[k].name);
+		lws_snprintf(d->name, sizeof(d->name), "%s",
+			     cfg->peers[k].name);
 		lws_snprintf(d->url, sizeof(d->url), "%s", cfg->peers[k].url);
 		lws_snprintf(d->token, sizeof(d->token), "%s",
 			     cfg->peers[k].token ? cfg->peers[k].token : "");
@@ -181,7 +182,7 @@ void node_links_peer_down(struct node *node, const char *name)
 }
 
 int node_link_dial_once(struct node *node, const char *name, const char *url,
-		      const char *token)
+			const char *token)
 {
 	struct node_dial *d;
 
@@ -270,14 +271,17 @@ int node_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end)
 	if (!d)
 		return -1;
 	return lws_add_http_header_by_name(wsi,
-			(const unsigned char *)"authentication:",
-			(const unsigned char *)d->token,
-			(int)strlen(d->token), p, end) ? -1 : 0;
+					   (const unsigned char
+						    *)"authentication:",
+					   (const unsigned char *)d->token,
+					   (int)strlen(d->token), p, end)
+		       ? -1
+		       : 0;
 }
 
 /* LWS_CALLBACK_CLIENT_ESTABLISHED: the upgrade went through. */
 int node_link_established(struct node *node, struct lws *wsi,
-			struct node_pss *pss)
+			  struct node_pss *pss)
 {
 	struct node_dial *d = lws_get_opaque_user_data(wsi);
 
@@ -318,7 +322,8 @@ void node_link_lost(struct node *node, struct lws *wsi, const char *why)
 		 * [tls] ca */
 		lws_snprintf(buf, sizeof(buf),
 			     "certificate refused (checked against %s): %s",
-			     node->cfg->tls_ca ? "[tls] ca" : "the system store",
+			     node->cfg->tls_ca ? "[tls] ca"
+					       : "the system store",
 			     d->cert_error);
 		why = buf;
 	}
@@ -333,7 +338,8 @@ static void lost(struct node *node, struct node_dial *d, const char *why)
 		bool was_up = !d->listed;
 
 		if (!node->stopping)
-			wr_info("peer '%s': %s (remote connection)", d->name, why);
+			wr_info("peer '%s': %s (remote connection)", d->name,
+				why);
 		once_free(d);
 		if (!was_up)
 			flow_remote_result(node->flows, false);

@@ -87,7 +87,8 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "wsrelay: unexpected argument '%s'\n", argv[optind]);
+		fprintf(stderr, "wsrelay: unexpected argument '%s'\n",
+			argv[optind]);
 		usage(stderr);
 		return 2;
 	}

@@ -26,20 +26,20 @@
 struct node_rx {
 	char *buf;
 	size_t len, cap;
-	bool active;                /* inside a message */
+	bool active; /* inside a message */
 };
 enum node_rx_result {
-	NODE_RX_MORE,                 /* wait for the next chunk */
-	NODE_RX_DONE,                 /* *msg, *mlen: the whole message */
-	NODE_RX_BINARY,               /* a binary frame: close 1003 */
-	NODE_RX_TOO_LARGE,            /* over @limit: close 1009 */
+	NODE_RX_MORE,      /* wait for the next chunk */
+	NODE_RX_DONE,      /* *msg, *mlen: the whole message */
+	NODE_RX_BINARY,    /* a binary frame: close 1003 */
+	NODE_RX_TOO_LARGE, /* over @limit: close 1009 */
 	NODE_RX_NOMEM,
 };
 /* Adds the chunk @in; on NODE_RX_DONE *msg is @in itself (one-chunk
  * message) or rx->buf, valid until the next call. */
-enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi, const void *in,
-			    size_t len, size_t limit, const char **msg,
-			    size_t *mlen);
+enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi,
+				const void *in, size_t len, size_t limit,
+				const char **msg, size_t *mlen);
 /* After a NODE_RX_DONE message is handled: drops a big buffer. */
 void node_rx_handled(struct node_rx *rx);
 void node_rx_fini(struct node_rx *rx);
@@ -58,7 +58,7 @@ struct node {
 	const struct config *cfg;
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
-	int port;                   /* the port actually bound */
+	int port; /* the port actually bound */
 	bool tls;
 
 	struct chan_registry *reg;
@@ -66,49 +66,49 @@ struct node {
 	struct chan_pw_cache *pwcache;
 	uint64_t pw_pending;
 
-	lws_dll2_owner_t clients;   /* every /connect session (node_client.list) */
+	lws_dll2_owner_t clients; /* every /connect session (node_client.list) */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
 	unsigned live_ws;
 
-	lws_dll2_owner_t peers;     /* every /node session (node_peer.list) */
-	struct node_dial *dials;      /* one per [[peers]] entry */
-	struct node_dials_once once;  /* one-shot dials (link.c) */
-	unsigned npeers_up;         /* handshaken */
+	lws_dll2_owner_t peers;      /* every /node session (node_peer.list) */
+	struct node_dial *dials;     /* one per [[peers]] entry */
+	struct node_dials_once once; /* one-shot dials (link.c) */
+	unsigned npeers_up;          /* handshaken */
 
 	struct health_counters ctr;
 	int64_t started_ms;
-	struct mesh *mesh;          /* the mesh engine (mesh/) */
-	struct flows *flows;        /* channel state, flows (flows/) */
+	struct mesh *mesh;               /* the mesh engine (mesh/) */
+	struct flows *flows;             /* channel state, flows (flows/) */
 	lws_sorted_usec_list_t tick_sul; /* the mesh and flows tick */
 	bool ticking;
-	bool tick_soon;             /* re-armed to the fast grid already */
-	char url[256];              /* advertised /node url, "" if none */
+	bool tick_soon; /* re-armed to the fast grid already */
+	char url[256];  /* advertised /node url, "" if none */
 
-	struct wr_buf scratch;      /* JSON building, reused */
-	unsigned char *wbuf;        /* LWS_PRE + NODE_WRITE_COALESCE */
+	struct wr_buf scratch; /* JSON building, reused */
+	unsigned char *wbuf;   /* LWS_PRE + NODE_WRITE_COALESCE */
 
 	/* clients whose queue went non-empty during this loop pass: written
 	 * once, coalesced, by the uv check hook that runs after the pass */
-	lws_dll2_owner_t flush;     /* node_client.flush_list */
+	lws_dll2_owner_t flush; /* node_client.flush_list */
 	/* clients and links that sent us data this pass: while one of them
 	 * has more bytes waiting, the flush waits a pass (bounded) so that a
 	 * burst of sends leaves as one coalesced write per subscriber and
 	 * per link */
 #define NODE_MAX_READERS 16
 #define NODE_MAX_DEFER_PASSES 32
-	struct lws *readers[NODE_MAX_READERS];     /* clients and node links */
+	struct lws *readers[NODE_MAX_READERS]; /* clients and node links */
 	unsigned nreaders;
 	unsigned deferred;
 	uint64_t pass;
-	uv_loop_t loop;             /* ours; lws runs on it (foreign loop) */
-	void *foreign_loops[1];     /* &loop, for lws's creation info */
+	uv_loop_t loop;         /* ours; lws runs on it (foreign loop) */
+	void *foreign_loops[1]; /* &loop, for lws's creation info */
 	bool loop_open, sigpoll_open;
 	uv_check_t flush_check;
-	uv_timer_t keepalive;       /* one sweep per client_ping_interval_ms */
-	int sigfd;                  /* signalfd of SIGTERM and SIGINT */
+	uv_timer_t keepalive; /* one sweep per client_ping_interval_ms */
+	int sigfd;            /* signalfd of SIGTERM and SIGINT */
 	uv_poll_t sigpoll;
 
 	bool stopping;
@@ -117,27 +117,27 @@ struct node {
 };
 
 struct node_client {
-	struct chan_client cc;      /* registry view: queue, subscriptions */
+	struct chan_client cc; /* registry view: queue, subscriptions */
 	struct node *node;
 	struct lws *wsi;
-	lws_dll2_t list;            /* node->clients */
+	lws_dll2_t list; /* node->clients */
 
 	struct chan_pw_rate rate;
-	struct chan_pw_job *job;    /* in flight; rx is paused meanwhile */
+	struct chan_pw_job *job; /* in flight; rx is paused meanwhile */
 	/* a subscribe answered once the mesh acknowledged the channel's
 	 * reservation; rx is paused meanwhile (client.c) */
 	struct node_sub_wait *wait;
 
 	struct node_rx rx;
 
-	int close_code;             /* non-zero: close on next WRITEABLE */
+	int close_code; /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
 
-	lws_dll2_t flush_list;      /* node->flush, while queued */
-	bool peer_closing;          /* the client sent a close frame */
-	uint64_t read_pass;         /* last loop pass it was a reader in */
-	int64_t last_rx_ms;         /* any frame or pong from the client */
-	int64_t ping_sent_ms;       /* 0: no ping outstanding */
+	lws_dll2_t flush_list; /* node->flush, while queued */
+	bool peer_closing;     /* the client sent a close frame */
+	uint64_t read_pass;    /* last loop pass it was a reader in */
+	int64_t last_rx_ms;    /* any frame or pong from the client */
+	int64_t ping_sent_ms;  /* 0: no ping outstanding */
 };
 
 /*
@@ -148,26 +148,26 @@ struct node_client {
 struct node_peer {
 	struct node *node;
 	struct lws *wsi;
-	lws_dll2_t list;            /* node->peers */
-	struct node_dial *dial;       /* outbound: the [[peers]] entry; else NULL */
-	struct mesh_link ml;        /* name and url set at the handshake */
-	bool up;                    /* handshaken, in the mesh */
+	lws_dll2_t list;        /* node->peers */
+	struct node_dial *dial; /* outbound: the [[peers]] entry; else NULL */
+	struct mesh_link ml;    /* name and url set at the handshake */
+	bool up;                /* handshaken, in the mesh */
 	struct node_rx rx;
-	struct node_peer_out *out_head, *out_tail;  /* frames to write */
-	int64_t bad_window_ms;      /* malformed packets: window start */
+	struct node_peer_out *out_head, *out_tail; /* frames to write */
+	int64_t bad_window_ms; /* malformed packets: window start */
 	unsigned bad_count;
 	int close_code;
 	const char *close_reason;
-	uint64_t read_pass;         /* last loop pass it was a reader in */
-	int64_t ping_sent_us;       /* 0: no ping outstanding */
+	uint64_t read_pass;   /* last loop pass it was a reader in */
+	int64_t ping_sent_us; /* 0: no ping outstanding */
 	bool ping_due;
-	bool flush_due;             /* packets queued this pass: node_peers_flush */
+	bool flush_due; /* packets queued this pass: node_peers_flush */
 	/* masking keys for a dialled link, drawn NODE_MASK_POOL bytes at a time
 	 * (randombytes_buf is one getrandom syscall per call) */
 #define NODE_MASK_POOL 256
 	unsigned char mask_pool[NODE_MASK_POOL];
-	unsigned mask_left;         /* bytes of mask_pool not handed out */
-	bool one_time;              /* accepted with a one-time token */
+	unsigned mask_left; /* bytes of mask_pool not handed out */
+	bool one_time;      /* accepted with a one-time token */
 	char token[INM_TOKEN_LEN + 1];
 };
 
@@ -201,7 +201,7 @@ static inline struct node_peer *node_peer_next(struct node_peer *p)
 struct node_pss {
 	struct node_client *client;
 	struct node_peer *peer;
-	bool counted;               /* in node->live_ws until WSI_DESTROY */
+	bool counted; /* in node->live_ws until WSI_DESTROY */
 };
 
 /* server.c */
@@ -211,35 +211,37 @@ int node_run(const struct config *cfg);
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
 void node_client_close(struct node *node, struct node_pss *pss);
 int node_client_receive(struct node *node, struct node_client *cl,
-		      const void *in, size_t len);
+			const void *in, size_t len);
 int node_client_writeable(struct node *node, struct node_client *cl);
 void node_client_pw_done(struct node *node);
 /* Pings clients silent for an interval, drops those that did not answer
  * the previous ping. */
 void node_client_keepalive(struct node *node);
 /* @wsi got input this pass: while it has more waiting, the flush waits. */
-void node_client_reader(struct node *node, struct lws *wsi, uint64_t *read_pass);
+void node_client_reader(struct node *node, struct lws *wsi,
+			uint64_t *read_pass);
 /* @wsi is going away: it is no reader any more. */
 void node_client_reader_gone(struct node *node, struct lws *wsi);
 /* Writes the links with packets queued, then every client on the flush
  * list (the uv check hook), unless a reader has more input (bounded). */
 void node_client_flush(struct node *node);
 int node_client_close_raw(struct node *node, struct lws *wsi, int code,
-		    const char *reason);
+			  const char *reason);
 /* Marks a session (its close slots) to close with @code on its next
  * WRITEABLE, cut off after 2 s if it never drains; the first call wins. */
-void node_client_close_slots(struct lws *wsi, int *code_slot, const char **reason_slot,
-		    int code, const char *reason);
+void node_client_close_slots(struct lws *wsi, int *code_slot,
+			     const char **reason_slot, int code,
+			     const char *reason);
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
-void node_client_close_later(struct node_client *cl, int code, const char *reason);
+void node_client_close_later(struct node_client *cl, int code,
+			     const char *reason);
 extern const struct chan_ops node_client_chan_ops;
-
 
 /* peer.c — /node sessions */
 int node_peer_open(struct node *node, struct lws *wsi, struct node_pss *pss);
 void node_peer_close(struct node *node, struct node_pss *pss);
 int node_peer_receive(struct node *node, struct node_peer *p, const void *in,
-		    size_t len);
+		      size_t len);
 int node_peer_writeable(struct node *node, struct node_peer *p);
 /* Accepts an upgrade to /node: the Authentication header carries a
  * token this node knows. */
@@ -252,7 +254,7 @@ void node_peer_send_msg(struct node_peer *p, struct wr_msg *m);
 void node_peer_close_later(struct node_peer *p, int code, const char *reason);
 /* LWS_CALLBACK_(CLIENT_)RECEIVE_PONG on a link */
 void node_peer_pong(struct node *node, struct node_peer *p, const void *in,
-		  size_t len);
+		    size_t len);
 /* Shutdown: every link closes with 1001. */
 void node_peer_close_all(struct node *node);
 /* Writes the links that got packets since the last flush; called by
@@ -271,7 +273,7 @@ void node_links_fini(struct node *node);
 void node_links_peer_down(struct node *node, const char *name);
 int node_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
 int node_link_established(struct node *node, struct lws *wsi,
-			struct node_pss *pss);
+			  struct node_pss *pss);
 void node_link_lost(struct node *node, struct lws *wsi, const char *why);
 /* TLS refused the dialled peer's certificate: @why is OpenSSL's reason. */
 void node_link_cert_refused(struct lws *wsi, const char *why);
@@ -280,7 +282,7 @@ const char *node_link_peer_name(const struct node_dial *d);
 /* One dial to @url with a one-time @token, for the remote connection
  * flow: no redial, the flow retries. WR_EEXIST when one is in flight. */
 int node_link_dial_once(struct node *node, const char *name, const char *url,
-		      const char *token);
+			const char *token);
 /* LWS_CALLBACK_WSI_DESTROY: ends an attempt lws freed unreported. */
 void node_link_destroyed(struct node *node, struct lws *wsi);
 /* Drops dials neither up nor failed after 5 s (from the mesh tick). */
@@ -299,7 +301,7 @@ extern const struct flows_ops node_client_flows_ops;
 
 /* static.c — files under [web] root and the embedded client library */
 int node_static_request(struct node *node, struct lws *wsi, const char *uri,
-		      bool head);
+			bool head);
 /* Writes a response body (@buf has LWS_PRE bytes of headroom before it),
  * as one write over HTTP/1, as 16 KiB frames over HTTP/2. 0 or -1. */
 int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);

@@ -53,7 +53,8 @@ bool node_peer_token_ok(struct node *node, struct lws *wsi)
 	if (n < 0)
 		return false;
 	ok = is_static_token(node, tok, n) ||
-	     inm_token_known(mesh_tokens(node->mesh), tok, (size_t)n, wr_now_ms());
+	     inm_token_known(mesh_tokens(node->mesh), tok, (size_t)n,
+			     wr_now_ms());
 	sodium_memzero(tok, sizeof(tok));
 	return ok;
 }
@@ -106,8 +107,8 @@ void node_peer_close(struct node *node, struct node_pss *pss)
 	node_client_reader_gone(node, p->wsi);
 	link_down(node, p);
 	if (p->one_time) /* never handshaken: the token dies with the link */
-		inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN, NULL,
-			      wr_now_ms());
+		inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN,
+			      NULL, wr_now_ms());
 	lws_dll2_remove(&p->list);
 	while (p->out_head) {
 		struct node_peer_out *o = p->out_head;
@@ -122,7 +123,8 @@ void node_peer_close(struct node *node, struct node_pss *pss)
 
 static void close_later(struct node_peer *p, int code, const char *reason)
 {
-	node_client_close_slots(p->wsi, &p->close_code, &p->close_reason, code, reason);
+	node_client_close_slots(p->wsi, &p->close_code, &p->close_reason, code,
+				reason);
 }
 
 void node_peer_close_later(struct node_peer *p, int code, const char *reason)
@@ -188,8 +190,7 @@ struct node_peer *node_peer_named(struct node *node, const char *name)
  * one goes. One each way (both nodes dialled at once): the link dialled by
  * the node whose name sorts lower survives, on both sides alike.
  */
-static bool tie_break(struct node *node, struct node_peer *np,
-		      const char *name)
+static bool tie_break(struct node *node, struct node_peer *np, const char *name)
 {
 	struct node_peer *old = node_peer_named(node, name);
 	bool self_lower, keep_new;
@@ -215,7 +216,8 @@ static void link_up(struct node *node, struct node_peer *p, const char *name,
 	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
 	lws_snprintf(p->ml.name, sizeof(p->ml.name), "%s", name);
 	if (cJSON_IsString(url))
-		lws_snprintf(p->ml.url, sizeof(p->ml.url), "%s", url->valuestring);
+		lws_snprintf(p->ml.url, sizeof(p->ml.url), "%s",
+			     url->valuestring);
 	p->ml.dialled = p->dial != NULL;
 	p->up = true;
 	node->npeers_up++;
@@ -240,13 +242,16 @@ static void handshake(struct node *node, struct node_peer *p, const char *buf,
 	cmd = cJSON_GetObjectItemCaseSensitive(root, "command");
 	if (!cJSON_IsObject(root) || !cJSON_IsString(cmd) ||
 	    strcmp(cmd->valuestring, "handshake") || !cJSON_IsString(name) ||
-	    !inm_node_name_valid(name->valuestring, strlen(name->valuestring)) ||
+	    !inm_node_name_valid(name->valuestring,
+				 strlen(name->valuestring)) ||
 	    (url && !cJSON_IsNull(url) &&
-	     (!cJSON_IsString(url) || strlen(url->valuestring) >= sizeof(p->ml.url)))) {
+	     (!cJSON_IsString(url) ||
+	      strlen(url->valuestring) >= sizeof(p->ml.url)))) {
 		if (one_time)
-			inm_token_use(mesh_tokens(node->mesh), p->token, INM_TOKEN_LEN,
-				      NULL, wr_now_ms());
-		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "invalid handshake");
+			inm_token_use(mesh_tokens(node->mesh), p->token,
+				      INM_TOKEN_LEN, NULL, wr_now_ms());
+		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			    "invalid handshake");
 		goto out;
 	}
 	/* a one-time token is bound to the name it was issued for */
@@ -261,12 +266,14 @@ static void handshake(struct node *node, struct node_peer *p, const char *buf,
 	/* two processes with one name must never both be linked */
 	if (!strcmp(name->valuestring, self) ||
 	    !tie_break(node, p, name->valuestring)) {
-		wr_warn("node link refused: duplicate node '%s'", name->valuestring);
+		wr_warn("node link refused: duplicate node '%s'",
+			name->valuestring);
 		close_later(p, DUPLICATE, "duplicate node");
 		goto out;
 	}
 	wr_buf_reset(b);
-	wr_buf_puts(b, "{\"type\":\"response\",\"data\":{\"ok\":true,\"name\":");
+	wr_buf_puts(b,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true,\"name\":");
 	wr_buf_json_str(b, self, strlen(self));
 	wr_buf_puts(b, ",\"url\":");
 	wr_buf_json_str(b, node->url, strlen(node->url));
@@ -311,7 +318,8 @@ static void handshake_reply(struct node *node, struct node_peer *p,
 	url = cJSON_GetObjectItemCaseSensitive(data, "url");
 	if (!cJSON_IsTrue(ok) || !cJSON_IsString(name)) {
 		wr_warn("peer '%s': handshake refused", want);
-		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR, "handshake refused");
+		close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
+			    "handshake refused");
 		goto out;
 	}
 	if (strcmp(name->valuestring, want) || !tie_break(node, p, want)) {
@@ -342,7 +350,7 @@ static void malformed(struct node *node, struct node_peer *p, enum inm_drop why)
 		wr_warn("node link '%s': over %d malformed packets a minute, closing",
 			p->ml.name, BAD_MAX);
 		node_peer_close_later(p, LWS_CLOSE_STATUS_PROTOCOL_ERR,
-				    "malformed packets");
+				      "malformed packets");
 	}
 }
 
@@ -365,7 +373,7 @@ static void packet(struct node *node, struct node_peer *p, const char *buf,
 }
 
 int node_peer_receive(struct node *node, struct node_peer *p, const void *in,
-		    size_t len)
+		      size_t len)
 {
 	/* a channel message is base64 of up to max_message_bytes, plus fields */
 	size_t limit = 2 * (size_t)node->cfg->max_message_bytes + 65536;
@@ -406,7 +414,7 @@ int node_peer_receive(struct node *node, struct node_peer *p, const void *in,
 }
 
 void node_peer_pong(struct node *node, struct node_peer *p, const void *in,
-		  size_t len)
+		    size_t len)
 {
 	int64_t sent;
 
@@ -520,7 +528,8 @@ static int write_queued(struct node *node, struct node_peer *p)
 		out_pop(p);
 	}
 	while (!big && p->out_head &&
-	       n + p->out_head->frame->len + FRAME_HDR_MAX <= NODE_WRITE_COALESCE) {
+	       n + p->out_head->frame->len + FRAME_HDR_MAX <=
+		       NODE_WRITE_COALESCE) {
 		n += frame(p, buf + n, p->out_head->frame, masked);
 		out_pop(p);
 	}
@@ -553,13 +562,15 @@ void node_peers_flush(struct node *node)
 			continue;
 		/* lws holds part of an earlier write, a ping or a close goes
 		 * first: only a WRITEABLE may write now */
-		if (p->close_code || p->ping_due || lws_partial_buffered(p->wsi)) {
+		if (p->close_code || p->ping_due ||
+		    lws_partial_buffered(p->wsi)) {
 			lws_callback_on_writable(p->wsi);
 			continue;
 		}
 		if (write_queued(node, p) < 0)
-			node_peer_close_later(p, LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
-					    "write failed");
+			node_peer_close_later(p,
+					      LWS_CLOSE_STATUS_UNEXPECTED_CONDITION,
+					      "write failed");
 	}
 }
 
@@ -578,7 +589,8 @@ int node_peer_writeable(struct node *node, struct node_peer *p)
 				 strlen(p->close_reason));
 		return -1;
 	}
-	return node_client_close_raw(node, p->wsi, p->close_code, p->close_reason);
+	return node_client_close_raw(node, p->wsi, p->close_code,
+				     p->close_reason);
 }
 
 /* ---- what the mesh engine reaches the links through ---- */

@@ -12,9 +12,9 @@
  * session does not keep a big message's memory. */
 #define RX_KEEP_MAX 16384
 
-enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi, const void *in,
-			    size_t len, size_t limit, const char **msg,
-			    size_t *mlen)
+enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi,
+				const void *in, size_t len, size_t limit,
+				const char **msg, size_t *mlen)
 {
 	size_t need;
 

@@ -24,7 +24,6 @@
 #include "inm.h"
 #include "node.h"
 
-
 static struct node *node_of(struct lws *wsi)
 {
 	return lws_context_user(lws_get_context(wsi));
@@ -68,7 +67,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
 		if (pss->peer)
-			return node_peer_receive(node_of(wsi), pss->peer, in, len);
+			return node_peer_receive(node_of(wsi), pss->peer, in,
+						 len);
 		if (!pss->client)
 			return -1;
 		return node_client_receive(node_of(wsi), pss->client, in, len);
@@ -81,7 +81,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_CLIENT_APPEND_HANDSHAKE_HEADER:
 		/* in: a char ** to the header write position, len: room left */
 		return node_link_headers(wsi, (unsigned char **)in,
-				       *(unsigned char **)in + len);
+					 *(unsigned char **)in + len);
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		pss->counted = true;
 		node_of(wsi)->live_ws++;
@@ -95,7 +95,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return 0;
 		return node_peer_writeable(node_of(wsi), pss->peer);
 	case LWS_CALLBACK_CLIENT_CONNECTION_ERROR:
-		node_link_lost(node_of(wsi), wsi, in ? (const char *)in : "connection failed");
+		node_link_lost(node_of(wsi), wsi,
+			       in ? (const char *)in : "connection failed");
 		return 0;
 	case LWS_CALLBACK_CLIENT_CLOSED:
 		node_peer_close(node_of(wsi), pss);
@@ -110,14 +111,15 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		 * role, which the 101 brings.
 		 */
 		node_link_lost(node_of(wsi), wsi,
-			     "connection lost before the upgrade answer");
+			       "connection lost before the upgrade answer");
 		return 0;
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		/* a wss:// dial: user is the X509_STORE_CTX, len preverify_ok
 		 * (0: OpenSSL refused the certificate; lws fails the dial) */
 		if (!len)
-			node_link_cert_refused(wsi, X509_verify_cert_error_string(
-				X509_STORE_CTX_get_error(user)));
+			node_link_cert_refused(
+				wsi, X509_verify_cert_error_string(
+					     X509_STORE_CTX_get_error(user)));
 		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
@@ -291,7 +293,8 @@ static int mesh_open(struct node *node)
 				 &node_peer_mesh_ops, node);
 	if (!node->mesh)
 		return WR_ENOMEM;
-	node->flows = flows_create(node->mesh, node->reg, &node_client_flows_ops, node);
+	node->flows = flows_create(node->mesh, node->reg,
+				   &node_client_flows_ops, node);
 	if (!node->flows)
 		return WR_ENOMEM;
 	lws_cancel_service(node->ctx); /* tick_arm() */
@@ -311,7 +314,7 @@ static void begin_stop(struct node *node, int sig)
 	for (struct node_client *cl = node_clients_first(node); cl;
 	     cl = node_client_next(cl))
 		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
-				      "going away");
+					"going away");
 	node_peer_close_all(node);
 	uv_timer_start(&node->stop_timer, stop_tick, 50, 50);
 }
@@ -398,11 +401,12 @@ static void advertise(struct node *node)
 	bool v6 = strchr(h, ':') != NULL;
 
 	if (node->cfg->url)
-		lws_snprintf(node->url, sizeof(node->url), "%s", node->cfg->url);
+		lws_snprintf(node->url, sizeof(node->url), "%s",
+			     node->cfg->url);
 	else if (strcmp(h, "0.0.0.0") && strcmp(h, "::"))
-		lws_snprintf(node->url, sizeof(node->url), "%s://%s%s%s:%d/node",
-			     node->tls ? "wss" : "ws", v6 ? "[" : "", h,
-			     v6 ? "]" : "", node->port);
+		lws_snprintf(node->url, sizeof(node->url),
+			     "%s://%s%s%s:%d/node", node->tls ? "wss" : "ws",
+			     v6 ? "[" : "", h, v6 ? "]" : "", node->port);
 }
 
 static bool is_loopback(const char *host)
@@ -442,7 +446,8 @@ static int ca_check(const char *path)
 	int ok;
 
 	if (access(path, R_OK)) {
-		wr_error("cannot read [tls] ca '%s': %s", path, strerror(errno));
+		wr_error("cannot read [tls] ca '%s': %s", path,
+			 strerror(errno));
 		return -1;
 	}
 	ERR_clear_error();
@@ -476,7 +481,8 @@ static int node_init(struct node *node, const struct config *cfg)
 	node->pwcache = chan_pw_cache_create(4096);
 	for (int i = 0; i < INM_DROP_COUNT && i < HEALTH_INM_DROP_MAX; i++)
 		if (i != INM_DROP_NONE)
-			node->ctr.inm_drop_names[i] = inm_drop_name((enum inm_drop)i);
+			node->ctr.inm_drop_names[i] =
+				inm_drop_name((enum inm_drop)i);
 	node->ctr.inm_ndrop = INM_DROP_COUNT;
 	if (!node->wbuf || !node->reg || !node->pwcache)
 		return WR_ENOMEM;
@@ -515,21 +521,23 @@ static int node_check(const struct config *cfg)
 {
 	if (!cfg->tls_cert && !is_loopback(cfg->listen_host)) {
 		if (!cfg->tls_insecure) {
-			wr_error("refusing to listen on %s without TLS: set [tls] cert and key, "
-				 "or [tls] insecure = true to allow plaintext",
-				 cfg->listen);
+			wr_error(
+				"refusing to listen on %s without TLS: set [tls] cert and key, "
+				"or [tls] insecure = true to allow plaintext",
+				cfg->listen);
 			return 1;
 		}
 		wr_warn("insecure: plaintext on the non-loopback address %s "
-			"([tls] insecure = true)", cfg->listen);
+			"([tls] insecure = true)",
+			cfg->listen);
 	}
 	/* lws would start without them, or fail deep inside with a leak */
 	for (int i = 0; cfg->tls_cert && i < 2; i++) {
 		const char *f = i ? cfg->tls_key : cfg->tls_cert;
 
 		if (access(f, R_OK)) {
-			wr_error("cannot read [tls] %s '%s': %s", i ? "key" : "cert",
-				 f, strerror(errno));
+			wr_error("cannot read [tls] %s '%s': %s",
+				 i ? "key" : "cert", f, strerror(errno));
 			return 1;
 		}
 	}
@@ -597,9 +605,12 @@ static int node_listen(struct node *node)
 	struct lws_context_creation_info info;
 	static const lws_retry_bo_t idle = { 0 };
 	const char *iface = cfg->listen_host;
-	const char *h = strchr(cfg->listen_host, ':') ? "[" : "", *t = *h ? "]" : "";
+	const char *h = strchr(cfg->listen_host, ':') ? "[" : "",
+		   *t = *h ? "]" : "";
 
-	lws_set_log_level(LLL_ERR | (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN : 0),
+	lws_set_log_level(LLL_ERR |
+				  (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN
+								      : 0),
 			  lws_log_emit);
 	raise_nofile();
 	node->foreign_loops[0] = &node->loop;
@@ -626,7 +637,8 @@ static int node_listen(struct node *node)
 	info.max_http_header_pool = 256;
 	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
 			LWS_SERVER_OPTION_LIBUV;
-	info.foreign_loops = node->foreign_loops; /* ours: we hook and stop it */
+	info.foreign_loops =
+		node->foreign_loops; /* ours: we hook and stop it */
 	/* lws watches SIGINT/SIGTERM on a uv loop too and, without a
 	 * callback, destroys the context at once (clients see 1006, not
 	 * 1001): give it one that leaves the signal to our watchers */
@@ -668,15 +680,19 @@ static int node_listen(struct node *node)
 	}
 	signal(SIGPIPE, SIG_IGN);
 	/* the banner is printed whatever the log level: tools wait for it */
-	wr_log_force(WR_LOG_INFO, "wsrelay %s node '%s' listening on %s://%s%s%s:%d",
+	wr_log_force(WR_LOG_INFO,
+		     "wsrelay %s node '%s' listening on %s://%s%s%s:%d",
 		     WR_VERSION, cfg->name, node->tls ? "https" : "http", h,
 		     cfg->listen_host, t, node->port);
-	wr_log_force(WR_LOG_INFO, "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
-		     node->tls ? "wss" : "ws", h, cfg->listen_host, t, node->port);
+	wr_log_force(WR_LOG_INFO,
+		     "clients: %s://%s%s%s:%d/connect  health: /health  metrics: /metrics",
+		     node->tls ? "wss" : "ws", h, cfg->listen_host, t,
+		     node->port);
 	if (cfg->web_root)
-		wr_log_force(WR_LOG_INFO, "browser: %s://%s%s%s:%d/ (demo chat)%s",
-			     node->tls ? "https" : "http", h, cfg->listen_host, t,
-			     node->port,
+		wr_log_force(WR_LOG_INFO,
+			     "browser: %s://%s%s%s:%d/ (demo chat)%s",
+			     node->tls ? "https" : "http", h, cfg->listen_host,
+			     t, node->port,
 			     cfg->master ? ", /overview (the network)" : "");
 	return 0;
 }

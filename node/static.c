@@ -31,7 +31,7 @@ extern const size_t node_static_lib_js_len, node_static_lib_d_ts_len;
 /* Also declared in http.c, its only caller. Answers a GET (or HEAD) of
  * @uri (lws's decoded path, no query) with a file or 404; lws's 0 / -1. */
 int node_static_request(struct node *node, struct lws *wsi, const char *uri,
-		      bool head);
+			bool head);
 
 static const struct {
 	const char *ext, *type;
@@ -77,7 +77,9 @@ int node_http_body(struct lws *wsi, unsigned char *buf, size_t len)
 
 	if (credit < 0)
 		return lws_write(wsi, buf + LWS_PRE, len,
-				 LWS_WRITE_HTTP_FINAL) == (int)len ? 0 : -1;
+				 LWS_WRITE_HTTP_FINAL) == (int)len
+			       ? 0
+			       : -1;
 	if ((uintmax_t)credit < len) {
 		wr_warn("static: HTTP/2 peer window %lld is under the %zu bytes to send",
 			(long long)credit, len);
@@ -88,8 +90,8 @@ int node_http_body(struct lws *wsi, unsigned char *buf, size_t len)
 		/* lws_write wants LWS_PRE bytes it may use before the data:
 		 * the previous frame's tail, already copied out by lws */
 		if (lws_write(wsi, buf + LWS_PRE + off, n,
-			      off + n == len ? LWS_WRITE_HTTP_FINAL :
-					       LWS_WRITE_HTTP) != (int)n)
+			      off + n == len ? LWS_WRITE_HTTP_FINAL
+					     : LWS_WRITE_HTTP) != (int)n)
 			return -1;
 		off += n;
 	}
@@ -105,16 +107,17 @@ static int respond(struct lws *wsi, unsigned status, const char *ctype,
 		   unsigned char *buf, size_t len, bool head, bool cors)
 {
 	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
-		*end = hdr + sizeof(hdr) - 1;
+					  *end = hdr + sizeof(hdr) - 1;
 
 	if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-cache", 8,
 					 &p, end) ||
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)
-					"x-content-type-options:",
-					(const unsigned char *)"nosniff", 7,
-					&p, end) ||
+	    lws_add_http_header_by_name(wsi,
+					(const unsigned char
+						 *)"x-content-type-options:",
+					(const unsigned char *)"nosniff", 7, &p,
+					end) ||
 	    (cors && lws_add_http_header_by_token(
 			     wsi, WSI_TOKEN_HTTP_ACCESS_CONTROL_ALLOW_ORIGIN,
 			     (const unsigned char *)"*", 1, &p, end)) ||
@@ -253,7 +256,7 @@ out:
 }
 
 int node_static_request(struct node *node, struct lws *wsi, const char *uri,
-		      bool head)
+			bool head)
 {
 	char rel[PATH_MAX], root[PATH_MAX], joined[PATH_MAX], full[PATH_MAX];
 	const unsigned char *lib;
@@ -264,8 +267,9 @@ int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 	int rc;
 
 	/* lws decoded "%00" into the path: @uri ends early, at the NUL */
-	if ((size_t)lws_hdr_total_length(wsi, head ? WSI_TOKEN_HEAD_URI :
-					 WSI_TOKEN_GET_URI) != strlen(uri))
+	if ((size_t)lws_hdr_total_length(wsi, head ? WSI_TOKEN_HEAD_URI
+						   : WSI_TOKEN_GET_URI) !=
+	    strlen(uri))
 		return not_found(wsi, head);
 	/* the network overview's page has a short name too */
 	if (!strcmp(uri, "/overview"))

@@ -20,10 +20,10 @@
 
 struct subcommand {
 	const char *name;
-	const char *synopsis;       /* after "wsrelay NAME " */
-	const char *what;           /* the paragraph under the usage line */
-	const char *exits;          /* the exit status paragraph */
-	int min_args, max_args;     /* positional arguments, URL included */
+	const char *synopsis;   /* after "wsrelay NAME " */
+	const char *what;       /* the paragraph under the usage line */
+	const char *exits;      /* the exit status paragraph */
+	int min_args, max_args; /* positional arguments, URL included */
 	unsigned opts;
 	int (*run)(const struct cli_args *a);
 };
@@ -98,11 +98,13 @@ bool cli_is_command(const char *name)
 
 static void usage(const struct subcommand *sc, FILE *f)
 {
-	fprintf(f, "usage: wsrelay %s %s\n\n%s\n", sc->name, sc->synopsis, sc->what);
+	fprintf(f, "usage: wsrelay %s %s\n\n%s\n", sc->name, sc->synopsis,
+		sc->what);
 	if (sc->opts & OPT_PASSWORD)
 		fprintf(f, "  -p, --password P       the channel's password\n");
 	if (sc->opts & OPT_JSON)
-		fprintf(f, "  -j, --json             print each frame as received (raw JSON)\n");
+		fprintf(f,
+			"  -j, --json             print each frame as received (raw JSON)\n");
 	fprintf(f, "%s\n%s", common_text, sc->exits);
 }
 
@@ -151,9 +153,10 @@ static int parse_timeout(const char *s, int64_t *ms)
 
 	errno = 0;
 	v = strtod(s, &end);
-	if (errno || end == s || *end || !isfinite(v) || v <= 0 || v > 86400.0 * 365)
+	if (errno || end == s || *end || !isfinite(v) || v <= 0 ||
+	    v > 86400.0 * 365)
 		return -1;
-	*ms = (int64_t)(v * 1000.0 + 0.999);  /* round up: 0.0001 s is 1 ms */
+	*ms = (int64_t)(v * 1000.0 + 0.999); /* round up: 0.0001 s is 1 ms */
 	return 0;
 }
 
@@ -167,7 +170,8 @@ static int usage_error(const struct subcommand *sc, const char *fmt, ...)
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
-	fprintf(stderr, "\nusage: wsrelay %s %s\n(wsrelay %s --help for more)\n",
+	fprintf(stderr,
+		"\nusage: wsrelay %s %s\n(wsrelay %s --help for more)\n",
 		sc->name, sc->synopsis, sc->name);
 	return CLI_EXIT_USAGE;
 }
@@ -193,26 +197,30 @@ int cli_main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	a.cmd = sc->name;
 	a.timeout_ms = 10000;
-	opterr = 0;     /* our messages name the subcommand */
+	opterr = 0; /* our messages name the subcommand */
 	optind = 1;
 	while ((c = getopt_long(argc, argv, ":p:jt:kh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'p':
 			if (!(sc->opts & OPT_PASSWORD))
-				return usage_error(sc, "--password is not an option of %s",
-						   sc->name);
+				return usage_error(
+					sc, "--password is not an option of %s",
+					sc->name);
 			a.password = optarg;
 			break;
 		case 'j':
 			if (!(sc->opts & OPT_JSON))
-				return usage_error(sc, "--json is not an option of %s",
+				return usage_error(sc,
+						   "--json is not an option of %s",
 						   sc->name);
 			a.json = true;
 			break;
 		case 't':
 			if (parse_timeout(optarg, &a.timeout_ms))
-				return usage_error(sc, "--timeout wants a number of "
-						   "seconds above 0, not '%s'", optarg);
+				return usage_error(sc,
+						   "--timeout wants a number of "
+						   "seconds above 0, not '%s'",
+						   optarg);
 			break;
 		case 'k':
 			a.insecure = true;
@@ -233,8 +241,10 @@ int cli_main(int argc, char **argv)
 	}
 	npos = argc - optind;
 	if (npos < sc->min_args)
-		return usage_error(sc, "missing %s", npos == 0 ? "URL" :
-				   npos == 1 ? "CHANNEL" : "argument");
+		return usage_error(sc, "missing %s",
+				   npos == 0   ? "URL"
+				   : npos == 1 ? "CHANNEL"
+					       : "argument");
 	if (npos > sc->max_args)
 		return usage_error(sc, "unexpected argument '%s'",
 				   argv[optind + sc->max_args]);
@@ -244,7 +254,8 @@ int cli_main(int argc, char **argv)
 	if (npos >= 2) {
 		a.channel = argv[optind + 1];
 		if (!*a.channel || !wr_utf8_valid(a.channel, strlen(a.channel)))
-			return usage_error(sc, "CHANNEL must be non-empty UTF-8");
+			return usage_error(sc,
+					   "CHANNEL must be non-empty UTF-8");
 	}
 	if (npos >= 3)
 		a.message = argv[optind + 2];
@@ -253,8 +264,8 @@ int cli_main(int argc, char **argv)
 	if (a.password && !wr_utf8_valid(a.password, strlen(a.password)))
 		return usage_error(sc, "the password is not valid UTF-8");
 	if (a.cafile && access(a.cafile, R_OK))
-		return usage_error(sc, "cannot read --cafile '%s': %s", a.cafile,
-				   strerror(errno));
+		return usage_error(sc, "cannot read --cafile '%s': %s",
+				   a.cafile, strerror(errno));
 	cli_signals_init();
 	return sc->run(&a);
 }

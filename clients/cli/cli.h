@@ -24,9 +24,9 @@ void cli_usage_summary(FILE *f);
 /* ---- exit statuses ---- */
 enum cli_exit {
 	CLI_EXIT_OK = 0,
-	CLI_EXIT_REFUSED = 1,       /* the server answered ok:false */
-	CLI_EXIT_USAGE = 2,         /* bad command line or input */
-	CLI_EXIT_CONN = 3,          /* connection, TLS, timeout, interrupted */
+	CLI_EXIT_REFUSED = 1, /* the server answered ok:false */
+	CLI_EXIT_USAGE = 2,   /* bad command line or input */
+	CLI_EXIT_CONN = 3,    /* connection, TLS, timeout, interrupted */
 };
 /* health: 0 good, 1 degraded, 2 bad, 3 cannot connect or bad answer */
 enum cli_health_exit {
@@ -42,8 +42,8 @@ enum cli_health_exit {
 
 /* Where one URL argument leads: the WebSocket endpoint and /health. */
 struct cli_url {
-	bool tls;                   /* wss:// or https:// */
-	char host[CLI_HOST_MAX];    /* without brackets for IPv6 */
+	bool tls;                /* wss:// or https:// */
+	char host[CLI_HOST_MAX]; /* without brackets for IPv6 */
 	int port;
 	char ws_path[CLI_PATH_MAX];     /* path of the /connect upgrade */
 	char health_path[CLI_PATH_MAX]; /* path of GET /health */
@@ -54,22 +54,23 @@ struct cli_url {
  * base, /connect is appended. /health is the base (PATH less a trailing
  * /connect or /health) plus /health. Returns 0, or -1 with @err set.
  */
-int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen);
+int cli_url_parse(struct cli_url *u, const char *text, char *err,
+		  size_t errlen);
 
 /* ---- wsclient.c: one lws context with one connection ---- */
 
 /* How a wait ended. Not an error code: STOPPED is the user's wish. */
 enum cli_wait {
-	CLI_WAIT_DONE,              /* what was waited for happened */
-	CLI_WAIT_TIMEOUT,           /* the deadline passed */
-	CLI_WAIT_STOPPED,           /* SIGINT or SIGTERM */
-	CLI_WAIT_FAILED,            /* connection failed or closed: see error */
+	CLI_WAIT_DONE,    /* what was waited for happened */
+	CLI_WAIT_TIMEOUT, /* the deadline passed */
+	CLI_WAIT_STOPPED, /* SIGINT or SIGTERM */
+	CLI_WAIT_FAILED,  /* connection failed or closed: see error */
 };
 
 struct cli_conn_opts {
 	const struct cli_url *url;
-	bool insecure;              /* no certificate or hostname checks */
-	const char *cafile;         /* trust this CA file (NULL: system store) */
+	bool insecure;      /* no certificate or hostname checks */
+	const char *cafile; /* trust this CA file (NULL: system store) */
 };
 
 struct cli_conn;
@@ -111,19 +112,17 @@ bool cli_ws_pending(const struct cli_conn *c);
 
 /* GET the URL's /health path; DONE with *status, *body (NUL-terminated,
  * valid until destroy) and *len. */
-enum cli_wait cli_http_get(struct cli_conn *c, int64_t deadline_ms,
-			   int *status, const char **body, size_t *len);
-
-
+enum cli_wait cli_http_get(struct cli_conn *c, int64_t deadline_ms, int *status,
+			   const char **body, size_t *len);
 
 /* ---- cli.c: one parsed command line, and the subcommands ---- */
 struct cli_args {
-	const char *cmd;            /* "sub", "pub", "list", "health" */
-	const char *url_text;       /* as given, for messages */
+	const char *cmd;      /* "sub", "pub", "list", "health" */
+	const char *url_text; /* as given, for messages */
 	struct cli_url url;
 	const char *channel;
-	const char *message;        /* pub: NULL means standard input */
-	const char *password;       /* NULL: none */
+	const char *message;  /* pub: NULL means standard input */
+	const char *password; /* NULL: none */
 	bool json;
 	bool insecure;
 	const char *cafile;

@@ -33,7 +33,8 @@ static int health_status(const char *body, size_t len)
 
 int cli_cmd_health(const struct cli_args *a)
 {
-	struct cli_conn_opts o = { .url = &a->url, .insecure = a->insecure,
+	struct cli_conn_opts o = { .url = &a->url,
+				   .insecure = a->insecure,
 				   .cafile = a->cafile };
 	struct cli_conn *c = cli_conn_create(&o);
 	const char *body;
@@ -47,21 +48,25 @@ int cli_cmd_health(const struct cli_args *a)
 	}
 	w = cli_http_get(c, wr_now_ms() + a->timeout_ms, &status, &body, &len);
 	if (w != CLI_WAIT_DONE) {
-		cli_err(a, "%s", w == CLI_WAIT_STOPPED ? "interrupted" : cli_conn_error(c));
+		cli_err(a, "%s",
+			w == CLI_WAIT_STOPPED ? "interrupted"
+					      : cli_conn_error(c));
 		rc = CLI_HEALTH_ERROR;
 		goto out;
 	}
 	/* 6.3: 200 for good and degraded, 503 for bad */
 	if (status != 200 && status != 503) {
-		cli_err(a, "GET %s: HTTP %d, not a health answer", a->url.health_path,
-			status);
+		cli_err(a, "GET %s: HTTP %d, not a health answer",
+			a->url.health_path, status);
 		rc = CLI_HEALTH_ERROR;
 		goto out;
 	}
 	rc = health_status(body, len);
 	if (rc == CLI_HEALTH_ERROR) {
-		cli_err(a, "GET %s: the answer has no \"healthy\" of good, degraded "
-			"or bad: %.200s", a->url.health_path, body);
+		cli_err(a,
+			"GET %s: the answer has no \"healthy\" of good, degraded "
+			"or bad: %.200s",
+			a->url.health_path, body);
 		goto out;
 	}
 	fwrite(body, 1, len, stdout);

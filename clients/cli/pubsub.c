@@ -19,17 +19,22 @@
 #define SUB_NONCE "sub"
 #define LIST_NONCE "list"
 
-enum frame_kind { FRAME_OTHER, FRAME_RESPONSE, FRAME_MESSAGE, FRAME_UNSUBSCRIBED };
+enum frame_kind {
+	FRAME_OTHER,
+	FRAME_RESPONSE,
+	FRAME_MESSAGE,
+	FRAME_UNSUBSCRIBED
+};
 
 /* One decoded server frame; strings are ours (frame_fini frees them). */
 struct frame {
 	enum frame_kind kind;
-	bool ok;                    /* response: data.ok */
+	bool ok; /* response: data.ok */
 	bool has_nonce;
-	char nonce[136];            /* the protocol allows 128 bytes */
-	char *reason;               /* response, unsubscribed: or NULL */
-	char *channel;              /* message, unsubscribed: or NULL */
-	char *message;              /* message: or NULL */
+	char nonce[136]; /* the protocol allows 128 bytes */
+	char *reason;    /* response, unsubscribed: or NULL */
+	char *channel;   /* message, unsubscribed: or NULL */
+	char *message;   /* message: or NULL */
 };
 
 static void frame_fini(struct frame *f)
@@ -70,7 +75,8 @@ static void frame_decode(struct frame *f, const char *text, size_t len,
 	}
 	if (!strcmp(type->valuestring, "response")) {
 		const cJSON *ok = cJSON_GetObjectItemCaseSensitive(data, "ok");
-		const cJSON *chans = cJSON_GetObjectItemCaseSensitive(data, "channels");
+		const cJSON *chans =
+			cJSON_GetObjectItemCaseSensitive(data, "channels");
 		const cJSON *ch;
 
 		f->kind = FRAME_RESPONSE;
@@ -147,7 +153,8 @@ static int wait_failed(const struct cli_args *a, struct cli_conn *c,
 
 static int open_conn(const struct cli_args *a, struct cli_conn **out)
 {
-	struct cli_conn_opts o = { .url = &a->url, .insecure = a->insecure,
+	struct cli_conn_opts o = { .url = &a->url,
+				   .insecure = a->insecure,
 				   .cafile = a->cafile };
 	struct cli_conn *c = cli_conn_create(&o);
 	enum cli_wait w;
@@ -163,7 +170,8 @@ static int open_conn(const struct cli_args *a, struct cli_conn **out)
 
 /* Waits for the response carrying @nonce, skipping deliveries. */
 static int await_response(const struct cli_args *a, struct cli_conn *c,
-			  const char *nonce, struct frame *f, bool print_channels)
+			  const char *nonce, struct frame *f,
+			  bool print_channels)
 {
 	int64_t deadline = wr_now_ms() + a->timeout_ms;
 	const char *msg;
@@ -179,7 +187,8 @@ static int await_response(const struct cli_args *a, struct cli_conn *c,
 			if (f->has_nonce && !strcmp(f->nonce, nonce))
 				return 0;
 			/* the server could not read our command at all */
-			cli_err(a, "unexpected answer from the server: %s", msg);
+			cli_err(a, "unexpected answer from the server: %s",
+				msg);
 			frame_fini(f);
 			return CLI_EXIT_CONN;
 		}
@@ -226,7 +235,7 @@ static int sub_frame(const struct cli_args *a, const char *msg, size_t len)
 	}
 	switch (cli_flush_stdout(a)) {
 	case 1:
-		rc = CLI_EXIT_OK;   /* the reader went away: done, quietly */
+		rc = CLI_EXIT_OK; /* the reader went away: done, quietly */
 		break;
 	case -1:
 		rc = CLI_EXIT_CONN;
@@ -289,7 +298,8 @@ static int pub_one(const struct cli_args *a, struct cli_conn *c)
 	if (rc)
 		return rc;
 	if (!f.ok) {
-		cli_err(a, "message refused: %s", f.reason ? f.reason : "no reason given");
+		cli_err(a, "message refused: %s",
+			f.reason ? f.reason : "no reason given");
 		rc = CLI_EXIT_REFUSED;
 	}
 	frame_fini(&f);
@@ -297,11 +307,11 @@ static int pub_one(const struct cli_args *a, struct cli_conn *c)
 }
 
 struct pub_state {
-	uint64_t next_nonce;        /* the next line's number, from 1 */
-	uint64_t owed;              /* the oldest nonce not yet answered */
-	int64_t progress_ms;        /* last send into an empty window, or answer */
-	int rc;                     /* first failure's exit status, or 0 */
-	bool reading;               /* still taking lines from stdin */
+	uint64_t next_nonce; /* the next line's number, from 1 */
+	uint64_t owed;       /* the oldest nonce not yet answered */
+	int64_t progress_ms; /* last send into an empty window, or answer */
+	int rc;              /* first failure's exit status, or 0 */
+	bool reading;        /* still taking lines from stdin */
 };
 
 /* Sends lines while the window has room. */
@@ -322,7 +332,8 @@ static void pub_fill(const struct cli_args *a, struct cli_conn *c,
 		}
 		if (r == -2 || !wr_utf8_valid(line, len)) {
 			cli_err(a, "line %" PRIu64 ": %s", s->next_nonce,
-				r == -2 ? "longer than 16 MiB" : "not valid UTF-8");
+				r == -2 ? "longer than 16 MiB"
+					: "not valid UTF-8");
 			s->rc = CLI_EXIT_USAGE;
 			s->reading = false;
 			return;
@@ -356,7 +367,7 @@ static void pub_answer(const struct cli_args *a, const char *msg, size_t len,
 		if (!s->rc)
 			s->rc = CLI_EXIT_CONN;
 		s->reading = false;
-		s->owed = s->next_nonce;    /* nothing more can be matched */
+		s->owed = s->next_nonce; /* nothing more can be matched */
 		goto out;
 	}
 	s->owed++;
@@ -366,7 +377,7 @@ static void pub_answer(const struct cli_args *a, const char *msg, size_t len,
 			f.reason ? f.reason : "no reason given");
 		if (!s->rc)
 			s->rc = CLI_EXIT_REFUSED;
-		s->reading = false;     /* stop at the first refusal */
+		s->reading = false; /* stop at the first refusal */
 	}
 out:
 	frame_fini(&f);
@@ -395,9 +406,12 @@ static int pub_stdin(const struct cli_args *a, struct cli_conn *c)
 			return s.rc;
 		/* user input may take its time; an answer may not */
 		if (s.reading && s.next_nonce - s.owed < PUB_WINDOW) {
-			w = cli_conn_wait(c, inflight ? s.progress_ms + a->timeout_ms : -1);
+			w = cli_conn_wait(c, inflight ? s.progress_ms +
+								a->timeout_ms
+						      : -1);
 		} else {
-			w = cli_ws_recv(c, s.progress_ms + a->timeout_ms, &msg, &len);
+			w = cli_ws_recv(c, s.progress_ms + a->timeout_ms, &msg,
+					&len);
 			if (w == CLI_WAIT_DONE)
 				pub_answer(a, msg, len, &s);
 		}
@@ -425,7 +439,8 @@ int cli_cmd_pub(const struct cli_args *a)
 int cli_cmd_list(const struct cli_args *a)
 {
 	static const char cmd[] =
-		"{\"command\":\"list\",\"data\":{},\"nonce\":\"" LIST_NONCE "\"}";
+		"{\"command\":\"list\",\"data\":{},\"nonce\":\"" LIST_NONCE
+		"\"}";
 	struct cli_conn *c;
 	struct frame f;
 	int rc;
@@ -442,7 +457,8 @@ int cli_cmd_list(const struct cli_args *a)
 	if (rc)
 		goto out;
 	if (!f.ok) {
-		cli_err(a, "list refused: %s", f.reason ? f.reason : "no reason given");
+		cli_err(a, "list refused: %s",
+			f.reason ? f.reason : "no reason given");
 		rc = CLI_EXIT_REFUSED;
 	} else if (cli_flush_stdout(a) < 0) {
 		rc = CLI_EXIT_CONN;

@@ -44,8 +44,10 @@ int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen)
 	memset(u, 0, sizeof(*u));
 	sep = strstr(text, "://");
 	if (!sep) {
-		snprintf(err, errlen, "'%s' is not a URL (ws://HOST:PORT/connect, "
-			 "wss://..., http://HOST:PORT or https://...)", text);
+		snprintf(err, errlen,
+			 "'%s' is not a URL (ws://HOST:PORT/connect, "
+			 "wss://..., http://HOST:PORT or https://...)",
+			 text);
 		return -1;
 	}
 	n = (int)(sep - text);
@@ -59,8 +61,10 @@ int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen)
 		ws = false;
 		u->tls = true;
 	} else {
-		snprintf(err, errlen, "'%s': unsupported scheme '%.*s' "
-			 "(ws, wss, http or https)", text, n, text);
+		snprintf(err, errlen,
+			 "'%s': unsupported scheme '%.*s' "
+			 "(ws, wss, http or https)",
+			 text, n, text);
 		return -1;
 	}
 
@@ -68,7 +72,8 @@ int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen)
 	end = auth + strcspn(auth, "/?#");
 	path = end;
 	if (memchr(auth, '@', (size_t)(end - auth))) {
-		snprintf(err, errlen, "'%s': user information in URLs is not supported",
+		snprintf(err, errlen,
+			 "'%s': user information in URLs is not supported",
 			 text);
 		return -1;
 	}
@@ -76,7 +81,8 @@ int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen)
 		const char *close = memchr(auth, ']', (size_t)(end - auth));
 
 		if (!close) {
-			snprintf(err, errlen, "'%s': unterminated '[' in the host", text);
+			snprintf(err, errlen,
+				 "'%s': unterminated '[' in the host", text);
 			return -1;
 		}
 		host = auth + 1;
@@ -95,7 +101,8 @@ int cli_url_parse(struct cli_url *u, const char *text, char *err, size_t errlen)
 		goto bad_host;
 	memcpy(u->host, host, hlen);
 	if (colon) {
-		if (parse_port(colon + 1, (size_t)(end - colon - 1), &u->port)) {
+		if (parse_port(colon + 1, (size_t)(end - colon - 1),
+			       &u->port)) {
 			snprintf(err, errlen, "'%s': bad port '%.*s'", text,
 				 (int)(end - colon - 1), colon + 1);
 			return -1;

@@ -25,21 +25,21 @@
 #include "wr.h"
 
 #define TICK_US (100 * LWS_US_PER_MS)
-#define RX_MAX ((size_t)64 << 20)       /* one received message, at most */
-#define BODY_MAX ((size_t)1 << 20)      /* a /health answer, at most */
+#define RX_MAX ((size_t)64 << 20)  /* one received message, at most */
+#define BODY_MAX ((size_t)1 << 20) /* a /health answer, at most */
 #define STDIN_CHUNK 65536
 #define CLOSE_WAIT_MS 1000
 
 struct out_frame {
 	struct out_frame *next;
 	size_t len;
-	unsigned char buf[];        /* LWS_PRE headroom, then the payload */
+	unsigned char buf[]; /* LWS_PRE headroom, then the payload */
 };
 
 struct in_msg {
 	struct in_msg *next;
 	size_t len;
-	char data[];                /* NUL-terminated */
+	char data[]; /* NUL-terminated */
 };
 
 enum conn_state { ST_IDLE, ST_CONNECTING, ST_OPEN, ST_CLOSED };
@@ -49,30 +49,30 @@ struct cli_conn {
 	struct cli_url url;
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
-	struct lws *wsi;            /* the connection; NULL once lws freed it */
+	struct lws *wsi; /* the connection; NULL once lws freed it */
 	struct lws *stdin_wsi;
-	char hosthdr[CLI_HOST_MAX + 16];   /* the Host header */
+	char hosthdr[CLI_HOST_MAX + 16]; /* the Host header */
 	lws_sorted_usec_list_t tick;
 	enum conn_state state;
-	bool http;                  /* the connection is GET /health */
-	bool closing;               /* we close: send close 1000 when writable */
+	bool http;    /* the connection is GET /health */
+	bool closing; /* we close: send close 1000 when writable */
 	char error[768];
-	char tls_error[128];        /* why OpenSSL refused the certificate */
-	bool diagnose;              /* a dial failed for a reason lws kept */
+	char tls_error[128]; /* why OpenSSL refused the certificate */
+	bool diagnose;       /* a dial failed for a reason lws kept */
 
 	struct out_frame *out_head, **out_tail;
-	struct wr_buf rx;           /* the message being reassembled */
+	struct wr_buf rx; /* the message being reassembled */
 	struct in_msg *in_head, **in_tail;
-	struct in_msg *taken;       /* the last one cli_ws_recv returned */
-	int close_code;             /* from the server's close frame, or -1 */
+	struct in_msg *taken; /* the last one cli_ws_recv returned */
+	int close_code;       /* from the server's close frame, or -1 */
 	char close_reason[128];
 
 	int http_status;
 	bool http_done;
 	struct wr_buf body;
 
-	struct wr_buf inb;          /* standard input read, not yet taken */
-	size_t in_off;              /* start of the first line not taken */
+	struct wr_buf inb; /* standard input read, not yet taken */
+	size_t in_off;     /* start of the first line not taken */
 	bool stdin_eof, stdin_paused;
 };
 
@@ -153,12 +153,14 @@ static bool diagnose_dial(const struct cli_url *u, char *out, size_t n)
 	snprintf(port, sizeof(port), "%d", u->port);
 	rc = getaddrinfo(u->host, port, &hints, &res);
 	if (rc) {
-		snprintf(out, n, "cannot resolve '%s': %s", u->host, gai_strerror(rc));
+		snprintf(out, n, "cannot resolve '%s': %s", u->host,
+			 gai_strerror(rc));
 		return true;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {
-		int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-				SOCK_CLOEXEC, ai->ai_protocol);
+		int fd = socket(ai->ai_family,
+				ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+				ai->ai_protocol);
 		socklen_t sl = sizeof(err);
 		struct pollfd p;
 
@@ -195,28 +197,33 @@ static void on_connection_error(struct cli_conn *c, struct lws *wsi,
 	const char *cause = why;
 
 	/* lws ends some of its reasons with a newline */
-	while (n && (why[n - 1] == '\n' || why[n - 1] == '\r' || why[n - 1] == ' '))
+	while (n &&
+	       (why[n - 1] == '\n' || why[n - 1] == '\r' || why[n - 1] == ' '))
 		n--;
 	if (!n || (n == 17 && !memcmp(why, "Unable to connect", 17)))
-		c->diagnose = true;     /* after the wait: see finish_error() */
+		c->diagnose = true; /* after the wait: see finish_error() */
 	if (!n) {
 		cause = "connection failed";
 		n = strlen(cause);
 	}
 	if (status && !c->http)
-		set_error(c, "cannot connect to %s: the server answered HTTP %d, "
-			  "not the WebSocket upgrade", url_text(c, u, sizeof(u)),
-			  status);
+		set_error(c,
+			  "cannot connect to %s: the server answered HTTP %d, "
+			  "not the WebSocket upgrade",
+			  url_text(c, u, sizeof(u)), status);
 	else if (c->tls_error[0])
-		set_error(c, "cannot connect to %s: TLS: the server's certificate "
+		set_error(c,
+			  "cannot connect to %s: TLS: the server's certificate "
 			  "was refused: %s (--cafile FILE trusts its CA, --insecure "
-			  "skips the check)", url_text(c, u, sizeof(u)), c->tls_error);
+			  "skips the check)",
+			  url_text(c, u, sizeof(u)), c->tls_error);
 	else if (strstr(cause, "SSL") || strstr(cause, "cert"))
-		set_error(c, "cannot connect to %s: TLS handshake failed (%.*s)",
+		set_error(c,
+			  "cannot connect to %s: TLS handshake failed (%.*s)",
 			  url_text(c, u, sizeof(u)), (int)n, cause);
 	else
-		set_error(c, "cannot connect to %s: %.*s", url_text(c, u, sizeof(u)),
-			  (int)n, cause);
+		set_error(c, "cannot connect to %s: %.*s",
+			  url_text(c, u, sizeof(u)), (int)n, cause);
 	c->state = ST_CLOSED;
 	c->wsi = NULL;
 }
@@ -230,8 +237,8 @@ static void finish_error(struct cli_conn *c)
 		return;
 	c->diagnose = false;
 	if (diagnose_dial(&c->url, cause, sizeof(cause)))
-		set_error(c, "cannot connect to %s: %s", url_text(c, u, sizeof(u)),
-			  cause);
+		set_error(c, "cannot connect to %s: %s",
+			  url_text(c, u, sizeof(u)), cause);
 }
 
 static void on_peer_close(struct cli_conn *c, const unsigned char *in,
@@ -254,9 +261,11 @@ static void on_closed(struct cli_conn *c)
 		if (c->close_code >= 0)
 			set_error(c, "%s closed the connection (code %d%s%s)",
 				  url_text(c, u, sizeof(u)), c->close_code,
-				  c->close_reason[0] ? ": " : "", c->close_reason);
+				  c->close_reason[0] ? ": " : "",
+				  c->close_reason);
 		else
-			set_error(c, "%s: connection lost (closed without a "
+			set_error(c,
+				  "%s: connection lost (closed without a "
 				  "close frame, or no answer to pings)",
 				  url_text(c, u, sizeof(u)));
 	}
@@ -270,7 +279,8 @@ static int on_receive(struct cli_conn *c, struct lws *wsi, const void *in,
 	struct in_msg *m;
 
 	if (c->rx.len + len > RX_MAX) {
-		set_error(c, "a message from the server is over %zu bytes", RX_MAX);
+		set_error(c, "a message from the server is over %zu bytes",
+			  RX_MAX);
 		return -1;
 	}
 	wr_buf_append(&c->rx, in, len);
@@ -304,9 +314,10 @@ static int on_writeable(struct cli_conn *c, struct lws *wsi)
 		return -1;
 	}
 	if (!f)
-		return 0;   /* spurious */
+		return 0; /* spurious */
 	/* lws masks the payload in place: each frame is ours, written once */
-	if (lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) < (int)f->len) {
+	if (lws_write(wsi, f->buf + LWS_PRE, f->len, LWS_WRITE_TEXT) <
+	    (int)f->len) {
 		set_error(c, "write to the server failed");
 		return -1;
 	}
@@ -331,7 +342,8 @@ static int on_http_read(struct cli_conn *c, const void *in, size_t len)
 
 static bool has_line(const struct cli_conn *c)
 {
-	return memchr(c->inb.p + c->in_off, '\n', c->inb.len - c->in_off) != NULL;
+	return memchr(c->inb.p + c->in_off, '\n', c->inb.len - c->in_off) !=
+	       NULL;
 }
 
 static int on_stdin(struct cli_conn *c, struct lws *wsi)
@@ -400,7 +412,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		return on_http_read(c, in, len);
 	case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
 		c->http_done = true;
-		return -1;  /* one request: hang up now */
+		return -1; /* one request: hang up now */
 	case LWS_CALLBACK_CLOSED_CLIENT_HTTP:
 		if (c && wsi == c->wsi) {
 			/* a server without Content-Length ends the body by closing */
@@ -563,12 +575,14 @@ static int dial(struct cli_conn *c, const char *method)
 
 	if (!c->ctx)
 		return -1;
-	if ((c->url.tls && c->url.port == 443) || (!c->url.tls && c->url.port == 80))
-		snprintf(c->hosthdr, sizeof(c->hosthdr), "%s%s%s", v6 ? "[" : "",
-			 c->url.host, v6 ? "]" : "");
+	if ((c->url.tls && c->url.port == 443) ||
+	    (!c->url.tls && c->url.port == 80))
+		snprintf(c->hosthdr, sizeof(c->hosthdr), "%s%s%s",
+			 v6 ? "[" : "", c->url.host, v6 ? "]" : "");
 	else
-		snprintf(c->hosthdr, sizeof(c->hosthdr), "%s%s%s:%d", v6 ? "[" : "",
-			 c->url.host, v6 ? "]" : "", c->url.port);
+		snprintf(c->hosthdr, sizeof(c->hosthdr), "%s%s%s:%d",
+			 v6 ? "[" : "", c->url.host, v6 ? "]" : "",
+			 c->url.port);
 	memset(&i, 0, sizeof(i));
 	i.context = c->ctx;
 	i.vhost = c->vh;
@@ -580,14 +594,14 @@ static int dial(struct cli_conn *c, const char *method)
 	i.alpn = "http/1.1";
 	i.local_protocol_name = "wsrelay-cli";
 	i.retry_and_idle_policy = &idle;
-	i.pwsi = &c->wsi;   /* errors during the call name this wsi */
+	i.pwsi = &c->wsi; /* errors during the call name this wsi */
 	if (c->url.tls) {
 		i.ssl_connection = LCCSCF_USE_SSL;
 		if (c->opts.insecure)
-			i.ssl_connection |= LCCSCF_ALLOW_SELFSIGNED |
-					    LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
-					    LCCSCF_ALLOW_EXPIRED |
-					    LCCSCF_ALLOW_INSECURE;
+			i.ssl_connection |=
+				LCCSCF_ALLOW_SELFSIGNED |
+				LCCSCF_SKIP_SERVER_CERT_HOSTNAME_CHECK |
+				LCCSCF_ALLOW_EXPIRED | LCCSCF_ALLOW_INSECURE;
 	}
 	c->http = method != NULL;
 	c->state = ST_CONNECTING;
@@ -687,8 +701,9 @@ int cli_conn_watch_stdin(struct cli_conn *c)
 	if (!c->vh)
 		return WR_EINVAL;
 	fd.filefd = STDIN_FILENO;
-	c->stdin_wsi = lws_adopt_descriptor_vhost(c->vh, LWS_ADOPT_RAW_FILE_DESC,
-						  fd, "wsrelay-cli", NULL);
+	c->stdin_wsi = lws_adopt_descriptor_vhost(c->vh,
+						  LWS_ADOPT_RAW_FILE_DESC, fd,
+						  "wsrelay-cli", NULL);
 	return c->stdin_wsi ? WR_OK : WR_EIO;
 }
 
@@ -712,7 +727,7 @@ int cli_conn_stdin_line(struct cli_conn *c, const char **line, size_t *len)
 	} else if (avail > CLI_LINE_MAX) {
 		return -2;
 	} else if (c->stdin_eof && avail) {
-		*len = avail;       /* a last line without its newline */
+		*len = avail; /* a last line without its newline */
 		c->in_off = avail;
 	} else if (c->stdin_eof) {
 		return -1;
@@ -760,8 +775,8 @@ static bool http_finished(const struct cli_conn *c)
 	return c->http_done;
 }
 
-enum cli_wait cli_http_get(struct cli_conn *c, int64_t deadline_ms,
-			   int *status, const char **body, size_t *len)
+enum cli_wait cli_http_get(struct cli_conn *c, int64_t deadline_ms, int *status,
+			   const char **body, size_t *len)
 {
 	enum cli_wait w;
 
@@ -774,7 +789,7 @@ enum cli_wait cli_http_get(struct cli_conn *c, int64_t deadline_ms,
 		finish_error(c);
 	if (w != CLI_WAIT_DONE)
 		return w;
-	wr_buf_append(&c->body, "", 1);     /* NUL-terminate */
+	wr_buf_append(&c->body, "", 1); /* NUL-terminate */
 	if (c->body.oom) {
 		set_error(c, "out of memory");
 		return CLI_WAIT_FAILED;

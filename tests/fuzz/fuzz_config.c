@@ -20,7 +20,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	/* the contract callers rely on: a failure leaves one non-empty line */
 	if (config_parse(&c, "fuzz.toml", (const char *)data, size, err,
-			    sizeof(err)) && (!err[0] || strchr(err, '\n')))
+			 sizeof(err)) &&
+	    (!err[0] || strchr(err, '\n')))
 		__builtin_trap();
 	config_fini(&c);
 	return 0;

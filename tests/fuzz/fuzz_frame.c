@@ -52,14 +52,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				abort();
 			wr_buf_reset(&b);
 			chan_delivery_json(&b, cmd.channel.p, cmd.channel.len,
-					   cmd.message.p, cmd.message.len, &cmd.nonce);
+					   cmd.message.p, cmd.message.len,
+					   &cmd.nonce);
 			check_object(&b);
 		}
-		if (cmd.password.p && (cmd.password.len == 0 ||
-				       !wr_utf8_valid(cmd.password.p, cmd.password.len)))
+		if (cmd.password.p &&
+		    (cmd.password.len == 0 ||
+		     !wr_utf8_valid(cmd.password.p, cmd.password.len)))
 			abort();
 	} else if (!strcmp(reason, "invalid json") && cmd.nonce.p) {
-		abort();   /* never a nonce with invalid json */
+		abort(); /* never a nonce with invalid json */
 	}
 	wr_buf_fini(&b);
 	chan_cmd_fini(&cmd);

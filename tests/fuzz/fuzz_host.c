@@ -50,8 +50,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		break;
 	case 2:
-		if (host_parse_disks(text, size - 1, fake_statvfs, disks, 4, &n) ==
-		    WR_OK) {
+		if (host_parse_disks(text, size - 1, fake_statvfs, disks, 4,
+				     &n) == WR_OK) {
 			if (n > 4)
 				abort();
 			for (unsigned i = 0; i < n; i++)

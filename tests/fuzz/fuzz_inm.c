@@ -32,8 +32,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		/* the same packet: the same bytes once encoded (cJSON_Compare
 		 * cannot tell objects with duplicate keys apart) */
 		struct inm_packet g;
-		enum inm_drop rg = inm_packet_decode_generic(&g, (const char *)data,
-							     size);
+		enum inm_drop rg =
+			inm_packet_decode_generic(&g, (const char *)data, size);
 
 		if (rg != rc)
 			abort();
@@ -52,14 +52,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto out;
 	}
 	if (inm_packet_encode(&a, &b1) != WR_OK)
-		goto out;  /* out of memory: nothing to check */
+		goto out; /* out of memory: nothing to check */
 	if (!wr_utf8_valid(b1.p, b1.len) || memchr(b1.p, '\0', b1.len))
 		abort();
 	rc = inm_packet_decode(&c, b1.p, b1.len);
 	if (rc != INM_DROP_NONE)
 		abort();
-	if (strcmp(a.source, c.source) || strcmp(a.destination, c.destination) ||
-	    a.type != c.type || strcmp(a.nonce, c.nonce) || a.ttl != c.ttl)
+	if (strcmp(a.source, c.source) ||
+	    strcmp(a.destination, c.destination) || a.type != c.type ||
+	    strcmp(a.nonce, c.nonce) || a.ttl != c.ttl)
 		abort();
 	if (inm_packet_encode(&c, &b2) != WR_OK)
 		goto out;

@@ -12,7 +12,10 @@
 #include "channels.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define LIT(s) { s, sizeof(s) - 1 }
+#define LIT(s)                   \
+	{                        \
+		s, sizeof(s) - 1 \
+	}
 #define BYTES(s) s, sizeof(s) - 1
 #define MAXMSG 65536
 
@@ -22,8 +25,8 @@ static void str_is(const struct chan_str *s, const char *exp, size_t n,
 {
 	cr_assert_not_null(s->p, "%s: absent, expected %zu bytes", what, n);
 	cr_assert_eq(s->len, n, "%s: len %zu, expected %zu", what, s->len, n);
-	cr_assert(!memcmp(s->p, exp, n), "%s: bytes differ: got \"%.*s\"",
-		  what, (int)s->len, s->p);
+	cr_assert(!memcmp(s->p, exp, n), "%s: bytes differ: got \"%.*s\"", what,
+		  (int)s->len, s->p);
 }
 #define STR_IS(s, lit, what) str_is(&(s), lit, sizeof(lit) - 1, what)
 
@@ -46,16 +49,19 @@ static void check_bad(const struct bad *t, size_t n)
 		const char *r = decode(&cmd, t[i].in);
 
 		cr_expect(r && !strcmp(r, t[i].reason),
-			  "row %zu <%s>: got \"%s\", expected \"%s\"", i, t[i].in,
-			  r ? r : "(ok)", t[i].reason);
+			  "row %zu <%s>: got \"%s\", expected \"%s\"", i,
+			  t[i].in, r ? r : "(ok)", t[i].reason);
 		if (t[i].nonce) {
-			cr_expect(cmd.nonce.p && cmd.nonce.len == strlen(t[i].nonce) &&
-				  !memcmp(cmd.nonce.p, t[i].nonce, cmd.nonce.len),
+			cr_expect(cmd.nonce.p &&
+					  cmd.nonce.len == strlen(t[i].nonce) &&
+					  !memcmp(cmd.nonce.p, t[i].nonce,
+						  cmd.nonce.len),
 				  "row %zu <%s>: nonce not kept for \"%s\"", i,
 				  t[i].in, t[i].reason);
 		} else {
-			cr_expect_null(cmd.nonce.p, "row %zu <%s>: nonce set for \"%s\"",
-				       i, t[i].in, t[i].reason);
+			cr_expect_null(cmd.nonce.p,
+				       "row %zu <%s>: nonce set for \"%s\"", i,
+				       t[i].in, t[i].reason);
 		}
 		chan_cmd_fini(&cmd);
 	}
@@ -63,7 +69,7 @@ static void check_bad(const struct bad *t, size_t n)
 
 /* ---- invalid json: never a nonce ---- */
 
-#define NL "{\"nonce\":\"n1\",\"command\":\"list\""   /* a valid prefix */
+#define NL "{\"nonce\":\"n1\",\"command\":\"list\"" /* a valid prefix */
 
 Test(cmd, invalid_json)
 {
@@ -110,7 +116,8 @@ Test(cmd, invalid_json)
 		{ NL ",\"x\":\"\\udc00\"}", "invalid json", NULL },
 		{ NL ",\"x\":\"\\ude00\\ud83d\"}", "invalid json", NULL },
 		{ NL ",\"x\":\"\\ud83d\\n\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"\\ud800\",\"command\":\"list\"}", "invalid json", NULL },
+		{ "{\"nonce\":\"\\ud800\",\"command\":\"list\"}",
+		  "invalid json", NULL },
 		/* bad escapes */
 		{ NL ",\"x\":\"\\x41\"}", "invalid json", NULL },
 		{ NL ",\"x\":\"\\u12G4\"}", "invalid json", NULL },
@@ -121,20 +128,33 @@ Test(cmd, invalid_json)
 		{ NL ",\"x\":\"\\0\"}", "invalid json", NULL },
 		{ NL ",\"x\":\"\\ \"}", "invalid json", NULL },
 		/* raw control characters inside a string */
-		{ "{\"nonce\":\"n1\",\"command\":\"li" "\x01" "st\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\",\"command\":\"li\nst\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\",\"command\":\"li\tst\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\",\"command\":\"li" "\x1f" "st\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\x0d\",\"command\":\"list\"}", "invalid json", NULL },
+		{ "{\"nonce\":\"n1\",\"command\":\"li"
+		  "\x01"
+		  "st\"}",
+		  "invalid json", NULL },
+		{ "{\"nonce\":\"n1\",\"command\":\"li\nst\"}", "invalid json",
+		  NULL },
+		{ "{\"nonce\":\"n1\",\"command\":\"li\tst\"}", "invalid json",
+		  NULL },
+		{ "{\"nonce\":\"n1\",\"command\":\"li"
+		  "\x1f"
+		  "st\"}",
+		  "invalid json", NULL },
+		{ "{\"nonce\":\"n1\x0d\",\"command\":\"list\"}", "invalid json",
+		  NULL },
 		/* structure */
 		{ "{\"nonce\":\"n1\",}", "invalid json", NULL },
 		{ "{,\"command\":\"list\"}", "invalid json", NULL },
-		{ "{\"nonce\" \"n1\",\"command\":\"list\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\" \"command\":\"list\"}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\";\"command\":\"list\"}", "invalid json", NULL },
+		{ "{\"nonce\" \"n1\",\"command\":\"list\"}", "invalid json",
+		  NULL },
+		{ "{\"nonce\":\"n1\" \"command\":\"list\"}", "invalid json",
+		  NULL },
+		{ "{\"nonce\":\"n1\";\"command\":\"list\"}", "invalid json",
+		  NULL },
 		{ "{nonce:\"n1\",\"command\":\"list\"}", "invalid json", NULL },
 		{ "{'nonce':'n1','command':'list'}", "invalid json", NULL },
-		{ "{\"nonce\":\"n1\",\"command\":\"list\",1:2}", "invalid json", NULL },
+		{ "{\"nonce\":\"n1\",\"command\":\"list\",1:2}", "invalid json",
+		  NULL },
 		{ NL ",\"x\":[1,]}", "invalid json", NULL },
 		{ NL ",\"x\":[1 2]}", "invalid json", NULL },
 		{ NL ",\"x\":[}", "invalid json", NULL },
@@ -229,10 +249,9 @@ Test(cmd, nesting_depth)
 		char open, close;
 		bool ok;
 	} t[] = {
-		{ 31, '[', ']', true },    /* depth 32 */
-		{ 32, '[', ']', false },   /* depth 33 */
-		{ 31, '{', '}', true },
-		{ 32, '{', '}', false },
+		{ 31, '[', ']', true },  /* depth 32 */
+		{ 32, '[', ']', false }, /* depth 33 */
+		{ 31, '{', '}', true },      { 32, '{', '}', false },
 		{ 100000, '[', ']', false }, /* no stack exhaustion */
 		{ 100000, '{', '}', false },
 	};
@@ -245,11 +264,12 @@ Test(cmd, nesting_depth)
 		if (t[i].ok) {
 			cr_expect_null(r, "row %zu: depth %d: got \"%s\"", i,
 				       t[i].k + 1, r);
-			cr_expect(cmd.nonce.p != NULL, "row %zu: nonce lost", i);
+			cr_expect(cmd.nonce.p != NULL, "row %zu: nonce lost",
+				  i);
 		} else {
 			cr_expect(r && !strcmp(r, "invalid json"),
-				  "row %zu: depth %d: got \"%s\"", i, t[i].k + 1,
-				  r ? r : "(ok)");
+				  "row %zu: depth %d: got \"%s\"", i,
+				  t[i].k + 1, r ? r : "(ok)");
 			cr_expect_null(cmd.nonce.p, "row %zu: nonce set", i);
 		}
 		chan_cmd_fini(&cmd);
@@ -262,16 +282,24 @@ Test(cmd, nesting_depth)
 Test(cmd, nonce_not_a_string)
 {
 	static const struct bad t[] = {
-		{ "{\"nonce\":1,\"command\":\"list\"}", "missing field: nonce", NULL },
-		{ "{\"nonce\":null,\"command\":\"list\"}", "missing field: nonce", NULL },
-		{ "{\"nonce\":{},\"command\":\"list\"}", "missing field: nonce", NULL },
-		{ "{\"nonce\":[\"n1\"],\"command\":\"list\"}", "missing field: nonce", NULL },
-		{ "{\"nonce\":true,\"command\":\"list\"}", "missing field: nonce", NULL },
-		{ "{\"nonce\":false,\"command\":\"list\"}", "missing field: nonce", NULL },
+		{ "{\"nonce\":1,\"command\":\"list\"}", "missing field: nonce",
+		  NULL },
+		{ "{\"nonce\":null,\"command\":\"list\"}",
+		  "missing field: nonce", NULL },
+		{ "{\"nonce\":{},\"command\":\"list\"}", "missing field: nonce",
+		  NULL },
+		{ "{\"nonce\":[\"n1\"],\"command\":\"list\"}",
+		  "missing field: nonce", NULL },
+		{ "{\"nonce\":true,\"command\":\"list\"}",
+		  "missing field: nonce", NULL },
+		{ "{\"nonce\":false,\"command\":\"list\"}",
+		  "missing field: nonce", NULL },
 		/* checked before the command */
 		{ "{\"nonce\":1}", "missing field: nonce", NULL },
-		{ "{\"nonce\":1,\"command\":\"bogus\"}", "missing field: nonce", NULL },
-		{ "{\"command\":\"subscribe\",\"nonce\":1}", "missing field: nonce", NULL },
+		{ "{\"nonce\":1,\"command\":\"bogus\"}", "missing field: nonce",
+		  NULL },
+		{ "{\"command\":\"subscribe\",\"nonce\":1}",
+		  "missing field: nonce", NULL },
 		/* first occurrence wins */
 		{ "{\"nonce\":1,\"nonce\":\"n1\",\"command\":\"list\"}",
 		  "missing field: nonce", NULL },
@@ -304,9 +332,9 @@ static char *repeat(char c, size_t n)
 Test(cmd, nonce_length)
 {
 	static const struct {
-		size_t plain;        /* 'a' bytes */
-		const char *suffix;  /* JSON text appended inside the string */
-		size_t decoded;      /* length after unescaping */
+		size_t plain;       /* 'a' bytes */
+		const char *suffix; /* JSON text appended inside the string */
+		size_t decoded;     /* length after unescaping */
 		bool ok;
 	} t[] = {
 		{ 0, "", 0, true },
@@ -335,9 +363,10 @@ Test(cmd, nonce_length)
 		r = decode(&cmd, s);
 		if (t[i].ok) {
 			cr_expect_null(r, "row %zu: got \"%s\"", i, r);
-			cr_expect_not_null(cmd.nonce.p, "row %zu: nonce absent", i);
-			cr_expect_eq(cmd.nonce.len, t[i].decoded, "row %zu: len %zu", i,
-				     cmd.nonce.len);
+			cr_expect_not_null(cmd.nonce.p, "row %zu: nonce absent",
+					   i);
+			cr_expect_eq(cmd.nonce.len, t[i].decoded,
+				     "row %zu: len %zu", i, cmd.nonce.len);
 		} else {
 			cr_expect(r && !strcmp(r, "missing field: nonce"),
 				  "row %zu: got \"%s\"", i, r ? r : "(ok)");
@@ -377,18 +406,26 @@ Test(cmd, missing_command)
 		{ "{}", "missing field: command", NULL },
 		{ "{\"nonce\":\"n1\",\"data\":{\"command\":\"list\"}}",
 		  "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":1}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":null}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":{}}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":[\"list\"]}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":true}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"Command\":\"list\"}", "missing field: command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command \":\"list\"}", "missing field: command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":1}", "missing field: command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":null}",
+		  "missing field: command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":{}}", "missing field: command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":[\"list\"]}",
+		  "missing field: command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":true}",
+		  "missing field: command", "n1" },
+		{ "{\"nonce\":\"n1\",\"Command\":\"list\"}",
+		  "missing field: command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command \":\"list\"}",
+		  "missing field: command", "n1" },
 		/* first occurrence wins, even when the second would do */
 		{ "{\"nonce\":\"n1\",\"command\":1,\"command\":\"list\"}",
 		  "missing field: command", "n1" },
 		/* the nonce may come after the command */
-		{ "{\"command\":null,\"nonce\":\"n1\"}", "missing field: command", "n1" },
+		{ "{\"command\":null,\"nonce\":\"n1\"}",
+		  "missing field: command", "n1" },
 	};
 
 	check_bad(t, N(t));
@@ -397,24 +434,35 @@ Test(cmd, missing_command)
 Test(cmd, unknown_command)
 {
 	static const struct bad t[] = {
-		{ "{\"nonce\":\"n1\",\"command\":\"\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"bogus\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"SUBSCRIBE\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"Subscribe\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"subscribe \"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\" list\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"lis\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"sendx\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"list\\u0000\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"handshake\"}", "unknown command", "n1" },
-		{ "{\"nonce\":\"n1\",\"command\":\"list-nodes\"}", "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"\"}", "unknown command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"bogus\"}", "unknown command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"SUBSCRIBE\"}",
+		  "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"Subscribe\"}",
+		  "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"subscribe \"}",
+		  "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\" list\"}", "unknown command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"lis\"}", "unknown command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"sendx\"}", "unknown command",
+		  "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"list\\u0000\"}",
+		  "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"handshake\"}",
+		  "unknown command", "n1" },
+		{ "{\"nonce\":\"n1\",\"command\":\"list-nodes\"}",
+		  "unknown command", "n1" },
 		{ "{\"command\":\"bogus\"}", "unknown command", NULL },
 		/* first occurrence wins */
 		{ "{\"nonce\":\"n1\",\"command\":\"bogus\",\"command\":\"list\"}",
 		  "unknown command", "n1" },
 		/* the nonce kept is the decoded one */
-		{ "{\"nonce\":\"n\\u00e9\\\"x\",\"command\":\"nope\"}", "unknown command",
-		  "n\xc3\xa9\"x" },
+		{ "{\"nonce\":\"n\\u00e9\\\"x\",\"command\":\"nope\"}",
+		  "unknown command", "n\xc3\xa9\"x" },
 	};
 
 	check_bad(t, N(t));
@@ -453,10 +501,16 @@ Test(cmd, escaped_command_value)
 
 Test(cmd, missing_data)
 {
-	static const char *const cmds[] = { "subscribe", "unsubscribe", "send" };
+	static const char *const cmds[] = { "subscribe", "unsubscribe",
+					    "send" };
 	static const char *const datas[] = {
-		"", ",\"data\":\"x\"", ",\"data\":1", ",\"data\":null",
-		",\"data\":[]", ",\"data\":[{\"topic\":\"a\"}]", ",\"data\":true",
+		"",
+		",\"data\":\"x\"",
+		",\"data\":1",
+		",\"data\":null",
+		",\"data\":[]",
+		",\"data\":[{\"topic\":\"a\"}]",
+		",\"data\":true",
 		/* fields at the wrong level */
 		",\"topic\":\"a\",\"channel\":\"a\",\"message\":\"m\"",
 		/* first occurrence wins */
@@ -469,7 +523,8 @@ Test(cmd, missing_data)
 			char s[256];
 			struct bad row = { s, "missing field: data", "n1" };
 
-			snprintf(s, sizeof(s), "{\"nonce\":\"n1\",\"command\":\"%s\"%s}",
+			snprintf(s, sizeof(s),
+				 "{\"nonce\":\"n1\",\"command\":\"%s\"%s}",
 				 cmds[c], datas[d]);
 			check_bad(&row, 1);
 		}
@@ -497,8 +552,10 @@ Test(cmd, list_data_optional)
 	}
 }
 
-#define SUB(data) "{\"nonce\":\"n1\",\"command\":\"subscribe\",\"data\":" data "}"
-#define UNSUB(data) "{\"nonce\":\"n1\",\"command\":\"unsubscribe\",\"data\":" data "}"
+#define SUB(data) \
+	"{\"nonce\":\"n1\",\"command\":\"subscribe\",\"data\":" data "}"
+#define UNSUB(data) \
+	"{\"nonce\":\"n1\",\"command\":\"unsubscribe\",\"data\":" data "}"
 #define SEND(data) "{\"nonce\":\"n1\",\"command\":\"send\",\"data\":" data "}"
 
 Test(cmd, missing_topic)
@@ -513,10 +570,13 @@ Test(cmd, missing_topic)
 		{ SUB("{\"channel\":\"a\"}"), "missing field: topic", "n1" },
 		{ SUB("{\"Topic\":\"a\"}"), "missing field: topic", "n1" },
 		{ SUB("{\"password\":\"p\"}"), "missing field: topic", "n1" },
-		{ SUB("{\"x\":{\"topic\":\"a\"}}"), "missing field: topic", "n1" },
-		{ SUB("{\"topic\":1,\"topic\":\"a\"}"), "missing field: topic", "n1" },
+		{ SUB("{\"x\":{\"topic\":\"a\"}}"), "missing field: topic",
+		  "n1" },
+		{ SUB("{\"topic\":1,\"topic\":\"a\"}"), "missing field: topic",
+		  "n1" },
 		/* topic is checked before password */
-		{ SUB("{\"topic\":1,\"password\":1}"), "missing field: topic", "n1" },
+		{ SUB("{\"topic\":1,\"password\":1}"), "missing field: topic",
+		  "n1" },
 		{ UNSUB("{}"), "missing field: topic", "n1" },
 		{ UNSUB("{\"topic\":1}"), "missing field: topic", "n1" },
 		{ UNSUB("{\"topic\":null}"), "missing field: topic", "n1" },
@@ -529,12 +589,18 @@ Test(cmd, missing_topic)
 Test(cmd, missing_password)
 {
 	static const struct bad t[] = {
-		{ SUB("{\"topic\":\"a\",\"password\":1}"), "missing field: password", "n1" },
-		{ SUB("{\"topic\":\"a\",\"password\":true}"), "missing field: password", "n1" },
-		{ SUB("{\"topic\":\"a\",\"password\":false}"), "missing field: password", "n1" },
-		{ SUB("{\"topic\":\"a\",\"password\":{}}"), "missing field: password", "n1" },
-		{ SUB("{\"topic\":\"a\",\"password\":[\"p\"]}"), "missing field: password", "n1" },
-		{ SUB("{\"password\":0,\"topic\":\"a\"}"), "missing field: password", "n1" },
+		{ SUB("{\"topic\":\"a\",\"password\":1}"),
+		  "missing field: password", "n1" },
+		{ SUB("{\"topic\":\"a\",\"password\":true}"),
+		  "missing field: password", "n1" },
+		{ SUB("{\"topic\":\"a\",\"password\":false}"),
+		  "missing field: password", "n1" },
+		{ SUB("{\"topic\":\"a\",\"password\":{}}"),
+		  "missing field: password", "n1" },
+		{ SUB("{\"topic\":\"a\",\"password\":[\"p\"]}"),
+		  "missing field: password", "n1" },
+		{ SUB("{\"password\":0,\"topic\":\"a\"}"),
+		  "missing field: password", "n1" },
 		/* first occurrence wins */
 		{ SUB("{\"topic\":\"a\",\"password\":1,\"password\":\"p\"}"),
 		  "missing field: password", "n1" },
@@ -548,21 +614,32 @@ Test(cmd, missing_channel_and_message)
 	static const struct bad t[] = {
 		{ SEND("{}"), "missing field: channel", "n1" },
 		{ SEND("{\"message\":\"m\"}"), "missing field: channel", "n1" },
-		{ SEND("{\"channel\":1,\"message\":\"m\"}"), "missing field: channel", "n1" },
-		{ SEND("{\"channel\":null,\"message\":\"m\"}"), "missing field: channel", "n1" },
-		{ SEND("{\"channel\":[],\"message\":\"m\"}"), "missing field: channel", "n1" },
-		{ SEND("{\"topic\":\"a\",\"message\":\"m\"}"), "missing field: channel", "n1" },
+		{ SEND("{\"channel\":1,\"message\":\"m\"}"),
+		  "missing field: channel", "n1" },
+		{ SEND("{\"channel\":null,\"message\":\"m\"}"),
+		  "missing field: channel", "n1" },
+		{ SEND("{\"channel\":[],\"message\":\"m\"}"),
+		  "missing field: channel", "n1" },
+		{ SEND("{\"topic\":\"a\",\"message\":\"m\"}"),
+		  "missing field: channel", "n1" },
 		{ SEND("{\"channel\":1,\"channel\":\"a\",\"message\":\"m\"}"),
 		  "missing field: channel", "n1" },
 		/* channel is checked before message */
-		{ SEND("{\"channel\":1,\"message\":1}"), "missing field: channel", "n1" },
+		{ SEND("{\"channel\":1,\"message\":1}"),
+		  "missing field: channel", "n1" },
 		{ SEND("{\"channel\":\"a\"}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"message\":1}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"message\":null}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"message\":{}}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"message\":[\"m\"]}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"message\":true}"), "missing field: message", "n1" },
-		{ SEND("{\"channel\":\"a\",\"msg\":\"m\"}"), "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"message\":1}"),
+		  "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"message\":null}"),
+		  "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"message\":{}}"),
+		  "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"message\":[\"m\"]}"),
+		  "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"message\":true}"),
+		  "missing field: message", "n1" },
+		{ SEND("{\"channel\":\"a\",\"msg\":\"m\"}"),
+		  "missing field: message", "n1" },
 		{ SEND("{\"channel\":\"a\",\"message\":1,\"message\":\"m\"}"),
 		  "missing field: message", "n1" },
 	};
@@ -574,20 +651,30 @@ Test(cmd, invalid_channel_name)
 {
 	static const struct bad t[] = {
 		{ SUB("{\"topic\":\"\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"\",\"password\":\"p\"}"), "invalid channel name", "n1" },
+		{ SUB("{\"topic\":\"\",\"password\":\"p\"}"),
+		  "invalid channel name", "n1" },
 		{ UNSUB("{\"topic\":\"\"}"), "invalid channel name", "n1" },
-		{ SEND("{\"channel\":\"\",\"message\":\"m\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"\\u0001\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"a\\u001f\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"a\\u007f\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"a\x7f\"}"), "invalid channel name", "n1" },  /* raw DEL is legal JSON */
+		{ SEND("{\"channel\":\"\",\"message\":\"m\"}"),
+		  "invalid channel name", "n1" },
+		{ SUB("{\"topic\":\"\\u0001\"}"), "invalid channel name",
+		  "n1" },
+		{ SUB("{\"topic\":\"a\\u001f\"}"), "invalid channel name",
+		  "n1" },
+		{ SUB("{\"topic\":\"a\\u007f\"}"), "invalid channel name",
+		  "n1" },
+		{ SUB("{\"topic\":\"a\x7f\"}"), "invalid channel name",
+		  "n1" }, /* raw DEL is legal JSON */
 		{ SUB("{\"topic\":\"a\\nb\"}"), "invalid channel name", "n1" },
 		{ SUB("{\"topic\":\"a\\tb\"}"), "invalid channel name", "n1" },
 		{ SUB("{\"topic\":\"a\\rb\"}"), "invalid channel name", "n1" },
-		{ SUB("{\"topic\":\"a\\u0000b\"}"), "invalid channel name", "n1" },
-		{ UNSUB("{\"topic\":\"a\\u0000b\"}"), "invalid channel name", "n1" },
-		{ SEND("{\"channel\":\"a\\u0000b\",\"message\":\"m\"}"), "invalid channel name", "n1" },
-		{ SEND("{\"channel\":\"\\u001b[0m\",\"message\":\"m\"}"), "invalid channel name", "n1" },
+		{ SUB("{\"topic\":\"a\\u0000b\"}"), "invalid channel name",
+		  "n1" },
+		{ UNSUB("{\"topic\":\"a\\u0000b\"}"), "invalid channel name",
+		  "n1" },
+		{ SEND("{\"channel\":\"a\\u0000b\",\"message\":\"m\"}"),
+		  "invalid channel name", "n1" },
+		{ SEND("{\"channel\":\"\\u001b[0m\",\"message\":\"m\"}"),
+		  "invalid channel name", "n1" },
 	};
 
 	check_bad(t, N(t));
@@ -606,8 +693,8 @@ static char *frame_fmt(const char *fmt, const char *a, const char *b)
 Test(cmd, channel_name_length)
 {
 	static const struct {
-		const char *unit;   /* JSON text of one unit */
-		size_t unit_bytes;  /* its decoded bytes */
+		const char *unit;  /* JSON text of one unit */
+		size_t unit_bytes; /* its decoded bytes */
 		size_t count;
 		const char *prefix;
 		bool ok;
@@ -616,10 +703,10 @@ Test(cmd, channel_name_length)
 		{ "a", 1, 128, "", true },
 		{ "a", 1, 129, "", false },
 		{ "a", 1, 4096, "", false },
-		{ "\xc3\xa9", 2, 64, "", true },             /* 128 bytes of é */
-		{ "\xc3\xa9", 2, 64, "a", false },           /* 129 */
-		{ "\xf0\x9f\x98\x80", 4, 32, "", true },     /* 128 bytes of 😀 */
-		{ "\\u00e9", 2, 64, "", true },              /* escaped: 384 raw */
+		{ "\xc3\xa9", 2, 64, "", true },         /* 128 bytes of é */
+		{ "\xc3\xa9", 2, 64, "a", false },       /* 129 */
+		{ "\xf0\x9f\x98\x80", 4, 32, "", true }, /* 128 bytes of 😀 */
+		{ "\\u00e9", 2, 64, "", true },          /* escaped: 384 raw */
 		{ "\\u00e9", 2, 64, "a", false },
 		{ "\\ud83d\\ude00", 4, 32, "", true },
 		{ "\\ud83d\\ude00", 4, 33, "", false },
@@ -644,12 +731,17 @@ Test(cmd, channel_name_length)
 			s = frame_fmt(fmts[f], t[i].prefix, name);
 			r = decode(&cmd, s);
 			if (t[i].ok) {
-				cr_expect_null(r, "fmt %zu row %zu: got \"%s\"", f, i, r);
+				cr_expect_null(r, "fmt %zu row %zu: got \"%s\"",
+					       f, i, r);
 				cr_expect_eq(cmd.channel.len,
-					     strlen(t[i].prefix) + t[i].unit_bytes * t[i].count,
-					     "fmt %zu row %zu: len %zu", f, i, cmd.channel.len);
+					     strlen(t[i].prefix) +
+						     t[i].unit_bytes *
+							     t[i].count,
+					     "fmt %zu row %zu: len %zu", f, i,
+					     cmd.channel.len);
 			} else {
-				cr_expect(r && !strcmp(r, "invalid channel name"),
+				cr_expect(r && !strcmp(r,
+						       "invalid channel name"),
 					  "fmt %zu row %zu: got \"%s\"", f, i,
 					  r ? r : "(ok)");
 				STR_IS(cmd.nonce, "n1", "nonce");
@@ -677,15 +769,16 @@ Test(cmd, message_too_large)
 		{ "a", 1, 0, 0, true },
 		{ "a", 1, 1, 0, false },
 		/* measured after unescaping */
-		{ "\\n", 1, 16, 16, true },             /* 32 raw bytes */
+		{ "\\n", 1, 16, 16, true }, /* 32 raw bytes */
 		{ "\\n", 1, 17, 16, false },
-		{ "\\u00e9", 2, 8, 16, true },          /* 48 raw bytes */
+		{ "\\u00e9", 2, 8, 16, true }, /* 48 raw bytes */
 		{ "\\u00e9", 2, 9, 16, false },
-		{ "\\ud83d\\ude00", 4, 4, 16, true },    /* 48 raw bytes */
+		{ "\\ud83d\\ude00", 4, 4, 16, true }, /* 48 raw bytes */
 		{ "\\ud83d\\ude00", 4, 5, 16, false },
 		{ "\\u0000", 1, 16, 16, true },
 		{ "\\u0000", 1, 17, 16, false },
-		{ "\xe2\x82\xac", 3, 5, 16, true },      /* raw multi-byte: bytes, not characters */
+		{ "\xe2\x82\xac", 3, 5, 16,
+		  true }, /* raw multi-byte: bytes, not characters */
 		{ "\xe2\x82\xac", 3, 6, 16, false },
 		/* the default limit */
 		{ "x", 1, 65536, 65536, true },
@@ -702,12 +795,15 @@ Test(cmd, message_too_large)
 		for (size_t k = 0; k < t[i].count; k++)
 			memcpy(m + k * ul, t[i].unit, ul);
 		m[ul * t[i].count] = '\0';
-		s = frame_fmt("{\"nonce\":\"n1\",\"command\":\"send\","
-			      "\"data\":{\"channel\":\"c\",\"message\":\"%s%s\"}}", m, "");
+		s = frame_fmt(
+			"{\"nonce\":\"n1\",\"command\":\"send\","
+			"\"data\":{\"channel\":\"c\",\"message\":\"%s%s\"}}",
+			m, "");
 		r = decode_max(&cmd, s, t[i].max);
 		if (t[i].ok) {
 			cr_expect_null(r, "row %zu: got \"%s\"", i, r);
-			cr_expect_eq(cmd.message.len, t[i].unit_bytes * t[i].count,
+			cr_expect_eq(cmd.message.len,
+				     t[i].unit_bytes * t[i].count,
 				     "row %zu: len %zu", i, cmd.message.len);
 		} else {
 			cr_expect(r && !strcmp(r, "message too large"),
@@ -729,8 +825,9 @@ static bool inside(const char *p, const char *buf, size_t len)
 
 Test(cmd, subscribe_fields)
 {
-	const char *s = "{\"command\":\"subscribe\",\"data\":{\"topic\":\"channel1\","
-			"\"password\":\"wordpass\"},\"nonce\":\"abc123\"}";
+	const char *s =
+		"{\"command\":\"subscribe\",\"data\":{\"topic\":\"channel1\","
+		"\"password\":\"wordpass\"},\"nonce\":\"abc123\"}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -775,7 +872,8 @@ Test(cmd, subscribe_empty_password_is_given)
 {
 	struct chan_cmd cmd;
 
-	cr_assert_null(decode(&cmd, SUB("{\"topic\":\"c\",\"password\":\"\"}")));
+	cr_assert_null(decode(&cmd,
+			      SUB("{\"topic\":\"c\",\"password\":\"\"}")));
 	cr_expect_not_null(cmd.password.p);
 	cr_expect_eq(cmd.password.len, 0);
 	chan_cmd_fini(&cmd);
@@ -783,7 +881,8 @@ Test(cmd, subscribe_empty_password_is_given)
 
 Test(cmd, unsubscribe_fields)
 {
-	const char *s = "{\"command\":\"unsubscribe\",\"data\":{\"topic\":\"chan nel\"}}";
+	const char *s =
+		"{\"command\":\"unsubscribe\",\"data\":{\"topic\":\"chan nel\"}}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -795,7 +894,8 @@ Test(cmd, unsubscribe_fields)
 	chan_cmd_fini(&cmd);
 
 	/* data fields that do not belong to unsubscribe are ignored */
-	cr_assert_null(decode(&cmd, UNSUB("{\"topic\":\"t\",\"password\":1,\"message\":2}")));
+	cr_assert_null(decode(
+		&cmd, UNSUB("{\"topic\":\"t\",\"password\":1,\"message\":2}")));
 	cr_expect_eq(cmd.type, CHAN_CMD_UNSUBSCRIBE);
 	STR_IS(cmd.channel, "t", "topic");
 	cr_expect_null(cmd.password.p);
@@ -804,8 +904,9 @@ Test(cmd, unsubscribe_fields)
 
 Test(cmd, send_fields)
 {
-	const char *s = "{\"command\":\"send\",\"nonce\":\"n-7\",\"data\":"
-			"{\"message\":\"Hello\",\"channel\":\"channel1\"}}";
+	const char *s =
+		"{\"command\":\"send\",\"nonce\":\"n-7\",\"data\":"
+		"{\"message\":\"Hello\",\"channel\":\"channel1\"}}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -818,7 +919,8 @@ Test(cmd, send_fields)
 	chan_cmd_fini(&cmd);
 
 	/* an empty message is a message */
-	cr_assert_null(decode(&cmd, SEND("{\"channel\":\"c\",\"message\":\"\"}")));
+	cr_assert_null(decode(&cmd,
+			      SEND("{\"channel\":\"c\",\"message\":\"\"}")));
 	cr_expect_not_null(cmd.message.p);
 	cr_expect_eq(cmd.message.len, 0);
 	chan_cmd_fini(&cmd);
@@ -826,8 +928,9 @@ Test(cmd, send_fields)
 
 Test(cmd, whitespace_and_order)
 {
-	const char *s = " \r\n\t{ \"data\" :\t{ \"channel\" : \"c\" ,\n\"message\" : \"m\" } ,"
-			" \"nonce\" : \"n\" , \"command\" : \"send\" } \n\t\r ";
+	const char *s =
+		" \r\n\t{ \"data\" :\t{ \"channel\" : \"c\" ,\n\"message\" : \"m\" } ,"
+		" \"nonce\" : \"n\" , \"command\" : \"send\" } \n\t\r ";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -841,16 +944,21 @@ Test(cmd, whitespace_and_order)
 Test(cmd, escapes_decoded)
 {
 	/* every escape, a 2-byte, a 3-byte and a 4-byte character, and NUL */
-	const char *s = "{\"command\":\"send\",\"data\":{\"channel\":\"c\",\"message\":"
-			"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u00E9\\u20ac\\ud83d\\ude00"
-			"\\uD83D\\uDE00\\u0000end\\u0041\"}}";
-	static const char exp[] = "\"\\/\b\f\n\r\t\xc3\xa9\xc3\xa9\xe2\x82\xac"
-				  "\xf0\x9f\x98\x80\xf0\x9f\x98\x80" "\0" "endA";
+	const char *s =
+		"{\"command\":\"send\",\"data\":{\"channel\":\"c\",\"message\":"
+		"\"\\\"\\\\\\/\\b\\f\\n\\r\\t\\u00e9\\u00E9\\u20ac\\ud83d\\ude00"
+		"\\uD83D\\uDE00\\u0000end\\u0041\"}}";
+	static const char exp[] =
+		"\"\\/\b\f\n\r\t\xc3\xa9\xc3\xa9\xe2\x82\xac"
+		"\xf0\x9f\x98\x80\xf0\x9f\x98\x80"
+		"\0"
+		"endA";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
 	STR_IS(cmd.message, exp, "message");
-	cr_expect_eq(cmd.message.p[cmd.message.len], '\0', "heap copy NUL-terminated");
+	cr_expect_eq(cmd.message.p[cmd.message.len], '\0',
+		     "heap copy NUL-terminated");
 	cr_expect_not(inside(cmd.message.p, s, strlen(s)), "escaped: a copy");
 	cr_expect_eq(cmd.nheap, 1);
 	chan_cmd_fini(&cmd);
@@ -873,21 +981,25 @@ Test(cmd, unicode_escape_boundaries)
 		{ "\\ud7ff", BYTES("\xed\x9f\xbf") },
 		{ "\\ue000", BYTES("\xee\x80\x80") },
 		{ "\\uFFFF", BYTES("\xef\xbf\xbf") },
-		{ "\\ud800\\udc00", BYTES("\xf0\x90\x80\x80") },      /* U+10000 */
+		{ "\\ud800\\udc00", BYTES("\xf0\x90\x80\x80") }, /* U+10000 */
 		{ "\\ud83d\\ude00", BYTES("\xf0\x9f\x98\x80") },
-		{ "\\udbff\\udfff", BYTES("\xf4\x8f\xbf\xbf") },      /* U+10FFFF */
+		{ "\\udbff\\udfff", BYTES("\xf4\x8f\xbf\xbf") }, /* U+10FFFF */
 	};
 
 	for (size_t i = 0; i < N(t); i++) {
 		struct chan_cmd cmd;
-		char *s = frame_fmt("{\"command\":\"send\",\"data\":{\"channel\":\"c\","
-				    "\"message\":\"%s%s\"}}", t[i].esc, "");
+		char *s = frame_fmt(
+			"{\"command\":\"send\",\"data\":{\"channel\":\"c\","
+			"\"message\":\"%s%s\"}}",
+			t[i].esc, "");
 		const char *r = decode(&cmd, s);
 
 		cr_expect_null(r, "row %zu: got \"%s\"", i, r);
-		cr_expect_eq(cmd.message.len, t[i].n, "row %zu: len %zu", i, cmd.message.len);
+		cr_expect_eq(cmd.message.len, t[i].n, "row %zu: len %zu", i,
+			     cmd.message.len);
 		cr_expect(cmd.message.p && cmd.message.len == t[i].n &&
-			  !memcmp(cmd.message.p, t[i].utf8, t[i].n), "row %zu: bytes", i);
+				  !memcmp(cmd.message.p, t[i].utf8, t[i].n),
+			  "row %zu: bytes", i);
 		chan_cmd_fini(&cmd);
 		free(s);
 	}
@@ -895,8 +1007,9 @@ Test(cmd, unicode_escape_boundaries)
 
 Test(cmd, escapes_in_every_field)
 {
-	const char *s = "{\"nonce\":\"n\\u00e9\\\"\",\"command\":\"subscribe\",\"data\":"
-			"{\"topic\":\"caf\\u00e9\\/x\",\"password\":\"p\\u0000w\\\\\"}}";
+	const char *s =
+		"{\"nonce\":\"n\\u00e9\\\"\",\"command\":\"subscribe\",\"data\":"
+		"{\"topic\":\"caf\\u00e9\\/x\",\"password\":\"p\\u0000w\\\\\"}}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -917,8 +1030,9 @@ Test(cmd, escapes_in_every_field)
 
 Test(cmd, utf8_passthrough)
 {
-	const char *s = "{\"command\":\"send\",\"data\":{\"channel\":\"caf\xc3\xa9-\xf0\x9f\x98\x80\","
-			"\"message\":\"\xe2\x82\xac \xc2\x80\"}}";
+	const char *s =
+		"{\"command\":\"send\",\"data\":{\"channel\":\"caf\xc3\xa9-\xf0\x9f\x98\x80\","
+		"\"message\":\"\xe2\x82\xac \xc2\x80\"}}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -929,11 +1043,12 @@ Test(cmd, utf8_passthrough)
 
 Test(cmd, duplicate_keys_first_wins)
 {
-	const char *s = "{\"command\":\"send\",\"command\":\"list\","
-			"\"nonce\":\"first\",\"nonce\":\"second\","
-			"\"data\":{\"channel\":\"c1\",\"channel\":\"c2\","
-			"\"message\":\"m1\",\"message\":\"m2\"},"
-			"\"data\":{\"channel\":\"c3\",\"message\":\"m3\"}}";
+	const char *s =
+		"{\"command\":\"send\",\"command\":\"list\","
+		"\"nonce\":\"first\",\"nonce\":\"second\","
+		"\"data\":{\"channel\":\"c1\",\"channel\":\"c2\","
+		"\"message\":\"m1\",\"message\":\"m2\"},"
+		"\"data\":{\"channel\":\"c3\",\"message\":\"m3\"}}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -952,11 +1067,12 @@ Test(cmd, duplicate_keys_first_wins)
 
 Test(cmd, unknown_fields_ignored)
 {
-	const char *s = "{\"extra\":{\"nested\":[1,-2.5e+3,0,{\"a\":null,\"b\":[true,false]}],"
-			"\"command\":\"x\",\"nonce\":1},"
-			"\"command\":\"subscribe\",\"z\":\"\\u00e9\\ud83d\\ude00\","
-			"\"data\":{\"foo\":\"bar\",\"topic\":\"t\",\"deep\":{\"topic\":\"no\"},"
-			"\"n\":[[[]]],\"e\":{}},\"nonce\":\"n\",\"ttl\":16,\"list\":[]}";
+	const char *s =
+		"{\"extra\":{\"nested\":[1,-2.5e+3,0,{\"a\":null,\"b\":[true,false]}],"
+		"\"command\":\"x\",\"nonce\":1},"
+		"\"command\":\"subscribe\",\"z\":\"\\u00e9\\ud83d\\ude00\","
+		"\"data\":{\"foo\":\"bar\",\"topic\":\"t\",\"deep\":{\"topic\":\"no\"},"
+		"\"n\":[[[]]],\"e\":{}},\"nonce\":\"n\",\"ttl\":16,\"list\":[]}";
 	struct chan_cmd cmd;
 
 	cr_assert_null(decode(&cmd, s));
@@ -969,8 +1085,9 @@ Test(cmd, unknown_fields_ignored)
 
 Test(cmd, numbers_accepted)
 {
-	const char *s = NL ",\"x\":[0,-0,1,-1,10,1.5,-0.25,1e5,1E5,1e+5,1e-5,"
-			"2.5E-3,123456789012345678901234567890]}";
+	const char *s = NL
+		",\"x\":[0,-0,1,-1,10,1.5,-0.25,1e5,1E5,1e+5,1e-5,"
+		"2.5E-3,123456789012345678901234567890]}";
 	struct chan_cmd cmd;
 
 	cr_expect_null(decode(&cmd, s));
@@ -983,8 +1100,10 @@ Test(cmd, fini_twice_and_after_error)
 	struct chan_cmd cmd;
 
 	/* an error after strings were copied: fini frees them */
-	cr_assert_str_eq(decode(&cmd, SEND("{\"channel\":\"a\\u0000b\",\"message\":\"\\n\"}")),
-			 "invalid channel name");
+	cr_assert_str_eq(
+		decode(&cmd,
+		       SEND("{\"channel\":\"a\\u0000b\",\"message\":\"\\n\"}")),
+		"invalid channel name");
 	chan_cmd_fini(&cmd);
 	chan_cmd_fini(&cmd);
 	cr_expect_eq(cmd.nheap, 0);
@@ -1004,7 +1123,7 @@ Test(cmd, name_valid)
 		{ "with space", 10, true },
 		{ "caf\xc3\xa9", 5, true },
 		{ "\xf0\x9f\x98\x80", 4, true },
-		{ "\xc2\x80", 2, true },       /* U+0080: not in the forbidden set */
+		{ "\xc2\x80", 2, true }, /* U+0080: not in the forbidden set */
 		{ "~", 1, true },
 		{ "", 0, false },
 		{ "a\0b", 3, false },
@@ -1013,15 +1132,16 @@ Test(cmd, name_valid)
 		{ "a\x7f", 2, false },
 		{ "a\n", 2, false },
 		{ "\t", 1, false },
-		{ "\xc3", 1, false },          /* truncated */
-		{ "\xc0\xaf", 2, false },      /* overlong */
-		{ "\xed\xa0\x80", 3, false },  /* surrogate */
+		{ "\xc3", 1, false },         /* truncated */
+		{ "\xc0\xaf", 2, false },     /* overlong */
+		{ "\xed\xa0\x80", 3, false }, /* surrogate */
 		{ "\xff", 1, false },
 		{ "\x80", 1, false },
 	};
 
 	for (size_t i = 0; i < N(t); i++)
-		cr_expect_eq(chan_name_valid(t[i].s, t[i].len), t[i].ok, "row %zu", i);
+		cr_expect_eq(chan_name_valid(t[i].s, t[i].len), t[i].ok,
+			     "row %zu", i);
 
 	char buf[200];
 
@@ -1037,8 +1157,8 @@ Test(cmd, name_valid)
 
 /* ---- frames written back ---- */
 
-static void response_is(bool ok, const char *reason, const struct chan_str *nonce,
-			const char *exp)
+static void response_is(bool ok, const char *reason,
+			const struct chan_str *nonce, const char *exp)
 {
 	struct wr_buf b;
 
@@ -1059,24 +1179,29 @@ Test(cmd, response_json)
 	struct chan_str esc = LIT("a\"b\\c\n\x01\x7f\xc3\xa9");
 	struct chan_str nul = LIT("a\0b");
 
-	response_is(true, NULL, NULL, "{\"type\":\"response\",\"data\":{\"ok\":true}}");
-	response_is(true, NULL, &none, "{\"type\":\"response\",\"data\":{\"ok\":true}}");
-	response_is(true, NULL, &nonce,
-		    "{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"abc123\"}");
+	response_is(true, NULL, NULL,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true}}");
+	response_is(true, NULL, &none,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true}}");
+	response_is(
+		true, NULL, &nonce,
+		"{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"abc123\"}");
 	response_is(false, "invalid password", &nonce,
 		    "{\"type\":\"response\",\"data\":{\"ok\":false,"
 		    "\"reason\":\"invalid password\"},\"nonce\":\"abc123\"}");
 	response_is(false, "invalid json", NULL,
 		    "{\"type\":\"response\",\"data\":{\"ok\":false,"
 		    "\"reason\":\"invalid json\"}}");
-	response_is(true, NULL, &empty,
-		    "{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"\"}");
+	response_is(
+		true, NULL, &empty,
+		"{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"\"}");
 	response_is(false, "missing field: \"x\"\n", &esc,
 		    "{\"type\":\"response\",\"data\":{\"ok\":false,"
 		    "\"reason\":\"missing field: \\\"x\\\"\\n\"},"
 		    "\"nonce\":\"a\\\"b\\\\c\\n\\u0001\\u007f\xc3\xa9\"}");
-	response_is(true, NULL, &nul,
-		    "{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"a\\u0000b\"}");
+	response_is(
+		true, NULL, &nul,
+		"{\"type\":\"response\",\"data\":{\"ok\":true},\"nonce\":\"a\\u0000b\"}");
 }
 
 Test(cmd, response_json_appends)
@@ -1086,12 +1211,14 @@ Test(cmd, response_json_appends)
 	wr_buf_init(&b);
 	wr_buf_puts(&b, "X");
 	chan_response_json(&b, true, NULL, NULL);
-	cr_expect_str_eq(b.p, "X{\"type\":\"response\",\"data\":{\"ok\":true}}");
+	cr_expect_str_eq(b.p,
+			 "X{\"type\":\"response\",\"data\":{\"ok\":true}}");
 	wr_buf_fini(&b);
 }
 
-static void delivery_is(const char *ch, size_t clen, const char *msg, size_t mlen,
-			const struct chan_str *nonce, const char *exp, size_t elen)
+static void delivery_is(const char *ch, size_t clen, const char *msg,
+			size_t mlen, const struct chan_str *nonce,
+			const char *exp, size_t elen)
 {
 	struct wr_buf b;
 
@@ -1102,7 +1229,8 @@ static void delivery_is(const char *ch, size_t clen, const char *msg, size_t mle
 	cr_expect(b.len == elen && !memcmp(b.p, exp, elen), "got %s", b.p);
 	wr_buf_fini(&b);
 }
-#define DELIVERY_IS(ch, cl, m, ml, n, lit) delivery_is(ch, cl, m, ml, n, lit, sizeof(lit) - 1)
+#define DELIVERY_IS(ch, cl, m, ml, n, lit) \
+	delivery_is(ch, cl, m, ml, n, lit, sizeof(lit) - 1)
 
 Test(cmd, delivery_json)
 {
@@ -1122,24 +1250,28 @@ Test(cmd, delivery_json)
 	DELIVERY_IS("channel1", 8, "Hello", 5, &none,
 		    "{\"type\":\"message\",\"data\":{\"message\":\"Hello\","
 		    "\"channel\":\"channel1\"}}");
-	DELIVERY_IS("c", 1, "", 0, NULL,
-		    "{\"type\":\"message\",\"data\":{\"message\":\"\",\"channel\":\"c\"}}");
+	DELIVERY_IS(
+		"c", 1, "", 0, NULL,
+		"{\"type\":\"message\",\"data\":{\"message\":\"\",\"channel\":\"c\"}}");
 	/* explicit lengths: the NUL and what follows are part of the message */
-	DELIVERY_IS(chan_esc, sizeof(chan_esc) - 1, msg_esc, sizeof(msg_esc) - 1, &qn,
+	DELIVERY_IS(chan_esc, sizeof(chan_esc) - 1, msg_esc,
+		    sizeof(msg_esc) - 1, &qn,
 		    "{\"type\":\"message\",\"data\":{\"message\":"
 		    "\"he said \\\"hi\\\"\\\\\\n\\r\\t\\b\\f\\u0001\\u001f\\u007f\\u0000z"
 		    "\xf0\x9f\x98\x80\",\"channel\":\"caf\xc3\xa9 \\\"x\\\"\"},"
 		    "\"nonce\":\"q\\\"\"}");
 	/* only @clen bytes of the channel are used */
-	DELIVERY_IS("abcdef", 3, "m", 1, NULL,
-		    "{\"type\":\"message\",\"data\":{\"message\":\"m\",\"channel\":\"abc\"}}");
+	DELIVERY_IS(
+		"abcdef", 3, "m", 1, NULL,
+		"{\"type\":\"message\",\"data\":{\"message\":\"m\",\"channel\":\"abc\"}}");
 }
 
 /* What a decoder reads back from a delivery is what was sent. */
 Test(cmd, delivery_roundtrip)
 {
-	const char *in = "{\"command\":\"send\",\"nonce\":\"n\\u0000\\\"\",\"data\":"
-			 "{\"channel\":\"c\\u00e9\",\"message\":\"a\\u0000\\\\b\\n\\u007f\"}}";
+	const char *in =
+		"{\"command\":\"send\",\"nonce\":\"n\\u0000\\\"\",\"data\":"
+		"{\"channel\":\"c\\u00e9\",\"message\":\"a\\u0000\\\\b\\n\\u007f\"}}";
 	struct chan_cmd cmd, back;
 	struct wr_buf b;
 	char *frame;
@@ -1149,14 +1281,16 @@ Test(cmd, delivery_roundtrip)
 	chan_delivery_json(&b, cmd.channel.p, cmd.channel.len, cmd.message.p,
 			   cmd.message.len, &cmd.nonce);
 	/* re-read it as a send of the same fields */
-	frame = frame_fmt("{\"command\":\"send\",\"data\":%s%s", b.p + strlen("{\"type\":\"message\",\"data\":"), "");
+	frame = frame_fmt("{\"command\":\"send\",\"data\":%s%s",
+			  b.p + strlen("{\"type\":\"message\",\"data\":"), "");
 	cr_assert_null(decode(&back, frame), "frame %s", frame);
 	cr_expect_eq(back.channel.len, cmd.channel.len);
 	cr_expect(!memcmp(back.channel.p, cmd.channel.p, cmd.channel.len));
 	cr_expect_eq(back.message.len, cmd.message.len);
 	cr_expect(!memcmp(back.message.p, cmd.message.p, cmd.message.len));
 	cr_expect_eq(back.nonce.len, cmd.nonce.len);
-	cr_expect(back.nonce.p && !memcmp(back.nonce.p, cmd.nonce.p, cmd.nonce.len));
+	cr_expect(back.nonce.p &&
+		  !memcmp(back.nonce.p, cmd.nonce.p, cmd.nonce.len));
 	chan_cmd_fini(&back);
 	chan_cmd_fini(&cmd);
 	free(frame);

@@ -40,7 +40,12 @@ Test(common, utf8_valid)
 		{ "U+10000", LIT("\xf0\x90\x80\x80"), true },
 		{ "emoji", LIT("\xf0\x9f\x98\x80"), true },
 		{ "U+10FFFF", LIT("\xf4\x8f\xbf\xbf"), true },
-		{ "mixed", LIT("a\xc3\xa9" "b\xe2\x82\xac" "c\xf0\x9f\x98\x80" "d"), true },
+		{ "mixed",
+		  LIT("a\xc3\xa9"
+		      "b\xe2\x82\xac"
+		      "c\xf0\x9f\x98\x80"
+		      "d"),
+		  true },
 		/* overlong */
 		{ "overlong 2-byte NUL", LIT("\xc0\x80"), false },
 		{ "overlong 2-byte /", LIT("\xc0\xaf"), false },
@@ -70,20 +75,29 @@ Test(common, utf8_valid)
 		{ "3-byte cut after 2", LIT("\xe2\x82"), false },
 		{ "4-byte cut after 3", LIT("\xf0\x9f\x98"), false },
 		{ "cut at the end", LIT("abc\xc3"), false },
-		{ "cut before ASCII", LIT("\xe2\x82" "a"), false },
-		{ "lead then ASCII", LIT("\xc3" "A"), false },
+		{ "cut before ASCII",
+		  LIT("\xe2\x82"
+		      "a"),
+		  false },
+		{ "lead then ASCII",
+		  LIT("\xc3"
+		      "A"),
+		  false },
 		{ "bad third byte", LIT("\xf0\x9f\x41\x80"), false },
 		{ "bad last byte", LIT("\xf0\x9f\x98\xc0"), false },
 		/* continuation without a lead */
 		{ "lone 80", LIT("\x80"), false },
 		{ "lone BF", LIT("\xbf"), false },
-		{ "continuation in ASCII", LIT("a\x80" "b"), false },
+		{ "continuation in ASCII",
+		  LIT("a\x80"
+		      "b"),
+		  false },
 		{ "one continuation too many", LIT("\xc3\xa9\xa9"), false },
 	};
 
 	for (size_t i = 0; i < N(t); i++)
-		cr_expect_eq(wr_utf8_valid(t[i].s, t[i].n), t[i].ok, "row %zu: %s", i,
-			     t[i].what);
+		cr_expect_eq(wr_utf8_valid(t[i].s, t[i].n), t[i].ok,
+			     "row %zu: %s", i, t[i].what);
 	/* the length bounds the check, not a NUL */
 	cr_expect_not(wr_utf8_valid("\xc3\xa9", 1));
 	cr_expect(wr_utf8_valid("a\xff", 1));
@@ -137,9 +151,10 @@ static void json_str_is(const char *s, size_t n, const char *exp, size_t elen,
 	wr_buf_init(&b);
 	wr_buf_json_str(&b, s, n);
 	cr_assert_not_null(b.p, "row %zu", row);
-	cr_expect_eq(b.len, elen, "row %zu: len %zu, expected %zu: %s", row, b.len,
-		     elen, b.p);
-	cr_expect(b.len == elen && !memcmp(b.p, exp, elen), "row %zu: got %s", row, b.p);
+	cr_expect_eq(b.len, elen, "row %zu: len %zu, expected %zu: %s", row,
+		     b.len, elen, b.p);
+	cr_expect(b.len == elen && !memcmp(b.p, exp, elen), "row %zu: got %s",
+		  row, b.p);
 	cr_expect_eq(b.p[b.len], '\0', "row %zu: NUL-terminated", row);
 	wr_buf_fini(&b);
 }
@@ -172,7 +187,9 @@ Test(common, json_str)
 		{ LIT("~"), LIT("\"~\"") },
 		{ LIT("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc2\x80"),
 		  LIT("\"\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\xc2\x80\"") },
-		{ LIT("a\"b\\c\nd\0e\x7f" "f"), LIT("\"a\\\"b\\\\c\\nd\\u0000e\\u007ff\"") },
+		{ LIT("a\"b\\c\nd\0e\x7f"
+		      "f"),
+		  LIT("\"a\\\"b\\\\c\\nd\\u0000e\\u007ff\"") },
 		{ LIT("\"\"\n\n"), LIT("\"\\\"\\\"\\n\\n\"") },
 		{ LIT("end\\"), LIT("\"end\\\\\"") },
 	};
@@ -189,13 +206,27 @@ static size_t ref_escape(const unsigned char *s, size_t n, char *out)
 	*o++ = '"';
 	for (size_t i = 0; i < n; i++) {
 		switch (s[i]) {
-		case '"': o += sprintf(o, "\\\""); break;
-		case '\\': o += sprintf(o, "\\\\"); break;
-		case '\n': o += sprintf(o, "\\n"); break;
-		case '\r': o += sprintf(o, "\\r"); break;
-		case '\t': o += sprintf(o, "\\t"); break;
-		case '\b': o += sprintf(o, "\\b"); break;
-		case '\f': o += sprintf(o, "\\f"); break;
+		case '"':
+			o += sprintf(o, "\\\"");
+			break;
+		case '\\':
+			o += sprintf(o, "\\\\");
+			break;
+		case '\n':
+			o += sprintf(o, "\\n");
+			break;
+		case '\r':
+			o += sprintf(o, "\\r");
+			break;
+		case '\t':
+			o += sprintf(o, "\\t");
+			break;
+		case '\b':
+			o += sprintf(o, "\\b");
+			break;
+		case '\f':
+			o += sprintf(o, "\\f");
+			break;
 		default:
 			if (s[i] < 0x20 || s[i] == 0x7f)
 				o += sprintf(o, "\\u%04x", s[i]);
@@ -234,7 +265,8 @@ Test(common, json_str_long_mixed)
 		wr_buf_json_str(&b, (const char *)in, LEN);
 		cr_assert_eq(b.len, 3 + elen, "round %zu", round);
 		cr_expect(!memcmp(b.p, "pre", 3));
-		cr_expect(!memcmp(b.p + 3, exp, elen), "round %zu differs", round);
+		cr_expect(!memcmp(b.p + 3, exp, elen), "round %zu differs",
+			  round);
 		wr_buf_fini(&b);
 	}
 }
@@ -244,7 +276,7 @@ Test(common, json_str_long_mixed)
  * length up to 40, over plain text, so each lands in each lane of a step. */
 Test(common, json_plain_run)
 {
-	static const unsigned char probe[] = { 0x00, 0x01, 0x1f, '"', '\\',
+	static const unsigned char probe[] = { 0x00, 0x01, 0x1f, '"',  '\\',
 					       0x7f, 0x20, 0x7e, 0x80, 0xff };
 	unsigned char s[40];
 
@@ -252,17 +284,19 @@ Test(common, json_plain_run)
 		for (size_t at = 0; at < n; at++) {
 			for (size_t k = 0; k < sizeof(probe); k++) {
 				unsigned char c = probe[k];
-				bool special = c < 0x20 || c == '"' || c == '\\' ||
-					       c == 0x7f;
+				bool special = c < 0x20 || c == '"' ||
+					       c == '\\' || c == 0x7f;
 				char exp[sizeof(s) * 6 + 3];
 				size_t elen;
 				struct wr_buf b;
 
 				memset(s, 'a', n);
 				s[at] = c;
-				cr_assert_eq(wr_json_plain_run((const char *)s, n),
-					     special ? at : n, "n %zu at %zu byte %02x",
-					     n, at, c);
+				cr_assert_eq(wr_json_plain_run((const char *)s,
+							       n),
+					     special ? at : n,
+					     "n %zu at %zu byte %02x", n, at,
+					     c);
 				elen = ref_escape(s, n, exp);
 				wr_buf_init(&b);
 				wr_buf_json_str(&b, (const char *)s, n);
@@ -282,11 +316,12 @@ Test(common, ws_header_len)
 {
 	static const struct {
 		size_t n, h;
-	} t[] = { { 0, 2 }, { 1, 2 }, { 125, 2 }, { 126, 4 }, { 127, 4 },
-		  { 65535, 4 }, { 65536, 10 }, { 1u << 20, 10 } };
+	} t[] = { { 0, 2 },   { 1, 2 },     { 125, 2 },    { 126, 4 },
+		  { 127, 4 }, { 65535, 4 }, { 65536, 10 }, { 1u << 20, 10 } };
 
 	for (size_t i = 0; i < N(t); i++)
-		cr_expect_eq(wr_ws_header_len(t[i].n), t[i].h, "len %zu", t[i].n);
+		cr_expect_eq(wr_ws_header_len(t[i].n), t[i].h, "len %zu",
+			     t[i].n);
 }
 
 Test(common, ws_text_frame)
@@ -316,11 +351,11 @@ Test(common, ws_text_frame)
 
 		cr_assert_not_null(m);
 		cr_expect_eq(m->refs, 1);
-		cr_expect_eq(m->len, t[i].hlen + t[i].n, "len %zu: total %zu", t[i].n,
-			     m->len);
+		cr_expect_eq(m->len, t[i].hlen + t[i].n, "len %zu: total %zu",
+			     t[i].n, m->len);
 		cr_expect(!memcmp(m->data, t[i].hdr, t[i].hlen),
-			  "len %zu: header %02x %02x %02x %02x", t[i].n, m->data[0],
-			  m->data[1], m->data[2], m->data[3]);
+			  "len %zu: header %02x %02x %02x %02x", t[i].n,
+			  m->data[0], m->data[1], m->data[2], m->data[3]);
 		cr_expect(!memcmp(m->data + t[i].hlen, payload, t[i].n),
 			  "len %zu: payload", t[i].n);
 		wr_msg_unref(&m);
@@ -332,7 +367,8 @@ Test(common, ws_text_frame)
 
 Test(common, hex)
 {
-	static const unsigned char in[] = { 0x00, 0x01, 0x7f, 0x80, 0xab, 0xff, 0x10 };
+	static const unsigned char in[] = { 0x00, 0x01, 0x7f, 0x80,
+					    0xab, 0xff, 0x10 };
 	char out[2 * sizeof(in) + 1];
 	char one[3];
 
@@ -366,7 +402,8 @@ Test(common, ct_equal)
 		for (int bit = 0; bit < 8; bit++) {
 			b[i] ^= (unsigned char)(1u << bit);
 			if (wr_ct_equal(a, b, 64))
-				cr_assert_fail("byte %d bit %d not seen", i, bit);
+				cr_assert_fail("byte %d bit %d not seen", i,
+					       bit);
 			/* only the first @n bytes are compared */
 			cr_expect_eq(wr_ct_equal(a, b, (size_t)i), true);
 			b[i] ^= (unsigned char)(1u << bit);
@@ -383,7 +420,7 @@ Test(common, msg_refcount)
 	cr_assert_not_null(m);
 	cr_expect_eq(m->refs, 1);
 	cr_expect_eq(m->len, 16);
-	memset(m->data, 'z', 16);   /* the bytes are ours to write (ASan) */
+	memset(m->data, 'z', 16); /* the bytes are ours to write (ASan) */
 
 	alias = wr_msg_ref(m);
 	cr_expect_eq(alias, m);
@@ -397,9 +434,9 @@ Test(common, msg_refcount)
 	alias = m;
 	wr_msg_unref(&alias);
 	cr_expect_eq(m->refs, 1);
-	wr_msg_unref(&none);          /* no-op */
+	wr_msg_unref(&none); /* no-op */
 	cr_expect_null(none);
-	wr_msg_unref(&m);             /* frees: ASan would flag a leak otherwise */
+	wr_msg_unref(&m); /* frees: ASan would flag a leak otherwise */
 	cr_expect_null(m);
 
 	m = wr_msg_create(0);
@@ -466,8 +503,9 @@ Test(common, buf_basics)
 
 Test(common, strerror)
 {
-	static const int codes[] = { WR_OK, WR_ENOMEM, WR_EINVAL, WR_ENOENT, WR_EFULL,
-				     WR_EPERM, WR_EAGAIN, WR_EEXIST, WR_EIO };
+	static const int codes[] = { WR_OK,     WR_ENOMEM, WR_EINVAL,
+				     WR_ENOENT, WR_EFULL,  WR_EPERM,
+				     WR_EAGAIN, WR_EEXIST, WR_EIO };
 
 	cr_expect_str_eq(wr_strerror(WR_OK), "ok");
 	for (size_t i = 0; i < N(codes); i++) {
@@ -476,8 +514,8 @@ Test(common, strerror)
 		cr_assert_not_null(s);
 		cr_expect_str_neq(s, "unknown error", "code %d", codes[i]);
 		for (size_t k = 0; k < i; k++)
-			cr_expect_str_neq(s, wr_strerror(codes[k]), "%d vs %d", codes[i],
-					  codes[k]);
+			cr_expect_str_neq(s, wr_strerror(codes[k]), "%d vs %d",
+					  codes[i], codes[k]);
 	}
 	cr_expect_str_eq(wr_strerror(-100), "unknown error");
 	cr_expect_str_eq(wr_strerror(1), "unknown error");
@@ -490,19 +528,26 @@ Test(common, log_level_parse)
 		int rc;
 		enum wr_log_level lvl;
 	} t[] = {
-		{ "debug", 0, WR_LOG_DEBUG }, { "info", 0, WR_LOG_INFO },
-		{ "warn", 0, WR_LOG_WARN },   { "error", 0, WR_LOG_ERROR },
-		{ "INFO", -1, 0 }, { "", -1, 0 }, { "warning", -1, 0 }, { "err", -1, 0 },
+		{ "debug", 0, WR_LOG_DEBUG },
+		{ "info", 0, WR_LOG_INFO },
+		{ "warn", 0, WR_LOG_WARN },
+		{ "error", 0, WR_LOG_ERROR },
+		{ "INFO", -1, 0 },
+		{ "", -1, 0 },
+		{ "warning", -1, 0 },
+		{ "err", -1, 0 },
 	};
 
 	for (size_t i = 0; i < N(t); i++) {
 		enum wr_log_level lvl = (enum wr_log_level)99;
 
-		cr_expect_eq(wr_log_level_parse(t[i].s, &lvl), t[i].rc, "%s", t[i].s);
+		cr_expect_eq(wr_log_level_parse(t[i].s, &lvl), t[i].rc, "%s",
+			     t[i].s);
 		if (!t[i].rc)
 			cr_expect_eq(lvl, t[i].lvl, "%s", t[i].s);
 		else
-			cr_expect_eq(lvl, (enum wr_log_level)99, "%s: out untouched", t[i].s);
+			cr_expect_eq(lvl, (enum wr_log_level)99,
+				     "%s: out untouched", t[i].s);
 	}
 }
 
@@ -515,7 +560,7 @@ Test(common, log_line_format, .init = cr_redirect_stderr)
 	wr_log_set_level(WR_LOG_WARN);
 	cr_expect_eq(wr_log_get_level(), WR_LOG_WARN);
 	wr_info("hidden %d", 1);
-	wr_warn("shown %d\n", 2);    /* the trailing newline is not doubled */
+	wr_warn("shown %d\n", 2); /* the trailing newline is not doubled */
 	wr_error("also %s", "shown");
 	fflush(stderr);
 
@@ -525,15 +570,17 @@ Test(common, log_line_format, .init = cr_redirect_stderr)
 		char lvl[8], msg[64];
 
 		n++;
-		cr_assert_eq(sscanf(line, "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %7s %63[^\n]",
-				    &Y, &M, &D, &h, &m, &s, &ms, lvl, msg), 9,
-			     "line %d: %s", n, line);
+		cr_assert_eq(sscanf(line,
+				    "%4d-%2d-%2dT%2d:%2d:%2d.%3dZ %7s %63[^\n]",
+				    &Y, &M, &D, &h, &m, &s, &ms, lvl, msg),
+			     9, "line %d: %s", n, line);
 		cr_expect_eq(line[strlen(line) - 1], '\n');
 		cr_expect_eq(line[23], 'Z', "line %d: %s", n, line);
 		if (n == 1) {
 			cr_expect_str_eq(lvl, "warn");
 			cr_expect_str_eq(msg, "shown 2");
-			cr_expect(!strncmp(line + 24, " warn  shown 2\n", 15), "%s", line);
+			cr_expect(!strncmp(line + 24, " warn  shown 2\n", 15),
+				  "%s", line);
 		} else {
 			cr_expect_str_eq(lvl, "error");
 			cr_expect_str_eq(msg, "also shown");

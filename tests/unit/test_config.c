@@ -37,8 +37,10 @@ Test(config, defaults_from_empty_file)
 	cr_expect_str_eq(c.path, "node.toml");
 	cr_expect(c.name && c.name[0]);
 	cr_expect_leq(strlen(c.name), 64);
-	cr_expect_eq(strspn(c.name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				    "0123456789._-"), strlen(c.name));
+	cr_expect_eq(strspn(c.name,
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+			    "0123456789._-"),
+		     strlen(c.name));
 	cr_expect_str_eq(c.listen, "127.0.0.1:8080");
 	cr_expect_str_eq(c.listen_host, "127.0.0.1");
 	cr_expect_eq(c.listen_port, 8080);
@@ -212,11 +214,14 @@ Test(config, listen_forms)
 	struct config c;
 
 	for (size_t i = 0; i < N(cases); i++) {
-		snprintf(text, sizeof(text), "[node]\nlisten = \"%s\"\n", cases[i].listen);
-		cr_assert_eq(parse(&c, text, err), WR_OK, "%s: %s", cases[i].listen, err);
+		snprintf(text, sizeof(text), "[node]\nlisten = \"%s\"\n",
+			 cases[i].listen);
+		cr_assert_eq(parse(&c, text, err), WR_OK, "%s: %s",
+			     cases[i].listen, err);
 		cr_expect_str_eq(c.listen, cases[i].listen);
 		cr_expect_str_eq(c.listen_host, cases[i].host);
-		cr_expect_eq(c.listen_port, cases[i].port, "%s", cases[i].listen);
+		cr_expect_eq(c.listen_port, cases[i].port, "%s",
+			     cases[i].listen);
 		config_fini(&c);
 	}
 }
@@ -260,7 +265,8 @@ Test(config, example_file_loads)
 	char err[ERRLEN];
 
 	cr_assert_eq(config_load(&c, WR_SOURCE_DIR "/node.toml.example", err,
-				    sizeof(err)), WR_OK, "%s", err);
+				 sizeof(err)),
+		     WR_OK, "%s", err);
 	cr_expect_str_eq(c.path, WR_SOURCE_DIR "/node.toml.example");
 	cr_expect_str_eq(c.name, "node-1");
 	cr_expect_str_eq(c.listen, "127.0.0.1:8080");
@@ -276,9 +282,12 @@ Test(config, load_missing_file)
 	struct config c;
 	char err[ERRLEN];
 
-	cr_expect_neq(config_load(&c, "/nonexistent/node.toml", err, sizeof(err)),
+	cr_expect_neq(config_load(&c, "/nonexistent/node.toml", err,
+				  sizeof(err)),
 		      WR_OK);
-	cr_expect_str_eq(err, "/nonexistent/node.toml: cannot read: No such file or directory");
+	cr_expect_str_eq(
+		err,
+		"/nonexistent/node.toml: cannot read: No such file or directory");
 	config_fini(&c);
 }
 
@@ -326,18 +335,21 @@ Test(config, load_size_limit)
 
 struct bad_case {
 	const char *text;
-	size_t len;           /* 0: strlen(text) */
+	size_t len; /* 0: strlen(text) */
 	int line;
-	const char *msg;      /* must appear in the error, after "node.toml:LINE: " */
+	const char *msg; /* must appear in the error, after "node.toml:LINE: " */
 };
 
 static const struct bad_case bad_cases[] = {
 	/* unknown names */
-	{ "[node]\ncolour = \"red\"\n", 0, 2, "key 'node.colour': unknown key" },
-	{ "[node]\nname = \"a\"\n\n[foo]\nx = 1\n", 0, 4, "unknown table [foo]" },
+	{ "[node]\ncolour = \"red\"\n", 0, 2,
+	  "key 'node.colour': unknown key" },
+	{ "[node]\nname = \"a\"\n\n[foo]\nx = 1\n", 0, 4,
+	  "unknown table [foo]" },
 	{ "# top\nfoo = 1\n", 0, 2, "key 'foo': unknown key" },
 	{ "[[foo]]\n", 0, 1, "unknown table [[foo]]" },
-	{ "[[peers]]\nname = \"b\"\nport = 1\n", 0, 3, "key 'peers[0].port': unknown key" },
+	{ "[[peers]]\nname = \"b\"\nport = 1\n", 0, 3,
+	  "key 'peers[0].port': unknown key" },
 	/* wrong types, one per type */
 	{ "[limits]\nmax_clients = \"100\"\n", 0, 2,
 	  "key 'limits.max_clients': expected an integer, got a string" },
@@ -345,28 +357,38 @@ static const struct bad_case bad_cases[] = {
 	  "key 'limits.max_message_bytes': expected an integer, got a boolean" },
 	{ "[mesh]\nping_interval_ms = [1]\n", 0, 2,
 	  "key 'mesh.ping_interval_ms': expected an integer, got an array" },
-	{ "[node]\nname = 5\n", 0, 2, "key 'node.name': expected a string, got an integer" },
-	{ "[log]\nlevel = true\n", 0, 2, "key 'log.level': expected a string, got a boolean" },
+	{ "[node]\nname = 5\n", 0, 2,
+	  "key 'node.name': expected a string, got an integer" },
+	{ "[log]\nlevel = true\n", 0, 2,
+	  "key 'log.level': expected a string, got a boolean" },
 	{ "[node]\nmaster = \"yes\"\n", 0, 2,
 	  "key 'node.master': expected a boolean, got a string" },
-	{ "[tls]\ninsecure = 1\n", 0, 2, "key 'tls.insecure': expected a boolean, got an integer" },
-	{ "node = 1\n", 0, 1, "key 'node': expected a table [node], got an integer" },
+	{ "[tls]\ninsecure = 1\n", 0, 2,
+	  "key 'tls.insecure': expected a boolean, got an integer" },
+	{ "node = 1\n", 0, 1,
+	  "key 'node': expected a table [node], got an integer" },
 	{ "[[node]]\n", 0, 1, "[[node]] must be a table: write [node]" },
-	{ "[peers]\n", 0, 1, "[peers] must be an array of tables: write [[peers]]" },
+	{ "[peers]\n", 0, 1,
+	  "[peers] must be an array of tables: write [[peers]]" },
 	{ "peers = []\n", 0, 1,
 	  "key 'peers': expected an array of tables [[peers]], got an array" },
 	/* ranges */
 	{ "[limits]\nmax_message_bytes = 0\n", 0, 2,
 	  "key 'limits.max_message_bytes': 0 is out of range (1..16777216)" },
-	{ "[limits]\nmax_message_bytes = 16777217\n", 0, 2, "out of range (1..16777216)" },
+	{ "[limits]\nmax_message_bytes = 16777217\n", 0, 2,
+	  "out of range (1..16777216)" },
 	{ "[limits]\nmax_queue_bytes = 1073741825\n", 0, 2,
 	  "key 'limits.max_queue_bytes': 1073741825 is out of range (1..1073741824)" },
-	{ "[limits]\nmax_subscriptions = 1000001\n", 0, 2, "out of range (1..1000000)" },
+	{ "[limits]\nmax_subscriptions = 1000001\n", 0, 2,
+	  "out of range (1..1000000)" },
 	{ "[limits]\nmax_clients = 0\n", 0, 2, "out of range (1..10000000)" },
-	{ "[limits]\nclient_ping_interval_ms = 999\n", 0, 2, "out of range (1000..3600000)" },
-	{ "[node]\nmax_peers = 1025\n", 0, 2, "key 'node.max_peers': 1025 is out of range (0..1024)" },
+	{ "[limits]\nclient_ping_interval_ms = 999\n", 0, 2,
+	  "out of range (1000..3600000)" },
+	{ "[node]\nmax_peers = 1025\n", 0, 2,
+	  "key 'node.max_peers': 1025 is out of range (0..1024)" },
 	{ "[mesh]\npeer_timeout_ms = 0\n", 0, 2, "out of range (1..86400000)" },
-	{ "[mesh]\nannounce_interval_ms = 86400001\n", 0, 2, "out of range (1..86400000)" },
+	{ "[mesh]\nannounce_interval_ms = 86400001\n", 0, 2,
+	  "out of range (1..86400000)" },
 	{ "[health]\nmax_latency_ms = -1\n", 0, 2,
 	  "key 'health.max_latency_ms': -1 is out of range (0..600000)" },
 	{ "[limits]\nmax_clients = -9223372036854775808\n", 0, 2,
@@ -380,87 +402,123 @@ static const struct bad_case bad_cases[] = {
 	  "key 'limits.max_message_bytes': must be <= limits.max_queue_bytes (1048576)" },
 	{ "[limits]\nmax_queue_bytes = 1000\n", 0, 2,
 	  "key 'limits.max_queue_bytes': must be >= limits.max_message_bytes (65536)" },
-	{ "[tls]\nca = \"/ca\"\ncert = \"/a.crt\"\n", 0, 3, "key 'tls.cert': tls.key must be set too" },
-	{ "[tls]\nkey = \"/a.key\"\n", 0, 2, "key 'tls.key': tls.cert must be set too" },
+	{ "[tls]\nca = \"/ca\"\ncert = \"/a.crt\"\n", 0, 3,
+	  "key 'tls.cert': tls.key must be set too" },
+	{ "[tls]\nkey = \"/a.key\"\n", 0, 2,
+	  "key 'tls.key': tls.cert must be set too" },
 	/* duplicates */
 	{ "[node]\nname = \"a\"\n# c\nname = \"b\"\n", 0, 4,
 	  "key 'node.name': duplicate key (first defined on line 2)" },
-	{ "[node]\n[limits]\n[node]\n", 0, 3, "duplicate table [node] (first defined on line 1)" },
-	{ "[[peers]]\n[peers]\n", 0, 2, "[peers] conflicts with 'peers' defined on line 1" },
-	{ "peers = 1\n[[peers]]\n", 0, 2, "[[peers]] conflicts with 'peers' defined on line 1" },
+	{ "[node]\n[limits]\n[node]\n", 0, 3,
+	  "duplicate table [node] (first defined on line 1)" },
+	{ "[[peers]]\n[peers]\n", 0, 2,
+	  "[peers] conflicts with 'peers' defined on line 1" },
+	{ "peers = 1\n[[peers]]\n", 0, 2,
+	  "[[peers]] conflicts with 'peers' defined on line 1" },
 	{ "[[peers]]\nname = \"b\"\nurl = \"ws://b/node\"\ntoken = \"t\"\n"
 	  "[[peers]]\nname = \"c\"\nurl = \"ws://c/node\"\ntoken = \"t\"\n"
-	  "[[peers]]\ntoken = \"t\"\nurl = \"ws://b2/node\"\nname = \"b\"\n", 0, 12,
+	  "[[peers]]\ntoken = \"t\"\nurl = \"ws://b2/node\"\nname = \"b\"\n",
+	  0, 12,
 	  "key 'peers[2].name': duplicate peer name 'b' (also peers[0])" },
 	{ "[node]\nname = \"a\"\n[[peers]]\nname = \"a\"\nurl = \"ws://a/node\"\ntoken = \"t\"\n",
 	  0, 4, "key 'peers[0].name': 'a' is this node's own name" },
 	/* strings */
-	{ "[node]\nname = \"abc\n", 0, 2, "key 'node.name': unterminated string" },
-	{ "[node]\nname = \"abc", 0, 2, "key 'node.name': unterminated string" },
-	{ "[node]\nname = 'abc\nx = 1\n", 0, 2, "key 'node.name': unterminated string" },
+	{ "[node]\nname = \"abc\n", 0, 2,
+	  "key 'node.name': unterminated string" },
+	{ "[node]\nname = \"abc", 0, 2,
+	  "key 'node.name': unterminated string" },
+	{ "[node]\nname = 'abc\nx = 1\n", 0, 2,
+	  "key 'node.name': unterminated string" },
 	{ "[node]\ntoken = \"a\\\n", 0, 2, "invalid escape sequence" },
 	{ "[node]\ntoken = \"a\\", 0, 2, "unterminated string" },
-	{ "[node]\ntoken = \"a\\qb\"\n", 0, 2, "key 'node.token': invalid escape sequence '\\q'" },
-	{ "[node]\ntoken = \"a\\x41\"\n", 0, 2, "invalid escape sequence '\\x'" },
-	{ "[node]\ntoken = \"\\u12G4\"\n", 0, 2, "invalid escape: \\u needs 4 hex digits" },
-	{ "[node]\ntoken = \"\\U0001F60\"\n", 0, 2, "invalid escape: \\U needs 8 hex digits" },
-	{ "[node]\ntoken = \"\\uD800\"\n", 0, 2, "U+D800 is not a Unicode scalar value" },
-	{ "[node]\ntoken = \"\\U00110000\"\n", 0, 2, "U+110000 is not a Unicode scalar value" },
-	{ "[node]\ntoken = \"\\u0000\"\n", 0, 2, "\\u0000 (NUL) is not allowed" },
+	{ "[node]\ntoken = \"a\\qb\"\n", 0, 2,
+	  "key 'node.token': invalid escape sequence '\\q'" },
+	{ "[node]\ntoken = \"a\\x41\"\n", 0, 2,
+	  "invalid escape sequence '\\x'" },
+	{ "[node]\ntoken = \"\\u12G4\"\n", 0, 2,
+	  "invalid escape: \\u needs 4 hex digits" },
+	{ "[node]\ntoken = \"\\U0001F60\"\n", 0, 2,
+	  "invalid escape: \\U needs 8 hex digits" },
+	{ "[node]\ntoken = \"\\uD800\"\n", 0, 2,
+	  "U+D800 is not a Unicode scalar value" },
+	{ "[node]\ntoken = \"\\U00110000\"\n", 0, 2,
+	  "U+110000 is not a Unicode scalar value" },
+	{ "[node]\ntoken = \"\\u0000\"\n", 0, 2,
+	  "\\u0000 (NUL) is not allowed" },
 	{ "[node]\n# ok\ntoken = \"\xff\"\n", 0, 3, "invalid UTF-8" },
 	{ "[node]\ntoken = \"\xc0\xaf\"\n", 0, 2, "invalid UTF-8" },
 	{ "[node]\ntoken = \"\xed\xa0\x80\"\n", 0, 2, "invalid UTF-8" },
 	{ "# caf\xc3\n", 0, 1, "invalid UTF-8" },
 	{ "[node]\nname = \"a\0b\"\n", 20, 2, "NUL byte in the file" },
 	{ "\0", 1, 1, "NUL byte" },
-	{ "[node]\ntoken = \"a\x01" "b\"\n", 0, 2,
-	  "key 'node.token': control character in string" },
+	{ "[node]\ntoken = \"a\x01"
+	  "b\"\n",
+	  0, 2, "key 'node.token': control character in string" },
 	{ "[node]\ntoken = \"a\rb\"\n", 0, 2, "control character in string" },
 	{ "[node]\ntoken = 'a\x7f'\n", 0, 2, "control character in string" },
-	{ "# a\x07" "b\n", 0, 1, "control character in comment" },
-	{ "[node]\ntoken = \"\"\n", 0, 2, "key 'node.token': must not be empty" },
+	{ "# a\x07"
+	  "b\n",
+	  0, 1, "control character in comment" },
+	{ "[node]\ntoken = \"\"\n", 0, 2,
+	  "key 'node.token': must not be empty" },
 	{ "[tls]\nca = ''\n", 0, 2, "key 'tls.ca': must not be empty" },
-	{ "[node]\nname = \"\"\"x\"\"\"\n", 0, 2, "unsupported multi-line string" },
-	{ "[node]\nname = '''x'''\n", 0, 2, "unsupported multi-line literal string" },
+	{ "[node]\nname = \"\"\"x\"\"\"\n", 0, 2,
+	  "unsupported multi-line string" },
+	{ "[node]\nname = '''x'''\n", 0, 2,
+	  "unsupported multi-line literal string" },
 	/* syntax */
-	{ "[node]\nname \"x\"\n", 0, 2, "key 'node.name': missing '=' after the key" },
+	{ "[node]\nname \"x\"\n", 0, 2,
+	  "key 'node.name': missing '=' after the key" },
 	{ "[node]\nname\n", 0, 2, "missing '=' after the key" },
 	{ "[node]\nname =\n", 0, 2, "key 'node.name': missing value" },
 	{ "[node]\nname = # none\n", 0, 2, "missing value" },
 	{ "= 1\n", 0, 1, "expected a key or a [table] header" },
-	{ "[node]\nmax_peers = 3 4\n", 0, 2, "key 'node.max_peers': unexpected text after the value" },
+	{ "[node]\nmax_peers = 3 4\n", 0, 2,
+	  "key 'node.max_peers': unexpected text after the value" },
 	{ "[node]\nname = \"a\" b\n", 0, 2, "unexpected text after the value" },
 	{ "[node] x\n", 0, 1, "unexpected text after the table header" },
 	{ "[node\n", 0, 1, "expected ']' after the table name" },
 	{ "[[peers]\n", 0, 1, "expected ']]' after the table name" },
 	{ "[]\n", 0, 1, "expected a table name" },
-	{ "[log]\nlevel = info\n", 0, 2, "invalid value (strings must be quoted)" },
+	{ "[log]\nlevel = info\n", 0, 2,
+	  "invalid value (strings must be quoted)" },
 	{ "[node]\nmaster = True\n", 0, 2, "invalid value" },
-	{ "[node]\nmax_peers = 1\r", 0, 2, "carriage return not followed by a newline" },
+	{ "[node]\nmax_peers = 1\r", 0, 2,
+	  "carriage return not followed by a newline" },
 	/* unsupported TOML */
-	{ "[limits]\nmax_clients = 1.5\n", 0, 2, "key 'limits.max_clients': unsupported float value" },
+	{ "[limits]\nmax_clients = 1.5\n", 0, 2,
+	  "key 'limits.max_clients': unsupported float value" },
 	{ "[limits]\nmax_clients = 1e3\n", 0, 2, "unsupported float value" },
 	{ "[limits]\nmax_clients = -inf\n", 0, 2, "unsupported float value" },
 	{ "[limits]\nmax_clients = nan\n", 0, 2, "unsupported float value" },
 	{ "[node]\nname = 1979-05-27\n", 0, 2, "unsupported date/time value" },
-	{ "[node]\nname = 1979-05-27T07:32:00Z\n", 0, 2, "unsupported date/time value" },
+	{ "[node]\nname = 1979-05-27T07:32:00Z\n", 0, 2,
+	  "unsupported date/time value" },
 	{ "[node]\nname = 07:32:00\n", 0, 2, "unsupported date/time value" },
-	{ "node = { name = \"x\" }\n", 0, 1, "key 'node': unsupported inline table" },
+	{ "node = { name = \"x\" }\n", 0, 1,
+	  "key 'node': unsupported inline table" },
 	{ "node.name = \"x\"\n", 0, 1, "key 'node': unsupported dotted key" },
 	{ "[node.sub]\n", 0, 1, "unsupported dotted table name" },
 	{ "[\"node\"]\n", 0, 1, "unsupported quoted table name" },
 	{ "[node]\n\"name\" = \"x\"\n", 0, 2, "unsupported quoted key" },
-	{ "[limits]\nmax_clients = 0x10\n", 0, 2, "unsupported hexadecimal, octal or binary integer" },
+	{ "[limits]\nmax_clients = 0x10\n", 0, 2,
+	  "unsupported hexadecimal, octal or binary integer" },
 	{ "[node]\nx = [[1], 2]\n", 0, 2, "unsupported nested array" },
 	/* integers */
 	{ "[limits]\nmax_clients = 9223372036854775808\n", 0, 2,
 	  "key 'limits.max_clients': integer out of range (64-bit)" },
-	{ "[limits]\nmax_clients = -9223372036854775809\n", 0, 2, "integer out of range" },
-	{ "[limits]\nmax_clients = 99999999999999999999999\n", 0, 2, "integer out of range" },
-	{ "[limits]\nmax_clients = 0100\n", 0, 2, "leading zeros are not allowed" },
-	{ "[limits]\nmax_clients = 0_1\n", 0, 2, "leading zeros are not allowed" },
-	{ "[limits]\nmax_clients = 1__0\n", 0, 2, "'_' in an integer must be between digits" },
-	{ "[limits]\nmax_clients = 10_\n", 0, 2, "'_' in an integer must be between digits" },
+	{ "[limits]\nmax_clients = -9223372036854775809\n", 0, 2,
+	  "integer out of range" },
+	{ "[limits]\nmax_clients = 99999999999999999999999\n", 0, 2,
+	  "integer out of range" },
+	{ "[limits]\nmax_clients = 0100\n", 0, 2,
+	  "leading zeros are not allowed" },
+	{ "[limits]\nmax_clients = 0_1\n", 0, 2,
+	  "leading zeros are not allowed" },
+	{ "[limits]\nmax_clients = 1__0\n", 0, 2,
+	  "'_' in an integer must be between digits" },
+	{ "[limits]\nmax_clients = 10_\n", 0, 2,
+	  "'_' in an integer must be between digits" },
 	{ "[limits]\nmax_clients = _10\n", 0, 2, "invalid value" },
 	{ "[limits]\nmax_clients = 12ab\n", 0, 2, "invalid integer" },
 	/* arrays */
@@ -475,38 +533,47 @@ static const struct bad_case bad_cases[] = {
 	/* node values */
 	{ "[node]\nlisten = \"localhost\"\n", 0, 2,
 	  "key 'node.listen': expected \"host:port\", e.g. \"127.0.0.1:8080\"" },
-	{ "[node]\nlisten = \"::1:8080\"\n", 0, 2, "IPv6 addresses need brackets" },
+	{ "[node]\nlisten = \"::1:8080\"\n", 0, 2,
+	  "IPv6 addresses need brackets" },
 	{ "[node]\nlisten = \"127.0.0.1:65536\"\n", 0, 2,
 	  "key 'node.listen': port out of range (0..65535)" },
-	{ "[node]\nlisten = \"127.0.0.1:99999999999999999999\"\n", 0, 2, "port out of range" },
+	{ "[node]\nlisten = \"127.0.0.1:99999999999999999999\"\n", 0, 2,
+	  "port out of range" },
 	{ "[node]\nlisten = \"127.0.0.1:80a\"\n", 0, 2, "invalid port" },
 	{ "[node]\nlisten = \"127.0.0.1:\"\n", 0, 2, "missing port" },
 	{ "[node]\nlisten = \"127.0.0.1:-1\"\n", 0, 2, "invalid port" },
 	{ "[node]\nlisten = \":80\"\n", 0, 2, "missing host" },
 	{ "[node]\nlisten = \"[::g]:80\"\n", 0, 2, "invalid IPv6 address" },
-	{ "[node]\nlisten = \"[::1]80\"\n", 0, 2, "expected ':' and a port after ']'" },
+	{ "[node]\nlisten = \"[::1]80\"\n", 0, 2,
+	  "expected ':' and a port after ']'" },
 	{ "[node]\nlisten = \"[::1:80\"\n", 0, 2, "missing ']'" },
 	{ "[node]\nlisten = \"300.1.1.1:80\"\n", 0, 2, "invalid IPv4 address" },
 	{ "[node]\nlisten = \"bad host:80\"\n", 0, 2, "invalid host name" },
 	{ "[node]\nname = \"bad name\"\n", 0, 2,
 	  "key 'node.name': invalid name 'bad name': use 1 to 64 characters" },
-	{ "[node]\nname = \"n\\u00e9\"\n", 0, 2, "invalid name 'n?" "?'" },
+	{ "[node]\nname = \"n\\u00e9\"\n", 0, 2,
+	  "invalid name 'n?"
+	  "?'" },
 	{ "[node]\nname = \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\"\n",
 	  0, 2, "invalid name 'aaaa" },
-	{ "[node]\nurl = \"http://a/node\"\n", 0, 2, "key 'node.url': expected a ws:// or wss:// URL" },
-	{ "[node]\nurl = \"ws://\"\n", 0, 2, "missing host after the URL scheme" },
+	{ "[node]\nurl = \"http://a/node\"\n", 0, 2,
+	  "key 'node.url': expected a ws:// or wss:// URL" },
+	{ "[node]\nurl = \"ws://\"\n", 0, 2,
+	  "missing host after the URL scheme" },
 	{ "[node]\nurl = \"ws://a b/node\"\n", 0, 2, "URL contains a space" },
 	{ "[log]\nlevel = \"verbose\"\n", 0, 2,
 	  "key 'log.level': unknown log level 'verbose' (expected debug, info, warn or error)" },
 	/* peers */
 	{ "[[peers]]\nname = \"b\"\ntoken = \"t\"\n", 0, 1,
 	  "key 'peers[0].url': missing: every [[peers]] needs name, url and token" },
-	{ "[[peers]]\nname = \"b\"\nurl = \"ws://b/node\"\ntoken = \"t\"\n[[peers]]\n", 0, 5,
-	  "key 'peers[1].name': missing" },
-	{ "[[peers]]\nname = \"b\"\nurl = \"ws://b/node\"\n", 0, 1, "key 'peers[0].token': missing" },
-	{ "[[peers]]\nname = \"b\"\nurl = \"http://b/node\"\ntoken = \"t\"\n", 0, 3,
-	  "key 'peers[0].url': expected a ws:// or wss:// URL" },
-	{ "[[peers]]\nname = \"b c\"\n", 0, 2, "key 'peers[0].name': invalid name" },
+	{ "[[peers]]\nname = \"b\"\nurl = \"ws://b/node\"\ntoken = \"t\"\n[[peers]]\n",
+	  0, 5, "key 'peers[1].name': missing" },
+	{ "[[peers]]\nname = \"b\"\nurl = \"ws://b/node\"\n", 0, 1,
+	  "key 'peers[0].token': missing" },
+	{ "[[peers]]\nname = \"b\"\nurl = \"http://b/node\"\ntoken = \"t\"\n",
+	  0, 3, "key 'peers[0].url': expected a ws:// or wss:// URL" },
+	{ "[[peers]]\nname = \"b c\"\n", 0, 2,
+	  "key 'peers[0].name': invalid name" },
 };
 
 Test(config, malformed_files)
@@ -520,12 +587,14 @@ Test(config, malformed_files)
 		int rc;
 
 		rc = parse_len(&c, bc->text, len, err);
-		cr_expect_eq(rc, WR_EINVAL, "case %zu: rc %d, err \"%s\"", i, rc, err);
+		cr_expect_eq(rc, WR_EINVAL, "case %zu: rc %d, err \"%s\"", i,
+			     rc, err);
 		snprintf(prefix, sizeof(prefix), "node.toml:%d: ", bc->line);
 		cr_expect(!strncmp(err, prefix, strlen(prefix)),
-			  "case %zu: want line %d, got \"%s\"", i, bc->line, err);
-		cr_expect(strstr(err, bc->msg), "case %zu: want \"%s\" in \"%s\"", i,
-			  bc->msg, err);
+			  "case %zu: want line %d, got \"%s\"", i, bc->line,
+			  err);
+		cr_expect(strstr(err, bc->msg),
+			  "case %zu: want \"%s\" in \"%s\"", i, bc->msg, err);
 		cr_expect_null(strchr(err, '\n'), "case %zu: two lines", i);
 		config_fini(&c);
 	}
@@ -538,9 +607,11 @@ Test(config, exact_messages)
 	} cases[] = {
 		{ "[limits]\nmax_clients = \"x\"\n",
 		  "node.toml:2: key 'limits.max_clients': expected an integer, got a string" },
-		{ "[node]\n\ncolour = 1\n", "node.toml:3: key 'node.colour': unknown key" },
+		{ "[node]\n\ncolour = 1\n",
+		  "node.toml:3: key 'node.colour': unknown key" },
 		{ "\n\n[foo]\n", "node.toml:3: unknown table [foo]" },
-		{ "[node]\nname = \"a\nb\"\n", "node.toml:2: key 'node.name': unterminated string" },
+		{ "[node]\nname = \"a\nb\"\n",
+		  "node.toml:2: key 'node.name': unterminated string" },
 		{ "# \xfe\n", "node.toml:1: invalid UTF-8" },
 	};
 	char err[ERRLEN];
@@ -559,7 +630,8 @@ Test(config, small_error_buffer)
 	char err[8];
 
 	cr_assert_eq(config_defaults(&c), WR_OK);
-	cr_expect_eq(config_parse(&c, "node.toml", "x = 1", 5, err, sizeof(err)),
+	cr_expect_eq(config_parse(&c, "node.toml", "x = 1", 5, err,
+				  sizeof(err)),
 		     WR_EINVAL);
 	cr_expect_str_eq(err, "node.to");
 	config_fini(&c);
@@ -590,8 +662,8 @@ Test(toml, tree_shape_and_lines)
 	struct toml *root;
 	struct toml_err e;
 
-	cr_assert_eq(toml_parse(text, sizeof(text) - 1, &root, &e), WR_OK, "%d: %s",
-		     e.line, e.msg);
+	cr_assert_eq(toml_parse(text, sizeof(text) - 1, &root, &e), WR_OK,
+		     "%d: %s", e.line, e.msg);
 	cr_assert_eq(root->type, TOML_TABLE);
 	cr_assert_eq(root->n, 3);
 	cr_expect_str_eq(toml_get(root, "top")->v.str, "x");
@@ -666,13 +738,15 @@ Test(toml, error_names_the_full_key)
 
 Test(toml, empty_and_blank_inputs)
 {
-	static const char *const texts[] = { "", "\n", "\r\n", "  \t \n# c", "#", "\xef\xbb\xbf" };
+	static const char *const texts[] = {
+		"", "\n", "\r\n", "  \t \n# c", "#", "\xef\xbb\xbf"
+	};
 	struct toml *root;
 	struct toml_err e;
 
 	for (size_t i = 0; i < N(texts); i++) {
-		cr_assert_eq(toml_parse(texts[i], strlen(texts[i]), &root, &e), WR_OK,
-			     "case %zu: %s", i, e.msg);
+		cr_assert_eq(toml_parse(texts[i], strlen(texts[i]), &root, &e),
+			     WR_OK, "case %zu: %s", i, e.msg);
 		cr_expect_eq(root->n, 0);
 		toml_destroy(root);
 	}

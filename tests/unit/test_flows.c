@@ -28,8 +28,9 @@
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define H1 "1111111111111111111111111111111111111111111111111111111111111111"
 #define H2 "2222222222222222222222222222222222222222222222222222222222222222"
-#define REJOIN "abcdef0123456789abcdef0123456789" \
-	       "abcdef0123456789abcdef0123456789"
+#define REJOIN                             \
+	"abcdef0123456789abcdef0123456789" \
+	"abcdef0123456789abcdef0123456789"
 #define LINKS_MAX 4
 #define DIALS_MAX 16
 
@@ -37,8 +38,8 @@
 /* The fake node: links, dials, clients                                */
 
 struct flink {
-	struct mesh_link ml;        /* first: the ops get it back by a cast */
-	struct inm_packet *sent;    /* every packet queued on it, decoded */
+	struct mesh_link ml;     /* first: the ops get it back by a cast */
+	struct inm_packet *sent; /* every packet queued on it, decoded */
 	unsigned nsent, cap;
 	unsigned drops;
 };
@@ -59,11 +60,11 @@ struct world {
 	unsigned nlinks;
 	struct dial dials[DIALS_MAX];
 	unsigned ndials;
-	int dial_rc;                /* what ops.dial answers */
-	const char *dialling;       /* "n1,n2": ops.dialling says yes */
-	unsigned busy;              /* what ops.dials says */
-	const struct chan_client *waiting;  /* flows_ops.waiting says yes */
-	unsigned closed;            /* chan_ops.closed calls */
+	int dial_rc;                       /* what ops.dial answers */
+	const char *dialling;              /* "n1,n2": ops.dialling says yes */
+	unsigned busy;                     /* what ops.dials says */
+	const struct chan_client *waiting; /* flows_ops.waiting says yes */
+	unsigned closed;                   /* chan_ops.closed calls */
 };
 
 static bool in_csv(const char *csv, const char *name)
@@ -151,8 +152,13 @@ static unsigned op_clients(void *ud)
 }
 
 static const struct mesh_ops mesh_fake = {
-	.send = op_send, .ping = op_ping, .drop = op_drop, .dial = op_dial,
-	.dialling = op_dialling, .dials = op_dials, .health = op_health,
+	.send = op_send,
+	.ping = op_ping,
+	.drop = op_drop,
+	.dial = op_dial,
+	.dialling = op_dialling,
+	.dials = op_dials,
+	.health = op_health,
 	.clients = op_clients,
 };
 
@@ -223,8 +229,7 @@ static void world_close(struct world *w)
 	}
 }
 
-static struct flink *link_up(struct world *w, const char *name,
-			     const char *url)
+static struct flink *link_up(struct world *w, const char *name, const char *url)
 {
 	struct flink *l;
 
@@ -296,9 +301,8 @@ static const char *str_of(const cJSON *o, const char *key)
 }
 
 /* The @k-th command @cmd sent on @l at or after index @from, or NULL. */
-static const struct inm_packet *sent_cmd(const struct flink *l,
-					 const char *cmd, unsigned from,
-					 unsigned k)
+static const struct inm_packet *sent_cmd(const struct flink *l, const char *cmd,
+					 unsigned from, unsigned k)
 {
 	for (unsigned i = from; i < l->nsent; i++) {
 		const struct inm_packet *p = &l->sent[i];
@@ -310,8 +314,7 @@ static const struct inm_packet *sent_cmd(const struct flink *l,
 	return NULL;
 }
 
-static unsigned count_cmd(const struct flink *l, const char *cmd,
-			  unsigned from)
+static unsigned count_cmd(const struct flink *l, const char *cmd, unsigned from)
 {
 	unsigned n = 0;
 
@@ -403,8 +406,9 @@ static void dump_one(const struct chan_resv_entry *e, void *arg)
 	size_t len;
 	const char *name = chan_resv_name(e, &len);
 
-	d->off += (size_t)snprintf(d->out + d->off, d->n - d->off, "%s%.*s=",
-				   d->off ? ";" : "", (int)len, name);
+	d->off += (size_t)snprintf(d->out + d->off, d->n - d->off,
+				   "%s%.*s=", d->off ? ";" : "", (int)len,
+				   name);
 	for (unsigned i = 0; i < chan_resv_nholders(e); i++)
 		d->off += (size_t)snprintf(d->out + d->off, d->n - d->off,
 					   "%s%s", i ? "," : "",
@@ -446,7 +450,8 @@ static bool open_local(struct world *w, const char *name, const char *hash,
 	if (hash)
 		cr_assert_eq(wr_unhex(h, hash, sizeof(h)), WR_OK);
 	cr_assert_eq(chan_create(w->reg, name, strlen(name), hash ? h : NULL,
-				 created, &ch), WR_OK);
+				 created, &ch),
+		     WR_OK);
 	cr_assert_eq(chan_join(w->reg, ch, cl), WR_OK);
 	return flow_chan_opened(w->f, ch, o ? on_opened : NULL, o);
 }
@@ -458,12 +463,13 @@ static void seed(struct world *w, struct flink *l, const char *src,
 	cJSON *arr = J("%s", held), *it;
 
 	cJSON_ArrayForEach(it, arr) {
-		const cJSON *a = ask(w, l, src, J(
-			"{'command':'reserve-channel','channel':'%s',"
-			"'password':null,'created':%.0f,'holder':'%s'}",
-			cJSON_GetArrayItem(it, 0)->valuestring,
-			cJSON_GetArrayItem(it, 1)->valuedouble,
-			cJSON_GetArrayItem(it, 2)->valuestring));
+		const cJSON *a =
+			ask(w, l, src,
+			    J("{'command':'reserve-channel','channel':'%s',"
+			      "'password':null,'created':%.0f,'holder':'%s'}",
+			      cJSON_GetArrayItem(it, 0)->valuestring,
+			      cJSON_GetArrayItem(it, 1)->valuedouble,
+			      cJSON_GetArrayItem(it, 2)->valuestring));
 
 		cr_assert_str_eq(verdict(a), "ok");
 	}
@@ -503,27 +509,27 @@ static const struct {
 } lists[] = {
 	{ "listed channels are added", "[]",
 	  "[{'name':'x','password':null,'created':100},"
-	  "{'name':'y','password':'" H1 "','created':200}]", 1000,
-	  "x=b;y=b", "x=b;y=b" },
+	  "{'name':'y','password':'" H1 "','created':200}]",
+	  1000, "x=b;y=b", "x=b;y=b" },
 	{ "opened before at and not listed: removed; opened after: kept",
 	  "[['old1',1000,'b'],['old2',1000,'b'],['new1',5000,'b'],"
 	  "['shared',1000,'b'],['shared',1000,'c']]",
 	  "[{'name':'old2','password':null,'created':1000}]", 3000,
 	  "new1=b;old2=b;shared=c", "new1=b;old2=b;shared=c" },
-	{ "opened exactly at at: kept", "[['x',3000,'b']]", "[]", 3000,
-	  "x=b", "x=b" },
+	{ "opened exactly at at: kept", "[['x',3000,'b']]", "[]", 3000, "x=b",
+	  "x=b" },
 	{ "an empty list at at: everything older goes",
 	  "[['x',100,'b'],['y',200,'b']]", "[]", 1000, "", "" },
-	{ "other holders' channels are untouched",
-	  "[['x',100,'c']]", "[]", 1000, "x=c", "x=c" },
+	{ "other holders' channels are untouched", "[['x',100,'c']]", "[]",
+	  1000, "x=c", "x=c" },
 	/* an announce without at (3.6 names none) is the whole truth; a
 	 * list-channels answer without at (an old node ignoring "stamp")
 	 * removes nothing */
 	{ "no at: announce replaces the set, an unstamped answer only adds",
 	  "[['old1',1000,'b'],['new1',5000,'b'],"
 	  "['shared',1000,'b'],['shared',1000,'c']]",
-	  "[{'name':'x','password':null,'created':1000}]", 0,
-	  "shared=c;x=b", "new1=b;old1=b;shared=b,c;x=b" },
+	  "[{'name':'x','password':null,'created':1000}]", 0, "shared=c;x=b",
+	  "new1=b;old1=b;shared=b,c;x=b" },
 	{ "malformed entries are skipped", "[]",
 	  "['x',5,null,{'name':5,'created':1},"
 	  "{'name':'','password':null,'created':1},"
@@ -535,8 +541,8 @@ static const struct {
 	  /* no int64_t holds it: it used to become INT64_MIN on x86 and
 	   * win every race (the cast is undefined behaviour) */
 	  "{'name':'huge-created','password':null,'created':1e300},"
-	  "{'name':'good','password':null,'created':1}]", 1000,
-	  "good=b", "good=b" },
+	  "{'name':'good','password':null,'created':1}]",
+	  1000, "good=b", "good=b" },
 };
 
 Test(flows, announce_merge)
@@ -605,26 +611,25 @@ Test(flows, stamped_list_merge)
 static const struct {
 	const char *what;
 	int max_peers;
-	unsigned busy;              /* ops.dials() */
-	const char *dialling;       /* ops.dialling() */
+	unsigned busy;        /* ops.dials() */
+	const char *dialling; /* ops.dialling() */
 	const char *nodes;
-	bool lists;                 /* list-nodes sent at all */
-	const char *asked;          /* get-node-connection, in order */
+	bool lists;        /* list-nodes sent at all */
+	const char *asked; /* get-node-connection, in order */
 } remotes[] = {
-	{ "every candidate", 8, 0, "", "['a','b','c','d','e']", true,
-	  "c,d,e" },
+	{ "every candidate", 8, 0, "", "['a','b','c','d','e']", true, "c,d,e" },
 	{ "not one being dialled", 8, 0, "d", "['c','d','e']", true, "c,e" },
 	{ "up to the room left", 3, 0, "", "['c','d','e']", true, "c,d" },
-	{ "room counts the dials on their way", 4, 1, "", "['c','d','e']",
-	  true, "c,d" },
+	{ "room counts the dials on their way", 4, 1, "", "['c','d','e']", true,
+	  "c,d" },
 	{ "one place left", 3, 1, "", "['c','d','e']", true, "c" },
 	{ "no room: no list-nodes", 3, 2, "", "['c']", false, "" },
-	{ "bad names skipped", 8, 0, "",
-	  "[5,'','bad name','*',null,'c']", true, "c" },
+	{ "bad names skipped", 8, 0, "", "[5,'','bad name','*',null,'c']", true,
+	  "c" },
 	{ "a name once", 8, 0, "", "['c','c','d']", true, "c,d" },
 	{ "at most FLOW_ASKING_MAX at once", 32, 0, "",
-	  "['n1','n2','n3','n4','n5','n6','n7','n8','n9','n10']",
-	  true, "n1,n2,n3,n4,n5,n6,n7,n8" },
+	  "['n1','n2','n3','n4','n5','n6','n7','n8','n9','n10']", true,
+	  "n1,n2,n3,n4,n5,n6,n7,n8" },
 	{ "nodes missing", 8, 0, "", "null", true, "" },
 };
 
@@ -636,7 +641,8 @@ static const char *asked(const struct flink *l)
 	size_t off = 0;
 
 	buf[0] = '\0';
-	for (unsigned k = 0; (p = sent_cmd(l, "get-node-connection", 0, k)); k++)
+	for (unsigned k = 0; (p = sent_cmd(l, "get-node-connection", 0, k));
+	     k++)
 		off += (size_t)snprintf(buf + off, sizeof(buf) - off, "%s%s",
 					k ? "," : "", str_of(p->data, "node"));
 	return buf;
@@ -661,9 +667,12 @@ Test(flows, remote_asks_candidates)
 			       J("{'ok':true,'nodes':%s}", remotes[i].nodes));
 		cr_expect_str_eq(asked(b), remotes[i].asked, "%s: got %s",
 				 remotes[i].what, asked(b));
-		for (unsigned k = 0; sent_cmd(b, "get-node-connection", 0, k); k++)
+		for (unsigned k = 0; sent_cmd(b, "get-node-connection", 0, k);
+		     k++)
 			cr_expect_str_eq(sent_cmd(b, "get-node-connection", 0,
-						  k)->destination, "b");
+						  k)
+						 ->destination,
+					 "b");
 		cr_expect_eq(w.ndials, 0);
 		world_close(&w);
 	}
@@ -674,23 +683,33 @@ static const struct {
 	const char *what;
 	const char *reply;
 	int dial_rc;
-	bool c_linked;              /* c linked meanwhile */
+	bool c_linked; /* c linked meanwhile */
 	bool dials;
 	bool backoff;
 } connections[] = {
-	{ "host and token: one dial", "{'ok':true,'host':'ws://c:9/node',"
-	  "'token':'t0k3n'}", WR_OK, false, true, false },
-	{ "refused: no dial, backoff", "{'ok':false,'reason':"
-	  "'target not connected'}", WR_OK, false, false, true },
+	{ "host and token: one dial",
+	  "{'ok':true,'host':'ws://c:9/node',"
+	  "'token':'t0k3n'}",
+	  WR_OK, false, true, false },
+	{ "refused: no dial, backoff",
+	  "{'ok':false,'reason':"
+	  "'target not connected'}",
+	  WR_OK, false, false, true },
 	{ "no token: no dial, backoff", "{'ok':true,'host':'ws://c:9/node'}",
 	  WR_OK, false, false, true },
-	{ "empty host: no dial, backoff", "{'ok':true,'host':'',"
-	  "'token':'t0k3n'}", WR_OK, false, false, true },
+	{ "empty host: no dial, backoff",
+	  "{'ok':true,'host':'',"
+	  "'token':'t0k3n'}",
+	  WR_OK, false, false, true },
 	{ "timeout: no dial, backoff", NULL, WR_OK, false, false, true },
-	{ "the dial fails at once: backoff", "{'ok':true,'host':"
-	  "'ws://c:9/node','token':'t0k3n'}", WR_EIO, false, true, true },
-	{ "linked meanwhile: no dial, no backoff", "{'ok':true,'host':"
-	  "'ws://c:9/node','token':'t0k3n'}", WR_OK, true, false, false },
+	{ "the dial fails at once: backoff",
+	  "{'ok':true,'host':"
+	  "'ws://c:9/node','token':'t0k3n'}",
+	  WR_EIO, false, true, true },
+	{ "linked meanwhile: no dial, no backoff",
+	  "{'ok':true,'host':"
+	  "'ws://c:9/node','token':'t0k3n'}",
+	  WR_OK, true, false, false },
 };
 
 Test(flows, remote_answer_decides_dial)
@@ -813,11 +832,14 @@ static const struct {
 	const char *table;
 } commands[] = {
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'created':100}", "ok", "mine=a;theirs=b;x=b" },
+	  "'created':100}",
+	  "ok", "mine=a;theirs=b;x=b" },
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'created':100,'holder':'c'}", "ok", "mine=a;theirs=b;x=c" },
+	  "'created':100,'holder':'c'}",
+	  "ok", "mine=a;theirs=b;x=c" },
 	{ "{'command':'reserve-channel','channel':'x','password':'" H2
-	  "','holder':null}", "ok", "mine=a;theirs=b;x=b" },
+	  "','holder':null}",
+	  "ok", "mine=a;theirs=b;x=b" },
 	{ "{'command':'reserve-channel','password':null}",
 	  "missing field: channel", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'','password':null}",
@@ -827,41 +849,52 @@ static const struct {
 	{ "{'command':'reserve-channel','channel':'x','password':'zz'}",
 	  "missing field: password", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'created':'soon'}", "missing field: created", "mine=a;theirs=b" },
+	  "'created':'soon'}",
+	  "missing field: created", "mine=a;theirs=b" },
 	/* beyond int64_t: it used to be cast (undefined behaviour; INT64_MIN
 	 * on x86, so it won the race for "mine" and evicted a's subscribers) */
-	{ "{'command':'reserve-channel','channel':'mine','password':'"
-	  H2 "','created':1e300}", "missing field: created", "mine=a;theirs=b" },
+	{ "{'command':'reserve-channel','channel':'mine','password':'" H2
+	  "','created':1e300}",
+	  "missing field: created", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'created':-1e19}", "missing field: created", "mine=a;theirs=b" },
+	  "'created':-1e19}",
+	  "missing field: created", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'holder':'no such'}", "missing field: holder", "mine=a;theirs=b" },
+	  "'holder':'no such'}",
+	  "missing field: holder", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'holder':3}", "missing field: holder", "mine=a;theirs=b" },
+	  "'holder':3}",
+	  "missing field: holder", "mine=a;theirs=b" },
 	/* only a says what a holds */
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
-	  "'created':1,'holder':'a'}", "ok", "mine=a;theirs=b" },
-	{ "{'command':'reserve-channel','channel':'mine','password':'"
-	  H1 "','created':3000}", "ok", "mine=a,b;theirs=b" },
-	{ "{'command':'reserve-channel','channel':'mine','password':'"
-	  H2 "','created':3000}", "channel already reserved", "mine=a;theirs=b" },
+	  "'created':1,'holder':'a'}",
+	  "ok", "mine=a;theirs=b" },
+	{ "{'command':'reserve-channel','channel':'mine','password':'" H1
+	  "','created':3000}",
+	  "ok", "mine=a,b;theirs=b" },
+	{ "{'command':'reserve-channel','channel':'mine','password':'" H2
+	  "','created':3000}",
+	  "channel already reserved", "mine=a;theirs=b" },
 	{ "{'command':'reserve-channel','channel':'theirs','password':"
-	  "null,'created':900,'holder':'c'}", "ok", "mine=a;theirs=b,c" },
+	  "null,'created':900,'holder':'c'}",
+	  "ok", "mine=a;theirs=b,c" },
 	{ "{'command':'unreserve-channel'}", "missing field: channel",
 	  "mine=a;theirs=b" },
 	{ "{'command':'unreserve-channel','channel':'theirs',"
-	  "'holder':'-bad-name-\\u00e9'}", "missing field: holder",
-	  "mine=a;theirs=b" },
+	  "'holder':'-bad-name-\\u00e9'}",
+	  "missing field: holder", "mine=a;theirs=b" },
 	{ "{'command':'unreserve-channel','channel':'theirs'}", "ok",
 	  "mine=a" },
 	{ "{'command':'unreserve-channel','channel':'theirs',"
-	  "'holder':'c'}", "ok", "mine=a;theirs=b" },
+	  "'holder':'c'}",
+	  "ok", "mine=a;theirs=b" },
 	{ "{'command':'unreserve-channel','channel':'nothing'}", "ok",
 	  "mine=a;theirs=b" },
 	{ "{'command':'unreserve-channel','channel':'mine'}",
 	  "channel still open", "mine=a;theirs=b" },
 	{ "{'command':'unreserve-channel','channel':'mine',"
-	  "'holder':'a'}", "channel still open", "mine=a;theirs=b" },
+	  "'holder':'a'}",
+	  "channel still open", "mine=a;theirs=b" },
 };
 
 Test(flows, reservation_command_answers)
@@ -902,11 +935,11 @@ Test(flows, unknown_holder_dropped_after_deadline)
 	t0 = wr_now_ms();
 	seed(&w, b, "b", "[['x',100,'ghost'],['y',100,'c']]");
 	due = t0 + w.cfg.peer_timeout_ms + w.cfg.announce_interval_ms;
-	flows_tick(w.f, due - 1);   /* the deadline is at least this late */
+	flows_tick(w.f, due - 1); /* the deadline is at least this late */
 	cr_expect_str_eq(dump(&w), "x=ghost;y=c");
 	/* the deadline was set before this read */
 	flows_tick(w.f, wr_now_ms() + w.cfg.peer_timeout_ms +
-			w.cfg.announce_interval_ms);
+				w.cfg.announce_interval_ms);
 	cr_expect_str_eq(dump(&w), "y=c");
 	world_close(&w);
 }
@@ -933,12 +966,13 @@ Test(flows, race_evicts_local_subscribers)
 	open_local(&w, "mine", H1, 2000, &waiting, NULL);
 	cr_assert_eq(chan_join(w.reg, chan_find(w.reg, "mine", 4), &plain),
 		     WR_OK);
-	w.waiting = &waiting;   /* its subscribe is not answered yet */
+	w.waiting = &waiting; /* its subscribe is not answered yet */
 	from = b->nsent;
 	/* b opened it first with another password: b wins (4.4) */
-	cr_expect_str_eq(verdict(ask(&w, b, "b", J(
-		"{'command':'reserve-channel','channel':'mine',"
-		"'password':'" H2 "','created':1000}"))), "ok");
+	cr_expect_str_eq(verdict(ask(&w, b, "b",
+				     J("{'command':'reserve-channel','channel':'mine',"
+				       "'password':'" H2 "','created':1000}"))),
+			 "ok");
 	cr_expect_null(chan_find(w.reg, "mine", 4));
 	cr_expect_eq(w.closed, 1);
 	/* a lost race is no close: nobody is told to unreserve */
@@ -965,12 +999,12 @@ Test(flows, race_evicts_local_subscribers)
 
 static const struct {
 	const char *what;
-	bool links;                 /* b and c linked */
-	bool records;               /* and known reachable */
-	const char *ok;             /* who answers ok */
-	const char *refuse;         /* who answers "channel already reserved" */
-	bool timeout;               /* then the deadline passes */
-	bool told;                  /* flow_chan_opened's verdict */
+	bool links;         /* b and c linked */
+	bool records;       /* and known reachable */
+	const char *ok;     /* who answers ok */
+	const char *refuse; /* who answers "channel already reserved" */
+	bool timeout;       /* then the deadline passes */
+	bool told;          /* flow_chan_opened's verdict */
 	unsigned calls;
 	bool all;
 } openings[] = {
@@ -979,7 +1013,8 @@ static const struct {
 	{ "nobody known: done at once", true, false, "", "", false, true, 1,
 	  true },
 	{ "every node answers", true, true, "b,c", "", false, true, 1, true },
-	{ "a refusal is an answer", true, true, "b", "c", false, true, 1, true },
+	{ "a refusal is an answer", true, true, "b", "c", false, true, 1,
+	  true },
 	{ "one answer, then the timeout", true, true, "b", "", true, true, 1,
 	  false },
 	{ "no answer, then the timeout", true, true, "", "", true, true, 1,
@@ -1021,7 +1056,9 @@ Test(flows, opened_acknowledged)
 			cr_expect_str_eq(str_of(p->data, "holder"), "a");
 			cr_expect_str_eq(str_of(p->data, "password"), H1);
 			cr_expect_eq(cJSON_GetObjectItemCaseSensitive(p->data,
-				     "created")->valuedouble, 1234);
+								      "created")
+					     ->valuedouble,
+				     1234);
 			if (in_csv(openings[i].ok, l[k]->ml.name))
 				answer(&w, l[k], l[k]->ml.name, p,
 				       J("{'ok':true}"));
@@ -1054,10 +1091,10 @@ Test(flows, opened_acknowledged)
 static const struct {
 	const char *what;
 	const char *self;
-	const char *url;            /* c's */
-	const char *rejoin;         /* c's */
-	int64_t after;              /* ms after c was found lost */
-	const char *token;          /* the dial's token; NULL: no dial */
+	const char *url;    /* c's */
+	const char *rejoin; /* c's */
+	int64_t after;      /* ms after c was found lost */
+	const char *token;  /* the dial's token; NULL: no dial */
 } heals[] = {
 	{ "the leader dials with c's rejoin token", "a", "ws://c/node", REJOIN,
 	  2501, REJOIN },
@@ -1066,8 +1103,8 @@ static const struct {
 	{ "not the leader: b dials", "m", "ws://c/node", REJOIN, 2501, NULL },
 	{ "no url: not dialable", "a", "", REJOIN, 2501, NULL },
 	{ "within the grace: not yet", "a", "ws://c/node", REJOIN, 2000, NULL },
-	{ "lost too long ago", "a", "ws://c/node", REJOIN,
-	  10 * 60 * 1000 + 1, NULL },
+	{ "lost too long ago", "a", "ws://c/node", REJOIN, 10 * 60 * 1000 + 1,
+	  NULL },
 };
 
 Test(flows, heal_dials_lost_node)
@@ -1089,7 +1126,7 @@ Test(flows, heal_dials_lost_node)
 		cr_assert(inm_view_reachable(mesh_view(w.m), "c"));
 		record(&w, b, "b", 2, self, "ws://b/node", NULL, 0);
 		lost = wr_now_ms();
-		mesh_tick(w.m, lost);   /* the sweep notes since when */
+		mesh_tick(w.m, lost); /* the sweep notes since when */
 		cr_assert_not(inm_view_reachable(mesh_view(w.m), "c"));
 		flows_tick(w.f, lost + heals[i].after);
 		cr_expect_eq(w.ndials, heals[i].token ? 1 : 0, "%s",

@@ -21,10 +21,14 @@ static const struct health_peer p_up_unmeasured[] = { { "a", true, -1.0 } };
 static const struct health_peer p_down_slow[] = { { "a", false, 50.0 } };
 static const struct health_peer p_down_fast[] = { { "a", false, 1.0 } };
 static const struct health_peer p_mixed[] = {
-	{ "a", false, 99.0 }, { "b", true, 2.0 }, { "c", true, 10.5 },
+	{ "a", false, 99.0 },
+	{ "b", true, 2.0 },
+	{ "c", true, 10.5 },
 };
 static const struct health_peer p_mixed_ok[] = {
-	{ "a", false, 99.0 }, { "b", true, -1.0 }, { "c", true, 9.9 },
+	{ "a", false, 99.0 },
+	{ "b", true, -1.0 },
+	{ "c", true, 9.9 },
 };
 
 #define PEERS(p) p, N(p)
@@ -42,7 +46,7 @@ static const struct row {
 	unsigned npeers;
 	int max_latency;
 	enum health_state state;
-	const char *reasons[HEALTH_MAX_REASONS + 1];  /* NULL-terminated */
+	const char *reasons[HEALTH_MAX_REASONS + 1]; /* NULL-terminated */
 } rows[] = {
 	{ "idle", 0, 0, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
 	{ "busy", 3, 7, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
@@ -51,37 +55,176 @@ static const struct row {
 	{ "channel, one client", 1, 1, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
 	/* degraded: no peers, never when [[peers]] is empty */
 	{ "no peers configured", 0, 0, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
-	{ "configured, none linked", 0, 0, 2, NOPEERS, 10, HEALTH_DEGRADED, { NP } },
-	{ "configured, only down", 0, 0, 1, PEERS(p_down_fast), 10, HEALTH_DEGRADED, { NP } },
-	{ "configured, one up", 0, 0, 2, PEERS(p_up_fast), 10, HEALTH_GOOD, { NULL } },
-	{ "not configured, inbound up", 0, 0, 0, PEERS(p_up_fast), 10, HEALTH_GOOD, { NULL } },
-	{ "not configured, down", 0, 0, 0, PEERS(p_down_fast), 10, HEALTH_GOOD, { NULL } },
+	{ "configured, none linked",
+	  0,
+	  0,
+	  2,
+	  NOPEERS,
+	  10,
+	  HEALTH_DEGRADED,
+	  { NP } },
+	{ "configured, only down",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_down_fast),
+	  10,
+	  HEALTH_DEGRADED,
+	  { NP } },
+	{ "configured, one up",
+	  0,
+	  0,
+	  2,
+	  PEERS(p_up_fast),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "not configured, inbound up",
+	  0,
+	  0,
+	  0,
+	  PEERS(p_up_fast),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "not configured, down",
+	  0,
+	  0,
+	  0,
+	  PEERS(p_down_fast),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
 	/* degraded: high latency, strictly above, up peers only, measured only */
 	{ "up and slow", 0, 0, 1, PEERS(p_up_slow), 10, HEALTH_DEGRADED, { HL } },
-	{ "up and slow, unconfigured", 0, 0, 0, PEERS(p_up_slow), 10, HEALTH_DEGRADED, { HL } },
-	{ "latency equal to max", 0, 0, 1, PEERS(p_up_equal), 10, HEALTH_GOOD, { NULL } },
-	{ "latency just above", 0, 0, 1, PEERS(p_up_above), 10, HEALTH_DEGRADED, { HL } },
-	{ "unmeasured", 0, 0, 1, PEERS(p_up_unmeasured), 10, HEALTH_GOOD, { NULL } },
-	{ "unmeasured, max 0", 0, 0, 1, PEERS(p_up_unmeasured), 0, HEALTH_GOOD, { NULL } },
-	{ "down and slow, unconfigured", 0, 0, 0, PEERS(p_down_slow), 10, HEALTH_GOOD, { NULL } },
-	{ "down and slow, configured", 0, 0, 1, PEERS(p_down_slow), 10, HEALTH_DEGRADED, { NP } },
-	{ "one of several slow", 0, 0, 3, PEERS(p_mixed), 10, HEALTH_DEGRADED, { HL } },
-	{ "several, none slow", 0, 0, 3, PEERS(p_mixed_ok), 10, HEALTH_GOOD, { NULL } },
+	{ "up and slow, unconfigured",
+	  0,
+	  0,
+	  0,
+	  PEERS(p_up_slow),
+	  10,
+	  HEALTH_DEGRADED,
+	  { HL } },
+	{ "latency equal to max",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_equal),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "latency just above",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_above),
+	  10,
+	  HEALTH_DEGRADED,
+	  { HL } },
+	{ "unmeasured",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_unmeasured),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "unmeasured, max 0",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_unmeasured),
+	  0,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "down and slow, unconfigured",
+	  0,
+	  0,
+	  0,
+	  PEERS(p_down_slow),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "down and slow, configured",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_down_slow),
+	  10,
+	  HEALTH_DEGRADED,
+	  { NP } },
+	{ "one of several slow",
+	  0,
+	  0,
+	  3,
+	  PEERS(p_mixed),
+	  10,
+	  HEALTH_DEGRADED,
+	  { HL } },
+	{ "several, none slow",
+	  0,
+	  0,
+	  3,
+	  PEERS(p_mixed_ok),
+	  10,
+	  HEALTH_GOOD,
+	  { NULL } },
 	{ "max 0", 0, 0, 1, PEERS(p_up_fast), 0, HEALTH_DEGRADED, { HL } },
 	{ "max 100", 0, 0, 1, PEERS(p_up_slow), 100, HEALTH_GOOD, { NULL } },
-	{ "max 25, latency 25", 0, 0, 1, PEERS(p_up_slow), 25, HEALTH_GOOD, { NULL } },
-	{ "max 24, latency 25", 0, 0, 1, PEERS(p_up_slow), 24, HEALTH_DEGRADED, { HL } },
+	{ "max 25, latency 25",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_slow),
+	  25,
+	  HEALTH_GOOD,
+	  { NULL } },
+	{ "max 24, latency 25",
+	  0,
+	  0,
+	  1,
+	  PEERS(p_up_slow),
+	  24,
+	  HEALTH_DEGRADED,
+	  { HL } },
 	/* degraded: clients no channels, more than 3 */
 	{ "3 clients", 0, 3, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
 	{ "4 clients", 0, 4, 0, NOPEERS, 10, HEALTH_DEGRADED, { CLNC } },
 	{ "4 clients, a channel", 1, 4, 0, NOPEERS, 10, HEALTH_GOOD, { NULL } },
 	/* precedence: the first that holds is the reason, all are listed */
 	{ "cnc + no peers", 1, 0, 2, NOPEERS, 10, HEALTH_BAD, { CNC, NP } },
-	{ "cnc + high latency", 2, 0, 1, PEERS(p_up_slow), 10, HEALTH_BAD, { CNC, HL } },
-	{ "no peers + clnc", 0, 5, 1, PEERS(p_down_slow), 10, HEALTH_DEGRADED, { NP, CLNC } },
-	{ "high latency + clnc", 0, 5, 1, PEERS(p_mixed), 10, HEALTH_DEGRADED, { HL, CLNC } },
-	{ "high latency + clnc, unconfigured", 0, 4, 0, PEERS(p_up_above), 10,
-	  HEALTH_DEGRADED, { HL, CLNC } },
+	{ "cnc + high latency",
+	  2,
+	  0,
+	  1,
+	  PEERS(p_up_slow),
+	  10,
+	  HEALTH_BAD,
+	  { CNC, HL } },
+	{ "no peers + clnc",
+	  0,
+	  5,
+	  1,
+	  PEERS(p_down_slow),
+	  10,
+	  HEALTH_DEGRADED,
+	  { NP, CLNC } },
+	{ "high latency + clnc",
+	  0,
+	  5,
+	  1,
+	  PEERS(p_mixed),
+	  10,
+	  HEALTH_DEGRADED,
+	  { HL, CLNC } },
+	{ "high latency + clnc, unconfigured",
+	  0,
+	  4,
+	  0,
+	  PEERS(p_up_above),
+	  10,
+	  HEALTH_DEGRADED,
+	  { HL, CLNC } },
 };
 
 static void eval_row(const struct row *r, struct health_result *res)
@@ -95,7 +238,7 @@ static void eval_row(const struct row *r, struct health_result *res)
 		.max_latency_ms = r->max_latency,
 	};
 
-	memset(res, 0xa5, sizeof(*res));   /* eval must set every field */
+	memset(res, 0xa5, sizeof(*res)); /* eval must set every field */
 	health_eval(&in, res);
 }
 
@@ -109,15 +252,15 @@ Test(health, eval_table)
 		while (r->reasons[n])
 			n++;
 		eval_row(r, &res);
-		cr_expect_eq(res.state, r->state, "row %zu (%s): state %s", i, r->what,
-			     health_state_name(res.state));
+		cr_expect_eq(res.state, r->state, "row %zu (%s): state %s", i,
+			     r->what, health_state_name(res.state));
 		cr_expect_str_eq(res.reason, n ? r->reasons[0] : "healthy",
 				 "row %zu (%s)", i, r->what);
-		cr_expect_eq(res.nreasons, n, "row %zu (%s): %u reasons", i, r->what,
-			     res.nreasons);
+		cr_expect_eq(res.nreasons, n, "row %zu (%s): %u reasons", i,
+			     r->what, res.nreasons);
 		for (unsigned k = 0; k < n && k < res.nreasons; k++)
-			cr_expect_str_eq(res.reasons[k], r->reasons[k], "row %zu (%s) #%u",
-					 i, r->what, k);
+			cr_expect_str_eq(res.reasons[k], r->reasons[k],
+					 "row %zu (%s) #%u", i, r->what, k);
 	}
 }
 
@@ -135,11 +278,13 @@ Test(health, state_names_and_status)
 
 	for (size_t i = 0; i < N(t); i++) {
 		cr_expect_str_eq(health_state_name(t[i].s), t[i].name);
-		cr_expect_eq(health_http_status(t[i].s), t[i].status, "%s", t[i].name);
+		cr_expect_eq(health_http_status(t[i].s), t[i].status, "%s",
+			     t[i].name);
 	}
 }
 
-static void json_is(const struct health_result *r, const char *node, const char *exp)
+static void json_is(const struct health_result *r, const char *node,
+		    const char *exp)
 {
 	struct wr_buf b;
 
@@ -160,7 +305,7 @@ Test(health, json_exact)
 		"{\"healthy\":\"good\",\"reason\":\"healthy\",\"reasons\":[],"
 		"\"node\":\"node-1\"}");
 
-	eval_row(&rows[5], &res);   /* no peers */
+	eval_row(&rows[5], &res); /* no peers */
 	json_is(&res, "n",
 		"{\"healthy\":\"degraded\",\"reason\":\"no peers\","
 		"\"reasons\":[\"no peers\"],\"node\":\"n\"}");
@@ -191,15 +336,16 @@ struct expo {
 static struct family *family_get(struct expo *e, const char *name, size_t len)
 {
 	for (unsigned i = 0; i < e->nfam; i++)
-		if (strlen(e->fam[i].name) == len && !memcmp(e->fam[i].name, name, len))
+		if (strlen(e->fam[i].name) == len &&
+		    !memcmp(e->fam[i].name, name, len))
 			return &e->fam[i];
 	return NULL;
 }
 
 static bool name_char(char c, bool first)
 {
-	return c == '_' || c == ':' || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (!first && c >= '0' && c <= '9');
+	return c == '_' || c == ':' || (c >= 'a' && c <= 'z') ||
+	       (c >= 'A' && c <= 'Z') || (!first && c >= '0' && c <= '9');
 }
 
 /* Parses "{k="v",...}" at @p; returns the byte after '}' or NULL. */
@@ -246,7 +392,8 @@ static void check_exposition(const char *text, struct expo *e)
 	unsigned lineno = 0;
 
 	memset(e, 0, sizeof(*e));
-	cr_assert(strlen(text) > 0 && text[strlen(text) - 1] == '\n', "ends with a newline");
+	cr_assert(strlen(text) > 0 && text[strlen(text) - 1] == '\n',
+		  "ends with a newline");
 	while (*line) {
 		const char *nl = strchr(line, '\n');
 		char buf[1024];
@@ -262,24 +409,31 @@ static void check_exposition(const char *text, struct expo *e)
 		if (!strncmp(buf, "# HELP ", 7)) {
 			const char *n = buf + 7, *sp = strchr(n, ' ');
 
-			cr_assert_not_null(sp, "line %u: HELP without text", lineno);
-			cr_assert_gt(strlen(sp + 1), 0, "line %u: empty HELP", lineno);
+			cr_assert_not_null(sp, "line %u: HELP without text",
+					   lineno);
+			cr_assert_gt(strlen(sp + 1), 0, "line %u: empty HELP",
+				     lineno);
 			cr_assert_null(family_get(e, n, (size_t)(sp - n)),
 				       "line %u: %.*s described twice", lineno,
 				       (int)(sp - n), n);
 			cr_assert_lt(e->nfam, N(e->fam));
 			cur = &e->fam[e->nfam++];
-			snprintf(cur->name, sizeof(cur->name), "%.*s", (int)(sp - n), n);
+			snprintf(cur->name, sizeof(cur->name), "%.*s",
+				 (int)(sp - n), n);
 			cur->help = true;
 		} else if (!strncmp(buf, "# TYPE ", 7)) {
 			const char *n = buf + 7, *sp = strchr(n, ' ');
 
 			cr_assert_not_null(sp, "line %u", lineno);
 			cr_assert(cur && strlen(cur->name) == (size_t)(sp - n) &&
-				  !memcmp(cur->name, n, (size_t)(sp - n)),
-				  "line %u: TYPE not right after its HELP", lineno);
-			cr_assert_eq(cur->type[0], '\0', "line %u: TYPE twice", lineno);
-			cr_assert(!strcmp(sp + 1, "counter") || !strcmp(sp + 1, "gauge"),
+					  !memcmp(cur->name, n,
+						  (size_t)(sp - n)),
+				  "line %u: TYPE not right after its HELP",
+				  lineno);
+			cr_assert_eq(cur->type[0], '\0', "line %u: TYPE twice",
+				     lineno);
+			cr_assert(!strcmp(sp + 1, "counter") ||
+					  !strcmp(sp + 1, "gauge"),
 				  "line %u: type %s", lineno, sp + 1);
 			snprintf(cur->type, sizeof(cur->type), "%s", sp + 1);
 		} else {
@@ -287,23 +441,30 @@ static void check_exposition(const char *text, struct expo *e)
 			char *end;
 			size_t nlen;
 
-			cr_assert_neq(buf[0], '#', "line %u: unknown comment", lineno);
-			cr_assert(name_char(*p, true), "line %u: bad name", lineno);
+			cr_assert_neq(buf[0], '#', "line %u: unknown comment",
+				      lineno);
+			cr_assert(name_char(*p, true), "line %u: bad name",
+				  lineno);
 			while (name_char(*p, false))
 				p++;
 			nlen = (size_t)(p - buf);
 			cr_assert(cur && strlen(cur->name) == nlen &&
-				  !memcmp(cur->name, buf, nlen),
-				  "line %u: sample %.*s outside its family", lineno,
-				  (int)nlen, buf);
-			cr_assert(cur->type[0], "line %u: sample before TYPE", lineno);
+					  !memcmp(cur->name, buf, nlen),
+				  "line %u: sample %.*s outside its family",
+				  lineno, (int)nlen, buf);
+			cr_assert(cur->type[0], "line %u: sample before TYPE",
+				  lineno);
 			v = parse_labels(p);
-			cr_assert_not_null(v, "line %u: bad labels: %s", lineno, buf);
-			cr_assert_eq(*v, ' ', "line %u: no space before the value", lineno);
+			cr_assert_not_null(v, "line %u: bad labels: %s", lineno,
+					   buf);
+			cr_assert_eq(*v, ' ',
+				     "line %u: no space before the value",
+				     lineno);
 			v++;
 			cr_assert_gt(strlen(v), 0, "line %u: no value", lineno);
 			strtod(v, &end);
-			cr_assert_eq(*end, '\0', "line %u: value \"%s\"", lineno, v);
+			cr_assert_eq(*end, '\0', "line %u: value \"%s\"",
+				     lineno, v);
 			cur->samples++;
 		}
 		line = nl + 1;
@@ -315,11 +476,14 @@ static void check_exposition(const char *text, struct expo *e)
 
 		cr_expect(f->help && f->type[0], "%s: HELP and TYPE", f->name);
 		cr_expect_gt(f->samples, 0, "%s: no sample", f->name);
-		cr_expect_eq(!strncmp(f->name, "wsrelay_", 8), true, "%s: prefix", f->name);
+		cr_expect_eq(!strncmp(f->name, "wsrelay_", 8), true,
+			     "%s: prefix", f->name);
 		if (!strcmp(f->type, "counter"))
-			cr_expect(total, "counter %s must end in _total", f->name);
+			cr_expect(total, "counter %s must end in _total",
+				  f->name);
 		else
-			cr_expect_not(total, "gauge %s must not end in _total", f->name);
+			cr_expect_not(total, "gauge %s must not end in _total",
+				      f->name);
 	}
 }
 
@@ -382,7 +546,8 @@ Test(health, metrics_format)
 Test(health, metrics_values)
 {
 	static const char *const lines[] = {
-		"wsrelay_build_info{version=\"" WR_VERSION "\",node=\"node-1\"} 1",
+		"wsrelay_build_info{version=\"" WR_VERSION
+		"\",node=\"node-1\"} 1",
 		"wsrelay_uptime_seconds 12.500",
 		"wsrelay_clients 201",
 		"wsrelay_channels_active 202",
@@ -410,8 +575,8 @@ Test(health, metrics_values)
 
 	render(&b, "node-1");
 	for (size_t i = 0; i < N(lines); i++)
-		cr_expect(has_line(b.p, lines[i]), "missing line: %s\n--- output:\n%s",
-			  lines[i], b.p);
+		cr_expect(has_line(b.p, lines[i]),
+			  "missing line: %s\n--- output:\n%s", lines[i], b.p);
 	wr_buf_fini(&b);
 }
 
@@ -437,7 +602,8 @@ Test(health, metrics_label_escaping)
 
 		render(&b, t[i].node);
 		snprintf(line, sizeof(line),
-			 "wsrelay_build_info{version=\"" WR_VERSION "\",node=\"%s\"} 1",
+			 "wsrelay_build_info{version=\"" WR_VERSION
+			 "\",node=\"%s\"} 1",
 			 t[i].label);
 		cr_expect(has_line(b.p, line), "row %zu: missing %s", i, line);
 		check_exposition(b.p, &e);
@@ -461,7 +627,8 @@ Test(health, metrics_appends)
 
 		wr_buf_puts(&b, "# HELP x\n");
 		metrics_render(&b, &c, &g, "n");
-		cr_expect(!strncmp(b.p, "# HELP x\n# HELP wsrelay_", 24), "appended after prefix");
+		cr_expect(!strncmp(b.p, "# HELP x\n# HELP wsrelay_", 24),
+			  "appended after prefix");
 		cr_expect(has_line(b.p, "wsrelay_connections_total 0"));
 		cr_expect(has_line(b.p, "wsrelay_uptime_seconds 0.000"));
 		cr_expect_lt(b.len, once + 9, "zero values print shorter");

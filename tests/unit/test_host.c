@@ -42,11 +42,11 @@ static const struct fake_fs {
 	fsblkcnt_t blocks, bfree, bavail;
 } fake_fs[] = {
 	{ "/", 4096, 4096, 1000, 300, 250 },
-	{ "/boot/efi", 0, 512, 2000, 1500, 1500 },   /* no frsize: bsize */
+	{ "/boot/efi", 0, 512, 2000, 1500, 1500 }, /* no frsize: bsize */
 	{ "/home", 4096, 4096, 5000000, 1000000, 900000 },
 	{ "/tank/data", 131072, 131072, 10, 10, 10 },
 	{ "/media/backup disk", 4096, 4096, 100, 0, 0 },
-	{ "/mnt/bin\\ary", 4096, 4096, 7, 8, 0 },   /* bfree > blocks */
+	{ "/mnt/bin\\ary", 4096, 4096, 7, 8, 0 }, /* bfree > blocks */
 	/* /mnt/gone: not here, so the fake fails like a stale mount */
 	{ "/var/lib/docker", 4096, 4096, 1000, 300, 250 },
 	{ "/snap/core22/1380", 4096, 4096, 1, 0, 0 },
@@ -115,7 +115,8 @@ Test(host, loadavg_table)
 		struct host_load l;
 
 		memcpy(t, c->text, len);
-		cr_expect_eq(host_parse_loadavg(t, len, &l), c->rc, "%s", c->what);
+		cr_expect_eq(host_parse_loadavg(t, len, &l), c->rc, "%s",
+			     c->what);
 		free(t);
 	}
 }
@@ -137,21 +138,39 @@ Test(host, meminfo_fixture)
 }
 
 static const struct text_case meminfo_cases[] = {
-	{ "minimal", "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_OK },
-	{ "any order", "MemAvailable: 5 kB\nX: 1\nMemFree: 2 kB\nMemTotal: 10 kB\n", WR_OK },
-	{ "no unit", "MemTotal: 10\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "twice", "MemTotal: 10 kB\nMemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
+	{ "minimal", "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_OK },
+	{ "any order",
+	  "MemAvailable: 5 kB\nX: 1\nMemFree: 2 kB\nMemTotal: 10 kB\n", WR_OK },
+	{ "no unit", "MemTotal: 10\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "twice",
+	  "MemTotal: 10 kB\nMemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
 	{ "missing free", "MemTotal: 10 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "available > total", "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 11 kB\n", WR_EINVAL },
-	{ "free > total", "MemTotal: 10 kB\nMemFree: 12 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "overflow x1024", "MemTotal: 18014398509481984 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "overflow digits", "MemTotal: 99999999999999999999 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "no space", "MemTotal:10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "no colon", "MemTotal 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "unit junk", "MemTotal: 10 kBx\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "empty key", ": 1\nMemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "blank line", "MemTotal: 10 kB\n\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
-	{ "last line cut", "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB", WR_EINVAL },
+	{ "available > total",
+	  "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 11 kB\n", WR_EINVAL },
+	{ "free > total",
+	  "MemTotal: 10 kB\nMemFree: 12 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
+	{ "overflow x1024",
+	  "MemTotal: 18014398509481984 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "overflow digits",
+	  "MemTotal: 99999999999999999999 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "no space", "MemTotal:10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "no colon", "MemTotal 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "unit junk", "MemTotal: 10 kBx\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "empty key",
+	  ": 1\nMemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB\n",
+	  WR_EINVAL },
+	{ "blank line",
+	  "MemTotal: 10 kB\n\nMemFree: 2 kB\nMemAvailable: 5 kB\n", WR_EINVAL },
+	{ "last line cut", "MemTotal: 10 kB\nMemFree: 2 kB\nMemAvailable: 5 kB",
+	  WR_EINVAL },
 	{ "empty", "", WR_EINVAL },
 };
 
@@ -164,7 +183,8 @@ Test(host, meminfo_table)
 		struct host_mem m;
 
 		memcpy(t, c->text, len);
-		cr_expect_eq(host_parse_meminfo(t, len, &m), c->rc, "%s", c->what);
+		cr_expect_eq(host_parse_meminfo(t, len, &m), c->rc, "%s",
+			     c->what);
 		free(t);
 	}
 }
@@ -191,7 +211,8 @@ Test(host, mounts_fixture)
 	unsigned n = 99;
 
 	fake_calls = 0;
-	cr_assert_eq(host_parse_disks(t, len, fake_statvfs, d, N(d), &n), WR_OK);
+	cr_assert_eq(host_parse_disks(t, len, fake_statvfs, d, N(d), &n),
+		     WR_OK);
 	cr_assert_eq(n, N(want_disks));
 	for (unsigned i = 0; i < n; i++) {
 		cr_expect_str_eq(d[i].mount, want_disks[i].mount);
@@ -239,7 +260,8 @@ Test(host, mounts_table)
 		unsigned n;
 
 		memcpy(t, c->text, len);
-		cr_expect_eq(host_parse_disks(t, len, fake_statvfs, d, N(d), &n),
+		cr_expect_eq(host_parse_disks(t, len, fake_statvfs, d, N(d),
+					      &n),
 			     c->rc, "%s", c->what);
 		free(t);
 	}
@@ -287,7 +309,8 @@ Test(host, mounts_filter)
 			     WR_OK, "%s", line);
 		cr_expect_eq(n, keep_cases[i].kept ? 1u : 0u, "%s", line);
 		if (!keep_cases[i].kept)
-			cr_expect_eq(fake_calls, before, "statvfs for %s", line);
+			cr_expect_eq(fake_calls, before, "statvfs for %s",
+				     line);
 		free(t);
 	}
 }
@@ -303,22 +326,28 @@ Test(host, mount_point_too_long_is_skipped)
 	memset(line, 'a', sizeof(line));
 	memcpy(line, "/dev/sda1 /", 11);
 	len = 11 + HOST_PATH_MAX - 1;
-	len += snprintf(line + len, sizeof(line) - (size_t)len, " ext4 rw 0 0\n");
-	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1, &n),
+	len += snprintf(line + len, sizeof(line) - (size_t)len,
+			" ext4 rw 0 0\n");
+	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1,
+				      &n),
 		     WR_OK);
 	cr_expect_eq(n, 0);
 	cr_expect_eq(fake_calls, before);
 
 	/* past the limit the escapes are still checked */
 	len = 11 + HOST_PATH_MAX - 1;
-	len += snprintf(line + len, sizeof(line) - (size_t)len, "\\08 ext4 rw 0 0\n");
-	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1, &n),
+	len += snprintf(line + len, sizeof(line) - (size_t)len,
+			"\\08 ext4 rw 0 0\n");
+	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1,
+				      &n),
 		     WR_EINVAL);
 	/* one byte shorter fits: statvfs is asked (the fake fails it) */
 	before = fake_calls;
 	len = 11 + HOST_PATH_MAX - 2;
-	len += snprintf(line + len, sizeof(line) - (size_t)len, " ext4 rw 0 0\n");
-	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1, &n),
+	len += snprintf(line + len, sizeof(line) - (size_t)len,
+			" ext4 rw 0 0\n");
+	cr_expect_eq(host_parse_disks(line, (size_t)len, fake_statvfs, d, 1,
+				      &n),
 		     WR_OK);
 	cr_expect_eq(fake_calls, before + 1);
 }
@@ -340,19 +369,22 @@ Test(host, net_dev_fixture)
 	free(t);
 }
 
-#define NETHDR "Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n"
+#define NETHDR \
+	"Inter-|   Receive |  Transmit\n face |bytes packets|bytes packets\n"
 #define Z14 " 0 0 0 0 0 0 0 0 0 0 0 0 0 0"
 
 static const struct text_case net_cases[] = {
 	{ "headers only", NETHDR, WR_OK },
 	{ "old kernel, no space", NETHDR "eth0:1 2" Z14 "\n", WR_OK },
-	{ "15 counters", NETHDR "eth0: 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0\n", WR_EINVAL },
+	{ "15 counters", NETHDR "eth0: 1 2 0 0 0 0 0 0 0 0 0 0 0 0 0\n",
+	  WR_EINVAL },
 	{ "17 counters", NETHDR "eth0: 1 2" Z14 " 0\n", WR_EINVAL },
 	{ "no colon", NETHDR "eth0 1 2" Z14 "\n", WR_EINVAL },
 	{ "long name", NETHDR "abcdefghijklmnop: 1 2" Z14 "\n", WR_EINVAL },
 	{ "no newline", NETHDR "eth0: 1 2" Z14, WR_EINVAL },
 	{ "negative", NETHDR "eth0: -1 2" Z14 "\n", WR_EINVAL },
-	{ "overflow", NETHDR "eth0: 18446744073709551616 2" Z14 "\n", WR_EINVAL },
+	{ "overflow", NETHDR "eth0: 18446744073709551616 2" Z14 "\n",
+	  WR_EINVAL },
 	{ "one header", "Inter-|   Receive |  Transmit\n", WR_EINVAL },
 	{ "wrong header", "Inter-|\nface |\n", WR_EINVAL },
 	{ "empty", "", WR_EINVAL },
@@ -367,7 +399,8 @@ Test(host, net_dev_table)
 		struct host_net_counters nc;
 
 		memcpy(t, c->text, len);
-		cr_expect_eq(host_parse_net_dev(t, len, &nc), c->rc, "%s", c->what);
+		cr_expect_eq(host_parse_net_dev(t, len, &nc), c->rc, "%s",
+			     c->what);
 		free(t);
 	}
 }
@@ -385,10 +418,14 @@ static int parse(enum kind k, const char *t, size_t len)
 	unsigned n;
 
 	switch (k) {
-	case LOADAVG: return host_parse_loadavg(t, len, &l);
-	case MEMINFO: return host_parse_meminfo(t, len, &m);
-	case MOUNTS: return host_parse_disks(t, len, fake_statvfs, d, N(d), &n);
-	case NETDEV: return host_parse_net_dev(t, len, &c);
+	case LOADAVG:
+		return host_parse_loadavg(t, len, &l);
+	case MEMINFO:
+		return host_parse_meminfo(t, len, &m);
+	case MOUNTS:
+		return host_parse_disks(t, len, fake_statvfs, d, N(d), &n);
+	case NETDEV:
+		return host_parse_net_dev(t, len, &c);
 	}
 	return WR_EINVAL;
 }
@@ -397,15 +434,22 @@ static const struct bad_fixture {
 	const char *name;
 	enum kind kind;
 } bad_fixtures[] = {
-	{ "loadavg.truncated", LOADAVG }, { "loadavg.garbage", LOADAVG },
-	{ "meminfo.truncated", MEMINFO }, { "meminfo.garbage", MEMINFO },
+	{ "loadavg.truncated", LOADAVG },
+	{ "loadavg.garbage", LOADAVG },
+	{ "meminfo.truncated", MEMINFO },
+	{ "meminfo.garbage", MEMINFO },
 	{ "meminfo.no-available", MEMINFO },
-	{ "mounts.truncated", MOUNTS }, { "mounts.bad-escape", MOUNTS },
+	{ "mounts.truncated", MOUNTS },
+	{ "mounts.bad-escape", MOUNTS },
 	{ "mounts.short-line", MOUNTS },
-	{ "net_dev.truncated", NETDEV }, { "net_dev.garbage", NETDEV },
-	{ "net_dev.short-line", NETDEV }, { "net_dev.no-header", NETDEV },
+	{ "net_dev.truncated", NETDEV },
+	{ "net_dev.garbage", NETDEV },
+	{ "net_dev.short-line", NETDEV },
+	{ "net_dev.no-header", NETDEV },
 	/* the wrong file for the parser */
-	{ "meminfo", LOADAVG }, { "loadavg", MEMINFO }, { "net_dev", MOUNTS },
+	{ "meminfo", LOADAVG },
+	{ "loadavg", MEMINFO },
+	{ "net_dev", MOUNTS },
 	{ "mounts", NETDEV },
 };
 
@@ -426,24 +470,28 @@ Test(host, every_truncation)
 	static const struct {
 		const char *name;
 		enum kind kind;
-		bool whole_lines_ok;   /* a cut at a line end may still parse */
+		bool whole_lines_ok; /* a cut at a line end may still parse */
 	} good[] = {
-		{ "loadavg", LOADAVG, false }, { "meminfo", MEMINFO, true },
-		{ "mounts", MOUNTS, true }, { "net_dev", NETDEV, true },
+		{ "loadavg", LOADAVG, false },
+		{ "meminfo", MEMINFO, true },
+		{ "mounts", MOUNTS, true },
+		{ "net_dev", NETDEV, true },
 	};
 
 	for (size_t g = 0; g < N(good); g++) {
 		size_t len;
 		char *full = fixture(good[g].name, &len);
 
-		cr_expect_eq(parse(good[g].kind, full, len), WR_OK, "%s", good[g].name);
+		cr_expect_eq(parse(good[g].kind, full, len), WR_OK, "%s",
+			     good[g].name);
 		for (size_t cut = 0; cut < len; cut++) {
 			char *t = malloc(cut ? cut : 1);
 			int rc;
 
 			memcpy(t, full, cut);
 			rc = parse(good[g].kind, t, cut);
-			if (!cut || full[cut - 1] != '\n' || !good[g].whole_lines_ok)
+			if (!cut || full[cut - 1] != '\n' ||
+			    !good[g].whole_lines_ok)
 				cr_expect_eq(rc, WR_EINVAL, "%s cut at %zu",
 					     good[g].name, cut);
 			free(t);
@@ -462,19 +510,20 @@ Test(host, read_file)
 	n = host_read_file(FIX "loadavg", buf, sizeof(buf));
 	cr_assert_eq(n, 28);
 	cr_expect_str_eq(buf, "0.52 0.58 0.59 2/1234 56789\n");
-	cr_expect_eq(host_read_file(FIX "loadavg", buf, 29), 28);   /* fits */
+	cr_expect_eq(host_read_file(FIX "loadavg", buf, 29), 28); /* fits */
 	cr_expect_eq(buf[28], '\0');
 	cr_expect_eq(host_read_file(FIX "loadavg", buf, 28), WR_EFULL);
 	cr_expect_eq(host_read_file(FIX "loadavg", buf, 1), WR_EFULL);
 	cr_expect_eq(host_read_file(FIX "loadavg", buf, 0), WR_EINVAL);
-	cr_expect_eq(host_read_file(FIX "no-such-file", buf, sizeof(buf)), WR_ENOENT);
-	cr_expect_eq(host_read_file(FIX, buf, sizeof(buf)), WR_EIO);   /* a dir */
+	cr_expect_eq(host_read_file(FIX "no-such-file", buf, sizeof(buf)),
+		     WR_ENOENT);
+	cr_expect_eq(host_read_file(FIX, buf, sizeof(buf)), WR_EIO); /* a dir */
 }
 
 /* ---- the network sampler ---- */
 
-static struct host_net_counters ctr(uint64_t rxb, uint64_t txb,
-				    uint64_t rxp, uint64_t txp)
+static struct host_net_counters ctr(uint64_t rxb, uint64_t txb, uint64_t rxp,
+				    uint64_t txp)
 {
 	struct host_net_counters c = { rxb, rxp, txb, txp };
 
@@ -514,7 +563,7 @@ Test(host, sampler_fills_and_slides)
 		in += 100 * i;
 		out += 200 * i;
 		c = ctr(in, out, i, 2 * i);
-		t += 15000 + (i % 2 ? 400 : -400);   /* timer jitter */
+		t += 15000 + (i % 2 ? 400 : -400); /* timer jitter */
 		cr_assert_eq(host_net_sample(&h, t, &c), WR_OK);
 		for (unsigned k = 1; k <= 4; k++) {
 			uint64_t si = 0;
@@ -522,11 +571,14 @@ Test(host, sampler_fills_and_slides)
 			/* the newest k deltas are i, i-1, ... (x100) */
 			for (unsigned j = 0; j < k && j < i; j++)
 				si += 100 * (i - j);
-			window_is(&h, k, k <= i, k <= i ? si : 0, k <= i ? 2 * si : 0);
+			window_is(&h, k, k <= i, k <= i ? si : 0,
+				  k <= i ? 2 * si : 0);
 		}
 	}
-	cr_expect_eq(host_net_window(&h, 0, &(struct host_net_counters){ 0 }), false);
-	cr_expect_eq(host_net_window(&h, 5, &(struct host_net_counters){ 0 }), false);
+	cr_expect_eq(host_net_window(&h, 0, &(struct host_net_counters){ 0 }),
+		     false);
+	cr_expect_eq(host_net_window(&h, 5, &(struct host_net_counters){ 0 }),
+		     false);
 }
 
 Test(host, sampler_counter_reset_is_zero_not_negative)
@@ -534,13 +586,16 @@ Test(host, sampler_counter_reset_is_zero_not_negative)
 	struct host_net_samples h;
 
 	host_net_init(&h);
-	host_net_sample(&h, 0, &(struct host_net_counters){ 5000, 50, 9000, 90 });
-	host_net_sample(&h, 15000, &(struct host_net_counters){ 100, 60, 9500, 10 });
-	host_net_sample(&h, 30000, &(struct host_net_counters){ 400, 70, 9600, 20 });
+	host_net_sample(&h, 0,
+			&(struct host_net_counters){ 5000, 50, 9000, 90 });
+	host_net_sample(&h, 15000,
+			&(struct host_net_counters){ 100, 60, 9500, 10 });
+	host_net_sample(&h, 30000,
+			&(struct host_net_counters){ 400, 70, 9600, 20 });
 
 	struct host_net_counters w;
 	cr_assert(host_net_window(&h, 2, &w));
-	cr_expect_eq(w.rx_bytes, 0 + 300);   /* dropped: 0, then +300 */
+	cr_expect_eq(w.rx_bytes, 0 + 300); /* dropped: 0, then +300 */
 	cr_expect_eq(w.rx_packets, 10 + 10);
 	cr_expect_eq(w.tx_bytes, 500 + 100);
 	cr_expect_eq(w.tx_packets, 0 + 10);
@@ -556,7 +611,8 @@ Test(host, sampler_early_and_late_readings)
 	host_net_sample(&h, 0, &(struct host_net_counters){ 0 });
 	host_net_sample(&h, 15000, CTR(100, 100, 1, 1));
 	/* 7.4 s later: ignored; 7.5 s: counted */
-	cr_expect_eq(host_net_sample(&h, 22400, CTR(5000, 5000, 1, 1)), WR_EAGAIN);
+	cr_expect_eq(host_net_sample(&h, 22400, CTR(5000, 5000, 1, 1)),
+		     WR_EAGAIN);
 	cr_expect_eq(host_net_sample(&h, 22500, CTR(150, 150, 1, 1)), WR_OK);
 	window_is(&h, 2, true, 150, 150);
 	/* time going back: ignored */
@@ -599,7 +655,8 @@ Test(host, json_exact)
 	wr_buf_init(&b);
 	host_stats_json(&b, st, &h);
 	cr_assert(!b.oom);
-	cr_expect_str_eq(b.p,
+	cr_expect_str_eq(
+		b.p,
 		"{\"cpu\":{\"1m\":0.50,\"5m\":1.25,\"15m\":12.00},"
 		"\"mem\":{\"used\":1000,\"free\":500,\"cache\":1000,\"total\":2000},"
 		"\"disk\":[{\"mount\":\"/\",\"used\":0,\"free\":1000,\"total\":1000},"
@@ -617,10 +674,12 @@ Test(host, json_exact)
 	host_stats_json(&b, st, &h);
 	cJSON *root = cJSON_Parse(b.p);
 	cr_assert_not_null(root, "%s", b.p);
-	cr_expect(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root, "disk")));
+	cr_expect(cJSON_IsArray(cJSON_GetObjectItemCaseSensitive(root,
+								 "disk")));
 	cr_expect(cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(
 		cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(root, "network"), "bytes"),
+			cJSON_GetObjectItemCaseSensitive(root, "network"),
+			"bytes"),
 		"15s_in")));
 	cJSON_Delete(root);
 	wr_buf_fini(&b);
@@ -636,24 +695,30 @@ Test(host, collect_from_fixtures)
 	char buf[4096];
 
 	cr_assert_not_null(st);
-	cr_assert_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)), WR_OK);
+	cr_assert_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)),
+		     WR_OK);
 	cr_expect_eq(st->load.m5, 0.58);
 	cr_expect_eq(st->mem.total, 16303428ull * 1024);
 	cr_expect_eq(st->ndisks, N(want_disks));
 
 	/* each failure comes back as it is */
 	p.meminfo = FIX "meminfo.truncated";
-	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)), WR_EINVAL);
+	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)),
+		     WR_EINVAL);
 	p.meminfo = FIX "missing";
-	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)), WR_ENOENT);
+	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, sizeof(buf)),
+		     WR_ENOENT);
 	p.meminfo = FIX "meminfo";
-	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, 1024), WR_EFULL);
+	cr_expect_eq(host_stats_collect(st, &p, fake_statvfs, buf, 1024),
+		     WR_EFULL);
 
 	host_net_init(&h);
 	cr_expect_eq(host_net_tick(&h, p.net_dev, 0, buf, sizeof(buf)), WR_OK);
-	cr_expect_eq(host_net_tick(&h, p.net_dev, 15000, buf, sizeof(buf)), WR_OK);
-	window_is(&h, 1, true, 0, 0);   /* same file: nothing moved */
-	cr_expect_eq(host_net_tick(&h, FIX "net_dev.garbage", 30000, buf, sizeof(buf)),
+	cr_expect_eq(host_net_tick(&h, p.net_dev, 15000, buf, sizeof(buf)),
+		     WR_OK);
+	window_is(&h, 1, true, 0, 0); /* same file: nothing moved */
+	cr_expect_eq(host_net_tick(&h, FIX "net_dev.garbage", 30000, buf,
+				   sizeof(buf)),
 		     WR_EINVAL);
 	free(st);
 }

@@ -98,7 +98,8 @@ Test(inm_dedup, capacity_bound_evicts_oldest)
 	/* 2..5 remembered, 0 and 1 were evicted well inside the window */
 	for (unsigned i = 2; i < 6; i++) {
 		nonce_of(i, n);
-		cr_expect(inm_dedup_seen(d, "s", INM_MESSAGE, n, 200), "nonce %u", i);
+		cr_expect(inm_dedup_seen(d, "s", INM_MESSAGE, n, 200),
+			  "nonce %u", i);
 	}
 	nonce_of(0, n);
 	cr_expect_not(inm_dedup_seen(d, "s", INM_MESSAGE, n, 200));

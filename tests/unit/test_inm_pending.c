@@ -32,7 +32,9 @@ static void rec_cb(void *ud, const struct inm_pending_event *ev)
 	if (ev->response) {
 		cr_assert_null(ev->reason);
 		strcpy(r->last_from, ev->response->source);
-		r->last_ok = cJSON_IsTrue(cJSON_GetObjectItem(ev->response->data, "ok"));
+		r->last_ok =
+			cJSON_IsTrue(cJSON_GetObjectItem(ev->response->data,
+							 "ok"));
 	} else {
 		cr_assert_str_eq(ev->reason, "timeout");
 		cr_assert(ev->done);
@@ -63,7 +65,9 @@ Test(inm_pending, unicast_answered)
 	struct inm_packet resp;
 
 	cr_assert_not_null(p);
-	cr_assert_eq(inm_pending_add(p, NA, "list-nodes", to, 1, 5000, rec_cb, &r), WR_OK);
+	cr_assert_eq(inm_pending_add(p, NA, "list-nodes", to, 1, 5000, rec_cb,
+				     &r),
+		     WR_OK);
 	cr_expect_eq(inm_pending_count(p), 1);
 	cr_expect_eq(inm_pending_next_deadline(p), 5000);
 	cr_expect_eq(inm_pending_expire(p, 4999), 0);
@@ -91,7 +95,9 @@ Test(inm_pending, unicast_times_out)
 	struct rec r = { 0 };
 	struct inm_packet resp;
 
-	cr_assert_eq(inm_pending_add(p, NA, "get-latency", to, 1, 5000, rec_cb, &r), WR_OK);
+	cr_assert_eq(inm_pending_add(p, NA, "get-latency", to, 1, 5000, rec_cb,
+				     &r),
+		     WR_OK);
 	cr_expect_eq(inm_pending_expire(p, 5000), 1);
 	cr_expect_eq(r.calls, 1);
 	cr_expect_eq(r.timeouts, 1);
@@ -114,13 +120,13 @@ Test(inm_pending, refuses_wrong_answers)
 	struct inm_packet resp;
 
 	cr_assert_eq(inm_pending_add(p, NA, "x", to, 1, 10, rec_cb, &r), WR_OK);
-	mkresp(&resp, "c", NA, true);   /* not the node asked */
+	mkresp(&resp, "c", NA, true); /* not the node asked */
 	cr_expect_eq(inm_pending_response(p, &resp), WR_EPERM);
 	inm_packet_fini(&resp);
-	mkresp(&resp, "b", NB, true);   /* other nonce */
+	mkresp(&resp, "b", NB, true); /* other nonce */
 	cr_expect_eq(inm_pending_response(p, &resp), WR_ENOENT);
 	inm_packet_fini(&resp);
-	mkresp(&resp, "b", NA, true);   /* a command, not a response */
+	mkresp(&resp, "b", NA, true); /* a command, not a response */
 	resp.type = INM_COMMAND;
 	cr_expect_eq(inm_pending_response(p, &resp), WR_ENOENT);
 	inm_packet_fini(&resp);
@@ -136,7 +142,9 @@ Test(inm_pending, broadcast_collects_every_node)
 	struct rec r = { 0 };
 	struct inm_packet resp;
 
-	cr_assert_eq(inm_pending_add(p, NA, "node-stats", to, 3, 5000, rec_cb, &r), WR_OK);
+	cr_assert_eq(inm_pending_add(p, NA, "node-stats", to, 3, 5000, rec_cb,
+				     &r),
+		     WR_OK);
 	mkresp(&resp, "b", NA, true);
 	cr_expect_eq(inm_pending_response(p, &resp), WR_OK);
 	cr_expect_eq(r.calls, 1);
@@ -168,7 +176,9 @@ Test(inm_pending, broadcast_timeout_names_the_silent)
 	struct rec r = { 0 };
 	struct inm_packet resp;
 
-	cr_assert_eq(inm_pending_add(p, NA, "list-channels", to, 3, 5000, rec_cb, &r), WR_OK);
+	cr_assert_eq(inm_pending_add(p, NA, "list-channels", to, 3, 5000,
+				     rec_cb, &r),
+		     WR_OK);
 	mkresp(&resp, "b", NA, true);
 	cr_expect_eq(inm_pending_response(p, &resp), WR_OK);
 	inm_packet_fini(&resp);
@@ -189,16 +199,23 @@ Test(inm_pending, add_checks)
 	const char *to[] = { "b" }, *bad[] = { "b c" }, *null[] = { NULL };
 	struct rec r = { 0 };
 
-	cr_expect_eq(inm_pending_add(p, "short", "x", to, 1, 1, rec_cb, &r), WR_EINVAL);
-	cr_expect_eq(inm_pending_add(p, NA, "x", to, 0, 1, rec_cb, &r), WR_EINVAL);
-	cr_expect_eq(inm_pending_add(p, NA, "x", bad, 1, 1, rec_cb, &r), WR_EINVAL);
-	cr_expect_eq(inm_pending_add(p, NA, "x", null, 1, 1, rec_cb, &r), WR_EINVAL);
-	cr_expect_eq(inm_pending_add(p, NA, "x", to, 1, 1, NULL, &r), WR_EINVAL);
+	cr_expect_eq(inm_pending_add(p, "short", "x", to, 1, 1, rec_cb, &r),
+		     WR_EINVAL);
+	cr_expect_eq(inm_pending_add(p, NA, "x", to, 0, 1, rec_cb, &r),
+		     WR_EINVAL);
+	cr_expect_eq(inm_pending_add(p, NA, "x", bad, 1, 1, rec_cb, &r),
+		     WR_EINVAL);
+	cr_expect_eq(inm_pending_add(p, NA, "x", null, 1, 1, rec_cb, &r),
+		     WR_EINVAL);
+	cr_expect_eq(inm_pending_add(p, NA, "x", to, 1, 1, NULL, &r),
+		     WR_EINVAL);
 	cr_expect_eq(inm_pending_add(p, NA, "x", to, 1, 1, rec_cb, &r), WR_OK);
-	cr_expect_eq(inm_pending_add(p, NA, "x", to, 1, 1, rec_cb, &r), WR_EEXIST);
+	cr_expect_eq(inm_pending_add(p, NA, "x", to, 1, 1, rec_cb, &r),
+		     WR_EEXIST);
 	cr_expect_eq(inm_pending_add(p, NB, "x", to, 1, 1, rec_cb, &r), WR_OK);
-	cr_expect_eq(inm_pending_add(p, "00000000000000000000000000000000", "x", to, 1, 1,
-				     rec_cb, &r), WR_EFULL);
+	cr_expect_eq(inm_pending_add(p, "00000000000000000000000000000000", "x",
+				     to, 1, 1, rec_cb, &r),
+		     WR_EFULL);
 	cr_expect_eq(r.calls, 0);
 	inm_pending_destroy(p);
 }
@@ -226,8 +243,10 @@ Test(inm_pending, expire_fires_only_the_due)
 	const char *to[] = { "b" };
 	struct rec r1 = { 0 }, r2 = { 0 };
 
-	cr_assert_eq(inm_pending_add(p, NA, "x", to, 1, 100, rec_cb, &r1), WR_OK);
-	cr_assert_eq(inm_pending_add(p, NB, "y", to, 1, 200, rec_cb, &r2), WR_OK);
+	cr_assert_eq(inm_pending_add(p, NA, "x", to, 1, 100, rec_cb, &r1),
+		     WR_OK);
+	cr_assert_eq(inm_pending_add(p, NB, "y", to, 1, 200, rec_cb, &r2),
+		     WR_OK);
 	cr_expect_eq(inm_pending_expire(p, 99), 0);
 	cr_expect_eq(inm_pending_expire(p, 150), 1);
 	cr_expect_eq(r1.timeouts, 1);
@@ -252,7 +271,8 @@ static void retry_cb(void *ud, const struct inm_pending_event *ev)
 	/* the entry is already gone: its nonce may be reused, and a fresh
 	 * command added during expire must not fire in the same pass */
 	cr_expect_eq(inm_pending_add(rt->p, ev->nonce, "retry", to, 1, 0,
-				     retry_cb, rt), WR_OK);
+				     retry_cb, rt),
+		     WR_OK);
 }
 
 Test(inm_pending, reentrant_callback)
@@ -260,7 +280,8 @@ Test(inm_pending, reentrant_callback)
 	struct retry rt = { inm_pending_create(4), 0 };
 	const char *to[] = { "b" };
 
-	cr_assert_eq(inm_pending_add(rt.p, NA, "x", to, 1, 10, retry_cb, &rt), WR_OK);
+	cr_assert_eq(inm_pending_add(rt.p, NA, "x", to, 1, 10, retry_cb, &rt),
+		     WR_OK);
 	cr_expect_eq(inm_pending_expire(rt.p, 10), 1);
 	cr_expect_eq(rt.calls, 1);
 	cr_expect_eq(inm_pending_count(rt.p), 1);

@@ -47,8 +47,8 @@ static void mkpkt(struct inm_packet *p, enum inm_type type, const char *src,
 }
 
 /* The targets as a bitmask of link ids (order does not matter). */
-static unsigned targets(const struct inm_packet *p, int from,
-			inm_holders_cb cb, void *ud)
+static unsigned targets(const struct inm_packet *p, int from, inm_holders_cb cb,
+			void *ud)
 {
 	int out[N(links)];
 	size_t n = 99;
@@ -207,7 +207,7 @@ Test(inm_route, ttl_one_or_zero_is_not_forwarded)
 struct holders {
 	const char *channel;
 	const char *names[8];
-	int n;            /* -1: unknown */
+	int n; /* -1: unknown */
 	int calls;
 };
 

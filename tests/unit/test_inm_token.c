@@ -47,7 +47,8 @@ Test(inm_token, wrong_name_wipes)
 	/* the right name cannot use it afterwards */
 	cr_expect_eq(use(t, a, "node-c", 2), INM_TOKEN_UNKNOWN);
 	cr_assert_eq(inm_token_issue(t, "node-c", 0, a), WR_OK);
-	cr_expect_eq(inm_token_use(t, a, INM_TOKEN_LEN, NULL, 1), INM_TOKEN_WRONG_NAME);
+	cr_expect_eq(inm_token_use(t, a, INM_TOKEN_LEN, NULL, 1),
+		     INM_TOKEN_WRONG_NAME);
 	cr_expect_eq(use(t, a, "node-c", 2), INM_TOKEN_UNKNOWN);
 	inm_tokens_destroy(t);
 }
@@ -75,7 +76,8 @@ Test(inm_token, unknown_and_malformed)
 	other[INM_TOKEN_LEN - 1] = other[INM_TOKEN_LEN - 1] == '0' ? '1' : '0';
 	cr_expect_eq(use(t, other, "n", 1), INM_TOKEN_UNKNOWN);
 	cr_expect_eq(use(t, "", "n", 1), INM_TOKEN_UNKNOWN);
-	cr_expect_eq(inm_token_use(t, a, INM_TOKEN_LEN - 1, "n", 1), INM_TOKEN_UNKNOWN);
+	cr_expect_eq(inm_token_use(t, a, INM_TOKEN_LEN - 1, "n", 1),
+		     INM_TOKEN_UNKNOWN);
 	cr_expect_eq(inm_token_use(t, NULL, 0, "n", 1), INM_TOKEN_UNKNOWN);
 	/* a header value carries no NUL: a longer buffer with the token as
 	 * prefix is not the token */
@@ -107,7 +109,8 @@ Test(inm_token, capacity_evicts_oldest)
 	cr_expect_eq(use(t, tok[0], "n", 10), INM_TOKEN_UNKNOWN);
 	cr_expect_eq(use(t, tok[1], "n", 10), INM_TOKEN_UNKNOWN);
 	for (int i = 2; i < 5; i++)
-		cr_expect_eq(use(t, tok[i], "n", 10), INM_TOKEN_OK, "token %d", i);
+		cr_expect_eq(use(t, tok[i], "n", 10), INM_TOKEN_OK, "token %d",
+			     i);
 	/* reusing an expired slot is no eviction */
 	cr_assert_eq(inm_token_issue(t, "n", 0, tok[0]), WR_OK);
 	cr_assert_eq(inm_token_issue(t, "n", 0, tok[0]), WR_OK);

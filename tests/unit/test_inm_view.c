@@ -20,7 +20,7 @@
 #define X64 X16 X16 X16 X16
 #define X256 X64 X64 X64 X64
 
-#define T0 1000000          /* a monotonic clock well away from 0 */
+#define T0 1000000 /* a monotonic clock well away from 0 */
 #define GRACE 500
 #define FORGET 10000
 
@@ -41,7 +41,8 @@ static struct inm_node_state rec(const char *name, int64_t inc, uint64_t ver,
 	st.incarnation = inc;
 	st.version = ver;
 	snprintf(buf, sizeof(buf), "%s", peers);
-	for (char *p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+	for (char *p = strtok_r(buf, " ", &save); p;
+	     p = strtok_r(NULL, " ", &save)) {
 		cr_assert_lt(st.npeers, INM_VIEW_PEERS_MAX);
 		snprintf(st.peers[st.npeers], INM_NAME_MAX + 1, "%s", p);
 		st.latency[st.npeers++] = -1.0;
@@ -75,7 +76,8 @@ static void topo_adj(const struct topo *t, bool adj[TOPO_MAX][TOPO_MAX])
 
 	memset(adj, 0, sizeof(bool) * TOPO_MAX * TOPO_MAX);
 	snprintf(buf, sizeof(buf), "%s", t->links);
-	for (char *p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+	for (char *p = strtok_r(buf, " ", &save); p;
+	     p = strtok_r(NULL, " ", &save)) {
 		char *colon = strchr(p, ':');
 		int a, b;
 
@@ -157,7 +159,8 @@ static void sweep_expect(struct inm_view *v, int64_t now, const char *want)
 	struct evlog evs = { "" };
 
 	inm_view_sweep(v, now, GRACE, FORGET, on_event, &evs);
-	cr_expect_str_eq(evs.text, want, "sweep at T0%+lld: got '%s', want '%s'",
+	cr_expect_str_eq(evs.text, want,
+			 "sweep at T0%+lld: got '%s', want '%s'",
 			 (long long)(now - T0), evs.text, want);
 }
 
@@ -177,7 +180,8 @@ static void expect_same_state(const struct inm_node_state *a,
 	for (unsigned i = 0; i < a->npeers; i++) {
 		cr_expect_str_eq(a->peers[i], b->peers[i]);
 		cr_expect(a->latency[i] == b->latency[i],
-			  "latency[%u]: %g != %g", i, a->latency[i], b->latency[i]);
+			  "latency[%u]: %g != %g", i, a->latency[i],
+			  b->latency[i]);
 	}
 }
 
@@ -197,9 +201,15 @@ Test(inm_view, digest_hex_and_parse)
 		{ 1, "0000000000000001" },
 	};
 	static const char *const bad[] = {
-		"", "0123456789abcde", "0123456789abcdef0", "0123456789ABCDEF",
-		"0123456789abcdeg", " 123456789abcdef", "0123456789abcde ",
-		"0x23456789abcdef", "-123456789abcdef",
+		"",
+		"0123456789abcde",
+		"0123456789abcdef0",
+		"0123456789ABCDEF",
+		"0123456789abcdeg",
+		" 123456789abcdef",
+		"0123456789abcde ",
+		"0x23456789abcdef",
+		"-123456789abcdef",
 	};
 	char hex[INM_DIGEST_HEX + 1];
 	uint64_t d;
@@ -213,7 +223,8 @@ Test(inm_view, digest_hex_and_parse)
 	}
 	for (size_t i = 0; i < N(bad); i++) {
 		d = 42;
-		cr_expect_eq(inm_digest_parse(bad[i], &d), WR_EINVAL, "'%s'", bad[i]);
+		cr_expect_eq(inm_digest_parse(bad[i], &d), WR_EINVAL, "'%s'",
+			     bad[i]);
 		cr_expect_eq(d, 42, "'%s' wrote the output", bad[i]);
 	}
 	cr_expect_eq(inm_digest_parse(NULL, &d), WR_EINVAL);
@@ -264,7 +275,8 @@ static const char base_json[] =
 	"{\"name\":\"b\",\"url\":\"ws://b:1\",\"incarnation\":1700000000000,"
 	"\"version\":3,\"master\":true,\"peers\":[\"a\",\"c\"],"
 	"\"latency\":{\"a\":1.5},"
-	"\"channels\":{\"n\":2,\"digest\":\"" HEX16 "\"},"
+	"\"channels\":{\"n\":2,\"digest\":\"" HEX16
+	"\"},"
 	"\"rejoin\":\"" HEX64 "\"}";
 
 /* The base record with one field set to @val (JSON text), or removed
@@ -291,7 +303,7 @@ static cJSON *mutate(const char *path, const char *val)
 
 struct field_row {
 	const char *path;
-	const char *val;    /* JSON text; NULL: the key is absent */
+	const char *val; /* JSON text; NULL: the key is absent */
 };
 
 Test(inm_view, decode_rejects_every_malformed_field)
@@ -302,7 +314,7 @@ Test(inm_view, decode_rejects_every_malformed_field)
 		{ "name", "\"a b\"" },
 		{ "name", "\"a/b\"" },
 		{ "name", "\"*\"" },
-		{ "name", "\"" X64 "x\"" },           /* 65 bytes */
+		{ "name", "\"" X64 "x\"" }, /* 65 bytes */
 		{ "name", "7" },
 		{ "name", "null" },
 		{ "incarnation", NULL },
@@ -311,7 +323,7 @@ Test(inm_view, decode_rejects_every_malformed_field)
 		{ "incarnation", "\"1000\"" },
 		{ "incarnation", "true" },
 		{ "incarnation", "null" },
-		{ "incarnation", "9007199254740992" },  /* 2^53: not exact */
+		{ "incarnation", "9007199254740992" }, /* 2^53: not exact */
 		{ "incarnation", "1e300" },
 		{ "version", NULL },
 		{ "version", "-1" },
@@ -347,13 +359,14 @@ Test(inm_view, decode_rejects_every_malformed_field)
 		{ "channels.digest", "\" 123456789abcdef\"" },
 		{ "channels.digest", "12" },
 		{ "rejoin", "\"\"" },
-		{ "rejoin", "\"" HEX64 "0\"" },        /* 65 */
-		{ "rejoin", "\"" HEX16 HEX16 HEX16 "0123456789abcde\"" }, /* 63 */
+		{ "rejoin", "\"" HEX64 "0\"" }, /* 65 */
+		{ "rejoin",
+		  "\"" HEX16 HEX16 HEX16 "0123456789abcde\"" }, /* 63 */
 		{ "rejoin", "\"" HEX16 HEX16 HEX16 "0123456789ABCDEF\"" },
 		{ "rejoin", "\"" HEX16 HEX16 HEX16 "0123456789abcdeg\"" },
 		{ "rejoin", "5" },
 		{ "rejoin", "null" },
-		{ "url", "\"" X256 "\"" },              /* 256 bytes: no room */
+		{ "url", "\"" X256 "\"" }, /* 256 bytes: no room */
 		{ "url", "5" },
 		{ "url", "null" },
 		{ "latency", "[]" },
@@ -390,9 +403,10 @@ Test(inm_view, decode_accepts_unknown_keys_and_edges)
 		{ "future", "{\"x\":[1,2,{}]}" },
 		{ "legacy", "true" },
 		{ "channels.future", "\"x\"" },
-		{ "name", "\"" X64 "\"" },              /* 64 bytes */
+		{ "name", "\"" X64 "\"" }, /* 64 bytes */
 		{ "name", "\"A-z.0_9\"" },
-		{ "url", "\"" X64 X64 X64 X16 X16 X16 "xxxxxxxxxxxxxxx\"" }, /* 255 */
+		{ "url",
+		  "\"" X64 X64 X64 X16 X16 X16 "xxxxxxxxxxxxxxx\"" }, /* 255 */
 		{ "url", NULL },
 		{ "incarnation", "0" },
 		{ "incarnation", "9007199254740991" },
@@ -446,10 +460,11 @@ Test(inm_view, decode_fields)
 
 	/* latency that is not a non-negative number is unknown; master and
 	 * leaving count only when true; absent url and rejoin are "" */
-	o = cJSON_Parse("{\"name\":\"b\",\"incarnation\":1,\"version\":1,"
-			"\"peers\":[\"a\",\"c\",\"d\"],\"master\":1,\"leaving\":\"true\","
-			"\"latency\":{\"a\":-2,\"c\":\"9\",\"d\":0},"
-			"\"channels\":{\"n\":0,\"digest\":\"0000000000000000\"}}");
+	o = cJSON_Parse(
+		"{\"name\":\"b\",\"incarnation\":1,\"version\":1,"
+		"\"peers\":[\"a\",\"c\",\"d\"],\"master\":1,\"leaving\":\"true\","
+		"\"latency\":{\"a\":-2,\"c\":\"9\",\"d\":0},"
+		"\"channels\":{\"n\":0,\"digest\":\"0000000000000000\"}}");
 	cr_assert_eq(inm_state_decode(o, &st), WR_OK);
 	cJSON_Delete(o);
 	cr_expect_str_eq(st.url, "");
@@ -502,7 +517,8 @@ static void round_trip(const struct inm_node_state *st)
 	cr_assert_eq(inm_state_decode(back, &got), WR_OK, "%s", text);
 	expect_same_state(&got, st);
 	/* leaving and rejoin appear only when set */
-	cr_expect_eq(cJSON_HasObjectItem(back, "leaving"), st->leaving, "%s", text);
+	cr_expect_eq(cJSON_HasObjectItem(back, "leaving"), st->leaving, "%s",
+		     text);
 	cr_expect_eq(cJSON_HasObjectItem(back, "rejoin"), st->rejoin[0] != '\0',
 		     "%s", text);
 	cJSON_Delete(back);
@@ -512,9 +528,10 @@ static void round_trip(const struct inm_node_state *st)
 
 Test(inm_view, json_round_trips)
 {
-	struct inm_node_state st = rec("node-1.x_Y", 1700000000123LL, 42, "a b c");
+	struct inm_node_state st = rec("node-1.x_Y", 1700000000123LL, 42,
+				       "a b c");
 
-	round_trip(&st);        /* plain: no latency, no rejoin */
+	round_trip(&st); /* plain: no latency, no rejoin */
 
 	st.master = true;
 	st.leaving = true;
@@ -597,18 +614,19 @@ Test(inm_view, merge_ordering)
 		int64_t inc;
 		uint64_t ver;
 		enum inm_merge want;
-		int64_t held_inc;      /* what is held afterwards */
+		int64_t held_inc; /* what is held afterwards */
 		uint64_t held_ver;
 	} steps[] = {
-		{ 1000, 5, INM_MERGE_NEWS, 1000, 5 },   /* first heard */
-		{ 1000, 6, INM_MERGE_NEWS, 1000, 6 },   /* newer version */
-		{ 1000, 6, INM_MERGE_OLD, 1000, 6 },    /* the same */
-		{ 1000, 4, INM_MERGE_OLD, 1000, 6 },    /* older version */
-		{ 999, 100, INM_MERGE_OLD, 1000, 6 },   /* older incarnation */
-		{ 2000, 0, INM_MERGE_NEWS, 2000, 0 },   /* restart beats v6 */
-		{ 1000, 7, INM_MERGE_OLD, 2000, 0 },    /* the old life, late */
+		{ 1000, 5, INM_MERGE_NEWS, 1000, 5 }, /* first heard */
+		{ 1000, 6, INM_MERGE_NEWS, 1000, 6 }, /* newer version */
+		{ 1000, 6, INM_MERGE_OLD, 1000, 6 },  /* the same */
+		{ 1000, 4, INM_MERGE_OLD, 1000, 6 },  /* older version */
+		{ 999, 100, INM_MERGE_OLD, 1000, 6 }, /* older incarnation */
+		{ 2000, 0, INM_MERGE_NEWS, 2000, 0 }, /* restart beats v6 */
+		{ 1000, 7, INM_MERGE_OLD, 2000, 0 },  /* the old life, late */
 		{ 2000, 1, INM_MERGE_NEWS, 2000, 1 },
-		{ 2000, 9007199254740991ULL, INM_MERGE_NEWS, 2000, 9007199254740991ULL },
+		{ 2000, 9007199254740991ULL, INM_MERGE_NEWS, 2000,
+		  9007199254740991ULL },
 		{ 2001, 0, INM_MERGE_NEWS, 2001, 0 },
 	};
 	struct inm_view *v = inm_view_create("a", 8);
@@ -616,20 +634,24 @@ Test(inm_view, merge_ordering)
 	cr_assert_not_null(v);
 	for (size_t i = 0; i < N(steps); i++) {
 		/* each record says which step it came from in its url */
-		struct inm_node_state st = rec("b", steps[i].inc, steps[i].ver, "a");
+		struct inm_node_state st = rec("b", steps[i].inc, steps[i].ver,
+					       "a");
 		const struct inm_node_state *held;
 
 		snprintf(st.url, sizeof(st.url), "ws://b/%zu", i);
-		cr_expect_eq(inm_view_merge(v, &st, T0), steps[i].want, "step %zu", i);
+		cr_expect_eq(inm_view_merge(v, &st, T0), steps[i].want,
+			     "step %zu", i);
 		held = inm_view_find(v, "b");
 		cr_assert_not_null(held);
-		cr_expect_eq(held->incarnation, steps[i].held_inc, "step %zu", i);
+		cr_expect_eq(held->incarnation, steps[i].held_inc, "step %zu",
+			     i);
 		cr_expect_eq(held->version, steps[i].held_ver, "step %zu", i);
 		if (steps[i].want == INM_MERGE_NEWS)
 			cr_expect_str_eq(held->url, st.url, "step %zu", i);
 		else
 			cr_expect_str_neq(held->url, st.url,
-					  "step %zu: an ignored record was stored", i);
+					  "step %zu: an ignored record was stored",
+					  i);
 	}
 	cr_expect_eq(inm_view_count(v), 2);
 	inm_view_destroy(v);
@@ -638,7 +660,8 @@ Test(inm_view, merge_ordering)
 Test(inm_view, merge_ignores_own_name)
 {
 	struct inm_view *v = inm_view_create("a", 8);
-	struct inm_node_state me = rec("a", 5, 5, "b"), echo = rec("a", 9, 9, "");
+	struct inm_node_state me = rec("a", 5, 5, "b"),
+			      echo = rec("a", 9, 9, "");
 
 	cr_assert_not_null(v);
 	inm_view_set_self(v, &me);
@@ -692,7 +715,9 @@ Test(inm_view, merge_when_full_evicts_the_longest_lost)
 	sweep_expect(v, T0 + 300, "");
 	merge_expect(v, rec("g", 1, 1, "a"), INM_MERGE_NEWS);
 	cr_expect_not_null(inm_view_find(v, "g"));
-	cr_expect((inm_view_find(v, "e") == NULL) + (inm_view_find(v, "f") == NULL) == 1,
+	cr_expect((inm_view_find(v, "e") == NULL) +
+				  (inm_view_find(v, "f") == NULL) ==
+			  1,
 		  "exactly one of e, f evicted");
 	cr_expect_not_null(inm_view_find(v, "b"), "a reachable record evicted");
 	inm_view_destroy(v);
@@ -713,9 +738,9 @@ Test(inm_view, merge_when_full_spares_a_record_reachable_again)
 	merge_expect(v, rec("b", 1, 1, "a c"), INM_MERGE_NEWS);
 	merge_expect(v, rec("c", 1, 1, "b"), INM_MERGE_NEWS);
 	sweep_expect(v, T0, "+b +c");
-	merge_expect(v, rec("b", 1, 2, "a"), INM_MERGE_NEWS);     /* b-c down */
+	merge_expect(v, rec("b", 1, 2, "a"), INM_MERGE_NEWS); /* b-c down */
 	sweep_expect(v, T0 + 100, "");
-	merge_expect(v, rec("b", 1, 3, "a c"), INM_MERGE_NEWS);   /* and up */
+	merge_expect(v, rec("b", 1, 3, "a c"), INM_MERGE_NEWS); /* and up */
 	/* no sweep in between: the newcomer finds no lost record */
 	merge_expect(v, rec("d", 1, 1, "c"), INM_MERGE_FULL);
 	cr_expect_not_null(inm_view_find(v, "c"), "reachable c was evicted");
@@ -792,7 +817,8 @@ Test(inm_view, reachability_follows_record_updates)
 	cr_expect_not(inm_view_reachable(v, "a"));
 	cr_expect_not(inm_view_reachable(v, "d"));
 	cr_expect_eq(inm_view_reachable_count(v), 2);
-	cr_expect_str_eq(inm_view_leader(v), "b", "the leader is a reachable node");
+	cr_expect_str_eq(inm_view_leader(v), "b",
+			 "the leader is a reachable node");
 
 	/* a restarts and links to us directly */
 	merge_expect(v, rec("a", 2, 0, "b"), INM_MERGE_NEWS);
@@ -815,7 +841,7 @@ Test(inm_view, a_leaving_record_cuts_its_links)
 	merge_expect(v, rec("b", 1, 1, "a c"), INM_MERGE_NEWS);
 	merge_expect(v, rec("c", 1, 1, "b"), INM_MERGE_NEWS);
 	cr_expect(inm_view_reachable(v, "c"));
-	st = rec("b", 1, 2, "a c");     /* still listing its links */
+	st = rec("b", 1, 2, "a c"); /* still listing its links */
 	st.leaving = true;
 	merge_expect(v, st, INM_MERGE_NEWS);
 	cr_expect_not(inm_view_reachable(v, "b"));
@@ -863,7 +889,8 @@ Test(inm_view, sweep_gone_after_exactly_the_grace)
 
 	for (size_t k = 0; k < N(graces); k++) {
 		struct inm_view *v = line_abc();
-		int64_t g = graces[k], lost = T0 + 1000, forget = 10 * g + FORGET;
+		int64_t g = graces[k], lost = T0 + 1000,
+			forget = 10 * g + FORGET;
 		struct evlog evs = { "" };
 		size_t ci;
 
@@ -876,7 +903,8 @@ Test(inm_view, sweep_gone_after_exactly_the_grace)
 		evs.text[0] = '\0';
 		inm_view_sweep(v, lost, g, forget, on_event, &evs);
 		inm_view_sweep(v, lost + g - 1, g, forget, on_event, &evs);
-		cr_expect_str_eq(evs.text, "", "grace %lld: gone early", (long long)g);
+		cr_expect_str_eq(evs.text, "", "grace %lld: gone early",
+				 (long long)g);
 		cr_expect(inm_view_alive(v, "c"));
 		for (ci = 0; strcmp(inm_view_at(v, ci)->name, "c"); ci++)
 			;
@@ -890,7 +918,8 @@ Test(inm_view, sweep_gone_after_exactly_the_grace)
 		inm_view_sweep(v, lost + g + 1, g, forget, on_event, &evs);
 		inm_view_sweep(v, lost + 5 * g, g, forget, on_event, &evs);
 		cr_expect_str_eq(evs.text, "", "GONE reported twice");
-		cr_expect_not_null(inm_view_find(v, "c"), "kept until forgotten");
+		cr_expect_not_null(inm_view_find(v, "c"),
+				   "kept until forgotten");
 		inm_view_destroy(v);
 	}
 }
@@ -991,15 +1020,18 @@ Test(inm_view, sweep_forgets_a_leaving_node_after_the_forget_time)
 /* Shortest paths                                                      */
 
 static const struct topo line7 = {
-	7, { "n0", "n1", "n2", "n3", "n4", "n5", "n6" },
+	7,
+	{ "n0", "n1", "n2", "n3", "n4", "n5", "n6" },
 	"n0:n1 n1:n2 n2:n3 n3:n4 n4:n5 n5:n6",
 };
 static const struct topo ring6 = {
-	6, { "n0", "n1", "n2", "n3", "n4", "n5" },
+	6,
+	{ "n0", "n1", "n2", "n3", "n4", "n5" },
 	"n0:n1 n1:n2 n2:n3 n3:n4 n4:n5 n5:n0",
 };
 static const struct topo ring7 = {
-	7, { "n0", "n1", "n2", "n3", "n4", "n5", "n6" },
+	7,
+	{ "n0", "n1", "n2", "n3", "n4", "n5", "n6" },
 	"n0:n1 n1:n2 n2:n3 n3:n4 n4:n5 n5:n6 n6:n0",
 };
 /*
@@ -1008,12 +1040,13 @@ static const struct topo ring7 = {
  *     `-- c -+---- e
  */
 static const struct topo mesh6 = {
-	6, { "a", "b", "c", "d", "e", "f" },
+	6,
+	{ "a", "b", "c", "d", "e", "f" },
 	"a:b a:c b:c b:d c:d c:e d:f e:f",
 };
 
 struct hop_row {
-	const char *self, *dest, *want;    /* want NULL: no hop */
+	const char *self, *dest, *want; /* want NULL: no hop */
 };
 
 static void expect_hops(const struct topo *t, const struct hop_row *rows,
@@ -1026,7 +1059,8 @@ static void expect_hops(const struct topo *t, const struct hop_row *rows,
 		if (rows[i].want)
 			cr_expect(got && !strcmp(got, rows[i].want),
 				  "%s -> %s: got %s, want %s", rows[i].self,
-				  rows[i].dest, got ? got : "NULL", rows[i].want);
+				  rows[i].dest, got ? got : "NULL",
+				  rows[i].want);
 		else
 			cr_expect_null(got, "%s -> %s: got %s", rows[i].self,
 				       rows[i].dest, got);
@@ -1037,8 +1071,9 @@ static void expect_hops(const struct topo *t, const struct hop_row *rows,
 Test(inm_view, next_hop_on_a_line)
 {
 	static const struct hop_row rows[] = {
-		{ "n0", "n1", "n1" }, { "n0", "n6", "n1" }, { "n0", "n3", "n1" },
-		{ "n3", "n0", "n2" }, { "n3", "n2", "n2" }, { "n3", "n4", "n4" },
+		{ "n0", "n1", "n1" }, { "n0", "n6", "n1" },
+		{ "n0", "n3", "n1" }, { "n3", "n0", "n2" },
+		{ "n3", "n2", "n2" }, { "n3", "n4", "n4" },
 		{ "n3", "n6", "n4" }, { "n6", "n0", "n5" },
 		{ "n3", "n3", NULL }, { "n3", "zz", NULL },
 	};
@@ -1049,12 +1084,12 @@ Test(inm_view, next_hop_on_a_line)
 Test(inm_view, next_hop_on_a_ring_breaks_ties_by_name)
 {
 	static const struct hop_row rows[] = {
-		{ "n0", "n1", "n1" }, { "n0", "n2", "n1" }, { "n0", "n5", "n5" },
-		{ "n0", "n4", "n5" },
-		{ "n0", "n3", "n1" },   /* n1 or n5: n1 */
-		{ "n3", "n0", "n2" },   /* n2 or n4: n2 */
-		{ "n1", "n4", "n0" },   /* n0 or n2: n0 */
-		{ "n5", "n2", "n0" },   /* n0 or n4: n0 */
+		{ "n0", "n1", "n1" }, { "n0", "n2", "n1" },
+		{ "n0", "n5", "n5" }, { "n0", "n4", "n5" },
+		{ "n0", "n3", "n1" }, /* n1 or n5: n1 */
+		{ "n3", "n0", "n2" }, /* n2 or n4: n2 */
+		{ "n1", "n4", "n0" }, /* n0 or n2: n0 */
+		{ "n5", "n2", "n0" }, /* n0 or n4: n0 */
 	};
 
 	expect_hops(&ring6, rows, N(rows));
@@ -1129,8 +1164,8 @@ static void model_tree(const struct topo *t, int root, int parent[TOPO_MAX],
 struct tree_row {
 	const struct topo *t;
 	const char *source;
-	const char *targets;    /* space-separated */
-	unsigned edges;         /* edges of the tree that reaches them */
+	const char *targets; /* space-separated */
+	unsigned edges;      /* edges of the tree that reaches them */
 };
 
 /*
@@ -1153,7 +1188,8 @@ static void expect_tree(const struct tree_row *row)
 	cr_assert_geq(s, 0);
 	topo_adj(t, adj);
 	snprintf(buf, sizeof(buf), "%s", row->targets);
-	for (char *p = strtok_r(buf, " ", &save); p; p = strtok_r(NULL, " ", &save)) {
+	for (char *p = strtok_r(buf, " ", &save); p;
+	     p = strtok_r(NULL, " ", &save)) {
 		targets[ntargets] = topo_index(t, p);
 		cr_assert_geq(targets[ntargets], 0);
 		ntargets++;
@@ -1171,7 +1207,8 @@ static void expect_tree(const struct tree_row *row)
 			int y;
 
 			cr_assert(r == 0 || r == 1, "%s: tree_hop(%s, %s) = %d",
-				  t->names[x], row->source, t->names[targets[k]], r);
+				  t->names[x], row->source,
+				  t->names[targets[k]], r);
 			if (r == 0) {
 				cr_expect_null(hop);
 				continue;
@@ -1184,7 +1221,8 @@ static void expect_tree(const struct tree_row *row)
 			cr_expect(up[y] < 0 || up[y] == (int)x,
 				  "%s entered from both %s and %s", hop,
 				  t->names[up[y]], t->names[x]);
-			cr_expect_neq(y, s, "%s sends back to the source", t->names[x]);
+			cr_expect_neq(y, s, "%s sends back to the source",
+				      t->names[x]);
 			up[y] = (int)x;
 			if (!used[x][y]) {
 				used[x][y] = true;
@@ -1205,9 +1243,9 @@ static void expect_tree(const struct tree_row *row)
 			cur = up[cur];
 			hops++;
 		}
-		cr_expect_eq(hops, mdist[targets[k]], "%s -> %s: %d hops, shortest %d",
-			     row->source, t->names[targets[k]], hops,
-			     mdist[targets[k]]);
+		cr_expect_eq(hops, mdist[targets[k]],
+			     "%s -> %s: %d hops, shortest %d", row->source,
+			     t->names[targets[k]], hops, mdist[targets[k]]);
 		/* the model's edges toward it */
 		for (cur = targets[k]; cur != s; cur = mparent[cur])
 			if (!on_path[cur]) {
@@ -1216,13 +1254,15 @@ static void expect_tree(const struct tree_row *row)
 				cr_expect_eq(up[cur], mparent[cur],
 					     "%s entered from %s, the tree says %s",
 					     t->names[cur],
-					     up[cur] >= 0 ? t->names[up[cur]] : "none",
+					     up[cur] >= 0 ? t->names[up[cur]]
+							  : "none",
 					     t->names[mparent[cur]]);
 			}
 	}
 	cr_expect_eq(ideal, row->edges, "the model disagrees with the table");
-	cr_expect_eq(edges, row->edges, "source %s, targets %s: %u edges, ideal %u",
-		     row->source, row->targets, edges, row->edges);
+	cr_expect_eq(edges, row->edges,
+		     "source %s, targets %s: %u edges, ideal %u", row->source,
+		     row->targets, edges, row->edges);
 }
 
 Test(inm_view, tree_hops_form_the_shortest_path_tree)
@@ -1246,14 +1286,14 @@ Test(inm_view, tree_hops_form_the_shortest_path_tree)
 		{ &ring7, "n3", "n0", 3 },
 		{ &ring7, "n5", "n0 n1 n2 n3 n4 n6", 6 },
 		/* a mesh: ties at every level */
-		{ &mesh6, "a", "d e", 4 },      /* a-b-d (b before c), a-c-e */
+		{ &mesh6, "a", "d e", 4 }, /* a-b-d (b before c), a-c-e */
 		{ &mesh6, "a", "b c d e f", 5 },
-		{ &mesh6, "f", "a", 3 },        /* f-d-b-a */
-		{ &mesh6, "f", "a c", 4 },      /* f-d-b-a, d-c */
-		{ &mesh6, "c", "f", 2 },        /* c-d-f (d before e) */
+		{ &mesh6, "f", "a", 3 },   /* f-d-b-a */
+		{ &mesh6, "f", "a c", 4 }, /* f-d-b-a, d-c */
+		{ &mesh6, "c", "f", 2 },   /* c-d-f (d before e) */
 		{ &mesh6, "e", "a b", 3 },
 		{ &mesh6, "e", "a b c d f", 5 },
-		{ &mesh6, "d", "a e", 4 },      /* d-b-a, d-c-e */
+		{ &mesh6, "d", "a e", 4 }, /* d-b-a, d-c-e */
 	};
 
 	for (size_t i = 0; i < N(rows); i++)
@@ -1323,7 +1363,9 @@ Test(inm_view, tree_hop_follows_record_updates)
 /* The view digest                                                     */
 
 static const struct topo star = {
-	5, { "a", "b", "c", "d", "e" }, "a:b a:c a:d b:c",
+	5,
+	{ "a", "b", "c", "d", "e" },
+	"a:b a:c a:d b:c",
 };
 
 Test(inm_view, view_digest_is_independent_of_merge_order)
@@ -1357,7 +1399,7 @@ Test(inm_view, view_digest_differs_when_any_version_differs)
 		struct inm_node_state st;
 
 		if (!strcmp(name, "e"))
-			continue;      /* unreachable: see below */
+			continue; /* unreachable: see below */
 		v = topo_view(&star, "a");
 		st = topo_rec(&star, name, 2);
 		cr_expect_eq(inm_view_digest(v), d);
@@ -1376,7 +1418,8 @@ Test(inm_view, view_digest_differs_when_any_version_differs)
 			inm_view_set_self(v, &st);
 		else
 			merge_expect(v, st, INM_MERGE_NEWS);
-		cr_expect_neq(inm_view_digest(v), d, "%s at incarnation 2", name);
+		cr_expect_neq(inm_view_digest(v), d, "%s at incarnation 2",
+			      name);
 		inm_view_destroy(v);
 	}
 	inm_view_destroy(base);
@@ -1396,7 +1439,7 @@ Test(inm_view, view_digest_ignores_unreachable_and_legacy_records)
 	/* nor is a crashed node's stale record */
 	merge_expect(v, rec("d", 1, 1, "a"), INM_MERGE_OLD);
 	st.version = 2;
-	st.npeers = 2;          /* "b c": a drops d */
+	st.npeers = 2; /* "b c": a drops d */
 	inm_view_set_self(v, &st);
 	d = inm_view_digest(v);
 	merge_expect(v, rec("d", 1, 5, "a"), INM_MERGE_NEWS);

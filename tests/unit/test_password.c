@@ -147,7 +147,8 @@ static bool wait_wakes(struct waker *w, unsigned n, int secs)
 	deadline.tv_sec += secs;
 	pthread_mutex_lock(&w->mu);
 	while (atomic_load(&w->wakes) < n)
-		if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) == ETIMEDOUT)
+		if (pthread_cond_timedwait(&w->cv, &w->mu, &deadline) ==
+		    ETIMEDOUT)
 			break;
 	ok = atomic_load(&w->wakes) >= n;
 	pthread_mutex_unlock(&w->mu);
@@ -198,13 +199,16 @@ Test(password, worker_hashes_jobs)
 		cr_expect_eq(done->rc, WR_OK, "job %d", i);
 		cr_expect_eq(done->clen, strlen(ch));
 		cr_expect_str_eq(done->channel, ch);
-		cr_assert_eq(chan_pw_hash(ch, strlen(ch), pw, strlen(pw), exp), WR_OK);
-		cr_expect(!memcmp(done->hash, exp, CHAN_HASH_LEN), "job %d hash", i);
+		cr_assert_eq(chan_pw_hash(ch, strlen(ch), pw, strlen(pw), exp),
+			     WR_OK);
+		cr_expect(!memcmp(done->hash, exp, CHAN_HASH_LEN),
+			  "job %d hash", i);
 		chan_pw_job_free(done);
 	}
 	cr_expect_eq(got, NJOBS);
 	for (int i = 0; i < NJOBS; i++)
-		cr_expect_eq(seen[i], 1, "job %d returned %u times", i, seen[i]);
+		cr_expect_eq(seen[i], 1, "job %d returned %u times", i,
+			     seen[i]);
 	cr_expect_null(chan_pw_take_done(w), "taken once");
 	chan_pw_worker_destroy(w);
 	cr_expect_eq(atomic_load(&wk.wakes), NJOBS, "one wake per job");
@@ -224,7 +228,8 @@ Test(password, worker_vectors_and_order)
 	cr_assert_not_null(w);
 	for (size_t i = 0; i < N(vectors); i++) {
 		struct chan_pw_job *job = chan_pw_job_create(vectors[i].channel,
-							     vectors[i].clen, vectors[i].pw,
+							     vectors[i].clen,
+							     vectors[i].pw,
 							     vectors[i].pwlen);
 
 		cr_assert_not_null(job);
@@ -236,8 +241,10 @@ Test(password, worker_vectors_and_order)
 
 		next = done->next;
 		cr_assert_lt(k, N(vectors));
-		cr_expect_eq(done->clen, vectors[k].clen, "job %zu out of order", k);
-		cr_expect(!memcmp(done->channel, vectors[k].channel, vectors[k].clen));
+		cr_expect_eq(done->clen, vectors[k].clen,
+			     "job %zu out of order", k);
+		cr_expect(!memcmp(done->channel, vectors[k].channel,
+				  vectors[k].clen));
 		wr_hex(hex, done->hash, CHAN_HASH_LEN);
 		cr_expect_str_eq(hex, vectors[k].hex, "job %zu", k);
 		chan_pw_job_free(done);
@@ -264,7 +271,8 @@ Test(password, worker_destroy_with_jobs_queued)
 	/* one finished (left in the done list), the rest queued or running */
 	cr_assert(wait_wakes(&wk, 1, 10));
 	chan_pw_worker_destroy(w);
-	cr_expect_lt(atomic_load(&wk.wakes), 40u, "destroy did not run the queue");
+	cr_expect_lt(atomic_load(&wk.wakes), 40u,
+		     "destroy did not run the queue");
 	waker_fini(&wk);
 
 	/* immediately, with nothing finished; and without a wake callback */
@@ -287,7 +295,8 @@ Test(password, cache_roundtrip)
 	memset(h1, 0x11, sizeof(h1));
 	memset(h2, 0x22, sizeof(h2));
 	memset(out, 0, sizeof(out));
-	cr_expect_not(chan_pw_cache_get(c, LIT("chan"), LIT("pw"), out), "empty");
+	cr_expect_not(chan_pw_cache_get(c, LIT("chan"), LIT("pw"), out),
+		      "empty");
 
 	chan_pw_cache_put(c, LIT("chan"), LIT("pw"), h1);
 	cr_expect(chan_pw_cache_get(c, LIT("chan"), LIT("pw"), out));
@@ -300,20 +309,17 @@ Test(password, cache_roundtrip)
 		const char *pw;
 		size_t pwlen;
 	} miss[] = {
-		{ LIT("chan"), LIT("pw2") },
-		{ LIT("chan"), LIT("p") },
-		{ LIT("chan"), LIT("") },
-		{ LIT("chan"), LIT("PW") },
-		{ LIT("chan2"), LIT("pw") },
-		{ LIT("cha"), LIT("pw") },
-		{ LIT("cha"), LIT("npw") },   /* same concatenation */
-		{ LIT("chanp"), LIT("w") },
-		{ LIT("chan\0"), LIT("pw") },
+		{ LIT("chan"), LIT("pw2") }, { LIT("chan"), LIT("p") },
+		{ LIT("chan"), LIT("") },    { LIT("chan"), LIT("PW") },
+		{ LIT("chan2"), LIT("pw") }, { LIT("cha"), LIT("pw") },
+		{ LIT("cha"), LIT("npw") }, /* same concatenation */
+		{ LIT("chanp"), LIT("w") },  { LIT("chan\0"), LIT("pw") },
 	};
 	for (size_t i = 0; i < N(miss); i++) {
 		memset(out, 0, sizeof(out));
-		cr_expect_not(chan_pw_cache_get(c, miss[i].ch, miss[i].clen, miss[i].pw,
-						miss[i].pwlen, out), "row %zu hit", i);
+		cr_expect_not(chan_pw_cache_get(c, miss[i].ch, miss[i].clen,
+						miss[i].pw, miss[i].pwlen, out),
+			      "row %zu hit", i);
 	}
 
 	/* a newer put for the same pair replaces the hash */
@@ -367,9 +373,11 @@ Test(password, cache_many_entries)
 		if (chan_pw_cache_get(c, ch, strlen(ch), LIT("pw"), out)) {
 			hits++;
 			/* a hit is always the right entry */
-			cr_expect(!memcmp(out, h, CHAN_HASH_LEN), "entry %u", i);
+			cr_expect(!memcmp(out, h, CHAN_HASH_LEN), "entry %u",
+				  i);
 		}
-		cr_expect_not(chan_pw_cache_get(c, ch, strlen(ch), LIT("wrong"), out));
+		cr_expect_not(chan_pw_cache_get(c, ch, strlen(ch), LIT("wrong"),
+						out));
 	}
 	/* 200 keys in >= 1000 direct-mapped slots: most survive collisions */
 	cr_expect_gt(hits, 150u, "hits %u", hits);
@@ -379,7 +387,8 @@ Test(password, cache_many_entries)
 /* Two caches have different keys: nothing leaks from one to the other. */
 Test(password, cache_instances_independent)
 {
-	struct chan_pw_cache *a = chan_pw_cache_create(16), *b = chan_pw_cache_create(16);
+	struct chan_pw_cache *a = chan_pw_cache_create(16),
+			     *b = chan_pw_cache_create(16);
 	uint8_t h[CHAN_HASH_LEN], out[CHAN_HASH_LEN];
 
 	cr_assert(a && b);
@@ -393,31 +402,57 @@ Test(password, cache_instances_independent)
 
 /* ---- the failure window ---- */
 
-#define T0 1000000   /* a realistic monotonic clock reading, in ms */
+#define T0 1000000 /* a realistic monotonic clock reading, in ms */
 
 Test(password, rate_limit)
 {
 	static const struct {
 		const char *what;
-		int64_t fails[8];   /* offsets from T0; terminated by -1 */
-		int64_t at;         /* offset checked */
+		int64_t fails[8]; /* offsets from T0; terminated by -1 */
+		int64_t at;       /* offset checked */
 		bool limited;
 	} t[] = {
 		{ "no failures", { -1 }, 0, false },
 		{ "4 failures", { 0, 1, 2, 3, -1 }, 3, false },
-		{ "4 failures, 9 s later", { 0, 1000, 2000, 3000, -1 }, 9000, false },
+		{ "4 failures, 9 s later",
+		  { 0, 1000, 2000, 3000, -1 },
+		  9000,
+		  false },
 		{ "5 failures at once", { 0, 0, 0, 0, 0, -1 }, 0, true },
 		{ "5 failures", { 0, 1000, 2000, 3000, 4000, -1 }, 4000, true },
-		{ "5 failures, just before 10 s", { 0, 1000, 2000, 3000, 4000, -1 }, 9999, true },
-		{ "10 s after the oldest", { 0, 1000, 2000, 3000, 4000, -1 }, 10000, false },
-		{ "10 s after the newest", { 0, 1000, 2000, 3000, 4000, -1 }, 14000, false },
-		{ "5 spread over exactly 10 s", { 0, 2500, 5000, 7500, 10000, -1 }, 10000, false },
-		{ "5 spread over 9.999 s", { 0, 2500, 5000, 7500, 9999, -1 }, 9999, true },
+		{ "5 failures, just before 10 s",
+		  { 0, 1000, 2000, 3000, 4000, -1 },
+		  9999,
+		  true },
+		{ "10 s after the oldest",
+		  { 0, 1000, 2000, 3000, 4000, -1 },
+		  10000,
+		  false },
+		{ "10 s after the newest",
+		  { 0, 1000, 2000, 3000, 4000, -1 },
+		  14000,
+		  false },
+		{ "5 spread over exactly 10 s",
+		  { 0, 2500, 5000, 7500, 10000, -1 },
+		  10000,
+		  false },
+		{ "5 spread over 9.999 s",
+		  { 0, 2500, 5000, 7500, 9999, -1 },
+		  9999,
+		  true },
 		/* the ring keeps the newest five */
-		{ "6th failure, oldest aged out", { 0, 5000, 6000, 7000, 8000, 12000, -1 },
-		  12000, true },
-		{ "old burst, then one", { 0, 1, 2, 3, 4, 20000, -1 }, 20000, false },
-		{ "old burst, then two", { 0, 1, 2, 3, 4, 20000, 20001, -1 }, 20001, false },
+		{ "6th failure, oldest aged out",
+		  { 0, 5000, 6000, 7000, 8000, 12000, -1 },
+		  12000,
+		  true },
+		{ "old burst, then one",
+		  { 0, 1, 2, 3, 4, 20000, -1 },
+		  20000,
+		  false },
+		{ "old burst, then two",
+		  { 0, 1, 2, 3, 4, 20000, 20001, -1 },
+		  20001,
+		  false },
 	};
 
 	for (size_t i = 0; i < N(t); i++) {
@@ -426,8 +461,8 @@ Test(password, rate_limit)
 		memset(&r, 0, sizeof(r));
 		for (int k = 0; t[i].fails[k] >= 0; k++)
 			chan_pw_rate_fail(&r, T0 + t[i].fails[k]);
-		cr_expect_eq(chan_pw_rate_limited(&r, T0 + t[i].at), t[i].limited,
-			     "row %zu: %s", i, t[i].what);
+		cr_expect_eq(chan_pw_rate_limited(&r, T0 + t[i].at),
+			     t[i].limited, "row %zu: %s", i, t[i].what);
 	}
 }
 
@@ -438,7 +473,8 @@ Test(password, rate_limit_sequence)
 	memset(&r, 0, sizeof(r));
 	for (int k = 0; k < 4; k++) {
 		chan_pw_rate_fail(&r, T0 + k * 100);
-		cr_expect_not(chan_pw_rate_limited(&r, T0 + k * 100), "after %d", k + 1);
+		cr_expect_not(chan_pw_rate_limited(&r, T0 + k * 100),
+			      "after %d", k + 1);
 	}
 	chan_pw_rate_fail(&r, T0 + 400);
 	cr_expect(chan_pw_rate_limited(&r, T0 + 400));
@@ -451,7 +487,8 @@ Test(password, rate_limit_sequence)
 	cr_expect_not(chan_pw_rate_limited(&r, T0 + 10100), "T0+100 aged out");
 	for (int k = 1; k <= 4; k++)
 		chan_pw_rate_fail(&r, T0 + 30000 + k);
-	cr_expect_not(chan_pw_rate_limited(&r, T0 + 30004), "4 recent + 1 stale");
+	cr_expect_not(chan_pw_rate_limited(&r, T0 + 30004),
+		      "4 recent + 1 stale");
 	chan_pw_rate_fail(&r, T0 + 30005);
 	cr_expect(chan_pw_rate_limited(&r, T0 + 30005));
 }

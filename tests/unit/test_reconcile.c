@@ -62,7 +62,8 @@ Test(reconcile, in_step_sends_nothing)
 
 	run("{\"A\":[{\"name\":\"c\",\"password\":null,\"created\":100}],\"B\":[]}",
 	    "{\"A\":[{\"name\":\"c\",\"password\":null,\"holders\":[\"A\"]}],"
-	    " \"B\":[{\"name\":\"c\",\"password\":null,\"holders\":[\"A\"]}]}", &g);
+	    " \"B\":[{\"name\":\"c\",\"password\":null,\"holders\":[\"A\"]}]}",
+	    &g);
 	cr_expect_eq(g.n, 0, "%s", g.lines[0]);
 }
 
@@ -70,9 +71,12 @@ Test(reconcile, missing_reservation_added)
 {
 	struct got g;
 
-	run("{\"A\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"created\":100}],\"B\":[]}",
-	    "{\"A\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"holders\":[\"A\"]}],"
-	    " \"B\":[]}", &g);
+	run("{\"A\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"created\":100}],\"B\":[]}",
+	    "{\"A\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"holders\":[\"A\"]}],"
+	    " \"B\":[]}",
+	    &g);
 	cr_expect_eq(g.n, 1);
 	cr_expect(has(&g, "B: reserve c " H1 " 100 A"), "%s", g.lines[0]);
 }
@@ -85,7 +89,8 @@ Test(reconcile, stale_holder_removed_only_when_it_answered)
 	 * (D did not answer: nothing is known, nothing is removed) */
 	run("{\"A\":[],\"B\":[]}",
 	    "{\"B\":[{\"name\":\"ghost\",\"password\":null,\"holders\":[\"A\"]},"
-	    "        {\"name\":\"d\",\"password\":null,\"holders\":[\"D\"]}]}", &g);
+	    "        {\"name\":\"d\",\"password\":null,\"holders\":[\"D\"]}]}",
+	    &g);
 	cr_expect_eq(g.n, 1);
 	cr_expect(has(&g, "B: unreserve ghost A"), "%s", g.lines[0]);
 }
@@ -97,7 +102,8 @@ Test(reconcile, never_told_about_itself)
 	/* A holds c but its own view lacks it, and it believes it holds x:
 	 * A is the authority on what it holds */
 	run("{\"A\":[{\"name\":\"c\",\"password\":null,\"created\":5}]}",
-	    "{\"A\":[{\"name\":\"x\",\"password\":null,\"holders\":[\"A\"]}]}", &g);
+	    "{\"A\":[{\"name\":\"x\",\"password\":null,\"holders\":[\"A\"]}]}",
+	    &g);
 	cr_expect_eq(g.n, 0, "%s", g.lines[0]);
 }
 
@@ -106,18 +112,23 @@ Test(reconcile, conflict_settled_by_the_race_rule)
 	struct got g;
 
 	/* A opened c with H1 at 100, C with H2 at 50: C's wins everywhere */
-	run("{\"A\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"created\":100}],"
-	    " \"C\":[{\"name\":\"c\",\"password\":\"" H2 "\",\"created\":50}],"
+	run("{\"A\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"created\":100}],"
+	    " \"C\":[{\"name\":\"c\",\"password\":\"" H2
+	    "\",\"created\":50}],"
 	    " \"B\":[]}",
-	    "{\"A\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"holders\":[\"A\"]}],"
-	    " \"B\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"holders\":[\"A\"]}],"
-	    " \"C\":[{\"name\":\"c\",\"password\":\"" H2 "\",\"holders\":[\"C\"]}]}",
+	    "{\"A\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"holders\":[\"A\"]}],"
+	    " \"B\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"holders\":[\"A\"]}],"
+	    " \"C\":[{\"name\":\"c\",\"password\":\"" H2
+	    "\",\"holders\":[\"C\"]}]}",
 	    &g);
 	cr_expect(has(&g, "A: reserve c " H2 " 50 C"));
 	cr_expect(has(&g, "B: reserve c " H2 " 50 C"));
 	cr_expect(has(&g, "B: unreserve c A"));
-	cr_expect_eq(g.n, 3, "%u: %s / %s / %s / %s", g.n, g.lines[0], g.lines[1],
-		     g.lines[2], g.lines[3]);
+	cr_expect_eq(g.n, 3, "%u: %s / %s / %s / %s", g.n, g.lines[0],
+		     g.lines[1], g.lines[2], g.lines[3]);
 }
 
 Test(reconcile, wrong_password_replaced)
@@ -125,7 +136,8 @@ Test(reconcile, wrong_password_replaced)
 	struct got g;
 
 	run("{\"A\":[{\"name\":\"c\",\"password\":\"" H2 "\",\"created\":7}]}",
-	    "{\"B\":[{\"name\":\"c\",\"password\":\"" H1 "\",\"holders\":[\"A\"]}]}",
+	    "{\"B\":[{\"name\":\"c\",\"password\":\"" H1
+	    "\",\"holders\":[\"A\"]}]}",
 	    &g);
 	cr_expect_eq(g.n, 1);
 	cr_expect(has(&g, "B: reserve c " H2 " 7 A"), "%s", g.lines[0]);

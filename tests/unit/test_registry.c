@@ -18,14 +18,14 @@ struct tcl {
 	struct chan_client cl;
 	unsigned wakes;
 	unsigned overflows;
-	unsigned overflow_qlen;   /* cl->q_len when overflow fired */
+	unsigned overflow_qlen; /* cl->q_len when overflow fired */
 };
 
 #define MAX_CLOSED 64
 struct rec {
 	unsigned wakes, overflows, closed;
 	char closed_names[MAX_CLOSED][CHAN_NAME_MAX + 1];
-	unsigned closed_members;  /* sum of chan_members() seen by closed */
+	unsigned closed_members; /* sum of chan_members() seen by closed */
 };
 
 static void on_wake(struct chan_client *cl, void *arg)
@@ -62,7 +62,8 @@ static void on_closed(struct chan_channel *ch, void *arg)
 
 static const struct chan_ops ops = { on_wake, on_overflow, on_closed };
 
-static struct chan_registry *mkreg(struct rec *r, size_t qbytes, unsigned maxsubs)
+static struct chan_registry *mkreg(struct rec *r, size_t qbytes,
+				   unsigned maxsubs)
 {
 	struct chan_limits lim = { .max_queue_bytes = qbytes,
 				   .max_subscriptions = maxsubs };
@@ -143,10 +144,11 @@ Test(registry, create_find)
 	static const struct {
 		const char *s;
 		size_t len;
-	} bad[] = { { "", 0 }, { "a\0b", 3 }, { "a\n", 2 }, { "\x7f", 1 },
-		    { "\xc3", 1 }, { "\xed\xa0\x80", 3 } };
+	} bad[] = { { "", 0 },     { "a\0b", 3 }, { "a\n", 2 },
+		    { "\x7f", 1 }, { "\xc3", 1 }, { "\xed\xa0\x80", 3 } };
 	for (size_t i = 0; i < N(bad); i++)
-		cr_expect_eq(chan_create(reg, bad[i].s, bad[i].len, NULL, 1, &dup),
+		cr_expect_eq(chan_create(reg, bad[i].s, bad[i].len, NULL, 1,
+					 &dup),
 			     WR_EINVAL, "row %zu", i);
 	char big[130];
 
@@ -294,7 +296,8 @@ Test(registry, max_subscriptions)
 	chan_registry_stats(reg, &st);
 	cr_expect_eq(st.subscriptions, 0);
 	cr_expect_eq(st.channels, 0);
-	cr_expect_eq(r.closed, 5, "c1 when a left it, then c0 c2 c3 c4 on fini");
+	cr_expect_eq(r.closed, 5,
+		     "c1 when a left it, then c0 c2 c3 c4 on fini");
 	chan_registry_destroy(reg);
 }
 
@@ -369,7 +372,7 @@ struct shadow {
 	struct chan_registry *reg;
 	struct rec r;
 	struct tcl cl[NCL];
-	struct chan_channel *ch[NCH];   /* NULL when closed */
+	struct chan_channel *ch[NCH]; /* NULL when closed */
 	bool in[NCL][NCH];
 	unsigned closed_expected;
 };
@@ -385,23 +388,28 @@ static void shadow_verify(struct shadow *s, unsigned step)
 		unsigned members = 0;
 
 		snprintf(name, sizeof(name), "s%d", j);
-		cr_assert_eq(find(s->reg, name), s->ch[j], "step %u: find %s", step, name);
+		cr_assert_eq(find(s->reg, name), s->ch[j], "step %u: find %s",
+			     step, name);
 		if (!s->ch[j])
 			continue;
 		nch++;
 		for (int i = 0; i < NCL; i++) {
-			cr_assert_eq(chan_is_member(s->ch[j], &s->cl[i].cl), s->in[i][j],
-				     "step %u: client %d channel %d", step, i, j);
+			cr_assert_eq(chan_is_member(s->ch[j], &s->cl[i].cl),
+				     s->in[i][j],
+				     "step %u: client %d channel %d", step, i,
+				     j);
 			members += s->in[i][j];
 		}
-		cr_assert_eq(chan_members(s->ch[j]), members, "step %u: ch %d", step, j);
+		cr_assert_eq(chan_members(s->ch[j]), members, "step %u: ch %d",
+			     step, j);
 	}
 	for (int i = 0; i < NCL; i++) {
 		unsigned n = 0;
 
 		for (int j = 0; j < NCH; j++)
 			n += s->in[i][j];
-		cr_assert_eq(s->cl[i].cl.nsubs, n, "step %u: client %d nsubs", step, i);
+		cr_assert_eq(s->cl[i].cl.nsubs, n, "step %u: client %d nsubs",
+			     step, i);
 		subs += n;
 	}
 	chan_registry_stats(s->reg, &st);
@@ -417,7 +425,8 @@ static void shadow_join(struct shadow *s, int i, int j)
 
 	snprintf(name, sizeof(name), "s%d", j);
 	if (!s->ch[j]) {
-		cr_assert_eq(chan_create(s->reg, name, strlen(name), NULL, 1, &s->ch[j]),
+		cr_assert_eq(chan_create(s->reg, name, strlen(name), NULL, 1,
+					 &s->ch[j]),
 			     WR_OK);
 	}
 	rc = chan_join(s->reg, s->ch[j], &s->cl[i].cl);
@@ -444,7 +453,7 @@ static void shadow_leave(struct shadow *s, int i, int j)
 
 Test(registry, swap_remove_shadow_matrix)
 {
-	static struct shadow s;   /* large: keep it off the stack */
+	static struct shadow s; /* large: keep it off the stack */
 
 	memset(&s, 0, sizeof(s));
 	rng_state = 0x9e3779b97f4a7c15ULL;
@@ -702,21 +711,22 @@ Test(registry, consume_partial_and_multi)
 	struct rec r;
 	struct chan_registry *reg = mkreg(&r, 1 << 20, 16);
 	struct tcl a;
-	struct wr_msg *m10 = mkmsg(10, 'a'), *m20 = mkmsg(20, 'b'), *m30 = mkmsg(30, 'c');
+	struct wr_msg *m10 = mkmsg(10, 'a'), *m20 = mkmsg(20, 'b'),
+		      *m30 = mkmsg(30, 'c');
 	static const struct {
 		size_t n;
 		unsigned q_len;
 		size_t q_off, q_bytes;
 		unsigned r10, r20, r30;
 	} steps[] = {
-		{ 0, 3, 0, 60, 2, 2, 2 },    /* nothing */
-		{ 5, 3, 5, 60, 2, 2, 2 },    /* into the first */
+		{ 0, 3, 0, 60, 2, 2, 2 }, /* nothing */
+		{ 5, 3, 5, 60, 2, 2, 2 }, /* into the first */
 		{ 4, 3, 9, 60, 2, 2, 2 },
-		{ 1, 2, 0, 50, 1, 2, 2 },    /* exactly finishes it */
-		{ 25, 1, 5, 30, 1, 1, 2 },   /* the second and 5 of the third */
+		{ 1, 2, 0, 50, 1, 2, 2 },  /* exactly finishes it */
+		{ 25, 1, 5, 30, 1, 1, 2 }, /* the second and 5 of the third */
 		{ 24, 1, 29, 30, 1, 1, 2 },
-		{ 1000, 0, 0, 0, 1, 1, 1 },  /* more than queued */
-		{ 7, 0, 0, 0, 1, 1, 1 },     /* empty queue: no-op */
+		{ 1000, 0, 0, 0, 1, 1, 1 }, /* more than queued */
+		{ 7, 0, 0, 0, 1, 1, 1 },    /* empty queue: no-op */
 	};
 
 	tcl_init(&a);
@@ -725,10 +735,12 @@ Test(registry, consume_partial_and_multi)
 	cr_assert_eq(chan_client_push(reg, &a.cl, m30), WR_OK);
 	for (size_t i = 0; i < N(steps); i++) {
 		chan_client_consume(&a.cl, steps[i].n);
-		cr_expect_eq(a.cl.q_len, steps[i].q_len, "step %zu: q_len %u", i, a.cl.q_len);
-		cr_expect_eq(a.cl.q_off, steps[i].q_off, "step %zu: q_off %zu", i, a.cl.q_off);
-		cr_expect_eq(a.cl.q_bytes, steps[i].q_bytes, "step %zu: q_bytes %zu", i,
-			     a.cl.q_bytes);
+		cr_expect_eq(a.cl.q_len, steps[i].q_len, "step %zu: q_len %u",
+			     i, a.cl.q_len);
+		cr_expect_eq(a.cl.q_off, steps[i].q_off, "step %zu: q_off %zu",
+			     i, a.cl.q_off);
+		cr_expect_eq(a.cl.q_bytes, steps[i].q_bytes,
+			     "step %zu: q_bytes %zu", i, a.cl.q_bytes);
 		cr_expect_eq(m10->refs, steps[i].r10, "step %zu", i);
 		cr_expect_eq(m20->refs, steps[i].r20, "step %zu", i);
 		cr_expect_eq(m30->refs, steps[i].r30, "step %zu", i);
@@ -772,9 +784,11 @@ Test(registry, ring_wrap_and_grow)
 		unsigned push = rnd() % 7, pop = rnd() % 5;
 
 		for (unsigned k = 0; k < push && tail < 300; k++)
-			cr_assert_eq(chan_client_push(reg, &a.cl, m[tail++]), WR_OK);
+			cr_assert_eq(chan_client_push(reg, &a.cl, m[tail++]),
+				     WR_OK);
 		for (unsigned k = 0; k < pop && head < tail; k++) {
-			cr_assert_eq(chan_client_peek(&a.cl, 0), m[head], "front %u", head);
+			cr_assert_eq(chan_client_peek(&a.cl, 0), m[head],
+				     "front %u", head);
 			chan_client_consume(&a.cl, 4);
 			cr_assert_eq(m[head]->refs, 1);
 			head++;
@@ -782,7 +796,8 @@ Test(registry, ring_wrap_and_grow)
 		cr_assert_eq(a.cl.q_len, tail - head);
 		cr_assert_eq(a.cl.q_bytes, 4 * (size_t)(tail - head));
 		for (unsigned k = head; k < tail; k++)
-			cr_assert_eq(chan_client_peek(&a.cl, k - head), m[k], "slot %u", k);
+			cr_assert_eq(chan_client_peek(&a.cl, k - head), m[k],
+				     "slot %u", k);
 	}
 	cr_expect_geq(a.wakes, 1);
 	chan_client_fini(reg, &a.cl);
@@ -862,7 +877,8 @@ Test(registry, growth_10000_channels)
 		if ((i & (i + 1)) == 0)
 			for (int k = 0; k <= i; k++) {
 				snprintf(name, sizeof(name), "grow-%d", k);
-				cr_assert_eq(find(reg, name), ch[k], "after %d: %d", i, k);
+				cr_assert_eq(find(reg, name), ch[k],
+					     "after %d: %d", i, k);
 			}
 	}
 	chan_registry_stats(reg, &st);
@@ -908,19 +924,15 @@ Test(registry, stats)
 	struct chan_channel *x = mkchan(reg, "x"), *y = mkchan(reg, "y");
 	struct chan_registry_stats st;
 	static const struct {
-		int op;        /* 1 join, -1 leave */
-		int cl, ch;    /* ch: 0 = x, 1 = y */
+		int op;     /* 1 join, -1 leave */
+		int cl, ch; /* ch: 0 = x, 1 = y */
 		unsigned channels;
 		uint64_t subs;
 	} t[] = {
-		{ 1, 0, 0, 2, 1 },
-		{ 1, 1, 0, 2, 2 },
-		{ 1, 2, 0, 2, 3 },
-		{ 1, 0, 1, 2, 4 },
-		{ -1, 1, 0, 2, 3 },
-		{ -1, 0, 1, 1, 2 },   /* y empties */
-		{ -1, 0, 0, 1, 1 },
-		{ -1, 2, 0, 0, 0 },   /* x empties */
+		{ 1, 0, 0, 2, 1 },  { 1, 1, 0, 2, 2 },
+		{ 1, 2, 0, 2, 3 },  { 1, 0, 1, 2, 4 },
+		{ -1, 1, 0, 2, 3 }, { -1, 0, 1, 1, 2 }, /* y empties */
+		{ -1, 0, 0, 1, 1 }, { -1, 2, 0, 0, 0 }, /* x empties */
 	};
 
 	for (int i = 0; i < 3; i++)
@@ -932,11 +944,14 @@ Test(registry, stats)
 		struct chan_channel *ch = t[i].ch ? y : x;
 
 		if (t[i].op > 0)
-			cr_assert_eq(chan_join(reg, ch, &c[t[i].cl].cl), WR_OK, "row %zu", i);
+			cr_assert_eq(chan_join(reg, ch, &c[t[i].cl].cl), WR_OK,
+				     "row %zu", i);
 		else
-			cr_assert_eq(chan_leave(reg, ch, &c[t[i].cl].cl), WR_OK, "row %zu", i);
+			cr_assert_eq(chan_leave(reg, ch, &c[t[i].cl].cl), WR_OK,
+				     "row %zu", i);
 		chan_registry_stats(reg, &st);
-		cr_expect_eq(st.channels, t[i].channels, "row %zu: %u", i, st.channels);
+		cr_expect_eq(st.channels, t[i].channels, "row %zu: %u", i,
+			     st.channels);
 		cr_expect_eq(st.subscriptions, t[i].subs, "row %zu", i);
 	}
 	for (int i = 0; i < 3; i++)

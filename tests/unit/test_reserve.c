@@ -35,7 +35,8 @@ static uint8_t hash_byte(const struct chan_resv_entry *e)
 
 static struct chan_resv_table *mk(unsigned max_channels, unsigned max_holders)
 {
-	struct chan_resv_table *t = chan_resv_table_create(max_channels, max_holders);
+	struct chan_resv_table *t = chan_resv_table_create(max_channels,
+							   max_holders);
 
 	cr_assert_not_null(t);
 	return t;
@@ -47,8 +48,8 @@ static enum chan_resv_result reserve(struct chan_resv_table *t, const char *ch,
 {
 	enum chan_resv_result r;
 	struct hash h;
-	int rc = chan_resv_reserve(t, ch, strlen(ch), H(&h, hv), created, holder,
-				   NULL, NULL, &r);
+	int rc = chan_resv_reserve(t, ch, strlen(ch), H(&h, hv), created,
+				   holder, NULL, NULL, &r);
 
 	cr_assert_eq(rc, WR_OK, "reserve %s by %s: %s", ch, holder,
 		     wr_strerror(rc));
@@ -79,15 +80,15 @@ static void holders_str(const struct chan_resv_entry *e, char *out, size_t n)
 
 	out[0] = '\0';
 	for (unsigned i = 0; e && i < chan_resv_nholders(e); i++)
-		off += (size_t)snprintf(out + off, n - off, "%s%s", i ? "," : "",
-					chan_resv_holder(e, i));
+		off += (size_t)snprintf(out + off, n - off, "%s%s",
+					i ? "," : "", chan_resv_holder(e, i));
 }
 
-#define HOLDERS_ARE(e, exp)                                                  \
-	do {                                                                 \
-		char hs_[1024];                                              \
-		holders_str((e), hs_, sizeof(hs_));                          \
-		cr_expect_str_eq(hs_, (exp));                                \
+#define HOLDERS_ARE(e, exp)                         \
+	do {                                        \
+		char hs_[1024];                     \
+		holders_str((e), hs_, sizeof(hs_)); \
+		cr_expect_str_eq(hs_, (exp));       \
 	} while (0)
 
 /* ------------------------------------------------------------------ */
@@ -162,11 +163,11 @@ Test(reserve, holder_keeps_smaller_created)
 Test(reserve, unreserve_table)
 {
 	static const struct {
-		const char *holders;   /* set up with these (space-separated) */
+		const char *holders; /* set up with these (space-separated) */
 		const char *leaving;
 		bool active_here;
 		enum chan_resv_result res;
-		const char *left;      /* holders after; NULL: entry gone */
+		const char *left; /* holders after; NULL: entry gone */
 	} rows[] = {
 		{ "a b", "a", false, CHAN_RESV_REMOVED, "b" },
 		{ "a b", "a", true, CHAN_RESV_STILL_OPEN, "b" },
@@ -212,14 +213,15 @@ Test(reserve, wins_rule)
 		const char *hb;
 		bool a_wins;
 	} rows[] = {
-		{ 100, "z", 200, "a", true },    /* created first */
+		{ 100, "z", 200, "a", true }, /* created first */
 		{ 200, "a", 100, "z", false },
-		{ 100, "a", 100, "b", true },    /* then the name */
+		{ 100, "a", 100, "b", true }, /* then the name */
 		{ 100, "b", 100, "a", false },
-		{ 100, "a", 100, "a", false },   /* tie: no winner */
-		{ 100, "a", 100, "ab", true },   /* prefix is smaller */
-		{ 100, "B", 100, "a", true },    /* byte order, not locale */
-		{ 100, "\xc3\xa9", 100, "z", false }, /* UTF-8 bytes are > 0x7f */
+		{ 100, "a", 100, "a", false }, /* tie: no winner */
+		{ 100, "a", 100, "ab", true }, /* prefix is smaller */
+		{ 100, "B", 100, "a", true },  /* byte order, not locale */
+		{ 100, "\xc3\xa9", 100, "z",
+		  false }, /* UTF-8 bytes are > 0x7f */
 		{ -5, "z", 0, "a", true },
 		{ INT64_MIN, "z", INT64_MAX, "a", true },
 	};
@@ -244,8 +246,8 @@ static void on_lost(const char *channel, size_t len, const char *holder,
 	size_t off = strlen(l->names);
 
 	snprintf(l->channel, sizeof(l->channel), "%.*s", (int)len, channel);
-	snprintf(l->names + off, sizeof(l->names) - off, "%s%s", l->n ? "," : "",
-		 holder);
+	snprintf(l->names + off, sizeof(l->names) - off, "%s%s",
+		 l->n ? "," : "", holder);
 	l->n++;
 }
 
@@ -274,28 +276,28 @@ Test(reserve, race_table)
 		  0xbb, 100, "n1", CHAN_RESV_REPLACED },
 		{ "equal created, larger name loses", 0xaa, 100, 100, "n1",
 		  0xbb, 100, "n2", CHAN_RESV_ALREADY_RESERVED },
-		{ "password beats none when earlier", 0, 200, 200, "n1",
-		  0xbb, 100, "n2", CHAN_RESV_REPLACED },
-		{ "none beats password when earlier", 0xbb, 200, 200, "n1",
-		  0, 100, "n2", CHAN_RESV_REPLACED },
-		{ "none loses when later", 0xbb, 100, 100, "n1",
-		  0, 200, "n0", CHAN_RESV_ALREADY_RESERVED },
+		{ "password beats none when earlier", 0, 200, 200, "n1", 0xbb,
+		  100, "n2", CHAN_RESV_REPLACED },
+		{ "none beats password when earlier", 0xbb, 200, 200, "n1", 0,
+		  100, "n2", CHAN_RESV_REPLACED },
+		{ "none loses when later", 0xbb, 100, 100, "n1", 0, 200, "n0",
+		  CHAN_RESV_ALREADY_RESERVED },
 		/* the stored side ranks by its best holder: (100, n5) */
-		{ "best holder of many decides (lose)", 0xaa, 100, 300, "n5 n0 n1",
-		  0xbb, 100, "n6", CHAN_RESV_ALREADY_RESERVED },
-		{ "best holder of many decides (win)", 0xaa, 100, 300, "n5 n0 n1",
-		  0xbb, 100, "n4", CHAN_RESV_REPLACED },
-		{ "many old holders reported", 0xaa, 200, 200, "a b c d",
-		  0xbb, 199, "z", CHAN_RESV_REPLACED },
+		{ "best holder of many decides (lose)", 0xaa, 100, 300,
+		  "n5 n0 n1", 0xbb, 100, "n6", CHAN_RESV_ALREADY_RESERVED },
+		{ "best holder of many decides (win)", 0xaa, 100, 300,
+		  "n5 n0 n1", 0xbb, 100, "n4", CHAN_RESV_REPLACED },
+		{ "many old holders reported", 0xaa, 200, 200, "a b c d", 0xbb,
+		  199, "z", CHAN_RESV_REPLACED },
 		/* exact tie (same node, same instant): smaller hash wins */
-		{ "exact tie, smaller hash wins", 0xbb, 100, 100, "n1",
-		  0xaa, 100, "n1", CHAN_RESV_REPLACED },
-		{ "exact tie, larger hash loses", 0xaa, 100, 100, "n1",
-		  0xbb, 100, "n1", CHAN_RESV_ALREADY_RESERVED },
-		{ "exact tie, none wins", 0xaa, 100, 100, "n1",
-		  0, 100, "n1", CHAN_RESV_REPLACED },
-		{ "exact tie, hash loses to none", 0, 100, 100, "n1",
-		  0xaa, 100, "n1", CHAN_RESV_ALREADY_RESERVED },
+		{ "exact tie, smaller hash wins", 0xbb, 100, 100, "n1", 0xaa,
+		  100, "n1", CHAN_RESV_REPLACED },
+		{ "exact tie, larger hash loses", 0xaa, 100, 100, "n1", 0xbb,
+		  100, "n1", CHAN_RESV_ALREADY_RESERVED },
+		{ "exact tie, none wins", 0xaa, 100, 100, "n1", 0, 100, "n1",
+		  CHAN_RESV_REPLACED },
+		{ "exact tie, hash loses to none", 0, 100, 100, "n1", 0xaa, 100,
+		  "n1", CHAN_RESV_ALREADY_RESERVED },
 	};
 
 	for (size_t i = 0; i < N(rows); i++) {
@@ -336,7 +338,8 @@ Test(reserve, race_table)
 			cr_expect_str_eq(after, before, "%s", rows[i].name);
 			cr_expect_eq(chan_resv_created(e), created_before, "%s",
 				     rows[i].name);
-			cr_expect_eq(hash_byte(e), hash_before, "%s", rows[i].name);
+			cr_expect_eq(hash_byte(e), hash_before, "%s",
+				     rows[i].name);
 		} else {
 			/* old holders reported in order, only the winner left */
 			cr_expect_str_eq(log.names, before, "%s", rows[i].name);
@@ -387,7 +390,8 @@ Test(reserve, lost_callback_may_modify_table)
 	reserve(t, CH, 0xaa, 200, "b");
 	reserve(t, CH, 0xaa, 200, "c");
 	cr_assert_eq(chan_resv_reserve(t, CH, CHL, H(&h, 0xbb), 100, "w",
-				       on_lost_reenter, &re, &r), WR_OK);
+				       on_lost_reenter, &re, &r),
+		     WR_OK);
 	cr_expect_eq(r, CHAN_RESV_REPLACED);
 	cr_expect_eq(re.calls, 3);
 	cr_expect_null(find(t, CH));
@@ -444,7 +448,8 @@ Test(reserve, max_channels)
 	reserve(t, "b", 0xaa, 1, "n1");
 	reserve(t, "c", 0xaa, 1, "n1");
 	cr_expect_eq(chan_resv_reserve(t, "d", 1, H(&h, 0xaa), 1, "n1", NULL,
-				       NULL, &r), WR_EFULL);
+				       NULL, &r),
+		     WR_EFULL);
 	cr_expect_eq(r, CHAN_RESV_PRESENT, "res written on error");
 	cr_expect_null(find(t, "d"));
 	cr_expect_eq(chan_resv_count(t), 3);
@@ -465,7 +470,8 @@ Test(reserve, max_holders)
 	reserve(t, CH, 0xaa, 1, "n1");
 	reserve(t, CH, 0xaa, 1, "n2");
 	cr_expect_eq(chan_resv_reserve(t, CH, CHL, H(&h, 0xaa), 1, "n3", NULL,
-				       NULL, NULL), WR_EFULL);
+				       NULL, NULL),
+		     WR_EFULL);
 	HOLDERS_ARE(find(t, CH), "n1,n2");
 	cr_expect_eq(reserve(t, CH, 0xaa, 1, "n2"), CHAN_RESV_PRESENT);
 	cr_expect_eq(reserve(t, CH, 0xbb, 0, "n3"), CHAN_RESV_REPLACED);
@@ -480,9 +486,11 @@ Test(reserve, max_holders)
 		snprintf(n, sizeof(n), "node-%03d", i);
 		reserve(t, CH, 0xaa, 1, n);
 	}
-	cr_expect_eq(chan_resv_nholders(find(t, CH)), CHAN_RESV_HOLDERS_DEFAULT);
+	cr_expect_eq(chan_resv_nholders(find(t, CH)),
+		     CHAN_RESV_HOLDERS_DEFAULT);
 	cr_expect_eq(chan_resv_reserve(t, CH, CHL, H(&h, 0xaa), 1, "extra",
-				       NULL, NULL, NULL), WR_EFULL);
+				       NULL, NULL, NULL),
+		     WR_EFULL);
 	chan_resv_table_destroy(t);
 }
 
@@ -494,31 +502,38 @@ Test(reserve, invalid_input)
 
 	memset(long_name, 'x', sizeof(long_name));
 	memset(holder, 'h', sizeof(holder));
-	holder[CHAN_RESV_HOLDER_MAX + 1] = '\0';   /* 65 bytes */
+	holder[CHAN_RESV_HOLDER_MAX + 1] = '\0'; /* 65 bytes */
 	cr_expect_eq(chan_resv_reserve(t, "", 0, NULL, 1, "n1", NULL, NULL, &r),
 		     WR_EINVAL);
 	cr_expect_eq(chan_resv_reserve(t, long_name, CHAN_NAME_MAX + 1, NULL, 1,
-				       "n1", NULL, NULL, &r), WR_EINVAL);
+				       "n1", NULL, NULL, &r),
+		     WR_EINVAL);
 	cr_expect_eq(chan_resv_reserve(t, "a\nb", 3, NULL, 1, "n1", NULL, NULL,
-				       &r), WR_EINVAL);
+				       &r),
+		     WR_EINVAL);
 	cr_expect_eq(chan_resv_reserve(t, CH, CHL, NULL, 1, "", NULL, NULL, &r),
 		     WR_EINVAL);
-	cr_expect_eq(chan_resv_reserve(t, CH, CHL, NULL, 1, NULL, NULL, NULL, &r),
+	cr_expect_eq(chan_resv_reserve(t, CH, CHL, NULL, 1, NULL, NULL, NULL,
+				       &r),
 		     WR_EINVAL);
 	cr_expect_eq(chan_resv_reserve(t, CH, CHL, NULL, 1, holder, NULL, NULL,
-				       &r), WR_EINVAL);
-	cr_expect_eq(chan_resv_unreserve(t, CH, CHL, holder, false, &r), WR_EINVAL);
+				       &r),
+		     WR_EINVAL);
+	cr_expect_eq(chan_resv_unreserve(t, CH, CHL, holder, false, &r),
+		     WR_EINVAL);
 	cr_expect_eq(chan_resv_unreserve(t, "", 0, "n1", false, &r), WR_EINVAL);
 	cr_expect_eq(chan_resv_count(t), 0);
 
 	/* the largest valid ones */
 	holder[CHAN_RESV_HOLDER_MAX] = '\0';
 	cr_expect_eq(chan_resv_reserve(t, long_name, CHAN_NAME_MAX, NULL, 1,
-				       holder, NULL, NULL, &r), WR_OK);
+				       holder, NULL, NULL, &r),
+		     WR_OK);
 	cr_expect_eq(r, CHAN_RESV_NEW);
 	cr_assert_not_null(chan_resv_find(t, long_name, CHAN_NAME_MAX));
 	cr_expect_str_eq(chan_resv_holder(chan_resv_find(t, long_name,
-							 CHAN_NAME_MAX), 0),
+							 CHAN_NAME_MAX),
+					  0),
 			 holder);
 	cr_expect_null(chan_resv_find(t, long_name, CHAN_NAME_MAX - 1));
 	chan_resv_table_destroy(t);
@@ -535,8 +550,8 @@ static void collect(const struct chan_resv_entry *e, void *arg)
 
 Test(reserve, foreach_in_name_order)
 {
-	static const char *names[] = { "b", "ab", "a", "\xc3\xa9t\xc3\xa9", "B",
-				       "aa", "z" };
+	static const char *names[] = { "b", "ab", "a", "\xc3\xa9t\xc3\xa9",
+				       "B", "aa", "z" };
 	struct chan_resv_table *t = mk(16, 0);
 	char out[256] = "";
 
@@ -584,11 +599,11 @@ static const struct {
 } race[] = {
 	{ 0xa1, 1000, "node-c" }, { 0xb2, 1000, "node-b" },
 	{ 0xc3, 1001, "node-a" }, { 0xa1, 1002, "node-d" },
-	{ 0,    1000, "node-e" }, { 0xd4, 1003, "node-0" },
+	{ 0, 1000, "node-e" },    { 0xd4, 1003, "node-0" },
 	{ 0xb2, 1005, "node-f" }, { 0xe5, 1000, "node-ba" },
 	{ 0xc3, 1000, "node-g" }, { 0xb2, 1004, "node-h" },
-	{ 0xa1, 1000, "node-i" }, { 0xf6, 999,  "node-z" },
-	{ 0xf6, 1200, "node-y" }, { 0xd4, 999,  "node-zz" },
+	{ 0xa1, 1000, "node-i" }, { 0xf6, 999, "node-z" },
+	{ 0xf6, 1200, "node-y" }, { 0xd4, 999, "node-zz" },
 	{ 0xa1, 1500, "node-c" },
 };
 

@@ -13,10 +13,10 @@
 #include "stats.h"
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
-#define S(x) ((int64_t)(x) * 1000)   /* seconds to ms */
+#define S(x) ((int64_t)(x)*1000) /* seconds to ms */
 
-static void sum_is(const struct stats_window *w, int64_t now_ms,
-		   unsigned secs, uint64_t packets, uint64_t bytes)
+static void sum_is(const struct stats_window *w, int64_t now_ms, unsigned secs,
+		   uint64_t packets, uint64_t bytes)
 {
 	uint64_t p = 99, b = 99;
 
@@ -65,17 +65,11 @@ Test(stats, bad_window_length)
 
 /* One message at second 1000 - age; where each window stops counting it. */
 static const struct edge {
-	unsigned age;      /* whole seconds before the query's second */
+	unsigned age; /* whole seconds before the query's second */
 	uint64_t in1, in15, in60;
 } edges[] = {
-	{ 0, 1, 1, 1 },
-	{ 1, 0, 1, 1 },
-	{ 14, 0, 1, 1 },
-	{ 15, 0, 0, 1 },
-	{ 59, 0, 0, 1 },
-	{ 60, 0, 0, 0 },
-	{ 61, 0, 0, 0 },
-	{ 3600, 0, 0, 0 },
+	{ 0, 1, 1, 1 },  { 1, 0, 1, 1 },  { 14, 0, 1, 1 }, { 15, 0, 0, 1 },
+	{ 59, 0, 0, 1 }, { 60, 0, 0, 0 }, { 61, 0, 0, 0 }, { 3600, 0, 0, 0 },
 };
 
 Test(stats, window_edges)
@@ -91,10 +85,16 @@ Test(stats, window_edges)
 				int64_t now = S(1000) + at[q];
 
 				stats_window_init(&w);
-				stats_add(&w, S(1000 - (int64_t)edges[i].age) + at[a], 100);
-				sum_is(&w, now, 1, edges[i].in1, edges[i].in1 * 100);
-				sum_is(&w, now, 15, edges[i].in15, edges[i].in15 * 100);
-				sum_is(&w, now, 60, edges[i].in60, edges[i].in60 * 100);
+				stats_add(&w,
+					  S(1000 - (int64_t)edges[i].age) +
+						  at[a],
+					  100);
+				sum_is(&w, now, 1, edges[i].in1,
+				       edges[i].in1 * 100);
+				sum_is(&w, now, 15, edges[i].in15,
+				       edges[i].in15 * 100);
+				sum_is(&w, now, 60, edges[i].in60,
+				       edges[i].in60 * 100);
 			}
 	}
 }
@@ -104,23 +104,24 @@ Test(stats, second_boundary_by_the_ms)
 	struct stats_window w;
 
 	stats_window_init(&w);
-	stats_add(&w, 41999, 1);   /* second 41 */
-	stats_add(&w, 42000, 2);   /* second 42 */
+	stats_add(&w, 41999, 1); /* second 41 */
+	stats_add(&w, 42000, 2); /* second 42 */
 	sum_is(&w, 42000, 1, 1, 2);
 	sum_is(&w, 42000, 15, 2, 3);
 	sum_is(&w, 41999, 1, 1, 2);   /* a query "before" is one at 42 */
-	sum_is(&w, 100999, 60, 2, 3);   /* second 100: 41..100 */
-	sum_is(&w, 101000, 60, 1, 2);   /* second 101: 42..101 */
+	sum_is(&w, 100999, 60, 2, 3); /* second 100: 41..100 */
+	sum_is(&w, 101000, 60, 1, 2); /* second 101: 42..101 */
 	sum_is(&w, 102000, 60, 0, 0);
 }
 
 /* The same slot reused after gaps: the old second must never leak in. */
 static const struct gap {
 	int64_t gap_s;
-	uint64_t in60_after;   /* messages in the 60 s window after the second add */
+	uint64_t in60_after; /* messages in the 60 s window after the second add */
 } gaps[] = {
-	{ 0, 2 }, { 1, 2 }, { 14, 2 }, { 15, 2 }, { 59, 2 }, { 60, 1 },
-	{ 61, 1 }, { 119, 1 }, { 120, 1 }, { 3600, 1 }, { 86400 * 7, 1 },
+	{ 0, 2 },   { 1, 2 },    { 14, 2 },        { 15, 2 },
+	{ 59, 2 },  { 60, 1 },   { 61, 1 },        { 119, 1 },
+	{ 120, 1 }, { 3600, 1 }, { 86400 * 7, 1 },
 };
 
 Test(stats, rollover_after_gaps)
@@ -162,9 +163,9 @@ Test(stats, time_going_back_counts_in_the_newest_second)
 
 	stats_window_init(&w);
 	stats_add(&w, S(100), 1);
-	stats_add(&w, S(90), 1);   /* a clock that stepped back */
+	stats_add(&w, S(90), 1); /* a clock that stepped back */
 	sum_is(&w, S(100), 1, 2, 2);
-	sum_is(&w, S(80), 1, 2, 2);   /* so does a query */
+	sum_is(&w, S(80), 1, 2, 2); /* so does a query */
 }
 
 Test(stats, every_second_of_a_minute)
@@ -181,7 +182,8 @@ Test(stats, every_second_of_a_minute)
 
 			for (int64_t k = lo; k <= s; k++)
 				want += (uint64_t)k;
-			sum_is(&w, S(s) + 999, len, (uint64_t)(s - lo + 1), want);
+			sum_is(&w, S(s) + 999, len, (uint64_t)(s - lo + 1),
+			       want);
 		}
 	}
 }
@@ -201,12 +203,22 @@ Test(stats, matches_a_naive_model)
 		seed = seed * 1103515245u + 12345u;
 		/* mostly small steps, now and then 59-61 s or hours */
 		switch ((seed >> 16) % 16) {
-		case 0: t += S(59); break;
-		case 1: t += S(60); break;
-		case 2: t += S(61); break;
-		case 3: t += S(3600); break;
-		case 4: break;   /* same ms */
-		default: t += (seed >> 8) % 2500;
+		case 0:
+			t += S(59);
+			break;
+		case 1:
+			t += S(60);
+			break;
+		case 2:
+			t += S(61);
+			break;
+		case 3:
+			t += S(3600);
+			break;
+		case 4:
+			break; /* same ms */
+		default:
+			t += (seed >> 8) % 2500;
 		}
 		at[i] = t;
 		sz[i] = (seed >> 4) % 5000;
@@ -215,7 +227,8 @@ Test(stats, matches_a_naive_model)
 			int64_t qs = t / 1000 + (int64_t)((seed >> 3) % 3);
 			uint64_t p = 0, b = 0;
 
-			for (int k = i; k >= 0 && at[k] / 1000 > qs - len; k--) {
+			for (int k = i; k >= 0 && at[k] / 1000 > qs - len;
+			     k--) {
 				p++;
 				b += sz[k];
 			}
@@ -228,10 +241,11 @@ Test(stats, kbps_arithmetic)
 {
 	cr_expect_eq(stats_kbps(1250, 1), 10.0);
 	cr_expect_eq(stats_kbps(1250, 15), 10.0 / 15.0);
-	cr_expect(stats_kbps(1250, 15) > 0.6666 && stats_kbps(1250, 15) < 0.6667);
+	cr_expect(stats_kbps(1250, 15) > 0.6666 &&
+		  stats_kbps(1250, 15) < 0.6667);
 	cr_expect_eq(stats_kbps(7500, 60), 1.0);
 	cr_expect_eq(stats_kbps(0, 60), 0.0);
-	cr_expect_eq(stats_kbps(125, 1), 1.0);   /* 1000 bits: 1 kb, not 1024 */
+	cr_expect_eq(stats_kbps(125, 1), 1.0); /* 1000 bits: 1 kb, not 1024 */
 	cr_expect_eq(stats_kbps(1, 0), 0.0);
 }
 
@@ -255,24 +269,28 @@ Test(stats, window_json_exact)
 
 	stats_window_init(&w);
 	s = window_json(&w, S(5));
-	cr_expect_str_eq(s, "{\"packets\":{\"1s\":0,\"15s\":0,\"60s\":0},"
+	cr_expect_str_eq(s,
+			 "{\"packets\":{\"1s\":0,\"15s\":0,\"60s\":0},"
 			 "\"bandwidth\":{\"1s\":0.0,\"15s\":0.0,\"60s\":0.0}}");
 	free(s);
 
-	stats_add(&w, S(70), 500);     /* 30 s before: only in 60 s */
+	stats_add(&w, S(70), 500); /* 30 s before: only in 60 s */
 	stats_add(&w, S(100), 1250);
-	stats_add(&w, S(90), 6250);    /* back-dated: counts in 100 */
+	stats_add(&w, S(90), 6250); /* back-dated: counts in 100 */
 	s = window_json(&w, S(100) + 400);
 	/* 1 s: 7500 B = 60 kb/s; 15 s: 60/15 = 4; 60 s: 8000 B -> 64/60 */
-	cr_expect_str_eq(s, "{\"packets\":{\"1s\":2,\"15s\":2,\"60s\":3},"
+	cr_expect_str_eq(s,
+			 "{\"packets\":{\"1s\":2,\"15s\":2,\"60s\":3},"
 			 "\"bandwidth\":{\"1s\":60.0,\"15s\":4.0,\"60s\":1.067}}");
 	free(s);
 
 	stats_window_init(&w);
 	stats_add(&w, S(1), 1250);
 	s = window_json(&w, S(1));
-	cr_expect_str_eq(s, "{\"packets\":{\"1s\":1,\"15s\":1,\"60s\":1},"
-			 "\"bandwidth\":{\"1s\":10.0,\"15s\":0.667,\"60s\":0.167}}");
+	cr_expect_str_eq(
+		s,
+		"{\"packets\":{\"1s\":1,\"15s\":1,\"60s\":1},"
+		"\"bandwidth\":{\"1s\":10.0,\"15s\":0.667,\"60s\":0.167}}");
 	free(s);
 }
 
@@ -286,7 +304,8 @@ Test(stats, channels_count_separately)
 
 	cr_assert_not_null(s);
 	cr_expect_eq(stats_channels_add(s, "abc", 3, S(10), 5), WR_OK);
-	cr_expect_eq(stats_channels_add(s, "abcdef", 2, S(10), 7), WR_OK);  /* "ab" */
+	cr_expect_eq(stats_channels_add(s, "abcdef", 2, S(10), 7),
+		     WR_OK); /* "ab" */
 	cr_expect_eq(stats_channels_add(s, "abc", 3, S(11), 5), WR_OK);
 	cr_expect_eq(stats_channels_add(s, "", 0, S(11), 5), WR_EINVAL);
 	cr_expect_eq(stats_channels_count(s), 2);
@@ -315,7 +334,8 @@ Test(stats, channels_bound)
 	for (int i = 0; i < 3; i++) {
 		int n = snprintf(name, sizeof(name), "ch%d", i);
 
-		cr_expect_eq(stats_channels_add(s, name, (size_t)n, S(1), 1), WR_OK);
+		cr_expect_eq(stats_channels_add(s, name, (size_t)n, S(1), 1),
+			     WR_OK);
 	}
 	cr_expect_eq(stats_channels_add(s, "ch3", 3, S(1), 1), WR_EFULL);
 	cr_expect_eq(stats_channels_add(s, "ch4", 3, S(2), 1), WR_EFULL);
@@ -340,11 +360,11 @@ Test(stats, channels_expire_60s_after_their_last_message)
 	struct stats_channels *s = stats_channels_create(0);
 
 	cr_assert_not_null(s);
-	stats_channels_add(s, "a", 1, S(10) + 500, 1);   /* second 10 */
+	stats_channels_add(s, "a", 1, S(10) + 500, 1); /* second 10 */
 	stats_channels_add(s, "b", 1, S(40), 1);
-	stats_channels_gc(s, S(69) + 999);   /* window 10..69: a is in it */
+	stats_channels_gc(s, S(69) + 999); /* window 10..69: a is in it */
 	cr_expect_eq(stats_channels_count(s), 2);
-	stats_channels_gc(s, S(70));         /* window 11..70: a is gone */
+	stats_channels_gc(s, S(70)); /* window 11..70: a is gone */
 	cr_expect_eq(stats_channels_count(s), 1);
 	cr_expect_null(stats_channels_get(s, "a", 1));
 	cr_expect_not_null(stats_channels_get(s, "b", 1));
@@ -367,14 +387,16 @@ Test(stats, channels_many)
 			int n = snprintf(name, sizeof(name), "channel-%d", i);
 
 			cr_assert_eq(stats_channels_add(s, name, (size_t)n,
-							S(5 + round), (uint64_t)i),
+							S(5 + round),
+							(uint64_t)i),
 				     WR_OK);
 		}
 	cr_expect_eq(stats_channels_count(s), STATS_CHANNELS_MAX);
 	cr_expect_eq(stats_channels_add(s, "one-more", 8, S(6), 1), WR_EFULL);
 	for (int i = 0; i < STATS_CHANNELS_MAX; i += 97) {
 		int n = snprintf(name, sizeof(name), "channel-%d", i);
-		const struct stats_window *w = stats_channels_get(s, name, (size_t)n);
+		const struct stats_window *w = stats_channels_get(s, name,
+								  (size_t)n);
 		uint64_t p, b;
 
 		cr_assert_not_null(w);
@@ -437,15 +459,15 @@ Test(stats, node_json_shape)
 	root = cJSON_Parse(b.p);
 	cr_assert_not_null(root, "not JSON: %s", b.p);
 
-	expect_window(cJSON_GetObjectItemCaseSensitive(root, "network"),
-		      2, 2, 3, 10.0, 0.667, 0.367);
+	expect_window(cJSON_GetObjectItemCaseSensitive(root, "network"), 2, 2,
+		      3, 10.0, 0.667, 0.367);
 	ch = cJSON_GetObjectItemCaseSensitive(root, "channels");
 	cr_assert(cJSON_IsObject(ch));
-	cr_expect_eq(cJSON_GetArraySize(ch), 2, "%s", b.p);   /* "old" is empty */
-	expect_window(cJSON_GetObjectItemCaseSensitive(ch, "c1"),
-		      2, 2, 2, 10.0, 0.667, 0.167);
-	expect_window(cJSON_GetObjectItemCaseSensitive(ch, "c\"2"),
-		      0, 0, 1, 0.0, 0.0, 0.2);
+	cr_expect_eq(cJSON_GetArraySize(ch), 2, "%s", b.p); /* "old" is empty */
+	expect_window(cJSON_GetObjectItemCaseSensitive(ch, "c1"), 2, 2, 2, 10.0,
+		      0.667, 0.167);
+	expect_window(cJSON_GetObjectItemCaseSensitive(ch, "c\"2"), 0, 0, 1,
+		      0.0, 0.0, 0.2);
 	cJSON_Delete(root);
 
 	/* nothing tracked: "channels":{} */
