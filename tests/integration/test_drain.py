@@ -11,6 +11,7 @@ import time
 
 from conftest import (EXIT_DEADLINE, Pool, health, ok, raw_handshake_status,
                       run)
+from meshutil import aapi_node, chan_of, start_mesh, wait_converged
 
 N = 40
 DRAIN_MS = 2000
@@ -87,3 +88,35 @@ def test_sigterm_during_drain_stops_cleanly(node_factory):
     assert sum(code == 1001 for code, _ in codes) >= 1, codes
     assert took < 5, took
     assert rc == 0, f"exit status {rc} after SIGTERM during a drain"
+
+
+def test_drain_keeps_channels_reserved_while_they_have_subscribers(node_factory):
+    # B dials A; A drains 3 subscribers of "keep" over 3 s
+    a, b = start_mesh(node_factory, "AB", [("B", "A")],
+                      per_node={"A": {"drain_ms": 3000}})
+
+    async def body():
+        async with Pool() as pool:
+            on_a = await pool.connect_many(a, 3)
+            for c in on_a:
+                assert await c.subscribe("keep") == ok()
+            on_b = await pool.connect(b)
+            assert await on_b.subscribe("keep") == ok()
+            await wait_converged([a, b], "keep", holders=["A", "B"])
+
+            a.send_signal(signal.SIGUSR2)
+            first = await asyncio.wait_for(
+                asyncio.wait([asyncio.create_task(c.wait_closed(10))
+                              for c in on_a],
+                             return_when=asyncio.FIRST_COMPLETED), 10)
+            code, _ = next(iter(first[0])).result()
+            assert code == 1012
+            # two subscribers left on A: B still sees A holding the channel
+            entry = chan_of(await aapi_node(b), "keep")
+            assert entry is not None and "A" in entry["holders"], entry
+            rc = await asyncio.to_thread(a.wait_exit, EXIT_DEADLINE + 3)
+            assert rc == 0, f"exit status {rc} after the drain"
+            # A is gone: the channel is B's alone, B's client still in it
+            await wait_converged([b], "keep", holders=["B"])
+            assert "keep" in await on_b.channels()
+    run(body())
