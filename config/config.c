@@ -59,6 +59,7 @@ static const struct key_spec node_keys[] = {
 	{ "token", K_STR, CFG(token), 0, 0 },
 	{ "master", K_BOOL, CFG(master), 0, 0 },
 	{ "max_peers", K_INT, CFG(max_peers), 0, 1024 },
+	{ "drain_ms", K_INT, CFG(drain_ms), 0, 3600000 },
 };
 
 static const struct key_spec tls_keys[] = {
@@ -658,6 +659,7 @@ int config_defaults(struct config *c)
 	c->reconnect_max_ms = 30000;
 	c->reconcile_interval_ms = 15000;
 	c->stats_interval_ms = 15000;
+	c->drain_ms = 10000;
 	c->log_level = WR_LOG_INFO;
 	c->listen = strdup("127.0.0.1:8080");
 	c->listen_host = strdup("127.0.0.1");

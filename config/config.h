@@ -65,6 +65,9 @@ struct config {
 	/* [mesh], added later */
 	int stats_interval_ms; /* 15000: the master's stats samples */
 
+	/* [node], added later */
+	int drain_ms; /* 10000: SIGUSR2 closes the clients over this */
+
 	/* [web] */
 	char *web_root; /* absolute; NULL: no static files (root = "") */
 };

@@ -24,6 +24,7 @@ void health_eval(const struct health_input *in, struct health_result *out)
 		enum health_state state;
 		const char *reason;
 	} rules[] = {
+		{ in->draining, HEALTH_BAD, "draining" },
 		{ in->active_channels > 0 && in->clients == 0, HEALTH_BAD,
 		  "channels no clients" },
 		{ in->peers_configured > 0 && !linked, HEALTH_DEGRADED,

@@ -26,9 +26,10 @@ struct health_input {
 	const struct health_peer *peers; /* linked peers */
 	unsigned npeers;
 	int max_latency_ms;
+	bool draining; /* lame-duck drain (SIGUSR2): load balancers move away */
 };
 
-#define HEALTH_MAX_REASONS 4
+#define HEALTH_MAX_REASONS 5
 struct health_result {
 	enum health_state state;
 	const char *reason;                      /* first that holds */

@@ -80,6 +80,21 @@ void node_client_close_later(struct node_client *cl, int code,
 				code, reason);
 }
 
+unsigned node_client_drain(struct node *node, unsigned n)
+{
+	unsigned done = 0;
+
+	for (struct node_client *cl = node_clients_first(node); cl && done < n;
+	     cl = node_client_next(cl)) {
+		if (cl->close_code || cl->peer_closing)
+			continue; /* closing already: it does not count */
+		/* 1012 has no name in lws 4.1's enum lws_close_status */
+		node_client_close_later(cl, 1012, "service restart");
+		done++;
+	}
+	return done;
+}
+
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 {
 	struct node_client *cl = calloc(1, sizeof(*cl));

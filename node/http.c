@@ -96,6 +96,7 @@ void node_http_health(struct node *node, struct health_result *r)
 	in.clients = node->clients.count;
 	in.peers_configured = (unsigned)node->cfg->npeers;
 	in.max_latency_ms = node->cfg->max_latency_ms;
+	in.draining = node->draining;
 	health_eval(&in, r);
 }
 
@@ -205,7 +206,7 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
 		return refuse(wsi, 400);
 	if (!strcmp(uri, "/connect")) {
-		if (node->stopping)
+		if (node->stopping || node->draining)
 			return refuse(wsi, 503);
 		if (node->clients.count >= (unsigned)node->cfg->max_clients) {
 			node->ctr.connections_rejected++;

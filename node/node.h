@@ -108,12 +108,19 @@ struct node {
 	bool loop_open, sigpoll_open;
 	uv_check_t flush_check;
 	uv_timer_t keepalive; /* one sweep per client_ping_interval_ms */
-	int sigfd;            /* signalfd of SIGTERM and SIGINT */
+	int sigfd;            /* signalfd of SIGTERM, SIGINT and SIGUSR2 */
 	uv_poll_t sigpoll;
 
 	bool stopping;
 	int64_t stop_deadline_ms;
-	uv_timer_t stop_timer;
+	uv_timer_t stop_timer; /* the stop's and the drain's ticks */
+
+	/* lame-duck drain (SIGUSR2): new clients refused, the ones there
+	 * closed with 1012 spread over cfg->drain_ms, then the stop */
+	bool draining;
+	int64_t drain_start_ms;
+	unsigned drain_total;  /* clients when it began */
+	unsigned drain_closed; /* asked to close so far */
 };
 
 struct node_client {
@@ -235,6 +242,9 @@ void node_client_close_slots(struct lws *wsi, int *code_slot,
 /* Asks @cl to close with @code on its next WRITEABLE (cut off after 2 s). */
 void node_client_close_later(struct node_client *cl, int code,
 			     const char *reason);
+/* Drain: asks up to @n clients not already closing to close with 1012
+ * ("service restart": reconnect elsewhere now); returns how many. */
+unsigned node_client_drain(struct node *node, unsigned n);
 extern const struct chan_ops node_client_chan_ops;
 
 /* peer.c — /node sessions */

@@ -6,7 +6,9 @@
  * check hook of ours that runs after every I/O pass to flush the clients
  * that got frames during it. Shutdown (SIGTERM or SIGINT): refuse new
  * clients, close every client with 1001, exit once they are gone or after
- * 3 s, whichever is first.
+ * 3 s, whichever is first. Lame-duck drain (SIGUSR2): refuse new clients
+ * (503, /health bad "draining"), close the ones there with 1012 spread
+ * evenly over [node] drain_ms, then the shutdown above (exit 0).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -319,6 +321,44 @@ static void begin_stop(struct node *node, int sig)
 	uv_timer_start(&node->stop_timer, stop_tick, 50, 50);
 }
 
+/*
+ * The drain's tick: by now floor(total * elapsed / drain_ms) clients have
+ * been asked to close, so they reconnect elsewhere a few at a time rather
+ * than all at once. Our channels stay reserved while they have
+ * subscribers: each is released as its last one leaves, the rest by the
+ * stop's flows_leave(). Once all were asked and drain_ms is over, the
+ * stop (links, the mesh, the exit once the closes are out).
+ */
+static void drain_tick(uv_timer_t *t)
+{
+	struct node *node = t->data;
+	int64_t elapsed = wr_now_ms() - node->drain_start_ms;
+	int64_t span = node->cfg->drain_ms;
+	unsigned due = node->drain_total;
+
+	if (elapsed < span)
+		due = (unsigned)((int64_t)node->drain_total * elapsed / span);
+	if (due > node->drain_closed)
+		node->drain_closed +=
+			node_client_drain(node, due - node->drain_closed);
+	if (elapsed >= span)
+		begin_stop(node, SIGUSR2);
+}
+
+static void begin_drain(struct node *node)
+{
+	node->draining = true;
+	node->drain_start_ms = wr_now_ms();
+	node->drain_total = node->clients.count;
+	node->drain_closed = 0;
+	wr_info("signal %d: draining %u client(s) over %d ms", SIGUSR2,
+		node->drain_total, node->cfg->drain_ms);
+	node->stop_timer.data = node;
+	drain_tick(&node->stop_timer); /* drain_ms 0: all now, and the stop */
+	if (!node->stopping)
+		uv_timer_start(&node->stop_timer, drain_tick, 50, 50);
+}
+
 static void lws_signal_ignore(void *handle, int sig)
 {
 	(void)handle;
@@ -333,9 +373,15 @@ static void on_signal(uv_poll_t *w, int status, int events)
 
 	(void)status;
 	(void)events;
-	while (read(node->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-		if (!node->stopping)
+	while (read(node->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (node->stopping)
+			continue;
+		/* SIGTERM during a drain: the stop, now, for the rest */
+		if (si.ssi_signo != SIGUSR2)
 			begin_stop(node, (int)si.ssi_signo);
+		else if (!node->draining)
+			begin_drain(node);
+	}
 }
 
 static void on_keepalive(uv_timer_t *t)
@@ -548,8 +594,8 @@ static int node_check(const struct config *cfg)
 
 /*
  * The node's state, our libuv loop and our handles on it: the flush hook,
- * the timers, the signalfd. SIGTERM and SIGINT are blocked in every
- * thread and read from the signalfd on the loop: no handler disposition
+ * the timers, the signalfd. SIGTERM, SIGINT and SIGUSR2 are blocked in
+ * every thread and read from the signalfd on the loop: no handler disposition
  * (ours, libuv's or lws's) can ever apply, so a stop is always the clean
  * one. 0, or 1 after saying why (node_close() undoes what was done).
  */
@@ -564,6 +610,7 @@ static int node_open(struct node *node, const struct config *cfg)
 	sigemptyset(&stopset);
 	sigaddset(&stopset, SIGTERM);
 	sigaddset(&stopset, SIGINT);
+	sigaddset(&stopset, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	node->sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (node->sigfd < 0) {

@@ -24,7 +24,9 @@ export interface WsRelayOptions {
   WebSocket?: WebSocketConstructorLike;
   /** Per-command timeout in ms, counted from when the command is written to the socket; default 10000. */
   timeoutMs?: number;
-  /** Reconnect automatically after the connection is lost; default true. */
+  /** Reconnect automatically after the connection is lost; default true.
+   * After a close 1012 ("service restart", a draining node): at once, after
+   * 0..min(maxDelayMs, 1000) ms of jitter, not the backoff. */
   reconnect?: boolean;
   /** Backoff ceiling of the first reconnect attempt, in ms; default 500. */
   minDelayMs?: number;

@@ -25,6 +25,12 @@ const DEFAULTS = {
 // Late answers to timed-out subscribes are remembered this long (by count).
 const MAX_LATE = 1024;
 
+// Close 1012 ("service restart": the node is draining): reconnect now, to
+// another node behind the same URL, after uniform 0..RESTART_JITTER_MS
+// (at most maxDelayMs), so that the node's clients do not all arrive at once.
+const RESTART_CODE = 1012;
+const RESTART_JITTER_MS = 1000;
+
 // setTimeout takes at most 2^31-1 ms; larger values fire at once.
 const MAX_TIMER_MS = 2147483647;
 
@@ -495,15 +501,18 @@ export class WsRelay {
       this.#rejectQueue("disconnected");
       return;
     }
-    this.#scheduleReconnect();
+    this.#scheduleReconnect(wasOpen && code === RESTART_CODE);
   }
 
-  #scheduleReconnect() {
+  #scheduleReconnect(restart = false) {
     // Full jitter: attempt n (from 1) waits uniform in
-    // [0, min(maxDelayMs, minDelayMs * 2^(n-1))].
+    // [0, min(maxDelayMs, minDelayMs * 2^(n-1))]; after a 1012 close of an
+    // open connection, uniform in [0, min(maxDelayMs, RESTART_JITTER_MS)].
     this.#attempt += 1;
     const attempt = this.#attempt;
-    const ceiling = Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** Math.min(attempt - 1, 52), MAX_TIMER_MS);
+    const ceiling = restart
+      ? Math.min(this.#maxDelayMs, RESTART_JITTER_MS)
+      : Math.min(this.#maxDelayMs, this.#minDelayMs * 2 ** Math.min(attempt - 1, 52), MAX_TIMER_MS);
     const delayMs = Math.min(ceiling, Math.floor(Math.random() * (ceiling + 1)));
     this.#reconnectTimer = setTimeout(() => {
       this.#reconnectTimer = null;

@@ -292,3 +292,28 @@ test("reconnecting: attempts count up and delays follow full jitter", async () =
     assert.ok(Number.isInteger(e.delayMs));
   });
 });
+
+test("close 1012 (a draining node): reconnect now with a little jitter, not the backoff", async () => {
+  const s = await fake();
+  s.respond = answerOk;
+  // a backoff this long would show: the first attempt alone waits up to 20 s
+  const r = relay(s.url, { minDelayMs: 20000, maxDelayMs: 30000 });
+  const log = new EventLog(r);
+  await log.next("open");
+  await r.subscribe("x");
+  for (let i = 0; i < 3; i++) {
+    const conn = await s.conn(i);
+    conn.closeWith(1012, "service restart");
+    const closed = await log.next("close", (e) => e.code === 1012);
+    assert.equal(closed.reason, "service restart");
+    const rec = await log.next("reconnecting");
+    assert.equal(rec.attempt, 1);
+    assert.ok(Number.isInteger(rec.delayMs));
+    assert.ok(rec.delayMs >= 0 && rec.delayMs <= 1000, `delay ${rec.delayMs} ms after 1012`);
+    // reconnected, and the subscription restored on the new connection
+    const next = await s.conn(i + 1);
+    await next.frame((f) => f.command === "subscribe" && f.data.topic === "x");
+    await log.next("open");
+  }
+  assert.deepEqual(r.subscriptions, ["x"]);
+});

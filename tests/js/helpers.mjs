@@ -301,6 +301,15 @@ export class FakeConn {
     );
   }
 
+  /** Sends a close frame with `code` and `reason` (the client answers). */
+  closeWith(code, reason = "") {
+    const r = Buffer.from(reason, "utf8");
+    const payload = Buffer.alloc(2 + r.length);
+    payload.writeUInt16BE(code, 0);
+    r.copy(payload, 2);
+    this.#write(0x8, payload);
+  }
+
   /** Drops the TCP connection without a close frame. */
   drop() {
     this.socket.destroy();

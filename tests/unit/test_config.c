@@ -48,6 +48,7 @@ Test(config, defaults_from_empty_file)
 	cr_expect_null(c.token);
 	cr_expect_not(c.master);
 	cr_expect_eq(c.max_peers, 8);
+	cr_expect_eq(c.drain_ms, 10000);
 	cr_expect_null(c.tls_cert);
 	cr_expect_null(c.tls_key);
 	cr_expect_null(c.tls_ca);
@@ -99,6 +100,7 @@ static const char full_file[] =
 	"token = 's3cret'\n"
 	"master = true\n"
 	"max_peers = 0\n"
+	"drain_ms = 0\n"
 	"[tls]\n"
 	"cert = \"/etc/a.crt\"\n"
 	"key = \"/etc/a.key\"\n"
@@ -141,6 +143,7 @@ Test(config, full_file)
 	cr_expect_str_eq(c.token, "s3cret");
 	cr_expect(c.master);
 	cr_expect_eq(c.max_peers, 0);
+	cr_expect_eq(c.drain_ms, 0);
 	cr_expect_str_eq(c.tls_cert, "/etc/a.crt");
 	cr_expect_str_eq(c.tls_key, "/etc/a.key");
 	cr_expect_str_eq(c.tls_ca, "/etc/ca.pem");
@@ -386,6 +389,9 @@ static const struct bad_case bad_cases[] = {
 	  "out of range (1000..3600000)" },
 	{ "[node]\nmax_peers = 1025\n", 0, 2,
 	  "key 'node.max_peers': 1025 is out of range (0..1024)" },
+	{ "[node]\ndrain_ms = -1\n", 0, 2,
+	  "key 'node.drain_ms': -1 is out of range (0..3600000)" },
+	{ "[node]\ndrain_ms = 3600001\n", 0, 2, "out of range (0..3600000)" },
 	{ "[mesh]\npeer_timeout_ms = 0\n", 0, 2, "out of range (1..86400000)" },
 	{ "[mesh]\nannounce_interval_ms = 86400001\n", 0, 2,
 	  "out of range (1..86400000)" },

@@ -38,6 +38,7 @@ static const struct health_peer p_mixed_ok[] = {
 #define NP "no peers"
 #define HL "high latency"
 #define CLNC "clients no channels"
+#define DR "draining"
 
 static const struct row {
 	const char *what;
@@ -261,6 +262,46 @@ Test(health, eval_table)
 		for (unsigned k = 0; k < n && k < res.nreasons; k++)
 			cr_expect_str_eq(res.reasons[k], r->reasons[k],
 					 "row %zu (%s) #%u", i, r->what, k);
+	}
+}
+
+/* draining (SIGUSR2) is bad and first, whatever else holds: load
+ * balancers move away at once */
+Test(health, draining)
+{
+	static const struct {
+		struct health_input in;
+		const char *reasons[HEALTH_MAX_REASONS + 1];
+	} dr[] = {
+		{ { .draining = true }, { DR } },
+		{ { .active_channels = 3, .clients = 7, .draining = true },
+		  { DR } },
+		{ { .active_channels = 1,
+		    .peers_configured = 2,
+		    .peers = p_up_slow,
+		    .npeers = 1,
+		    .max_latency_ms = 10,
+		    .draining = true },
+		  { DR, CNC, HL } },
+		{ { .clients = 5, .peers_configured = 1, .draining = true },
+		  { DR, NP, CLNC } },
+	};
+
+	for (size_t i = 0; i < sizeof(dr) / sizeof(dr[0]); i++) {
+		struct health_result res;
+		unsigned n = 0;
+
+		memset(&res, 0xa5, sizeof(res));
+		health_eval(&dr[i].in, &res);
+		while (dr[i].reasons[n])
+			n++;
+		cr_expect_eq(res.state, HEALTH_BAD, "case %zu", i);
+		cr_expect_str_eq(res.reason, DR, "case %zu", i);
+		cr_expect_eq(res.nreasons, n, "case %zu: %u reasons", i,
+			     res.nreasons);
+		for (unsigned k = 0; k < n && k < res.nreasons; k++)
+			cr_expect_str_eq(res.reasons[k], dr[i].reasons[k],
+					 "case %zu reason %u", i, k);
 	}
 }
 
