@@ -1,7 +1,9 @@
 /*
  * common: the logger. One line per event on stderr: UTC timestamp with
- * milliseconds, level, message. Callers never pass secrets (passwords,
- * tokens); the logger cannot tell, so that is the callers' invariant.
+ * milliseconds, level, message — as text, or as one JSON object a line
+ * ({"time","level","node","msg"}) for log shippers. Callers never pass
+ * secrets (passwords, tokens); the logger cannot tell, so that is the
+ * callers' invariant.
  */
 #include <stdio.h>
 #include <string.h>
@@ -11,7 +13,149 @@
 #include "wr.h"
 
 static enum wr_log_level cur_level = WR_LOG_INFO;
+static enum wr_log_format cur_format = WR_LOG_TEXT;
+static char node_name[128];
 static const char *const level_names[] = { "debug", "info", "warn", "error" };
+static const char *const format_names[] = { "text", "json" };
+
+void wr_log_set_format(enum wr_log_format fmt)
+{
+	cur_format = fmt;
+}
+
+int wr_log_format_parse(const char *name, enum wr_log_format *out)
+{
+	for (int i = 0; i < 2; i++)
+		if (!strcmp(name, format_names[i])) {
+			*out = (enum wr_log_format)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* Set once at start, before any other thread logs. */
+void wr_log_set_node(const char *name)
+{
+	snprintf(node_name, sizeof(node_name), "%s", name ? name : "");
+}
+
+/* Length of the well-formed UTF-8 sequence at u (RFC 3629: no overlongs,
+ * no surrogates, nothing past U+10FFFF), or 0. u[0] >= 0x80. */
+static size_t utf8_seq(const unsigned char *u, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t k, i;
+
+	if (u[0] >= 0xc2 && u[0] <= 0xdf)
+		k = 2;
+	else if (u[0] >= 0xe0 && u[0] <= 0xef)
+		k = 3;
+	else if (u[0] >= 0xf0 && u[0] <= 0xf4)
+		k = 4;
+	else
+		return 0;
+	if (u[0] == 0xe0)
+		lo = 0xa0;
+	else if (u[0] == 0xed)
+		hi = 0x9f;
+	else if (u[0] == 0xf0)
+		lo = 0x90;
+	else if (u[0] == 0xf4)
+		hi = 0x8f;
+	if (n < k || u[1] < lo || u[1] > hi)
+		return 0;
+	for (i = 2; i < k; i++)
+		if (u[i] < 0x80 || u[i] > 0xbf)
+			return 0;
+	return k;
+}
+
+/* Appends s[0..n) escaped as the inside of a JSON string at out + *len,
+ * never past out + lim: it stops before the first piece that would not
+ * fit, so a cut line still parses. */
+static void json_esc(char *out, size_t *len, size_t lim, const char *s,
+		     size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *u = (const unsigned char *)s;
+	size_t o = *len, i = 0, k, el;
+	const char *src;
+	char e[6];
+
+	while (i < n) {
+		unsigned char c = u[i];
+
+		k = 1;
+		el = 1;
+		src = s + i;
+		if (c >= 0x80) {
+			k = utf8_seq(u + i, n - i);
+			el = k;
+			if (!k) {
+				src = "\\ufffd";
+				k = 1;
+				el = 6;
+			}
+		} else if (c == '"' || c == '\\') {
+			e[0] = '\\';
+			e[1] = (char)c;
+			src = e;
+			el = 2;
+		} else if (c < 0x20 || c == 0x7f) {
+			e[0] = '\\';
+			src = e;
+			el = 2;
+			if (c == '\n')
+				e[1] = 'n';
+			else if (c == '\r')
+				e[1] = 'r';
+			else if (c == '\t')
+				e[1] = 't';
+			else {
+				memcpy(e + 1, "u00", 3);
+				e[4] = hex[c >> 4];
+				e[5] = hex[c & 15];
+				el = 6;
+			}
+		}
+		if (o + el > lim)
+			break;
+		memcpy(out + o, src, el);
+		o += el;
+		i += k;
+	}
+	*len = o;
+}
+
+static void put(char *out, size_t *len, size_t lim, const char *s)
+{
+	size_t n = strlen(s);
+
+	if (*len + n > lim)
+		n = lim - *len;
+	memcpy(out + *len, s, n);
+	*len += n;
+}
+
+size_t wr_log_json_line(char *out, size_t cap, const char *time,
+			enum wr_log_level lvl, const char *node,
+			const char *msg, size_t n)
+{
+	size_t len = 0, lim = cap - 3; /* room for the closing "}\n */
+
+	put(out, &len, lim, "{\"time\":\"");
+	json_esc(out, &len, lim, time, strlen(time));
+	put(out, &len, lim, "\",\"level\":\"");
+	put(out, &len, lim, level_names[lvl]);
+	if (node && *node) {
+		put(out, &len, lim, "\",\"node\":\"");
+		json_esc(out, &len, lim, node, strlen(node));
+	}
+	put(out, &len, lim, "\",\"msg\":\"");
+	json_esc(out, &len, lim, msg, n);
+	memcpy(out + len, "\"}\n", 3);
+	return len + 3;
+}
 
 void wr_log_set_level(enum wr_log_level lvl)
 {
@@ -34,6 +178,25 @@ int wr_log_level_parse(const char *name, enum wr_log_level *out)
 
 static void vlog(enum wr_log_level lvl, bool force, const char *fmt,
 		 va_list ap);
+
+/* ts holds the first tn bytes of the timestamp (to the second). Stack
+ * buffers only, like the text path: no allocation per line. */
+static void vlog_json(enum wr_log_level lvl, char *ts, size_t tn, int ms,
+		      const char *fmt, va_list ap)
+{
+	char msg[1024], line[4096];
+	size_t n = 0;
+	int k;
+
+	snprintf(ts + tn, 16, ".%03dZ", ms);
+	k = vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (k > 0)
+		n = (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		n--;
+	n = wr_log_json_line(line, sizeof(line), ts, lvl, node_name, msg, n);
+	fwrite(line, 1, n, stderr);
+}
 
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
 {
@@ -62,6 +225,10 @@ static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap)
 	gettimeofday(&tv, NULL);
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
+	if (cur_format == WR_LOG_JSON) {
+		vlog_json(lvl, line, n, (int)(tv.tv_usec / 1000), fmt, ap);
+		return;
+	}
 	k = snprintf(line + n, sizeof(line) - n, ".%03dZ %-5s ",
 		     (int)(tv.tv_usec / 1000), level_names[lvl]);
 	if (k > 0)

@@ -40,6 +40,20 @@ void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap);
 /* Logs whatever the level: for the few lines tools wait for (the banner). */
 void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/* "text" (the default): "TIMESTAMP LEVEL message". "json": one object a
+ * line, {"time","level","msg","node"}, for log shippers. */
+enum wr_log_format { WR_LOG_TEXT, WR_LOG_JSON };
+void wr_log_set_format(enum wr_log_format fmt);
+/* Returns 0 and sets *out for "text", "json"; else -1. */
+int wr_log_format_parse(const char *name, enum wr_log_format *out);
+/* The "node" field of json lines; copied (truncated at 127 bytes). */
+void wr_log_set_node(const char *name);
+/* Writes one json line, newline included, into out (cap >= 256): the
+ * message escaped (invalid UTF-8 becomes U+FFFD), cut short rather than
+ * overflow. Returns its length. Exposed for the unit tests. */
+size_t wr_log_json_line(char *out, size_t cap, const char *time,
+			enum wr_log_level lvl, const char *node,
+			const char *msg, size_t n);
 #define wr_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
 #define wr_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
 #define wr_warn(...) wr_log(WR_LOG_WARN, __VA_ARGS__)

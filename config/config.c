@@ -39,6 +39,7 @@ enum kind {
 	K_URL,    /* char *, ws:// or wss:// */
 	K_LISTEN, /* "host:port": fills listen, listen_host, listen_port */
 	K_LEVEL,  /* enum wr_log_level */
+	K_FORMAT, /* enum wr_log_format */
 	K_DIR,    /* char *, an existing directory made absolute; "" = NULL */
 };
 
@@ -100,6 +101,7 @@ static const struct key_spec web_keys[] = {
 
 static const struct key_spec log_keys[] = {
 	{ "level", K_LEVEL, CFG(log_level), 0, 0 },
+	{ "format", K_FORMAT, CFG(log_format), 0, 0 },
 };
 
 /* All three are required: checked after the table is read. */
@@ -370,6 +372,12 @@ static int apply_string(struct loader *ld, void *base,
 		if (wr_log_level_parse(s, (enum wr_log_level *)field))
 			return bad(ld, v->line, fk,
 				   "unknown log level '%s' (expected debug, info, warn or error)",
+				   shown(s, show, sizeof(show)));
+		return WR_OK;
+	case K_FORMAT:
+		if (wr_log_format_parse(s, (enum wr_log_format *)field))
+			return bad(ld, v->line, fk,
+				   "unknown log format '%s' (expected text or json)",
 				   shown(s, show, sizeof(show)));
 		return WR_OK;
 	case K_LISTEN:
@@ -661,6 +669,7 @@ int config_defaults(struct config *c)
 	c->stats_interval_ms = 15000;
 	c->drain_ms = 10000;
 	c->log_level = WR_LOG_INFO;
+	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");
 	c->listen_host = strdup("127.0.0.1");
 	/* not checked: a binary run away from its source tree serves none */

@@ -54,7 +54,8 @@ struct config {
 	int reconcile_interval_ms; /* 15000 */
 
 	/* [log] */
-	enum wr_log_level log_level; /* info */
+	enum wr_log_level log_level;   /* info */
+	enum wr_log_format log_format; /* text */
 
 	/* [[peers]] */
 	struct config_peer *peers;

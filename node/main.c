@@ -107,6 +107,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	wr_log_set_level(cfg.log_level);
+	wr_log_set_format(cfg.log_format);
+	wr_log_set_node(cfg.name);
 	rc = node_run(&cfg);
 	config_fini(&cfg);
 	return rc;

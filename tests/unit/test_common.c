@@ -2,7 +2,8 @@
  * tests/unit/test_common: UTF-8 validation (every class of malformed
  * sequence), JSON string escaping (against a reference escaper too), the
  * server frame headers at each length boundary, hex, constant-time compare,
- * message refcounts, the buffer, error strings and the log line format.
+ * message refcounts, the buffer, error strings and the log line formats
+ * (text, and json with its escaping).
  */
 #include <criterion/criterion.h>
 #include <criterion/redirect.h>
@@ -588,6 +589,142 @@ Test(common, log_line_format, .init = cr_redirect_stderr)
 	}
 	cr_expect_eq(n, 2, "info filtered out, one line each");
 	wr_log_set_level(WR_LOG_INFO);
+}
+
+Test(common, log_format_parse)
+{
+	enum wr_log_format f = (enum wr_log_format)99;
+
+	cr_expect_eq(wr_log_format_parse("text", &f), 0);
+	cr_expect_eq(f, WR_LOG_TEXT);
+	cr_expect_eq(wr_log_format_parse("json", &f), 0);
+	cr_expect_eq(f, WR_LOG_JSON);
+	f = (enum wr_log_format)99;
+	cr_expect_eq(wr_log_format_parse("JSON", &f), -1);
+	cr_expect_eq(wr_log_format_parse("", &f), -1);
+	cr_expect_eq(wr_log_format_parse("logfmt", &f), -1);
+	cr_expect_eq(f, (enum wr_log_format)99, "out untouched");
+}
+
+#define TIME "2026-12-04T21:56:39.676Z"
+#define HEAD \
+	"{\"time\":\"" TIME "\",\"level\":\"info\",\"node\":\"n1\",\"msg\":\""
+
+Test(common, log_json_line)
+{
+	static const struct {
+		const char *what;
+		const char *msg;
+		size_t n;
+		const char *want; /* between "msg":" and "}\n */
+	} t[] = {
+		{ "plain", LIT("client 127.0.0.1:5 subscribed to 'a'"),
+		  "client 127.0.0.1:5 subscribed to 'a'" },
+		{ "empty", LIT(""), "" },
+		{ "quotes", LIT("say \"hi\""), "say \\\"hi\\\"" },
+		{ "backslashes", LIT("a\\b\\\\"), "a\\\\b\\\\\\\\" },
+		{ "newline, tab, cr", LIT("a\nb\tc\rd"), "a\\nb\\tc\\rd" },
+		{ "other controls", LIT("\x01\x1f\x7f|\x1b[0m"),
+		  "\\u0001\\u001f\\u007f|\\u001b[0m" },
+		{ "NUL", LIT("a\0b"), "a\\u0000b" },
+		{ "UTF-8 passes through",
+		  LIT("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80"),
+		  "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80" },
+		{ "slash and </script> untouched", LIT("a/b</x>"), "a/b</x>" },
+		{ "stray continuation byte", LIT("a\x80z"), "a\\ufffdz" },
+		{ "overlong", LIT("\xc0\xaf"), "\\ufffd\\ufffd" },
+		{ "surrogate", LIT("\xed\xa0\x80"), "\\ufffd\\ufffd\\ufffd" },
+		{ "past U+10FFFF", LIT("\xf4\x90\x80\x80"),
+		  "\\ufffd\\ufffd\\ufffd\\ufffd" },
+		{ "cut sequence at the end", LIT("ok\xe2\x82"),
+		  "ok\\ufffd\\ufffd" },
+	};
+	char line[512], want[512];
+
+	for (size_t i = 0; i < N(t); i++) {
+		size_t n = wr_log_json_line(line, sizeof(line), TIME,
+					    WR_LOG_INFO, "n1", t[i].msg,
+					    t[i].n);
+
+		snprintf(want, sizeof(want), HEAD "%s\"}\n", t[i].want);
+		cr_expect_eq(n, strlen(want), "%s: length %zu", t[i].what, n);
+		line[n < sizeof(line) ? n : sizeof(line) - 1] = '\0';
+		cr_expect_str_eq(line, want, "%s", t[i].what);
+	}
+}
+
+Test(common, log_json_line_fields_and_cuts)
+{
+	char line[256], big[600];
+	size_t n;
+
+	/* no node yet: the field is left out; each level by name */
+	n = wr_log_json_line(line, sizeof(line), TIME, WR_LOG_ERROR, "",
+			     LIT("x"));
+	line[n] = '\0';
+	cr_expect_str_eq(line, "{\"time\":\"" TIME
+			       "\",\"level\":\"error\",\"msg\":\"x\"}\n");
+	n = wr_log_json_line(line, sizeof(line), TIME, WR_LOG_DEBUG, NULL,
+			     LIT("x"));
+	line[n] = '\0';
+	cr_expect(strstr(line, "\"level\":\"debug\""), "%s", line);
+	n = wr_log_json_line(line, sizeof(line), TIME, WR_LOG_WARN, "a\"b",
+			     LIT("x"));
+	line[n] = '\0';
+	cr_expect(strstr(line, "\"node\":\"a\\\"b\""), "%s", line);
+
+	/* a message too long is cut at an escape boundary, never mid-way:
+	 * the line still ends "}\n and stays inside the buffer */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = i % 3 ? '"' : "\xc3\xa9"[i % 2];
+	for (size_t cap = 80; cap <= sizeof(line); cap++) {
+		n = wr_log_json_line(line, cap, TIME, WR_LOG_INFO, "n1", big,
+				     sizeof(big));
+		cr_assert_leq(n, cap);
+		cr_expect(!memcmp(line + n - 3, "\"}\n", 3), "cap %zu", cap);
+		/* the byte before the closing quote is no lone backslash */
+		size_t bs = 0;
+		for (size_t j = n - 4; line[j] == '\\'; j--)
+			bs++;
+		cr_expect_eq(bs % 2, 0, "cap %zu: dangling escape", cap);
+	}
+}
+
+Test(common, log_json_output, .init = cr_redirect_stderr)
+{
+	char line[512];
+	FILE *f;
+	int n = 0;
+
+	wr_log_set_node("node-a");
+	wr_log_set_format(WR_LOG_JSON);
+	wr_info("hello \"%s\"\n", "world"); /* trailing newline stripped */
+	wr_debug("hidden");
+	wr_log_force(WR_LOG_DEBUG, "forced");
+	wr_log_set_format(WR_LOG_TEXT);
+	wr_log_set_node(NULL);
+	fflush(stderr);
+
+	f = cr_get_redirected_stderr();
+	while (fgets(line, sizeof(line), f)) {
+		int Y, M, D, h, m, s, ms, tail = 0;
+
+		n++;
+		cr_assert_eq(sscanf(line,
+				    "{\"time\":\"%4d-%2d-%2dT%2d:%2d:%2d.%3dZ\",%n",
+				    &Y, &M, &D, &h, &m, &s, &ms, &tail),
+			     7, "line %d: %s", n, line);
+		cr_assert_eq(tail, 35, "line %d: %s", n, line);
+		if (n == 1)
+			cr_expect_str_eq(line + tail,
+					 "\"level\":\"info\",\"node\":\"node-a\","
+					 "\"msg\":\"hello \\\"world\\\"\"}\n");
+		else
+			cr_expect_str_eq(line + tail,
+					 "\"level\":\"debug\",\"node\":\"node-a\","
+					 "\"msg\":\"forced\"}\n");
+	}
+	cr_expect_eq(n, 2);
 }
 
 Test(common, clocks)

@@ -67,6 +67,7 @@ Test(config, defaults_from_empty_file)
 	cr_expect_eq(c.reconnect_max_ms, 30000);
 	cr_expect_eq(c.reconcile_interval_ms, 15000);
 	cr_expect_eq(c.log_level, WR_LOG_INFO);
+	cr_expect_eq(c.log_format, WR_LOG_TEXT);
 	cr_expect_eq(c.npeers, 0);
 	config_fini(&c);
 }
@@ -124,6 +125,7 @@ static const char full_file[] =
 	"reconcile_interval_ms = 7\n"
 	"[log]\n"
 	"level = \"debug\"\n"
+	"format = \"json\"\n"
 	"[[peers]]\n"
 	"name = \"b\"\n"
 	"url = \"ws://10.0.0.2:8080/node\"\n"
@@ -162,6 +164,7 @@ Test(config, full_file)
 	cr_expect_eq(c.reconnect_max_ms, 86400000);
 	cr_expect_eq(c.reconcile_interval_ms, 7);
 	cr_expect_eq(c.log_level, WR_LOG_DEBUG);
+	cr_expect_eq(c.log_format, WR_LOG_JSON);
 	cr_assert_eq(c.npeers, 1);
 	cr_expect_str_eq(c.peers[0].name, "b");
 	cr_expect_str_eq(c.peers[0].url, "ws://10.0.0.2:8080/node");
@@ -186,6 +189,31 @@ Test(config, comments_escapes_and_layout)
 	cr_expect_str_eq(c.token, "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9");
 	cr_expect_str_eq(c.name, "lit-eral");
 	cr_expect_eq(c.log_level, WR_LOG_WARN);
+	config_fini(&c);
+}
+
+Test(config, log_format)
+{
+	struct config c;
+	char err[ERRLEN];
+
+	cr_assert_eq(parse(&c, "[log]\nformat = \"text\"\n", err), WR_OK, "%s",
+		     err);
+	cr_expect_eq(c.log_format, WR_LOG_TEXT);
+	config_fini(&c);
+	cr_assert_eq(parse(&c, "[log]\nformat = 'json'\nlevel = \"warn\"\n",
+			   err),
+		     WR_OK, "%s", err);
+	cr_expect_eq(c.log_format, WR_LOG_JSON);
+	cr_expect_eq(c.log_level, WR_LOG_WARN);
+	config_fini(&c);
+	/* the whole message, file and line included */
+	cr_expect_eq(parse(&c, "[log]\nlevel = \"info\"\nformat = \"yaml\"\n",
+			   err),
+		     WR_EINVAL);
+	cr_expect_str_eq(
+		err,
+		"node.toml:3: key 'log.format': unknown log format 'yaml' (expected text or json)");
 	config_fini(&c);
 }
 
@@ -569,6 +597,14 @@ static const struct bad_case bad_cases[] = {
 	{ "[node]\nurl = \"ws://a b/node\"\n", 0, 2, "URL contains a space" },
 	{ "[log]\nlevel = \"verbose\"\n", 0, 2,
 	  "key 'log.level': unknown log level 'verbose' (expected debug, info, warn or error)" },
+	{ "[log]\nformat = \"xml\"\n", 0, 2,
+	  "key 'log.format': unknown log format 'xml' (expected text or json)" },
+	{ "[log]\nformat = \"JSON\"\n", 0, 2,
+	  "key 'log.format': unknown log format 'JSON'" },
+	{ "[log]\nformat = \"\"\n", 0, 2,
+	  "key 'log.format': must not be empty" },
+	{ "[log]\nformat = 1\n", 0, 2,
+	  "key 'log.format': expected a string, got an integer" },
 	/* peers */
 	{ "[[peers]]\nname = \"b\"\ntoken = \"t\"\n", 0, 1,
 	  "key 'peers[0].url': missing: every [[peers]] needs name, url and token" },
