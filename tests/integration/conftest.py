@@ -319,7 +319,12 @@ class NodeFactory:
 def tls_cert(tmp_path_factory):
     """(cert.pem, key.pem): a self-signed EC certificate for 127.0.0.1 and
     localhost, made once per test run."""
-    d = tmp_path_factory.mktemp("tls")
+    return make_cert(tmp_path_factory.mktemp("tls"))
+
+
+def make_cert(d):
+    """(cert.pem, key.pem) in folder @d: a new self-signed EC certificate
+    for 127.0.0.1 and localhost."""
     certf, keyf = d / "cert.pem", d / "key.pem"
     subprocess.run(
         ["openssl", "req", "-x509", "-newkey", "ec",

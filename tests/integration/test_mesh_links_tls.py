@@ -9,11 +9,10 @@ The hub is a TLS node with the session's self-signed certificate (for
 CA. Real node processes on loopback.
 """
 import ssl
-import subprocess
 
 import pytest
 
-from conftest import wait_until_sync
+from conftest import make_cert, wait_until_sync
 from meshutil import TOKEN, api_node, mesh_config, peer_names, wait_peers_sync
 
 
@@ -21,16 +20,7 @@ from meshutil import TOKEN, api_node, mesh_config, peer_names, wait_peers_sync
 def other_ca(tmp_path_factory):
     """A second self-signed certificate, for the same names: a CA that did
     not sign the hub's certificate."""
-    d = tmp_path_factory.mktemp("other-ca")
-    certf, keyf = d / "cert.pem", d / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec",
-         "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(keyf), "-out", str(certf), "-days", "2",
-         "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=30)
-    return certf
+    return make_cert(tmp_path_factory.mktemp("other-ca"))[0]
 
 
 def tls_table(cert=None, key=None, ca=None):
