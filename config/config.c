@@ -25,7 +25,8 @@
 #define NAME_CHARS ALNUM "._-"
 #define HOST_CHARS ALNUM ".-_"
 
-/* The repo's web/ (the demo chat), set by CMake; empty: none. */
+/* The repo's web/ (the demo chat), or with WSRELAY_INSTALL_LAYOUT the
+ * installed DATADIR/wsrelay/web, set by CMake; empty: none. */
 #ifndef CONFIG_WEB_ROOT
 #define CONFIG_WEB_ROOT ""
 #endif

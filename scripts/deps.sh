@@ -4,7 +4,9 @@
 #   scripts/deps.sh test    build + Criterion, Python websockets/pytest, openssl, curl,
 #                           Chromium and Node.js, and `npm ci` in tests/browser
 #                           (playwright-core, which drives that Chromium),
-#                           clang-format (scripts/format.sh)
+#                           clang-format (scripts/format.sh), dpkg-dev and
+#                           systemd (the package test: cpack's dpkg-shlibdeps,
+#                           systemd-analyze verify)
 #   scripts/deps.sh fuzz    build + clang and its libFuzzer runtime
 #   scripts/deps.sh bench   build + python3 and nats-server (bench/mesh.sh's
 #                           fanout3 row compares against a nats cluster)
@@ -15,7 +17,8 @@ build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
-            python3-pytest openssl curl chromium nodejs clang-format) ;;
+            python3-pytest openssl curl chromium nodejs clang-format
+            dpkg-dev systemd) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
 bench) want=("${build[@]}" python3 nats-server) ;;
 *) echo "usage: $0 build|test|fuzz|bench" >&2; exit 2 ;;
