@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-dirs=(common config inm channels health mesh flows node clients bench
+dirs=(common config auth inm channels health mesh flows node clients bench
       tests/unit tests/fuzz)
 clang_format=${CLANG_FORMAT:-clang-format}
 

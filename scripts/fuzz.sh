@@ -6,5 +6,5 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh fuzz
 cmake -S . -B build-fuzz -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug \
 	-DWSRELAY_FUZZ=ON -DWSRELAY_TESTS=OFF -DFUZZ_SECONDS="${FUZZ_SECONDS:-60}" >/dev/null
-cmake --build build-fuzz -j"$(nproc)" --target fuzz_config fuzz_frame fuzz_inm fuzz_host >/dev/null
+cmake --build build-fuzz -j"$(nproc)" --target fuzz_config fuzz_frame fuzz_inm fuzz_host fuzz_jwt >/dev/null
 cmake --build build-fuzz --target fuzz
