@@ -42,6 +42,8 @@ enum kind {
 	K_LEVEL,  /* enum wr_log_level */
 	K_FORMAT, /* enum wr_log_format */
 	K_DIR,    /* char *, an existing directory made absolute; "" = NULL */
+	K_FILE,   /* char *, a path taken from the config file's directory */
+	K_STRLIST, /* char **, non-empty array of non-empty strings */
 };
 
 struct key_spec {
@@ -100,6 +102,15 @@ static const struct key_spec web_keys[] = {
 	{ "root", K_DIR, CFG(web_root), 0, 0 },
 };
 
+static const struct key_spec auth_keys[] = {
+	{ "hs256_secret_file", K_FILE, CFG(auth_hs256_secret_file), 0, 0 },
+	{ "ed25519_public_keys", K_STRLIST, CFG(auth_ed25519_keys), 0, 0 },
+	{ "required", K_BOOL, CFG(auth_required), 0, 0 },
+	{ "issuer", K_STR, CFG(auth_issuer), 0, 0 },
+	{ "audience", K_STR, CFG(auth_audience), 0, 0 },
+	{ "timeout_ms", K_INT, CFG(auth_timeout_ms), 100, 3600000 },
+};
+
 static const struct key_spec log_keys[] = {
 	{ "level", K_LEVEL, CFG(log_level), 0, 0 },
 	{ "format", K_FORMAT, CFG(log_format), 0, 0 },
@@ -124,7 +135,7 @@ struct table_spec {
 	}
 static const struct table_spec tables[] = {
 	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health),
-	TABLE(mesh), TABLE(log), TABLE(web),
+	TABLE(mesh), TABLE(log), TABLE(web), TABLE(auth),
 };
 
 struct loader {
@@ -343,6 +354,61 @@ static int apply_dir(struct loader *ld, char **dst, const char *fk,
 	return set_str(ld, dst, real);
 }
 
+/* A file named relative to the config file's directory (the working
+ * directory for a config without a path); checked by whoever reads it. */
+static int apply_file(struct loader *ld, char **dst, const char *fk,
+		      const struct toml *v)
+{
+	const char *s = v->v.str, *slash = strrchr(ld->path, '/');
+	char joined[PATH_MAX];
+	int n;
+
+	if (s[0] == '/' || !slash || !ld->c->path)
+		n = snprintf(joined, sizeof(joined), "%s", s);
+	else
+		n = snprintf(joined, sizeof(joined), "%.*s/%s",
+			     (int)(slash - ld->path), ld->path, s);
+	if (n < 0 || (size_t)n >= sizeof(joined))
+		return bad(ld, v->line, fk, "path too long");
+	return set_str(ld, dst, joined);
+}
+
+/* [auth] ed25519_public_keys: the strings and the line of each. */
+static int apply_strlist(struct loader *ld, const char *fk,
+			 const struct toml *v)
+{
+	struct config *c = ld->c;
+
+	if (!v->n)
+		return bad(ld, v->line, fk, "must not be empty");
+	for (size_t i = 0; i < v->n; i++) {
+		if (v->items[i]->type != TOML_STRING)
+			return bad(ld, v->items[i]->line, fk,
+				   "expected strings, got %s",
+				   toml_type_name(v->items[i]));
+		if (!v->items[i]->v.str[0])
+			return bad(ld, v->items[i]->line, fk,
+				   "must not hold an empty string");
+	}
+	for (size_t i = 0; i < c->auth_ned25519; i++)
+		free(c->auth_ed25519_keys[i]);
+	free(c->auth_ed25519_keys);
+	free(c->auth_ed25519_lines);
+	c->auth_ned25519 = 0;
+	c->auth_ed25519_keys = calloc(v->n, sizeof(char *));
+	c->auth_ed25519_lines = calloc(v->n, sizeof(int));
+	if (!c->auth_ed25519_keys || !c->auth_ed25519_lines)
+		return oom(ld);
+	for (size_t i = 0; i < v->n; i++) {
+		c->auth_ed25519_keys[i] = strdup(v->items[i]->v.str);
+		if (!c->auth_ed25519_keys[i])
+			return oom(ld);
+		c->auth_ed25519_lines[i] = v->items[i]->line;
+		c->auth_ned25519++;
+	}
+	return WR_OK;
+}
+
 static int apply_string(struct loader *ld, void *base,
 			const struct key_spec *ks, const char *fk,
 			const struct toml *v)
@@ -357,6 +423,8 @@ static int apply_string(struct loader *ld, void *base,
 		return apply_dir(ld, (char **)field, fk, v);
 	if (!*s)
 		return bad(ld, v->line, fk, "must not be empty");
+	if (ks->kind == K_FILE)
+		return apply_file(ld, (char **)field, fk, v);
 	switch (ks->kind) {
 	case K_NAME:
 		if (!name_valid(s))
@@ -411,6 +479,9 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 	case K_BOOL:
 		want = TOML_BOOL;
 		break;
+	case K_STRLIST:
+		want = TOML_ARRAY;
+		break;
 	default:
 		want = TOML_STRING;
 		break;
@@ -435,6 +506,8 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 	case K_BOOL:
 		*(bool *)field = v->v.b;
 		return WR_OK;
+	case K_STRLIST:
+		return apply_strlist(ld, fk, v);
 	default:
 		return apply_string(ld, base, ks, fk, v);
 	}
@@ -616,6 +689,11 @@ static int check_relations(struct loader *ld)
 			   "must be >= mesh.reconnect_min_ms (%d)",
 			   c->reconnect_min_ms);
 	}
+	c->auth_hs256_line = line_of(ld, "auth", "hs256_secret_file");
+	if (c->auth_required && !c->auth_hs256_secret_file &&
+	    !c->auth_ned25519)
+		return bad(ld, line_of(ld, "auth", "required"), "auth.required",
+			   "needs auth.hs256_secret_file or auth.ed25519_public_keys");
 	if (c->max_queue_bytes < c->max_message_bytes) {
 		l = line_of(ld, "limits", "max_queue_bytes");
 		if (l)
@@ -669,6 +747,7 @@ int config_defaults(struct config *c)
 	c->reconcile_interval_ms = 15000;
 	c->stats_interval_ms = 15000;
 	c->drain_ms = 10000;
+	c->auth_timeout_ms = 5000;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");
@@ -810,5 +889,12 @@ void config_fini(struct config *c)
 	}
 	free(c->peers);
 	free(c->web_root);
+	free(c->auth_hs256_secret_file);
+	for (size_t i = 0; i < c->auth_ned25519; i++)
+		free(c->auth_ed25519_keys[i]);
+	free(c->auth_ed25519_keys);
+	free(c->auth_ed25519_lines);
+	free(c->auth_issuer);
+	free(c->auth_audience);
 	memset(c, 0, sizeof(*c));
 }

@@ -71,6 +71,17 @@ struct config {
 
 	/* [web] */
 	char *web_root; /* absolute; NULL: no static files (root = "") */
+
+	/* [auth] (PROTOCOL.md 7.1): the keys are read and checked by
+	 * auth_keys_load() (auth/), which reports at these lines */
+	char *auth_hs256_secret_file; /* relative to the config's directory */
+	int auth_hs256_line;
+	char **auth_ed25519_keys; /* standard base64, as written */
+	int *auth_ed25519_lines;
+	size_t auth_ned25519;
+	bool auth_required;
+	char *auth_issuer, *auth_audience; /* NULL: not checked */
+	int auth_timeout_ms;               /* 5000 */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

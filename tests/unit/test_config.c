@@ -192,6 +192,51 @@ Test(config, comments_escapes_and_layout)
 	config_fini(&c);
 }
 
+Test(config, auth_section)
+{
+	struct config c;
+	char err[ERRLEN];
+
+	cr_assert_eq(parse(&c, "", err), WR_OK, "%s", err);
+	cr_expect_eq(c.auth_timeout_ms, 5000);
+	cr_expect_not(c.auth_required);
+	cr_expect_null(c.auth_hs256_secret_file);
+	cr_expect_eq(c.auth_ned25519, 0);
+	config_fini(&c);
+
+	cr_assert_eq(config_defaults(&c), WR_OK);
+	cr_assert_eq(config_parse(&c, "/etc/wsrelay/node.toml",
+				  "[auth]\n"
+				  "hs256_secret_file = \"secret.key\"\n"
+				  "ed25519_public_keys = [\n"
+				  "  \"a\",\n"
+				  "  \"b\",\n"
+				  "]\n"
+				  "required = true\n"
+				  "issuer = \"https://idp\"\n"
+				  "audience = \"wsrelay\"\n"
+				  "timeout_ms = 100\n",
+				  157, err, ERRLEN),
+		     WR_OK, "%s", err);
+	cr_expect_str_eq(c.auth_hs256_secret_file, "/etc/wsrelay/secret.key");
+	cr_expect_eq(c.auth_hs256_line, 2);
+	cr_assert_eq(c.auth_ned25519, 2);
+	cr_expect_str_eq(c.auth_ed25519_keys[1], "b");
+	cr_expect_eq(c.auth_ed25519_lines[0], 4);
+	cr_expect_eq(c.auth_ed25519_lines[1], 5);
+	cr_expect(c.auth_required);
+	cr_expect_str_eq(c.auth_issuer, "https://idp");
+	cr_expect_str_eq(c.auth_audience, "wsrelay");
+	cr_expect_eq(c.auth_timeout_ms, 100);
+	config_fini(&c);
+
+	/* an absolute path stays as it is */
+	cr_assert_eq(parse(&c, "[auth]\nhs256_secret_file = \"/k\"\n", err),
+		     WR_OK, "%s", err);
+	cr_expect_str_eq(c.auth_hs256_secret_file, "/k");
+	config_fini(&c);
+}
+
 Test(config, log_format)
 {
 	struct config c;
@@ -440,6 +485,28 @@ static const struct bad_case bad_cases[] = {
 	  "key 'tls.cert': tls.key must be set too" },
 	{ "[tls]\nkey = \"/a.key\"\n", 0, 2,
 	  "key 'tls.key': tls.cert must be set too" },
+	/* [auth] */
+	{ "[auth]\nrequired = true\n", 0, 2,
+	  "key 'auth.required': needs auth.hs256_secret_file or auth.ed25519_public_keys" },
+	{ "[auth]\ntimeout_ms = 99\n", 0, 2,
+	  "key 'auth.timeout_ms': 99 is out of range (100..3600000)" },
+	{ "[auth]\ntimeout_ms = 3600001\n", 0, 2,
+	  "out of range (100..3600000)" },
+	{ "[auth]\nhs256_secret_file = \"\"\n", 0, 2,
+	  "key 'auth.hs256_secret_file': must not be empty" },
+	{ "[auth]\ned25519_public_keys = []\n", 0, 2,
+	  "key 'auth.ed25519_public_keys': must not be empty" },
+	{ "[auth]\ned25519_public_keys = \"k\"\n", 0, 2,
+	  "key 'auth.ed25519_public_keys': expected an array, got a string" },
+	{ "[auth]\ned25519_public_keys = [\n  \"k\",\n  1,\n]\n", 0, 4,
+	  "key 'auth.ed25519_public_keys': expected strings, got an integer" },
+	{ "[auth]\ned25519_public_keys = [\"\"]\n", 0, 2,
+	  "must not hold an empty string" },
+	{ "[auth]\nissuer = \"\"\n", 0, 2,
+	  "key 'auth.issuer': must not be empty" },
+	{ "[auth]\nrequired = 1\n", 0, 2,
+	  "key 'auth.required': expected a boolean, got an integer" },
+	{ "[auth]\nsecret = \"x\"\n", 0, 2, "key 'auth.secret': unknown key" },
 	/* duplicates */
 	{ "[node]\nname = \"a\"\n# c\nname = \"b\"\n", 0, 4,
 	  "key 'node.name': duplicate key (first defined on line 2)" },
