@@ -28,6 +28,7 @@ enum chan_cmd_type {
 	CHAN_CMD_UNSUBSCRIBE,
 	CHAN_CMD_LIST,
 	CHAN_CMD_SEND,
+	CHAN_CMD_AUTH, /* 7.1: data.token, a compact JWT */
 };
 
 struct chan_str {
@@ -43,6 +44,7 @@ struct chan_cmd {
 	struct chan_str
 		password; /* subscribe; absent and null are "no password" */
 	struct chan_str message; /* send */
+	struct chan_str token;   /* auth */
 	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
 	char *heap[4];
 	size_t heap_len[4];

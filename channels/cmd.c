@@ -412,7 +412,7 @@ static bool key_is(const struct jval *k, const char *name)
 /* The fields of interest, first occurrence wins. */
 struct fields {
 	struct jval command, nonce, data;
-	struct jval topic, password, channel, message;
+	struct jval topic, password, channel, message, token;
 };
 
 static void top_member(void *ctx, const struct jval *key,
@@ -442,6 +442,8 @@ static void data_member(void *ctx, const struct jval *key,
 		slot = &f->channel;
 	else if (key_is(key, "message"))
 		slot = &f->message;
+	else if (key_is(key, "token"))
+		slot = &f->token;
 	if (slot && slot->type == J_NONE)
 		*slot = *val;
 }
@@ -488,6 +490,8 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 		cmd->type = CHAN_CMD_LIST;
 	else if (key_is(&f.command, "send"))
 		cmd->type = CHAN_CMD_SEND;
+	else if (key_is(&f.command, "auth"))
+		cmd->type = CHAN_CMD_AUTH;
 	else
 		return "unknown command";
 
@@ -528,6 +532,12 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 		    take_string(cmd, &f.message, &cmd->message))
 			return "invalid json";
 		break;
+	case CHAN_CMD_AUTH:
+		if (f.token.type != J_STR)
+			return "missing field: token";
+		if (take_string(cmd, &f.token, &cmd->token))
+			return "invalid json";
+		return NULL; /* the token's form is auth/'s to judge */
 	case CHAN_CMD_LIST:
 		break;
 	}

@@ -5,6 +5,8 @@
  * own queue, so responses and deliveries leave in the order they were
  * produced. A subscribe that needs PBKDF2 pauses this client's rx until
  * the worker answers: commands are answered in order, other clients run on.
+ * Authentication (7.1): a login is allocated by a successful auth only;
+ * its two deadlines (auth timeout, exp + 30 s) use the wsi's lws timer.
  */
 #include <string.h>
 #include <sys/ioctl.h>
@@ -108,6 +110,12 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 	node->ctr.connections_total++;
 	cl->last_rx_ms = wr_now_ms();
 	pss->client = cl;
+	/* 7.1: authenticate within timeout_ms (the wsi's own timer: nothing
+	 * allocated for it) */
+	if (node->cfg->auth_required)
+		lws_set_timer_usecs(wsi,
+				    (lws_usec_t)node->cfg->auth_timeout_ms *
+					    1000);
 	wr_debug("client %p connected (%u open)", (void *)cl,
 		 node->clients.count);
 	if (node->stopping)
@@ -133,6 +141,7 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	chan_client_fini(node->reg, &cl->cc);
 	lws_dll2_remove(&cl->list);
 	node_rx_fini(&cl->rx);
+	auth_grant_free(cl->grant);
 	wr_debug("client %p closed (%u open)", (void *)cl, node->clients.count);
 	free(cl);
 }
@@ -366,6 +375,12 @@ static void subscribe(struct node *node, struct node_client *cl,
 	bool exists = flow_chan_lookup(node->flows, cmd->channel.p,
 				       cmd->channel.len, &want);
 
+	/* 7.5.4: after the input checks, before every state check */
+	if (cl->grant && !auth_grant_may_subscribe(cl->grant, cmd->channel.p,
+						   cmd->channel.len)) {
+		respond(node, cl, false, "permission denied", &cmd->nonce);
+		return;
+	}
 	if (ch && chan_is_member(ch, &cl->cc)) {
 		respond(node, cl, true, NULL, &cmd->nonce); /* idempotent */
 		return;
@@ -487,6 +502,12 @@ static void send_msg(struct node *node, struct node_client *cl,
 	struct wr_msg *frame;
 	unsigned n;
 
+	/* 7.5.4: after the input checks, before every state check */
+	if (cl->grant && !auth_grant_may_publish(cl->grant, cmd->channel.p,
+						 cmd->channel.len)) {
+		respond(node, cl, false, "permission denied", &cmd->nonce);
+		return;
+	}
 	if (!ch || !chan_is_member(ch, &cl->cc)) {
 		respond(node, cl, false, "not subscribed", &cmd->nonce);
 		return;
@@ -592,6 +613,94 @@ static void respond_list(struct node *node, struct node_client *cl,
 	wr_msg_unref(&m);
 }
 
+/* exp + 30 s (7.5.1), in wall milliseconds */
+static int64_t expiry_ms(const struct auth_grant *g)
+{
+	return (auth_grant_exp(g) + AUTH_SKEW_S) * 1000;
+}
+
+/* Arms the wsi's timer for the login's end (replacing the auth deadline
+ * or the previous token's end). */
+static void arm_expiry(struct node_client *cl)
+{
+	int64_t left = expiry_ms(cl->grant) - wr_wall_ms();
+
+	if (left < 1)
+		left = 1;
+	if (left > 86400000)
+		left = 86400000; /* far away: look again in a day */
+	lws_set_timer_usecs(cl->wsi, (lws_usec_t)left * 1000 + 1000);
+}
+
+void node_client_timer(struct node *node, struct node_client *cl)
+{
+	if (cl->close_code || cl->peer_closing)
+		return;
+	if (cl->grant) {
+		if (wr_wall_ms() < expiry_ms(cl->grant)) {
+			arm_expiry(cl); /* early, or the clock moved */
+			return;
+		}
+		wr_debug("client %p: token expired, closing", (void *)cl);
+		node_client_close_later(cl, 4401, "token expired");
+		return;
+	}
+	if (node->cfg->auth_required) {
+		wr_debug("client %p: not authenticated in time, closing",
+			 (void *)cl);
+		node_client_close_later(cl, 4401, "unauthorized");
+	}
+}
+
+/* 7.1: verifies the token; a refresh must keep the user, and a failed
+ * one leaves the login as it was. Never logs the token. */
+static void authenticate(struct node *node, struct node_client *cl,
+			 const struct chan_cmd *cmd)
+{
+	struct auth_grant *g = NULL;
+	/* seconds rounded up: "exp passed more than 30 s ago" to the ms */
+	int64_t now_s = (wr_wall_ms() + 999) / 1000;
+	const char *reason = auth_verify(node->auth, cmd->token.p,
+					 cmd->token.len, now_s, &g);
+	struct wr_buf *b = &node->scratch;
+	const char *user;
+	size_t ulen, olen;
+	struct wr_msg *m;
+
+	if (!reason && cl->grant) {
+		const char *old = auth_grant_user(cl->grant, &olen);
+
+		user = auth_grant_user(g, &ulen);
+		if (ulen != olen || memcmp(user, old, ulen)) {
+			reason = AUTH_INVALID; /* another user: a new login */
+			auth_grant_free(g);
+		}
+	}
+	if (reason) {
+		respond(node, cl, false, reason, &cmd->nonce);
+		return;
+	}
+	auth_grant_free(cl->grant);
+	cl->grant = g;
+	arm_expiry(cl);
+	user = auth_grant_user(g, &ulen);
+	wr_buf_reset(b);
+	wr_buf_puts(b,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true,\"user\":");
+	wr_buf_json_str(b, user, ulen);
+	wr_buf_printf(b, ",\"expires\":%lld}", (long long)auth_grant_exp(g));
+	if (cmd->nonce.p) {
+		wr_buf_puts(b, ",\"nonce\":");
+		wr_buf_json_str(b, cmd->nonce.p, cmd->nonce.len);
+	}
+	wr_buf_puts(b, "}");
+	m = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
+	if (!m)
+		return;
+	chan_client_push(node->reg, &cl->cc, m);
+	wr_msg_unref(&m);
+}
+
 static void dispatch(struct node *node, struct node_client *cl, const char *buf,
 		     size_t len)
 {
@@ -604,7 +713,17 @@ static void dispatch(struct node *node, struct node_client *cl, const char *buf,
 		respond(node, cl, false, reason, &cmd.nonce);
 		goto out;
 	}
+	/* 7.5.5: the input checks above answer first; then, with
+	 * [auth] required, nothing but auth before a login */
+	if (cmd.type != CHAN_CMD_AUTH && !cl->grant &&
+	    node->cfg->auth_required) {
+		respond(node, cl, false, "not authenticated", &cmd.nonce);
+		goto out;
+	}
 	switch (cmd.type) {
+	case CHAN_CMD_AUTH:
+		authenticate(node, cl, &cmd);
+		break;
 	case CHAN_CMD_SUBSCRIBE:
 		subscribe(node, cl, &cmd);
 		break;

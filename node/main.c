@@ -50,6 +50,7 @@ int main(int argc, char **argv)
 	const char *path = NULL;
 	bool check = false;
 	struct config cfg;
+	struct auth_keys *keys = NULL;
 	char err[512];
 	int c, rc;
 
@@ -96,6 +97,9 @@ int main(int argc, char **argv)
 	err[0] = '\0';
 	rc = path ? config_load(&cfg, path, err, sizeof(err))
 		  : config_defaults(&cfg);
+	/* the [auth] keys are part of the config: a bad one is exit 2 */
+	if (!rc)
+		rc = node_auth_keys(&cfg, &keys, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "%s\n", err[0] ? err : wr_strerror(rc));
 		config_fini(&cfg);
@@ -103,13 +107,14 @@ int main(int argc, char **argv)
 	}
 	if (check) {
 		printf("%s: ok\n", path ? path : "(defaults)");
+		auth_keys_destroy(keys);
 		config_fini(&cfg);
 		return 0;
 	}
 	wr_log_set_level(cfg.log_level);
 	wr_log_set_format(cfg.log_format);
 	wr_log_set_node(cfg.name);
-	rc = node_run(&cfg);
+	rc = node_run(&cfg, keys); /* takes the keys */
 	config_fini(&cfg);
 	return rc;
 }

@@ -10,6 +10,7 @@
 #include <uv.h>
 #include <libwebsockets.h>
 
+#include "auth.h"
 #include "channels.h"
 #include "config.h"
 #include "flows.h"
@@ -62,6 +63,9 @@ struct node {
 	bool tls;
 
 	struct chan_registry *reg;
+	/* [auth] keys (auth/), owned; a reload builds a new object and frees
+	 * this one: no login points into it */
+	struct auth_keys *auth;
 	struct chan_pw_worker *pw;
 	struct chan_pw_cache *pwcache;
 	uint64_t pw_pending;
@@ -137,11 +141,15 @@ struct node_client {
 
 	struct node_rx rx;
 
-	int close_code; /* non-zero: close on next WRITEABLE */
+	int close_code;    /* non-zero: close on next WRITEABLE */
+	bool peer_closing; /* the client sent a close frame */
 	const char *close_reason;
+	/* the login (7.1), allocated by a successful auth only: an anonymous
+	 * client costs this pointer, which fills what was padding. Its
+	 * deadlines (auth timeout, exp + 30 s) use the wsi's own lws timer */
+	struct auth_grant *grant;
 
 	lws_dll2_t flush_list; /* node->flush, while queued */
-	bool peer_closing;     /* the client sent a close frame */
 	uint64_t read_pass;    /* last loop pass it was a reader in */
 	int64_t last_rx_ms;    /* any frame or pong from the client */
 	int64_t ping_sent_ms;  /* 0: no ping outstanding */
@@ -211,8 +219,13 @@ struct node_pss {
 	bool counted; /* in node->live_ws until WSI_DESTROY */
 };
 
-/* server.c */
-int node_run(const struct config *cfg);
+/* server.c: runs a node; takes @keys (auth_keys_destroy), NULL or not */
+int node_run(const struct config *cfg, struct auth_keys *keys);
+
+/* auth.c — the [auth] keys of @cfg (auth_keys_load() with the lines the
+ * config recorded); same contract as auth_keys_load() */
+int node_auth_keys(const struct config *cfg, struct auth_keys **out, char *err,
+		   size_t errlen);
 
 /* client.c — /connect sessions */
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
@@ -220,6 +233,9 @@ void node_client_close(struct node *node, struct node_pss *pss);
 int node_client_receive(struct node *node, struct node_client *cl,
 			const void *in, size_t len);
 int node_client_writeable(struct node *node, struct node_client *cl);
+/* LWS_CALLBACK_TIMER on a /connect session: its auth deadline or its
+ * token's exp + 30 s came (7.1, 7.5.1) */
+void node_client_timer(struct node *node, struct node_client *cl);
 void node_client_pw_done(struct node *node);
 /* Pings clients silent for an interval, drops those that did not answer
  * the previous ping. */

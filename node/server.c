@@ -123,6 +123,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 				wsi, X509_verify_cert_error_string(
 					     X509_STORE_CTX_get_error(user)));
 		return 0;
+	case LWS_CALLBACK_TIMER:
+		if (pss && pss->client)
+			node_client_timer(node_of(wsi), pss->client);
+		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		if (pss->client)
 			pss->client->last_rx_ms = wr_now_ms();
@@ -549,6 +553,8 @@ static void node_fini(struct node *node)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
 	chan_registry_destroy(node->reg);
+	auth_keys_destroy(node->auth);
+	node->auth = NULL;
 	free(node->wbuf);
 	wr_buf_fini(&node->scratch);
 }
@@ -752,14 +758,21 @@ static void node_close(struct node *node)
 	node_fini(node);
 }
 
-int node_run(const struct config *cfg)
+int node_run(const struct config *cfg, struct auth_keys *keys)
 {
 	struct node node;
 	int rc = 1;
 
-	if (node_check(cfg))
+	if (node_check(cfg)) {
+		auth_keys_destroy(keys);
 		return 1;
-	if (node_open(&node, cfg) || node_listen(&node))
+	}
+	if (node_open(&node, cfg)) {
+		auth_keys_destroy(keys);
+		goto out;
+	}
+	node.auth = keys;
+	if (node_listen(&node))
 		goto out;
 	uv_run(&node.loop, UV_RUN_DEFAULT); /* until on_check() stops it */
 	rc = 0;

@@ -1296,3 +1296,46 @@ Test(cmd, delivery_roundtrip)
 	free(frame);
 	wr_buf_fini(&b);
 }
+
+/* 7.1: "auth" takes data.token, a string, kept as it was sent; its form is
+ * judged by auth/, not the decoder. */
+Test(cmd, auth_command)
+{
+	static const struct {
+		const char *in, *reason, *token;
+	} t[] = {
+		{ "{\"command\":\"auth\",\"data\":{\"token\":\"a.b.c\"},\"nonce\":\"n\"}",
+		  NULL, "a.b.c" },
+		{ "{\"command\":\"auth\",\"data\":{\"token\":\"\"}}", NULL,
+		  "" },
+		{ "{\"command\":\"auth\",\"data\":{\"token\":\"a\\u002eb\"}}",
+		  NULL, "a.b" },
+		{ "{\"command\":\"auth\"}", "missing field: data", NULL },
+		{ "{\"command\":\"auth\",\"data\":{}}", "missing field: token",
+		  NULL },
+		{ "{\"command\":\"auth\",\"data\":{\"token\":1}}",
+		  "missing field: token", NULL },
+		{ "{\"command\":\"auth\",\"data\":{\"token\":null}}",
+		  "missing field: token", NULL },
+		{ "{\"command\":\"Auth\",\"data\":{\"token\":\"x\"}}",
+		  "unknown command", NULL },
+	};
+
+	for (size_t i = 0; i < N(t); i++) {
+		struct chan_cmd cmd;
+		const char *r = decode(&cmd, t[i].in);
+
+		if (t[i].reason) {
+			cr_expect(r && !strcmp(r, t[i].reason),
+				  "row %zu: want %s, got %s", i, t[i].reason,
+				  r ? r : "ok");
+		} else {
+			cr_expect_null(r, "row %zu: got %s", i, r);
+			cr_expect_eq(cmd.type, CHAN_CMD_AUTH);
+			cr_expect_eq(cmd.token.len, strlen(t[i].token));
+			cr_expect(!memcmp(cmd.token.p, t[i].token,
+					  cmd.token.len));
+		}
+		chan_cmd_fini(&cmd);
+	}
+}
