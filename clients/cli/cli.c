@@ -17,6 +17,7 @@
 /* which options a subcommand takes */
 #define OPT_PASSWORD 0x1
 #define OPT_JSON 0x2
+#define OPT_TOKEN 0x4
 
 struct subcommand {
 	const char *name;
@@ -45,7 +46,7 @@ static const struct subcommand commands[] = {
 	  "the subscription (e.g. \"invalid password\") or removed it later,\n"
 	  "2 usage error, 3 connection error or timeout before the subscription,\n"
 	  "or the connection closed afterwards.\n",
-	  2, 2, OPT_PASSWORD | OPT_JSON, cli_cmd_sub },
+	  2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN, cli_cmd_sub },
 	{ "pub", "URL CHANNEL [MESSAGE] [--password P] [options]",
 	  "Publishes MESSAGE on CHANNEL or, without MESSAGE, each line of\n"
 	  "standard input as one message (without its \"\\n\" or \"\\r\\n\"; an\n"
@@ -58,11 +59,11 @@ static const struct subcommand commands[] = {
 	  "subscription or a message (its reason is printed), 2 usage error or\n"
 	  "an input line that is not UTF-8 or over 16 MiB, 3 connection error,\n"
 	  "timeout or interrupted.\n",
-	  2, 3, OPT_PASSWORD, cli_cmd_pub },
+	  2, 3, OPT_PASSWORD | OPT_TOKEN, cli_cmd_pub },
 	{ "list", "URL [options]",
 	  "Prints the name of every channel open on the network, one per line,\n"
 	  "sorted.\n",
-	  exits_common, 1, 1, 0, cli_cmd_list },
+	  exits_common, 1, 1, OPT_TOKEN, cli_cmd_list },
 	{ "health", "URL [options]",
 	  "GET /health of the node at URL (for ws(s)://HOST:PORT/connect that\n"
 	  "is http(s)://HOST:PORT/health) and prints its JSON answer.\n",
@@ -93,7 +94,7 @@ static const struct subcommand *find(const char *name)
 
 bool cli_is_command(const char *name)
 {
-	return find(name) != NULL;
+	return find(name) != NULL || !strcmp(name, "token");
 }
 
 static void usage(const struct subcommand *sc, FILE *f)
@@ -105,6 +106,10 @@ static void usage(const struct subcommand *sc, FILE *f)
 	if (sc->opts & OPT_JSON)
 		fprintf(f,
 			"  -j, --json             print each frame as received (raw JSON)\n");
+	if (sc->opts & OPT_TOKEN)
+		fprintf(f,
+			"  -T, --token JWT        authenticate with JWT first (default:\n"
+			"                         $WSRELAY_TOKEN when set; see wsrelay token)\n");
 	fprintf(f, "%s\n%s", common_text, sc->exits);
 }
 
@@ -116,6 +121,8 @@ void cli_usage_summary(FILE *f)
 		"  wsrelay pub URL CHANNEL [MESSAGE] [--password P]  publish MESSAGE or stdin lines\n"
 		"  wsrelay list URL                                  print the open channels\n"
 		"  wsrelay health URL                                print GET /health\n"
+		"  wsrelay token --secret-file F --sub NAME [...]    print an HS256 dev token\n"
+		"  sub, pub and list also take --token JWT (auth first)\n"
 		"  each also takes --timeout SECONDS (default 10), --insecure, --cafile FILE\n"
 		"  URL: ws://HOST:PORT/connect, wss://..., or http(s)://HOST:PORT\n"
 		"\n"
@@ -184,14 +191,18 @@ int cli_main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "cafile", required_argument, NULL, 'C' },
+		{ "token", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const struct subcommand *sc = find(argv[0]);
+	const struct subcommand *sc;
 	struct cli_args a;
 	char err[512];
 	int c, npos;
 
+	if (!strcmp(argv[0], "token"))
+		return cli_cmd_token(argc, argv);
+	sc = find(argv[0]);
 	if (!sc)
 		return CLI_EXIT_USAGE;
 	memset(&a, 0, sizeof(a));
@@ -199,8 +210,15 @@ int cli_main(int argc, char **argv)
 	a.timeout_ms = 10000;
 	opterr = 0; /* our messages name the subcommand */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":p:jt:kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:jt:T:kh", opts, NULL)) != -1) {
 		switch (c) {
+		case 'T':
+			if (!(sc->opts & OPT_TOKEN))
+				return usage_error(sc,
+						   "--token is not an option of %s",
+						   sc->name);
+			a.token = optarg;
+			break;
 		case 'p':
 			if (!(sc->opts & OPT_PASSWORD))
 				return usage_error(
@@ -239,6 +257,11 @@ int cli_main(int argc, char **argv)
 					   argv[optind - 1]);
 		}
 	}
+	if (!a.token && (sc->opts & OPT_TOKEN) && getenv("WSRELAY_TOKEN") &&
+	    *getenv("WSRELAY_TOKEN"))
+		a.token = getenv("WSRELAY_TOKEN");
+	if (a.token && !wr_utf8_valid(a.token, strlen(a.token)))
+		return usage_error(sc, "the token is not valid UTF-8");
 	npos = argc - optind;
 	if (npos < sc->min_args)
 		return usage_error(sc, "missing %s",

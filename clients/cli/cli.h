@@ -14,7 +14,8 @@
 
 /* ---- entry points (node/main.c) ---- */
 
-/* True when @name is a client subcommand ("sub", "pub", "list", "health"). */
+/* True when @name is a client subcommand ("sub", "pub", "list", "health",
+ * "token"). */
 bool cli_is_command(const char *name);
 /* Runs the subcommand argv[0] with its arguments; returns the exit status. */
 int cli_main(int argc, char **argv);
@@ -127,6 +128,7 @@ struct cli_args {
 	bool insecure;
 	const char *cafile;
 	int64_t timeout_ms;
+	const char *token; /* --token or $WSRELAY_TOKEN: auth first; or NULL */
 };
 
 /* Prints "wsrelay CMD: " and the message on stderr. */
@@ -141,5 +143,7 @@ int cli_cmd_sub(const struct cli_args *a);
 int cli_cmd_pub(const struct cli_args *a);
 int cli_cmd_list(const struct cli_args *a);
 int cli_cmd_health(const struct cli_args *a);
+/* token.c: `wsrelay token ...` (its own options; argv[0] is "token") */
+int cli_cmd_token(int argc, char **argv);
 
 #endif

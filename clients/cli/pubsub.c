@@ -18,6 +18,7 @@
 #define PUB_WINDOW 32
 #define SUB_NONCE "sub"
 #define LIST_NONCE "list"
+#define AUTH_NONCE "auth"
 
 enum frame_kind {
 	FRAME_OTHER,
@@ -151,6 +152,39 @@ static int wait_failed(const struct cli_args *a, struct cli_conn *c,
 	return CLI_EXIT_CONN;
 }
 
+static int await_response(const struct cli_args *a, struct cli_conn *c,
+			  const char *nonce, struct frame *f,
+			  bool print_channels);
+
+/* --token: auth before anything else (PROTOCOL.md 7.1). */
+static int authenticate(const struct cli_args *a, struct cli_conn *c)
+{
+	struct wr_buf b;
+	struct frame f;
+	int rc;
+
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"command\":\"auth\",\"data\":{\"token\":");
+	wr_buf_json_str(&b, a->token, strlen(a->token));
+	wr_buf_puts(&b, "},\"nonce\":\"" AUTH_NONCE "\"}");
+	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
+	wr_buf_fini(&b);
+	if (rc) {
+		cli_err(a, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	rc = await_response(a, c, AUTH_NONCE, &f, false);
+	if (rc)
+		return rc;
+	if (!f.ok) {
+		cli_err(a, "authentication refused: %s",
+			f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	}
+	frame_fini(&f);
+	return rc;
+}
+
 static int open_conn(const struct cli_args *a, struct cli_conn **out)
 {
 	struct cli_conn_opts o = { .url = &a->url,
@@ -165,7 +199,9 @@ static int open_conn(const struct cli_args *a, struct cli_conn **out)
 		return CLI_EXIT_CONN;
 	}
 	w = cli_ws_connect(c, wr_now_ms() + a->timeout_ms);
-	return w == CLI_WAIT_DONE ? 0 : wait_failed(a, c, w);
+	if (w != CLI_WAIT_DONE)
+		return wait_failed(a, c, w);
+	return a->token ? authenticate(a, c) : 0;
 }
 
 /* Waits for the response carrying @nonce, skipping deliveries. */

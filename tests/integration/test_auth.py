@@ -409,3 +409,78 @@ def test_mesh_each_node_verifies_with_its_own_keys(node_factory, tmp_path):
             got = await delivered()
             assert got == [delivery("hello", "mesh", "m")] * 2
     run(body())
+
+
+# ---- the command-line client -----------------------------------------------
+
+def cli(*args, env=None, timeout=20):
+    import os
+    e = dict(os.environ)
+    e.pop("WSRELAY_TOKEN", None)
+    e.update(env or {})
+    return subprocess.run([BIN, *args], capture_output=True, text=True,
+                          timeout=timeout, env=e)
+
+
+def test_cli_token_and_token_option(node_factory, tmp_path):
+    n = auth_node(node_factory, tmp_path, required=True)
+    keyf = tmp_path / "t1.key"  # written by auth_node
+    url = n.ws_url()
+    r = cli("token", "--secret-file", str(keyf), "--sub", "zed",
+            "--channels", "chat.*", "--publish", "", "--ttl", "2h")
+    assert r.returncode == 0, r.stderr
+    tok = r.stdout.strip()
+    h, p, s = tok.split(".")
+    pay = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+    assert pay["sub"] == "zed" and pay["channels"] == ["chat.*"] and pay["publish"] == []
+    assert abs(pay["exp"] - pay["iat"] - 7200) == 0
+    assert abs(pay["iat"] - time.time()) < 60
+    assert s == b64u(hmac.new(
+        SECRET.rstrip(b"\n"), f"{h}.{p}".encode(), hashlib.sha256).digest())
+
+    # the node takes it; list/pub/sub authenticate first
+    r = cli("list", url, "--token", tok)
+    assert r.returncode == 0, r.stderr
+    r = cli("list", url)
+    assert r.returncode == 1 and "not authenticated" in r.stderr, r
+    r = cli("list", url, env={"WSRELAY_TOKEN": tok})
+    assert r.returncode == 0, r.stderr
+    r = cli("list", url, "--token", hs256(claims(), key=b"nope"))
+    assert r.returncode == 1
+    assert "authentication refused: invalid token" in r.stderr, r.stderr
+    r = cli("pub", url, "news", "m", "--token", tok)
+    assert r.returncode == 1 and "permission denied" in r.stderr, r
+    r = cli("pub", url, "chat.x", "m", "--token", tok)
+    assert r.returncode == 1 and "permission denied" in r.stderr, r  # publish []
+    full = cli("token", "--secret-file", str(keyf), "--sub", "zed").stdout.strip()
+    r = cli("pub", url, "chat.x", "m", "--token", full)
+    assert r.returncode == 0, r.stderr
+
+
+@pytest.mark.parametrize("args,msg", [
+    (["--sub", "a"], "--secret-file and --sub are required"),
+    (["--secret-file", "/nonexistent"], "--secret-file and --sub are required"),
+    (["--secret-file", "/nonexistent", "--sub", "a"], "cannot read --secret-file"),
+    (["--secret-file", "K", "--sub", "a", "--ttl", "0"], "--ttl wants"),
+    (["--secret-file", "K", "--sub", "a", "--ttl", "5w"], "--ttl wants"),
+    (["--secret-file", "K", "--sub", "a", "--ttl", "1hh"], "--ttl wants"),
+    (["--secret-file", "K", "--sub", ""], "--sub must be"),
+    (["--secret-file", "K", "--sub", "a", "--bogus"], "unknown option"),
+])
+def test_cli_token_usage_errors(tmp_path, args, msg):
+    k = tmp_path / "k"
+    k.write_bytes(b"key")
+    r = cli("token", *[str(k) if a == "K" else a for a in args])
+    assert r.returncode == 2 and msg in r.stderr, r
+
+
+def test_cli_token_ttl_suffixes(tmp_path):
+    k = tmp_path / "k"
+    k.write_bytes(b"key\n")
+    for ttl, secs in (("90", 90), ("90s", 90), ("15m", 900), ("1h", 3600), ("7d", 604800)):
+        r = cli("token", "--secret-file", str(k), "--sub", "a", "--ttl", ttl)
+        assert r.returncode == 0, r.stderr
+        p = r.stdout.strip().split(".")[1]
+        pay = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
+        assert pay["exp"] - pay["iat"] == secs, ttl
+        assert "channels" not in pay and "publish" not in pay
