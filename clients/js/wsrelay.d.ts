@@ -34,6 +34,14 @@ export interface WsRelayOptions {
   maxDelayMs?: number;
   /** Commands held while not connected; beyond it they are rejected with "queue full"; default 1000. */
   maxQueue?: number;
+  /** A JSON Web Token sent with `auth` first on every connection (PROTOCOL.md 7.1). */
+  token?: string;
+  /**
+   * Called for a token on every connect and reconnect, and ~30 s before the current token's exp
+   * to refresh the login (the node closes the connection 4401 "token expired" at exp + 30 s).
+   * May be async. Takes precedence over `token`.
+   */
+  getToken?: () => string | Promise<string>;
 }
 
 export interface SubscribeOptions {
@@ -66,6 +74,28 @@ export interface UnsubscribedEvent {
   reason: string;
 }
 
+export interface AuthEvent {
+  /** The token's sub. */
+  user: string;
+  /** The token's exp, seconds since the epoch. */
+  expires: number;
+  /** True for a refresh on an open connection, false for the auth a connection starts with. */
+  refresh: boolean;
+}
+
+export interface AuthErrorEvent {
+  /**
+   * The server's reason ("invalid token", "token expired", or a close's "unauthorized" /
+   * "token expired"), or the client's own: "getToken failed", "no token".
+   */
+  reason: string;
+  refresh: boolean;
+  /** 4401 when the server closed the connection for authentication. */
+  code?: number;
+  /** What getToken threw. */
+  error?: unknown;
+}
+
 export interface WsRelayEventMap {
   /** Connected and every subscription restored; queued commands have been written. */
   open: void;
@@ -82,6 +112,10 @@ export interface WsRelayEventMap {
   unsubscribed: UnsubscribedEvent;
   /** A socket error, an unreadable frame, or a response without nonce. */
   error: Error;
+  /** The node accepted the token (on connect, on reconnect, on refresh). */
+  auth: AuthEvent;
+  /** Authentication failed, or the node closed the connection with 4401. A failed refresh keeps the login. */
+  autherror: AuthErrorEvent;
 }
 
 export type WsRelayEvent = keyof WsRelayEventMap;
@@ -94,7 +128,7 @@ export class WsRelayError extends Error {
   constructor(reason: string, command: string);
   readonly name: "WsRelayError";
   readonly reason: string;
-  /** The command that failed: "subscribe", "unsubscribe", "send" or "list". */
+  /** The command that failed: "subscribe", "unsubscribe", "send", "list" (or "auth"). */
   readonly command: string;
 }
 
@@ -109,6 +143,10 @@ export class WsRelay {
   readonly url: string;
   /** True while connected with every subscription restored. */
   readonly connected: boolean;
+  /** The authenticated user (sub) of the current connection, or null. */
+  readonly user: string | null;
+  /** The current login's exp (seconds since the epoch), or null. */
+  readonly expires: number | null;
   /** The channels the user holds (restored on reconnect). */
   readonly subscriptions: string[];
 

@@ -11,8 +11,19 @@
 // response with that nonce. Errors are WsRelayError: `reason` (also the
 // message) is the server's exact reason string, or one of the client's own:
 // "timeout", "disconnected", "queue full", "closed".
+//
+// Authentication (PROTOCOL.md 7.1): with `token` or `getToken` (sync or
+// async), every connection sends `auth` first, before the subscriptions
+// are restored and the queue goes out; with `getToken` the login is
+// refreshed ~30 s before the token's exp. Outcomes are the "auth" and
+// "autherror" events.
 
-const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error"];
+const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror"];
+
+// Refresh this long before exp (the node closes the connection at exp + 30 s).
+const REFRESH_BEFORE_MS = 30000;
+// Close code of an authentication failure (7.1): "unauthorized", "token expired".
+const AUTH_CLOSE_CODE = 4401;
 
 const DEFAULTS = {
   timeoutMs: 10000,
@@ -75,6 +86,11 @@ export class WsRelay {
   #minDelayMs;
   #maxDelayMs;
   #maxQueue;
+  #token; // string, or undefined
+  #getToken; // function, or undefined
+  #user = null; // the current login's user (sub), or null
+  #expires = null; // its exp, seconds since the epoch
+  #refreshTimer = null;
 
   #ws = null; // the current socket, or null between attempts
   #opened = false; // the current socket has fired open
@@ -114,12 +130,30 @@ export class WsRelay {
     this.#maxDelayMs = nonNegative(options, "maxDelayMs");
     this.#maxQueue = nonNegative(options, "maxQueue");
     this.#reconnect = options.reconnect === undefined ? DEFAULTS.reconnect : !!options.reconnect;
+    if (options.token !== undefined && typeof options.token !== "string") {
+      throw new TypeError("WsRelay: options.token must be a string");
+    }
+    if (options.getToken !== undefined && typeof options.getToken !== "function") {
+      throw new TypeError("WsRelay: options.getToken must be a function");
+    }
+    this.#token = options.token;
+    this.#getToken = options.getToken;
     this.#connect(); // a synchronous failure (bad URL) throws from here
   }
 
   /** The URL this client connects to. */
   get url() {
     return this.#url;
+  }
+
+  /** The authenticated user (the token's sub) of this connection, or null. */
+  get user() {
+    return this.#user;
+  }
+
+  /** The current login's expiry (seconds since the epoch), or null. */
+  get expires() {
+    return this.#expires;
   }
 
   /** True while connected with every subscription restored. */
@@ -194,6 +228,7 @@ export class WsRelay {
   close() {
     if (this.#dead === "closed") return;
     this.#dead = "closed";
+    this.#clearLogin();
     if (this.#reconnectTimer !== null) {
       clearTimeout(this.#reconnectTimer);
       this.#reconnectTimer = null;
@@ -220,7 +255,11 @@ export class WsRelay {
 
   // ------------------------------------------------------------------ events
 
-  /** Adds a listener. Events: open, close, reconnecting, message, unsubscribed, error. */
+  /**
+   * Adds a listener. Events: open, close, reconnecting, message,
+   * unsubscribed, error, auth ({user, expires, refresh}), autherror
+   * ({reason, refresh, code?, error?}).
+   */
   on(event, fn) {
     this.#listenersOf(event, fn).add(fn);
     return this;
@@ -362,6 +401,75 @@ export class WsRelay {
     if (this.#ws !== ws) return;
     this.#opened = true;
     this.#attempt = 0;
+    if (this.#token === undefined && !this.#getToken) {
+      this.#restore(ws);
+      return;
+    }
+    // auth first: the restored subscriptions and the queue come after it,
+    // whatever its outcome (a failure is the "autherror" event)
+    this.#authenticate(ws, false).then(() => this.#restore(ws));
+  }
+
+  // Gets a token (getToken wins over token) and sends auth on @ws.
+  // Resolves once answered, failed or abandoned; never rejects.
+  async #authenticate(ws, refresh) {
+    let token;
+    try {
+      token = this.#getToken ? await this.#getToken() : this.#token;
+    } catch (err) {
+      if (this.#ws === ws) this.#emit("autherror", { reason: "getToken failed", refresh, error: err });
+      return;
+    }
+    if (this.#ws !== ws || !this.#opened) return;
+    if (typeof token !== "string" || token === "") {
+      this.#emit("autherror", { reason: "no token", refresh });
+      return;
+    }
+    const before = this.#expires;
+    await new Promise((done) => {
+      this.#write({
+        command: "auth",
+        data: { token },
+        restore: !refresh, // a first auth that times out: reconnect
+        resolve: done,
+        reject: done,
+        ok: (_entry, data) => {
+          this.#user = typeof data.user === "string" ? data.user : null;
+          this.#expires = typeof data.expires === "number" ? data.expires : null;
+          // a refresh that did not move exp would refresh again at once
+          if (!refresh || before === null || this.#expires > before) this.#scheduleRefresh(ws);
+          this.#emit("auth", { user: this.#user, expires: this.#expires, refresh });
+          done();
+        },
+        fail: (_entry, reason) => {
+          // a failed refresh leaves the current login as it was (7.5.1)
+          this.#emit("autherror", { reason, refresh });
+          done();
+        },
+      });
+    });
+  }
+
+  #scheduleRefresh(ws) {
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    if (!this.#getToken || this.#expires === null) return;
+    const ms = Math.max(0, this.#expires * 1000 - REFRESH_BEFORE_MS - Date.now());
+    this.#refreshTimer = setTimeout(() => {
+      this.#refreshTimer = null;
+      if (this.#ws === ws && this.#opened) this.#authenticate(ws, true);
+    }, Math.min(ms, MAX_TIMER_MS));
+  }
+
+  #clearLogin() {
+    if (this.#refreshTimer !== null) clearTimeout(this.#refreshTimer);
+    this.#refreshTimer = null;
+    this.#user = null;
+    this.#expires = null;
+  }
+
+  #restore(ws) {
+    if (this.#ws !== ws || !this.#opened) return;
     const subs = [...this.#subs];
     this.#restoring = subs.length;
     if (subs.length === 0) {
@@ -493,8 +601,10 @@ export class WsRelay {
     this.#ready = false;
     this.#restoring = 0;
     this.#late.clear();
+    this.#clearLogin();
     this.#rejectPending("disconnected");
     if (wasOpen) this.#emit("close", { code, reason });
+    if (code === AUTH_CLOSE_CODE) this.#emit("autherror", { reason, refresh: false, code });
     if (this.#dead) return; // close() was called by a listener
     if (!this.#reconnect) {
       this.#dead = "disconnected";

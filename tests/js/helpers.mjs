@@ -85,7 +85,7 @@ export class EventLog {
   constructor(relay) {
     this.items = []; // {event, arg, used}
     this.waiters = [];
-    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error"]) {
+    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror"]) {
       relay.on(event, (arg) => this.#push(event, arg));
     }
   }
@@ -133,17 +133,19 @@ export class EventLog {
 
 /** A real wsrelay process; `restart()` starts it again on the same port. */
 export class Node {
-  constructor(dir, limits) {
+  constructor(dir, limits, toml) {
     this.dir = dir;
     this.limits = limits;
+    this.toml = toml || "";
     this.port = 0;
     this.proc = null;
     this.stderr = "";
   }
 
-  static async start({ limits } = {}) {
+  /** `toml`: more config text, appended (e.g. an [auth] section). */
+  static async start({ limits, toml } = {}) {
     const dir = mkdtempSync(path.join(tmpdir(), "wsrelay-js-"));
-    const node = new Node(dir, limits);
+    const node = new Node(dir, limits, toml);
     await node.#spawn(0);
     return node;
   }
@@ -158,6 +160,7 @@ export class Node {
       toml += "[limits]\n";
       for (const [k, v] of Object.entries(this.limits)) toml += `${k} = ${v}\n`;
     }
+    toml += this.toml;
     const config = path.join(this.dir, "node.toml");
     writeFileSync(config, toml);
     const proc = spawn(BIN, ["-c", config], { stdio: ["ignore", "ignore", "pipe"] });
