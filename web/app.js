@@ -5,6 +5,10 @@
 // it came. ?relay=ws://host:port/connect talks to another node instead.
 //
 // User text only ever reaches the page through textContent.
+//
+// A node with [auth] required answers "not authenticated": the page then
+// shows a dev-token field; the token pasted there is used at once and on
+// every reconnect (kept for this tab in sessionStorage).
 
 import { WsRelay } from "/lib/wsrelay.js";
 
@@ -15,8 +19,10 @@ const ui = {
   join: $("join"), leave: $("leave"), error: $("error"),
   errorText: $("error-text"), errorClose: $("error-close"), room: $("room"),
   messages: $("messages"), sendForm: $("send-form"), text: $("text"),
-  send: $("send"),
+  send: $("send"), tokenForm: $("token-form"), token: $("token"),
 };
+
+const TOKEN_KEY = "wsrelay-chat-token";
 
 const params = new URLSearchParams(location.search);
 const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -24,7 +30,10 @@ const relayUrl = params.get("relay") || `${scheme}://${location.host}/connect`;
 
 // A demo should come back quickly after a node restart: retry at least
 // every 5 s instead of the library's 30 s ceiling.
-const relay = new WsRelay(relayUrl, { maxDelayMs: 5000 });
+const relay = new WsRelay(relayUrl, {
+  maxDelayMs: 5000,
+  getToken: () => sessionStorage.getItem(TOKEN_KEY), // null: none yet
+});
 
 let channel = null; // the channel joined, or null
 let busy = false; // a join or leave is in flight
@@ -86,6 +95,41 @@ relay.on("reconnecting", ({ attempt, delayMs }) => {
 // Socket errors come with every failed attempt and say nothing the state
 // does not; keep them for the console.
 relay.on("error", (err) => console.debug("wsrelay:", err.message));
+
+// ------------------------------------------------------ authentication
+
+const AUTH_REASONS = ["not authenticated", "invalid token", "token expired", "unauthorized"];
+
+function askToken(reason) {
+  if (ui.tokenForm.hidden) {
+    ui.tokenForm.hidden = false;
+    system(`The node requires a token (${reason}).`);
+  }
+}
+
+relay.on("auth", ({ user }) => {
+  ui.tokenForm.hidden = true;
+  ui.node.title = `Signed in as ${user}`;
+});
+
+relay.on("autherror", ({ reason }) => {
+  if (AUTH_REASONS.includes(reason)) askToken(reason);
+});
+
+ui.tokenForm.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const token = ui.token.value.trim();
+  if (!token) return;
+  hideError();
+  try {
+    const { user } = await relay.authenticate(token);
+    sessionStorage.setItem(TOKEN_KEY, token);
+    ui.token.value = "";
+    system(`Signed in as ${user}.`);
+  } catch (err) {
+    showError(`Token refused: ${reasonOf(err)}`);
+  }
+});
 
 relay.on("unsubscribed", ({ channel: name, reason }) => {
   if (name !== channel) return;
@@ -218,6 +262,7 @@ ui.joinForm.addEventListener("submit", async (ev) => {
     ui.text.focus();
   } catch (err) {
     setChannel(channel);
+    if (AUTH_REASONS.includes(reasonOf(err))) askToken(reasonOf(err));
     showError(`Could not join #${name}: ${reasonOf(err)}`);
   } finally {
     setBusy(false);
@@ -257,6 +302,7 @@ ui.sendForm.addEventListener("submit", async (ev) => {
   } catch (err) {
     li.dataset.status = "failed";
     li.title = `not sent: ${reasonOf(err)}`;
+    if (AUTH_REASONS.includes(reasonOf(err))) askToken(reasonOf(err));
     showError(`Message not sent: ${reasonOf(err)}`);
   }
 });

@@ -39,9 +39,10 @@ export interface WsRelayOptions {
   /**
    * Called for a token on every connect and reconnect, and ~30 s before the current token's exp
    * to refresh the login (the node closes the connection 4401 "token expired" at exp + 30 s).
-   * May be async. Takes precedence over `token`.
+   * May be async; null, undefined or "" connects without auth this time. Takes precedence over
+   * `token`.
    */
-  getToken?: () => string | Promise<string>;
+  getToken?: () => string | null | undefined | Promise<string | null | undefined>;
 }
 
 export interface SubscribeOptions {
@@ -86,7 +87,7 @@ export interface AuthEvent {
 export interface AuthErrorEvent {
   /**
    * The server's reason ("invalid token", "token expired", or a close's "unauthorized" /
-   * "token expired"), or the client's own: "getToken failed", "no token".
+   * "token expired"), or the client's own: "getToken failed", "no token" (getToken gave no string).
    */
   reason: string;
   refresh: boolean;
@@ -155,6 +156,11 @@ export class WsRelay {
   send(channel: string, message: string): Promise<void>;
   /** Every channel open anywhere on the network, sorted. */
   list(): Promise<string[]>;
+  /**
+   * Authenticates now with `token` (kept for later connections; default: the current `token`).
+   * Rejects with the server's reason; a failure keeps the current login.
+   */
+  authenticate(token?: string): Promise<{ user: string; expires: number }>;
   /** Stops for good: no reconnect; pending, queued and later commands are rejected with "closed". */
   close(): void;
 

@@ -222,6 +222,32 @@ export class WsRelay {
   }
 
   /**
+   * Authenticates now with `token` (kept for every later connection, as the
+   * `token` option; without it, the current one). Resolves to {user,
+   * expires}; rejects with the server's reason. Also fires "auth" or
+   * "autherror". A failure leaves the current login as it was.
+   */
+  authenticate(token) {
+    if (token !== undefined) {
+      if (typeof token !== "string") throw new TypeError("WsRelay: token must be a string");
+      this.#token = token;
+    }
+    return this.#command("auth", { token: this.#token ?? "" }, {
+      ok: (entry, data) => {
+        this.#user = typeof data.user === "string" ? data.user : null;
+        this.#expires = typeof data.expires === "number" ? data.expires : null;
+        this.#scheduleRefresh(this.#ws);
+        this.#emit("auth", { user: this.#user, expires: this.#expires, refresh: true });
+        entry.resolve({ user: this.#user, expires: this.#expires });
+      },
+      fail: (entry, reason) => {
+        this.#emit("autherror", { reason, refresh: true });
+        entry.reject(new WsRelayError(reason, "auth"));
+      },
+    });
+  }
+
+  /**
    * Closes the connection for good: no reconnect, every pending or queued
    * command is rejected with "closed", later commands too.
    */
@@ -421,7 +447,8 @@ export class WsRelay {
       return;
     }
     if (this.#ws !== ws || !this.#opened) return;
-    if (typeof token !== "string" || token === "") {
+    if (token === undefined || token === null || token === "") return; // anonymous, this time
+    if (typeof token !== "string") {
       this.#emit("autherror", { reason: "no token", refresh });
       return;
     }

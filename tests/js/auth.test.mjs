@@ -137,3 +137,20 @@ test("auth failures are events; the node's 4401 'unauthorized' too", async () =>
   assert.equal(te.reason, "getToken failed");
   assert.equal(te.error.message, "no idp");
 });
+
+test("authenticate(token) logs in an open connection and keeps the token", async () => {
+  const r = relay({ getToken: () => null }); // anonymous at first, silently
+  const log = new EventLog(r);
+  await log.next("open");
+  assert.equal(log.all("autherror").length, 0);
+  const err = await r.list().then(() => null, (x) => x);
+  assert.equal(err && err.reason, "not authenticated");
+  const bad = await r.authenticate("x.y.z").then(() => null, (x) => x);
+  assert.ok(bad instanceof WsRelayError);
+  assert.equal(bad.reason, "invalid token");
+  assert.equal(bad.command, "auth");
+  const got = await r.authenticate(mint("erin"));
+  assert.equal(got.user, "erin");
+  assert.equal(r.user, "erin");
+  assert.ok(Array.isArray(await r.list()));
+});
