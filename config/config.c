@@ -43,7 +43,7 @@ enum kind {
 	K_FORMAT, /* enum wr_log_format */
 	K_DIR,    /* char *, an existing directory made absolute; "" = NULL */
 	K_FILE,   /* char *, a path taken from the config file's directory */
-	K_STRLIST, /* char **, non-empty array of non-empty strings */
+	K_STRS,   /* char **, non-empty array of non-empty strings */
 };
 
 struct key_spec {
@@ -104,7 +104,7 @@ static const struct key_spec web_keys[] = {
 
 static const struct key_spec auth_keys[] = {
 	{ "hs256_secret_file", K_FILE, CFG(auth_hs256_secret_file), 0, 0 },
-	{ "ed25519_public_keys", K_STRLIST, CFG(auth_ed25519_keys), 0, 0 },
+	{ "ed25519_public_keys", K_STRS, CFG(auth_ed25519_keys), 0, 0 },
 	{ "required", K_BOOL, CFG(auth_required), 0, 0 },
 	{ "issuer", K_STR, CFG(auth_issuer), 0, 0 },
 	{ "audience", K_STR, CFG(auth_audience), 0, 0 },
@@ -135,7 +135,7 @@ struct table_spec {
 	}
 static const struct table_spec tables[] = {
 	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health),
-	TABLE(mesh), TABLE(log), TABLE(web), TABLE(auth),
+	TABLE(mesh), TABLE(log), TABLE(web),    TABLE(auth),
 };
 
 struct loader {
@@ -479,7 +479,7 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 	case K_BOOL:
 		want = TOML_BOOL;
 		break;
-	case K_STRLIST:
+	case K_STRS:
 		want = TOML_ARRAY;
 		break;
 	default:
@@ -506,7 +506,7 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 	case K_BOOL:
 		*(bool *)field = v->v.b;
 		return WR_OK;
-	case K_STRLIST:
+	case K_STRS:
 		return apply_strlist(ld, fk, v);
 	default:
 		return apply_string(ld, base, ks, fk, v);
@@ -690,8 +690,7 @@ static int check_relations(struct loader *ld)
 			   c->reconnect_min_ms);
 	}
 	c->auth_hs256_line = line_of(ld, "auth", "hs256_secret_file");
-	if (c->auth_required && !c->auth_hs256_secret_file &&
-	    !c->auth_ned25519)
+	if (c->auth_required && !c->auth_hs256_secret_file && !c->auth_ned25519)
 		return bad(ld, line_of(ld, "auth", "required"), "auth.required",
 			   "needs auth.hs256_secret_file or auth.ed25519_public_keys");
 	if (c->max_queue_bytes < c->max_message_bytes) {
