@@ -323,6 +323,8 @@ bool node_link_dialling(struct node *node, const char *name);
 /* server.c: the mesh engine is busy: tick on the fast grid (from an lws
  * callback: a sul armed elsewhere is not picked up on our loop) */
 void node_tick_soon(struct node *node);
+/* server.c: the peer address of @wsi for log fields ("?" when unknown) */
+const char *node_wsi_addr(struct lws *wsi, char *buf, size_t len);
 /* server.c: (re)starts the keepalive sweep at client_ping_interval_ms */
 void node_keepalive_rearm(struct node *node);
 /* the mesh engine's ops (peer.c) and the flows' (client.c) */

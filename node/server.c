@@ -31,6 +31,13 @@ static struct node *node_of(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
+const char *node_wsi_addr(struct lws *wsi, char *buf, size_t len)
+{
+	const char *a = wsi ? lws_get_peer_simple(wsi, buf, len) : NULL;
+
+	return a && *a ? a : "?";
+}
+
 /* The upgrade's path, still readable at ESTABLISHED: /node or /connect
  * (http.c refused every other path before the upgrade). */
 static bool is_node_link(struct lws *wsi)
