@@ -117,6 +117,11 @@ struct chan_limits {
 struct chan_registry *chan_registry_create(const struct chan_limits *lim,
 					   const struct chan_ops *ops,
 					   void *arg);
+/* A reload: new limits for what comes next (a queue already past a new
+ * max_queue_bytes is cut at its next frame; subscriptions past a new
+ * max_subscriptions stay). */
+void chan_registry_set_limits(struct chan_registry *reg,
+			      const struct chan_limits *lim);
 /* Frees every channel; clients must have been finalised first. */
 void chan_registry_destroy(struct chan_registry *reg);
 

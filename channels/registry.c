@@ -83,6 +83,12 @@ static void channel_free(struct chan_channel *ch)
 	free(ch);
 }
 
+void chan_registry_set_limits(struct chan_registry *reg,
+			      const struct chan_limits *lim)
+{
+	reg->lim = *lim;
+}
+
 void chan_registry_destroy(struct chan_registry *reg)
 {
 	if (!reg)

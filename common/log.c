@@ -137,21 +137,66 @@ static void put(char *out, size_t *len, size_t lim, const char *s)
 	*len += n;
 }
 
+/* A field's key is an identifier from our code: checked, not escaped. */
+static bool key_ok(const char *k)
+{
+	if (!k || !*k)
+		return false;
+	for (; *k; k++)
+		if (!((*k >= 'a' && *k <= 'z') || (*k >= '0' && *k <= '9') ||
+		      *k == '_'))
+			return false;
+	return true;
+}
+
 size_t wr_log_json_line(char *out, size_t cap, const char *time,
 			enum wr_log_level lvl, const char *node,
 			const char *msg, size_t n)
 {
+	return wr_log_json_line_f(out, cap, time, lvl, node, msg, n, NULL, 0);
+}
+
+size_t wr_log_json_line_f(char *out, size_t cap, const char *time,
+			  enum wr_log_level lvl, const char *node,
+			  const char *msg, size_t n,
+			  const struct wr_log_field *f, size_t nf)
+{
 	size_t len = 0, lim = cap - 3; /* room for the closing "}\n */
+	char num[24];
 
 	put(out, &len, lim, "{\"time\":\"");
 	json_esc(out, &len, lim, time, strlen(time));
 	put(out, &len, lim, "\",\"level\":\"");
 	put(out, &len, lim, level_names[lvl]);
+	put(out, &len, lim, "\"");
 	if (node && *node) {
-		put(out, &len, lim, "\",\"node\":\"");
+		put(out, &len, lim, ",\"node\":\"");
 		json_esc(out, &len, lim, node, strlen(node));
+		put(out, &len, lim, "\"");
 	}
-	put(out, &len, lim, "\",\"msg\":\"");
+	/* the fields before the message: a long message is what gets cut */
+	for (size_t i = 0; i < nf; i++) {
+		size_t at = len;
+
+		if (!key_ok(f[i].key))
+			continue;
+		put(out, &len, lim, ",\"");
+		put(out, &len, lim, f[i].key);
+		put(out, &len, lim, "\":");
+		if (f[i].str) {
+			put(out, &len, lim, "\"");
+			json_esc(out, &len, lim, f[i].str,
+				 strnlen(f[i].str, WR_LOG_FIELD_MAX));
+			put(out, &len, lim, "\"");
+		} else {
+			snprintf(num, sizeof(num), "%lld", f[i].num);
+			put(out, &len, lim, num);
+		}
+		/* a field that does not fit whole, with room for "msg", goes */
+		if (len + 16 > lim)
+			len = at;
+	}
+	put(out, &len, lim, ",\"msg\":\"");
 	json_esc(out, &len, lim, msg, n);
 	memcpy(out + len, "\"}\n", 3);
 	return len + 3;
@@ -176,13 +221,15 @@ int wr_log_level_parse(const char *name, enum wr_log_level *out)
 	return -1;
 }
 
-static void vlog(enum wr_log_level lvl, bool force, const char *fmt,
+static void vlog(enum wr_log_level lvl, bool force,
+		 const struct wr_log_field *f, size_t nf, const char *fmt,
 		 va_list ap);
 
 /* ts holds the first tn bytes of the timestamp (to the second). Stack
  * buffers only, like the text path: no allocation per line. */
 static void vlog_json(enum wr_log_level lvl, char *ts, size_t tn, int ms,
-		      const char *fmt, va_list ap)
+		      const struct wr_log_field *f, size_t nf, const char *fmt,
+		      va_list ap)
 {
 	char msg[1024], line[4096];
 	size_t n = 0;
@@ -194,13 +241,14 @@ static void vlog_json(enum wr_log_level lvl, char *ts, size_t tn, int ms,
 		n = (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
 	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		n--;
-	n = wr_log_json_line(line, sizeof(line), ts, lvl, node_name, msg, n);
+	n = wr_log_json_line_f(line, sizeof(line), ts, lvl, node_name, msg, n,
+			       f, nf);
 	fwrite(line, 1, n, stderr);
 }
 
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
 {
-	vlog(lvl, false, fmt, ap);
+	vlog(lvl, false, NULL, 0, fmt, ap);
 }
 
 void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
@@ -208,11 +256,71 @@ void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	vlog(lvl, true, fmt, ap);
+	vlog(lvl, true, NULL, 0, fmt, ap);
 	va_end(ap);
 }
 
-static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap)
+void wr_log_fields(enum wr_log_level lvl, const struct wr_log_field *f,
+		   size_t nf, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vlog(lvl, false, f, nf, fmt, ap);
+	va_end(ap);
+}
+
+/* A value printable bare in a text line: printable ASCII, no quote,
+ * backslash or '=', not empty. */
+static bool plain(const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (v[i] <= ' ' || v[i] >= 0x7f || v[i] == '"' ||
+		    v[i] == '\\' || v[i] == '=')
+			return false;
+	return n > 0;
+}
+
+/* Text lines: " key=value" after the message, a value with a space or a
+ * quote in double quotes (JSON-escaped), cut at the line's end. */
+static size_t text_fields(char *line, size_t n, size_t lim,
+			  const struct wr_log_field *f, size_t nf)
+{
+	for (size_t i = 0; i < nf && n < lim; i++) {
+		const char *v = f[i].str;
+		size_t vn, at = n;
+		int k;
+
+		if (!key_ok(f[i].key))
+			continue;
+		if (!v) {
+			k = snprintf(line + n, lim - n, " %s=%lld", f[i].key,
+				     f[i].num);
+			n = k > 0 && (size_t)k < lim - n ? n + (size_t)k : at;
+			continue;
+		}
+		vn = strnlen(v, WR_LOG_FIELD_MAX);
+		k = snprintf(line + n, lim - n, " %s=", f[i].key);
+		if (k <= 0 || (size_t)k >= lim - n)
+			return at;
+		n += (size_t)k;
+		if (plain(v, vn)) {
+			if (vn > lim - n)
+				return at;
+			memcpy(line + n, v, vn);
+			n += vn;
+			continue;
+		}
+		put(line, &n, lim, "\"");
+		json_esc(line, &n, lim, v, vn);
+		put(line, &n, lim, "\"");
+	}
+	return n;
+}
+
+static void vlog(enum wr_log_level lvl, bool force,
+		 const struct wr_log_field *f, size_t nf, const char *fmt,
+		 va_list ap)
 {
 	char line[1024];
 	struct timeval tv;
@@ -226,7 +334,8 @@ static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap)
 	gmtime_r(&tv.tv_sec, &tm);
 	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
 	if (cur_format == WR_LOG_JSON) {
-		vlog_json(lvl, line, n, (int)(tv.tv_usec / 1000), fmt, ap);
+		vlog_json(lvl, line, n, (int)(tv.tv_usec / 1000), f, nf, fmt,
+			  ap);
 		return;
 	}
 	k = snprintf(line + n, sizeof(line) - n, ".%03dZ %-5s ",
@@ -240,6 +349,7 @@ static void vlog(enum wr_log_level lvl, bool force, const char *fmt, va_list ap)
 	/* strip trailing newlines (lws's messages carry one) */
 	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		n--;
+	n = text_fields(line, n, sizeof(line) - 1, f, nf);
 	line[n++] = '\n';
 	/* one write per line keeps lines whole when several threads log */
 	fwrite(line, 1, n, stderr);

@@ -41,7 +41,7 @@ void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap);
 void wr_log_force(enum wr_log_level lvl, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* "text" (the default): "TIMESTAMP LEVEL message". "json": one object a
- * line, {"time","level","msg","node"}, for log shippers. */
+ * line, {"time","level","node","msg", fields...}, for log shippers. */
 enum wr_log_format { WR_LOG_TEXT, WR_LOG_JSON };
 void wr_log_set_format(enum wr_log_format fmt);
 /* Returns 0 and sets *out for "text", "json"; else -1. */
@@ -54,6 +54,28 @@ void wr_log_set_node(const char *name);
 size_t wr_log_json_line(char *out, size_t cap, const char *time,
 			enum wr_log_level lvl, const char *node,
 			const char *msg, size_t n);
+/*
+ * Structured fields (client address, peer, channel, close code...): json
+ * lines carry them as keys after "msg" (a string, or a number when str is
+ * NULL); text lines append " key=value". Keys are fixed identifiers; values
+ * are never secrets (the callers' invariant, as for messages).
+ */
+struct wr_log_field {
+	const char *key;
+	const char *str; /* NULL: num */
+	long long num;
+};
+#define WR_LOG_FIELD_MAX 256 /* a string value's bytes beyond are cut */
+#define WR_LF_STR(k, v) ((struct wr_log_field){ (k), (v), 0 })
+#define WR_LF_NUM(k, v) ((struct wr_log_field){ (k), NULL, (long long)(v) })
+void wr_log_fields(enum wr_log_level lvl, const struct wr_log_field *f,
+		   size_t nf, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+/* wr_log_json_line() with fields; exposed for the unit tests. */
+size_t wr_log_json_line_f(char *out, size_t cap, const char *time,
+			  enum wr_log_level lvl, const char *node,
+			  const char *msg, size_t n,
+			  const struct wr_log_field *f, size_t nf);
 #define wr_debug(...) wr_log(WR_LOG_DEBUG, __VA_ARGS__)
 #define wr_info(...) wr_log(WR_LOG_INFO, __VA_ARGS__)
 #define wr_warn(...) wr_log(WR_LOG_WARN, __VA_ARGS__)

@@ -101,6 +101,19 @@ int config_parse(struct config *c, const char *path, const char *text,
  * an unreadable file gives "PATH: cannot read: <strerror>". */
 int config_load(struct config *c, const char *path, char *err, size_t errlen);
 
+/*
+ * A reload: @live is the running config, @next a config just loaded from
+ * the same file. Afterwards @live holds @next's values for every key that
+ * may change while the node runs, and its own for the ones that need a
+ * restart (node.listen, node.name, node.url, node.master, the [mesh]
+ * timings, [tls] ca and insecure, TLS on/off); @restart is called once
+ * per such key whose value differs. @next ends up holding what @live had: config_fini() it.
+ * Pointers into @live's replaced strings are stale afterwards.
+ */
+typedef void (*config_restart_fn)(void *ud, const char *key);
+void config_reload_merge(struct config *live, struct config *next,
+			 config_restart_fn restart, void *ud);
+
 /* Frees every string; @c may be partially filled. */
 void config_fini(struct config *c);
 

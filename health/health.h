@@ -68,6 +68,7 @@ struct health_counters {
 	uint64_t inm_unroutable;   /* a holder no route reaches */
 	uint64_t reserve_timeouts; /* a subscribe answered before every ack */
 	uint64_t heal_dials;       /* dials of the self-healing flow */
+	uint64_t config_reloads_ok, config_reloads_failed; /* SIGHUP */
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */

@@ -82,6 +82,14 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	      "Password hashes queued or running on the worker threads.",
 	      g->pw_jobs_pending);
 
+	head(b, "wsrelay_config_reloads_total", "counter",
+	     "Config reloads (SIGHUP) by result: ok, or error (the running "
+	     "config kept).");
+	wr_buf_printf(b,
+		      "wsrelay_config_reloads_total{result=\"ok\"} %llu\n"
+		      "wsrelay_config_reloads_total{result=\"error\"} %llu\n",
+		      (unsigned long long)c->config_reloads_ok,
+		      (unsigned long long)c->config_reloads_failed);
 	counter(b, "wsrelay_connections_total",
 		"Client WebSocket connections accepted.", c->connections_total);
 	counter(b, "wsrelay_connections_rejected_total",

@@ -35,6 +35,20 @@ static void wake(struct chan_client *cc, void *arg)
 	flush_add(arg, cc->owner);
 }
 
+/* One line about @cl: its address and the close code as fields. */
+static void log_client(enum wr_log_level lvl, struct node_client *cl, int code,
+		       const char *what)
+{
+	char a[64];
+	struct wr_log_field f[] = {
+		WR_LF_STR("addr", node_wsi_addr(cl->wsi, a, sizeof(a))),
+		WR_LF_NUM("code", code),
+		WR_LF_NUM("queued_bytes", cl->cc.q_bytes),
+	};
+
+	wr_log_fields(lvl, f, 3, "%s", what);
+}
+
 static void overflow(struct chan_client *cc, void *arg)
 {
 	struct node_client *cl = cc->owner;
@@ -42,8 +56,8 @@ static void overflow(struct chan_client *cc, void *arg)
 
 	node->ctr.slow_consumer_disconnects++;
 	node->ctr.dropped_slow_consumer += cc->q_len;
-	wr_info("client %p: slow consumer (%zu bytes queued), closing",
-		(void *)cl, cc->q_bytes);
+	log_client(WR_LOG_INFO, cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+		   "client: slow consumer, closing");
 	node_client_close_later(cl, LWS_CLOSE_STATUS_POLICY_VIOLATION,
 				"slow consumer");
 }
@@ -116,8 +130,15 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 		lws_set_timer_usecs(wsi,
 				    (lws_usec_t)node->cfg->auth_timeout_ms *
 					    1000);
-	wr_debug("client %p connected (%u open)", (void *)cl,
-		 node->clients.count);
+	if (wr_log_get_level() == WR_LOG_DEBUG) {
+		char a[64];
+		struct wr_log_field f[] = {
+			WR_LF_STR("addr", node_wsi_addr(wsi, a, sizeof(a))),
+			WR_LF_NUM("clients", node->clients.count),
+		};
+
+		wr_log_fields(WR_LOG_DEBUG, f, 2, "client connected");
+	}
 	if (node->stopping)
 		node_client_close_later(cl, LWS_CLOSE_STATUS_GOINGAWAY,
 					"going away");
@@ -142,7 +163,16 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	lws_dll2_remove(&cl->list);
 	node_rx_fini(&cl->rx);
 	auth_grant_free(cl->grant);
-	wr_debug("client %p closed (%u open)", (void *)cl, node->clients.count);
+	if (wr_log_get_level() == WR_LOG_DEBUG) {
+		char a[64];
+		struct wr_log_field f[] = {
+			WR_LF_STR("addr", node_wsi_addr(cl->wsi, a, sizeof(a))),
+			WR_LF_NUM("code", cl->close_code),
+			WR_LF_NUM("clients", node->clients.count),
+		};
+
+		wr_log_fields(WR_LOG_DEBUG, f, 3, "client closed");
+	}
 	free(cl);
 }
 
@@ -334,7 +364,18 @@ static void join(struct node *node, struct node_client *cl,
 			return;
 		}
 		created = true;
-		wr_debug("channel created (%s)", hash ? "password" : "open");
+		if (wr_log_get_level() == WR_LOG_DEBUG) {
+			char chn[INM_CHANNEL_MAX + 1];
+			struct wr_log_field f[] = {
+				WR_LF_STR("channel", chn),
+			};
+
+			snprintf(chn, sizeof(chn), "%.*s", (int)name->len,
+				 name->p);
+			wr_log_fields(WR_LOG_DEBUG, f, 1,
+				      "channel created (%s)",
+				      hash ? "password" : "open");
+		}
 	}
 	rc = chan_join(node->reg, ch, &cl->cc);
 	if (rc && rc != WR_EEXIST) {
@@ -876,8 +917,9 @@ void node_client_keepalive(struct node *node)
 			if (cl->last_rx_ms >= cl->ping_sent_ms) {
 				cl->ping_sent_ms = 0;
 			} else {
-				wr_info("client %p: no answer to ping, dropping",
-					(void *)cl);
+				log_client(WR_LOG_INFO, cl,
+					   LWS_CLOSE_STATUS_GOINGAWAY,
+					   "client: no answer to ping, dropping");
 				node_client_close_later(cl,
 							LWS_CLOSE_STATUS_GOINGAWAY,
 							"ping timeout");

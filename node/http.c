@@ -210,8 +210,16 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 			return refuse(wsi, 503);
 		if (node->clients.count >= (unsigned)node->cfg->max_clients) {
 			node->ctr.connections_rejected++;
-			wr_warn("client refused: max_clients (%d) reached",
-				node->cfg->max_clients);
+			char a[64];
+			struct wr_log_field f[] = {
+				WR_LF_STR("addr",
+					  node_wsi_addr(wsi, a, sizeof(a))),
+				WR_LF_NUM("status", 503),
+			};
+
+			wr_log_fields(WR_LOG_WARN, f, 2,
+				      "client refused: max_clients (%d) reached",
+				      node->cfg->max_clients);
 			return refuse(wsi, 503);
 		}
 		return 0;

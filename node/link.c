@@ -26,7 +26,9 @@ struct node_dial {
 	char token[256];
 	bool once;              /* remote connection: one attempt */
 	bool listed;            /* in node->once.head (until it is up) */
-	struct node_dial *next; /* node->once.head */
+	bool removed;           /* [[peers]] entry gone (reload): freed when
+				 * its link is */
+	struct node_dial *next; /* node->once.head, or node->dials */
 	struct lws *wsi;        /* while connecting or connected */
 	unsigned attempt;       /* failures since the last handshake */
 	int64_t since_ms;       /* dial started, until it handshakes */
@@ -129,33 +131,45 @@ static void dial(lws_sorted_usec_list_t *sul)
 		schedule(d);
 }
 
+static struct node_dial *dial_new(struct node *node,
+				  const struct config_peer *cp)
+{
+	struct node_dial *d = calloc(1, sizeof(*d));
+
+	if (!d)
+		return NULL;
+	d->node = node;
+	lws_snprintf(d->name, sizeof(d->name), "%s", cp->name);
+	lws_snprintf(d->url, sizeof(d->url), "%s", cp->url);
+	lws_snprintf(d->token, sizeof(d->token), "%s",
+		     cp->token ? cp->token : "");
+	d->next = node->dials;
+	node->dials = d;
+	lws_sul_schedule(node->ctx, 0, &d->sul, dial, 1);
+	return d;
+}
+
+static void dial_free(struct node_dial *d)
+{
+	lws_sul_cancel(&d->sul);
+	sodium_memzero(d->token, sizeof(d->token));
+	free(d);
+}
+
 int node_links_start(struct node *node)
 {
 	const struct config *cfg = node->cfg;
 
-	if (!cfg->npeers)
-		return WR_OK;
-	node->dials = calloc(cfg->npeers, sizeof(*node->dials));
-	if (!node->dials)
-		return WR_ENOMEM;
-	for (size_t k = 0; k < cfg->npeers; k++) {
-		struct node_dial *d = &node->dials[k];
-
-		d->node = node;
-		lws_snprintf(d->name, sizeof(d->name), "%s",
-			     cfg->peers[k].name);
-		lws_snprintf(d->url, sizeof(d->url), "%s", cfg->peers[k].url);
-		lws_snprintf(d->token, sizeof(d->token), "%s",
-			     cfg->peers[k].token ? cfg->peers[k].token : "");
-		lws_sul_schedule(node->ctx, 0, &d->sul, dial, 1);
-	}
+	for (size_t k = cfg->npeers; k-- > 0;)
+		if (!dial_new(node, &cfg->peers[k]))
+			return WR_ENOMEM;
 	return WR_OK;
 }
 
 void node_links_stop(struct node *node)
 {
-	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
-		lws_sul_cancel(&node->dials[k].sul);
+	for (struct node_dial *d = node->dials; d; d = d->next)
+		lws_sul_cancel(&d->sul);
 	for (struct node_dial *d = node->once.head; d; d = d->next)
 		lws_sul_cancel(&d->sul);
 }
@@ -165,20 +179,107 @@ void node_links_fini(struct node *node)
 	while (node->once.head) {
 		once_free(node->once.head);
 	}
-	free(node->dials);
-	node->dials = NULL;
+	while (node->dials) {
+		struct node_dial *d = node->dials;
+
+		node->dials = d->next;
+		dial_free(d);
+	}
 }
 
 void node_links_peer_down(struct node *node, const char *name)
 {
-	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++) {
-		struct node_dial *d = &node->dials[k];
-
+	for (struct node_dial *d = node->dials; d; d = d->next) {
 		if (!d->wsi && !strcmp(d->name, name) && !node->stopping) {
 			d->attempt = 0;
 			schedule(d);
 		}
 	}
+}
+
+static const struct config_peer *peer_entry(const struct config *cfg,
+					    const char *name)
+{
+	for (size_t k = 0; k < cfg->npeers; k++)
+		if (!strcmp(cfg->peers[k].name, name))
+			return &cfg->peers[k];
+	return NULL;
+}
+
+/*
+ * An entry gone from [[peers]]: no more dials. A link it made closes
+ * (1000); the entry is freed when lws reports the close (node_link_lost).
+ * An attempt still connecting is abandoned at once.
+ */
+static void dial_remove(struct node *node, struct node_dial *d)
+{
+	struct node_peer *p;
+
+	lws_sul_cancel(&d->sul);
+	if (!d->wsi) {
+		dial_free(d);
+		return;
+	}
+	for (p = node_peers_first(node); p && p->dial != d;)
+		p = node_peer_next(p);
+	if (p) {
+		d->removed = true;
+		node_peer_close_later(p, LWS_CLOSE_STATUS_NORMAL,
+				      "peer removed from the config");
+		return;
+	}
+	lws_set_opaque_user_data(d->wsi, NULL);
+	lws_set_timeout(d->wsi, PENDING_TIMEOUT_USER_OK, LWS_TO_KILL_ASYNC);
+	dial_free(d);
+}
+
+int node_links_reload(struct node *node, const struct config *next)
+{
+	struct node_dial **pp = &node->dials;
+	int rc = WR_OK;
+
+	/* entries gone, or changed (the new url and token serve the next
+	 * dial; an up link stays) */
+	while (*pp) {
+		struct node_dial *d = *pp;
+		const struct config_peer *cp = peer_entry(next, d->name);
+
+		if (!cp) {
+			wr_info("peer '%s': removed from the config, closing "
+				"its link",
+				d->name);
+			*pp = d->next;
+			dial_remove(node, d);
+			continue;
+		}
+		if (strcmp(d->url, cp->url) ||
+		    strcmp(d->token, cp->token ? cp->token : "")) {
+			wr_info("peer '%s': url or token changed", d->name);
+			lws_snprintf(d->url, sizeof(d->url), "%s", cp->url);
+			lws_snprintf(d->token, sizeof(d->token), "%s",
+				     cp->token ? cp->token : "");
+			if (!d->wsi) {
+				d->attempt = 0;
+				lws_sul_schedule(node->ctx, 0, &d->sul, dial,
+						 1);
+			}
+		}
+		pp = &d->next;
+	}
+	/* new entries: dialled now */
+	for (size_t k = 0; k < next->npeers; k++) {
+		struct node_dial *d = node->dials;
+
+		while (d && strcmp(d->name, next->peers[k].name))
+			d = d->next;
+		if (d)
+			continue;
+		wr_info("peer '%s': added to the config, dialling %s",
+			next->peers[k].name, next->peers[k].url);
+		if (!dial_new(node, &next->peers[k]))
+			rc = WR_ENOMEM;
+	}
+	return rc;
 }
 
 int node_link_dial_once(struct node *node, const char *name, const char *url,
@@ -236,8 +337,8 @@ void node_links_watch(struct node *node)
 {
 	int64_t now = wr_now_ms();
 
-	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
-		watch(&node->dials[k], now);
+	for (struct node_dial *d = node->dials; d; d = d->next)
+		watch(d, now);
 	for (struct node_dial *d = node->once.head, *next; d; d = next) {
 		next = d->next;
 		watch(d, now);
@@ -246,8 +347,8 @@ void node_links_watch(struct node *node)
 
 bool node_links_dialling_any(struct node *node)
 {
-	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
-		if (node->dials[k].since_ms)
+	for (struct node_dial *d = node->dials; d; d = d->next)
+		if (d->since_ms)
 			return true;
 	return node->once.head != NULL;
 }
@@ -257,8 +358,8 @@ bool node_link_dialling(struct node *node, const char *name)
 	for (struct node_dial *d = node->once.head; d; d = d->next)
 		if (!strcmp(d->name, name))
 			return true;
-	for (size_t k = 0; node->dials && k < node->cfg->npeers; k++)
-		if (node->dials[k].wsi && !strcmp(node->dials[k].name, name))
+	for (struct node_dial *d = node->dials; d; d = d->next)
+		if (d->wsi && !strcmp(d->name, name))
 			return true;
 	return false;
 }
@@ -343,6 +444,10 @@ static void lost(struct node *node, struct node_dial *d, const char *why)
 		once_free(d);
 		if (!was_up)
 			flow_remote_result(node->flows, false);
+		return;
+	}
+	if (d->removed) {
+		dial_free(d);
 		return;
 	}
 	if (!node->stopping)

@@ -66,6 +66,7 @@ int main(int argc, char **argv)
 		sigemptyset(&stop);
 		sigaddset(&stop, SIGTERM);
 		sigaddset(&stop, SIGINT);
+		sigaddset(&stop, SIGHUP);
 		pthread_sigmask(SIG_BLOCK, &stop, NULL);
 	}
 	while ((c = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {

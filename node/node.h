@@ -55,8 +55,10 @@ struct node_dials_once {
 	unsigned count;
 };
 
+struct node_reload;
+
 struct node {
-	const struct config *cfg;
+	struct config *cfg; /* the caller's; a reload updates it in place */
 	struct lws_context *ctx;
 	struct lws_vhost *vh;
 	int port; /* the port actually bound */
@@ -78,7 +80,7 @@ struct node {
 	unsigned live_ws;
 
 	lws_dll2_owner_t peers;      /* every /node session (node_peer.list) */
-	struct node_dial *dials;     /* one per [[peers]] entry */
+	struct node_dial *dials;     /* one per [[peers]] entry (a list) */
 	struct node_dials_once once; /* one-shot dials (link.c) */
 	unsigned npeers_up;          /* handshaken */
 
@@ -125,6 +127,11 @@ struct node {
 	int64_t drain_start_ms;
 	unsigned drain_total;  /* clients when it began */
 	unsigned drain_closed; /* asked to close so far */
+
+	/* SIGHUP (reload.c): the file is read and checked off the loop */
+	struct node_reload *reload; /* in flight */
+	bool reload_again;          /* another SIGHUP came meanwhile */
+	void *server_ssl_ctx;       /* the listener's SSL_CTX (TLS nodes) */
 };
 
 struct node_client {
@@ -219,13 +226,22 @@ struct node_pss {
 	bool counted; /* in node->live_ws until WSI_DESTROY */
 };
 
-/* server.c: runs a node; takes @keys (auth_keys_destroy), NULL or not */
-int node_run(const struct config *cfg, struct auth_keys *keys);
+/* server.c: runs the node until it stops; @cfg is updated in place by
+ * reloads (still the caller's to free); takes @keys (auth_keys_destroy),
+ * NULL or not */
+int node_run(struct config *cfg, struct auth_keys *keys);
 
 /* auth.c — the [auth] keys of @cfg (auth_keys_load() with the lines the
- * config recorded); same contract as auth_keys_load() */
+ * config recorded); same contract as auth_keys_load(); any thread */
 int node_auth_keys(const struct config *cfg, struct auth_keys **out, char *err,
 		   size_t errlen);
+
+/* reload.c — SIGHUP: reads the config file again on a worker thread, then
+ * applies what may change without a restart (config_reload_merge) */
+void node_reload_request(struct node *node);
+/* The listener's TLS context, from LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_
+ * VERIFY_CERTS: a reload puts a renewed certificate into it. */
+void node_reload_tls_ctx(struct node *node, void *ssl_ctx);
 
 /* client.c — /connect sessions */
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
@@ -295,6 +311,9 @@ int node_peer_send_handshake(struct node *node, struct node_peer *p);
 int node_links_start(struct node *node);
 void node_links_stop(struct node *node);
 void node_links_fini(struct node *node);
+/* A reload: dials entries new in @next, closes the links of the ones gone,
+ * takes changed urls and tokens for the next dial. */
+int node_links_reload(struct node *node, const struct config *next);
 /* A link to @name went down: a [[peers]] dial waiting on it dials soon. */
 void node_links_peer_down(struct node *node, const char *name);
 int node_link_headers(struct lws *wsi, unsigned char **p, unsigned char *end);
@@ -321,6 +340,10 @@ bool node_link_dialling(struct node *node, const char *name);
 /* server.c: the mesh engine is busy: tick on the fast grid (from an lws
  * callback: a sul armed elsewhere is not picked up on our loop) */
 void node_tick_soon(struct node *node);
+/* server.c: the peer address of @wsi for log fields ("?" when unknown) */
+const char *node_wsi_addr(struct lws *wsi, char *buf, size_t len);
+/* server.c: (re)starts the keepalive sweep at client_ping_interval_ms */
+void node_keepalive_rearm(struct node *node);
 /* the mesh engine's ops (peer.c) and the flows' (client.c) */
 extern const struct mesh_ops node_peer_mesh_ops;
 extern const struct flows_ops node_client_flows_ops;

@@ -66,7 +66,12 @@ static void link_down(struct node *node, struct node_peer *p)
 	p->up = false;
 	node->npeers_up--;
 	mesh_link_down(node->mesh, &p->ml);
-	wr_info("node link '%s' down", p->ml.name);
+	{
+		struct wr_log_field f[] = { WR_LF_STR("peer", p->ml.name) };
+
+		wr_log_fields(WR_LOG_INFO, f, 1, "node link '%s' down",
+			      p->ml.name);
+	}
 	node_links_peer_down(node, p->ml.name);
 }
 
@@ -221,8 +226,16 @@ static void link_up(struct node *node, struct node_peer *p, const char *name,
 	p->ml.dialled = p->dial != NULL;
 	p->up = true;
 	node->npeers_up++;
-	wr_info("node link '%s' up (%s)", p->ml.name,
-		p->dial ? "dialled" : "accepted");
+	{
+		char a[64];
+		struct wr_log_field f[] = {
+			WR_LF_STR("peer", p->ml.name),
+			WR_LF_STR("addr", node_wsi_addr(p->wsi, a, sizeof(a))),
+		};
+
+		wr_log_fields(WR_LOG_INFO, f, 2, "node link '%s' up (%s)",
+			      p->ml.name, p->dial ? "dialled" : "accepted");
+	}
 	mesh_link_up(node->mesh, &p->ml);
 }
 

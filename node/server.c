@@ -31,6 +31,13 @@ static struct node *node_of(struct lws *wsi)
 	return lws_context_user(lws_get_context(wsi));
 }
 
+const char *node_wsi_addr(struct lws *wsi, char *buf, size_t len)
+{
+	const char *a = wsi ? lws_get_peer_simple(wsi, buf, len) : NULL;
+
+	return a && *a ? a : "?";
+}
+
 /* The upgrade's path, still readable at ESTABLISHED: /node or /connect
  * (http.c refused every other path before the upgrade). */
 static bool is_node_link(struct lws *wsi)
@@ -114,6 +121,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		 */
 		node_link_lost(node_of(wsi), wsi,
 			       "connection lost before the upgrade answer");
+		return 0;
+	case LWS_CALLBACK_OPENSSL_LOAD_EXTRA_SERVER_VERIFY_CERTS:
+		/* the listener's TLS context (user): reloads renew its pair */
+		node_reload_tls_ctx(node_of(wsi), user);
 		return 0;
 	case LWS_CALLBACK_OPENSSL_PERFORM_SERVER_CERT_VERIFICATION:
 		/* a wss:// dial: user is the X509_STORE_CTX, len preverify_ok
@@ -369,7 +380,8 @@ static void lws_signal_ignore(void *handle, int sig)
 	(void)sig;
 }
 
-/* The signalfd is readable: a stop signal arrived (loop thread). */
+/* The signalfd is readable: a stop, drain or reload signal arrived (loop
+ * thread). */
 static void on_signal(uv_poll_t *w, int status, int events)
 {
 	struct node *node = w->data;
@@ -380,6 +392,10 @@ static void on_signal(uv_poll_t *w, int status, int events)
 	while (read(node->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (node->stopping)
 			continue;
+		if (si.ssi_signo == SIGHUP) {
+			node_reload_request(node);
+			continue;
+		}
 		/* SIGTERM during a drain: the stop, now, for the rest */
 		if (si.ssi_signo != SIGUSR2)
 			begin_stop(node, (int)si.ssi_signo);
@@ -391,6 +407,13 @@ static void on_signal(uv_poll_t *w, int status, int events)
 static void on_keepalive(uv_timer_t *t)
 {
 	node_client_keepalive(t->data);
+}
+
+void node_keepalive_rearm(struct node *node)
+{
+	uint64_t every = (uint64_t)node->cfg->client_ping_interval_ms;
+
+	uv_timer_start(&node->keepalive, on_keepalive, every, every);
 }
 
 /* Runs once after every loop pass (uv check phase). */
@@ -514,7 +537,7 @@ static int ca_check(const char *path)
 	return 0;
 }
 
-static int node_init(struct node *node, const struct config *cfg)
+static int node_init(struct node *node, struct config *cfg)
 {
 	struct chan_limits lim = {
 		.max_queue_bytes = (size_t)cfg->max_queue_bytes,
@@ -600,12 +623,12 @@ static int node_check(const struct config *cfg)
 
 /*
  * The node's state, our libuv loop and our handles on it: the flush hook,
- * the timers, the signalfd. SIGTERM, SIGINT and SIGUSR2 are blocked in
+ * the timers, the signalfd. SIGTERM, SIGINT, SIGUSR2 and SIGHUP are blocked in
  * every thread and read from the signalfd on the loop: no handler disposition
  * (ours, libuv's or lws's) can ever apply, so a stop is always the clean
  * one. 0, or 1 after saying why (node_close() undoes what was done).
  */
-static int node_open(struct node *node, const struct config *cfg)
+static int node_open(struct node *node, struct config *cfg)
 {
 	sigset_t stopset;
 
@@ -617,6 +640,7 @@ static int node_open(struct node *node, const struct config *cfg)
 	sigaddset(&stopset, SIGTERM);
 	sigaddset(&stopset, SIGINT);
 	sigaddset(&stopset, SIGUSR2);
+	sigaddset(&stopset, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &stopset, NULL);
 	node->sigfd = signalfd(-1, &stopset, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (node->sigfd < 0) {
@@ -634,9 +658,7 @@ static int node_open(struct node *node, const struct config *cfg)
 	uv_timer_init(&node->loop, &node->stop_timer);
 	uv_timer_init(&node->loop, &node->keepalive);
 	node->keepalive.data = node;
-	uv_timer_start(&node->keepalive, on_keepalive,
-		       (uint64_t)cfg->client_ping_interval_ms,
-		       (uint64_t)cfg->client_ping_interval_ms);
+	node_keepalive_rearm(node);
 	if (uv_poll_init(&node->loop, &node->sigpoll, node->sigfd)) {
 		wr_error("cannot watch signals on the loop");
 		return 1;
@@ -758,7 +780,7 @@ static void node_close(struct node *node)
 	node_fini(node);
 }
 
-int node_run(const struct config *cfg, struct auth_keys *keys)
+int node_run(struct config *cfg, struct auth_keys *keys)
 {
 	struct node node;
 	int rc = 1;

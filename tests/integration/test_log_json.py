@@ -14,6 +14,9 @@ from meshutil import FakeNode, mesh_config, wait_peers_sync
 SECRET = "static-SECRET-token-4d1f"
 PASSWORD = "hunter2-SECRET-pw"
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+# structured fields a line may carry besides time, level, node and msg
+FIELDS = {"addr", "code", "status", "peer", "channel", "clients",
+          "queued_bytes"}
 JSON_LOG = '\n[log]\nformat = "json"\nlevel = "debug"\n'
 
 
@@ -52,7 +55,8 @@ def test_json_lines_and_no_secrets(node_factory):
         for ln in lines:
             obj = json.loads(ln)
             assert isinstance(obj, dict), ln
-            assert set(obj) == {"time", "level", "node", "msg"}, ln
+            assert {"time", "level", "node", "msg"} <= set(obj), ln
+            assert set(obj) <= {"time", "level", "node", "msg"} | FIELDS, ln
             assert TIME_RE.match(obj["time"]), ln
             assert obj["level"] in ("debug", "info", "warn", "error"), ln
             assert obj["node"] == node.name, ln
@@ -61,3 +65,19 @@ def test_json_lines_and_no_secrets(node_factory):
         assert json.loads(lines[-1])["msg"] == "stopped", lines[-1]
         for secret in tokens + [PASSWORD]:
             assert secret not in text, f"{secret!r} in the log of {node.name}"
+        objs = [json.loads(ln) for ln in lines]
+        # the fields an operator filters on: the client's address, the
+        # peer of a link, the channel
+        link = [o for o in objs if re.match(r"node link '.*' up \(", o["msg"])]
+        assert link and all(f"'{o['peer']}'" in o["msg"] and o["addr"]
+                            for o in link), link
+        if node is n:
+            conn = [o for o in objs if o["msg"] == "client connected"]
+            assert len(conn) == 3, objs
+            assert all(o["addr"] == "127.0.0.1" and o["clients"] >= 1
+                       for o in conn), conn
+            closed = [o for o in objs if o["msg"] == "client closed"]
+            assert len(closed) == 3 and all("code" in o for o in closed)
+            made = [o.get("channel") for o in objs
+                    if o["msg"].startswith("channel created")]
+            assert sorted(made) == ["open", "vault"], made

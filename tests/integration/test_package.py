@@ -145,6 +145,7 @@ def test_unit(pkg, tmp_path):
     assert keys["ExecStart"] == ["/usr/bin/wsrelay -c /etc/wsrelay/node.toml"]
     assert keys["ExecStartPre"] == ["/usr/bin/wsrelay -c /etc/wsrelay/node.toml --check"]
     assert keys["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
+    assert keys["ExecStop"] == ["/bin/kill -USR2 $MAINPID"]  # the drain
     assert keys["Restart"] == ["on-failure"]
     assert int(keys["LimitNOFILE"][0]) >= 100000
     assert keys["User"] == ["wsrelay"]

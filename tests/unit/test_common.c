@@ -727,6 +727,65 @@ Test(common, log_json_output, .init = cr_redirect_stderr)
 	cr_expect_eq(n, 2);
 }
 
+Test(common, log_json_line_with_fields)
+{
+	char line[512], big[400];
+	struct wr_log_field f[] = {
+		WR_LF_STR("addr", "10.0.0.7"),   WR_LF_NUM("code", 1008),
+		WR_LF_STR("Bad-Key", "dropped"), /* not an identifier */
+		WR_LF_STR("channel", "a\"b"),    WR_LF_NUM("neg", -5),
+	};
+	size_t n;
+
+	n = wr_log_json_line_f(line, sizeof(line), TIME, WR_LOG_INFO, "n1",
+			       LIT("closing"), f, 5);
+	line[n] = '\0';
+	cr_expect_str_eq(line, "{\"time\":\"" TIME
+			       "\",\"level\":\"info\","
+			       "\"node\":\"n1\",\"addr\":\"10.0.0.7\","
+			       "\"code\":1008,\"channel\":\"a\\\"b\","
+			       "\"neg\":-5,\"msg\":\"closing\"}\n");
+
+	/* a value is cut at WR_LOG_FIELD_MAX bytes; a field that does not
+	 * fit whole is left out, the message stays */
+	memset(big, 'v', sizeof(big));
+	big[sizeof(big) - 1] = '\0';
+	f[0] = WR_LF_STR("addr", big);
+	n = wr_log_json_line_f(line, sizeof(line), TIME, WR_LOG_INFO, "n1",
+			       LIT("m"), f, 1);
+	line[n] = '\0';
+	cr_expect(strstr(line, "\"addr\":\""), "%s", line);
+	cr_expect_eq(strspn(strstr(line, "\"addr\":\"") + 8, "v"),
+		     WR_LOG_FIELD_MAX, "%s", line);
+	n = wr_log_json_line_f(line, 200, TIME, WR_LOG_INFO, "n1", LIT("m"), f,
+			       1);
+	line[n] = '\0';
+	cr_expect_null(strstr(line, "addr"), "%s", line);
+	cr_expect(strstr(line, "\"msg\":\"m\"}\n"), "%s", line);
+}
+
+Test(common, log_text_fields, .init = cr_redirect_stderr)
+{
+	char line[512];
+	struct wr_log_field f[] = {
+		WR_LF_STR("addr", "127.0.0.1"),
+		WR_LF_NUM("code", 1012),
+		WR_LF_STR("channel", "two words"),
+		WR_LF_STR("empty", ""),
+	};
+	FILE *fp;
+
+	wr_log_set_format(WR_LOG_TEXT);
+	wr_log_fields(WR_LOG_WARN, f, 4, "drain %d", 7);
+	fflush(stderr);
+	fp = cr_get_redirected_stderr();
+	cr_assert(fgets(line, sizeof(line), fp));
+	cr_expect(strstr(line,
+			 " warn  drain 7 addr=127.0.0.1 code=1012 "
+			 "channel=\"two words\" empty=\"\"\n"),
+		  "%s", line);
+}
+
 Test(common, clocks)
 {
 	int64_t ms = wr_now_ms(), us = wr_now_us(), wall = wr_wall_ms();

@@ -876,3 +876,112 @@ Test(toml, too_many_keys)
 	cr_expect(strstr(e.msg, "too many entries"), "%s", e.msg);
 	wr_buf_fini(&b);
 }
+
+/* ---- reload: live keys change, restart keys keep their value ---- */
+
+struct restarts {
+	char keys[8][48];
+	int n;
+};
+
+static void note_restart(void *ud, const char *key)
+{
+	struct restarts *r = ud;
+
+	cr_assert_lt(r->n, 8);
+	snprintf(r->keys[r->n++], sizeof(r->keys[0]), "%s", key);
+}
+
+static void reload_pair(struct config *live, struct config *next, const char *a,
+			const char *b)
+{
+	char err[ERRLEN];
+
+	cr_assert_eq(parse(live, a, err), WR_OK, "%s", err);
+	cr_assert_eq(parse(next, b, err), WR_OK, "%s", err);
+}
+
+Test(config, reload_applies_live_keys)
+{
+	struct config live, next;
+	struct restarts r = { 0 };
+
+	reload_pair(&live, &next,
+		    "[node]\nname = \"a\"\n[limits]\nmax_subscriptions = 10\n"
+		    "[log]\nlevel = \"info\"\n",
+		    "[node]\nname = \"a\"\ndrain_ms = 500\n"
+		    "[limits]\nmax_subscriptions = 3\nmax_clients = 7\n"
+		    "[health]\nmax_latency_ms = 99\n[log]\nlevel = \"debug\"\n"
+		    "[[peers]]\nname = \"b\"\nurl = \"ws://127.0.0.1:9/node\"\n"
+		    "token = \"t\"\n");
+	config_reload_merge(&live, &next, note_restart, &r);
+	cr_expect_eq(r.n, 0);
+	cr_expect_eq(live.max_subscriptions, 3);
+	cr_expect_eq(live.max_clients, 7);
+	cr_expect_eq(live.max_latency_ms, 99);
+	cr_expect_eq(live.drain_ms, 500);
+	cr_expect_eq(live.log_level, WR_LOG_DEBUG);
+	cr_assert_eq(live.npeers, 1);
+	cr_expect_str_eq(live.peers[0].name, "b");
+	/* next holds the old values, to be freed */
+	cr_expect_eq(next.max_subscriptions, 10);
+	cr_expect_eq(next.npeers, 0);
+	config_fini(&live);
+	config_fini(&next);
+}
+
+Test(config, reload_keeps_restart_keys)
+{
+	struct config live, next;
+	struct restarts r = { 0 };
+
+	reload_pair(&live, &next,
+		    "[node]\nname = \"a\"\nlisten = \"127.0.0.1:8080\"\n"
+		    "[mesh]\npeer_timeout_ms = 15000\n",
+		    "[node]\nname = \"b\"\nlisten = \"127.0.0.1:9090\"\n"
+		    "master = true\n[mesh]\npeer_timeout_ms = 9000\n"
+		    "[limits]\nmax_clients = 5\n");
+	config_reload_merge(&live, &next, note_restart, &r);
+	cr_assert_eq(r.n, 4);
+	cr_expect_str_eq(r.keys[0], "node.name");
+	cr_expect_str_eq(r.keys[1], "node.listen");
+	cr_expect_str_eq(r.keys[2], "node.master");
+	cr_expect_str_eq(r.keys[3], "mesh.peer_timeout_ms");
+	cr_expect_str_eq(live.name, "a");
+	cr_expect_str_eq(live.listen, "127.0.0.1:8080");
+	cr_expect_str_eq(live.listen_host, "127.0.0.1");
+	cr_expect_eq(live.listen_port, 8080);
+	cr_expect_not(live.master);
+	cr_expect_eq(live.peer_timeout_ms, 15000);
+	cr_expect_eq(live.max_clients, 5); /* the live key beside them */
+	cr_expect_str_eq(next.name, "b");  /* freed with next */
+	config_fini(&live);
+	config_fini(&next);
+}
+
+Test(config, reload_tls_pair_live_but_not_tls_on_off)
+{
+	struct config live, next;
+	struct restarts r = { 0 };
+
+	reload_pair(&live, &next,
+		    "[tls]\ncert = \"/etc/a.pem\"\nkey = \"/etc/a.key\"\n",
+		    "[tls]\ncert = \"/etc/b.pem\"\nkey = \"/etc/b.key\"\n");
+	config_reload_merge(&live, &next, note_restart, &r);
+	cr_expect_eq(r.n, 0);
+	cr_expect_str_eq(live.tls_cert, "/etc/b.pem");
+	cr_expect_str_eq(live.tls_key, "/etc/b.key");
+	config_fini(&live);
+	config_fini(&next);
+
+	memset(&r, 0, sizeof(r));
+	reload_pair(&live, &next, "",
+		    "[tls]\ncert = \"/etc/b.pem\"\nkey = \"/etc/b.key\"\n");
+	config_reload_merge(&live, &next, note_restart, &r);
+	cr_assert_eq(r.n, 2);
+	cr_expect_str_eq(r.keys[0], "tls.cert");
+	cr_expect_str_eq(r.keys[1], "tls.key");
+	cr_expect_null(live.tls_cert);
+	config_fini(&live);
+	config_fini(&next);
+}
