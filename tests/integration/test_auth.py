@@ -484,3 +484,44 @@ def test_cli_token_ttl_suffixes(tmp_path):
         pay = json.loads(base64.urlsafe_b64decode(p + "=" * (-len(p) % 4)))
         assert pay["exp"] - pay["iat"] == secs, ttl
         assert "channels" not in pay and "publish" not in pay
+
+
+# ---- SIGHUP reload swaps the keys -------------------------------------------
+
+def reload_outcome(node, nth):
+    import re
+    import signal
+    from conftest import wait_until_sync
+    node.send_signal(signal.SIGHUP)
+    rx = r"reload: config applied|reload failed"
+    wait_until_sync(lambda: len(re.findall(rx, node.log_text())) >= nth,
+                    what=f"reload #{nth} outcome")
+    return node.log_text()
+
+
+def test_reload_swaps_keys_logins_stay(node_factory, tmp_path):
+    n = auth_node(node_factory, tmp_path, required=True)
+    keyf = tmp_path / "t1.key"
+
+    async def body():
+        async with Pool() as pool:
+            old = await pool.connect(n)
+            c = claims("olga", channels=["r.*"])
+            assert await login(old, hs256(c)) == logged_in("olga", c["exp"])
+            keyf.write_bytes(b"the new key\n")
+            assert "reload: config applied" in reload_outcome(n, 1)
+            new = await pool.connect(n)
+            assert await login(new, hs256(claims())) == fail("invalid token", "login")
+            c2 = claims("pete")
+            assert await login(new, hs256(c2, key=b"the new key")) == \
+                logged_in("pete", c2["exp"])
+            # the login made with the old key is untouched
+            assert await old.subscribe("r.1") == ok()
+            assert await old.subscribe("x") == fail("permission denied")
+            # a broken key file fails the reload; the running keys stay
+            keyf.write_bytes(b"")
+            log = reload_outcome(n, 2)
+            assert "key 'auth.hs256_secret_file': the secret file is empty" in log
+            late = await pool.connect(n)
+            assert (await login(late, hs256(claims(), key=b"the new key")))["data"]["ok"]
+    run(body())
