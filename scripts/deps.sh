@@ -17,7 +17,8 @@ build=(gcc make cmake pkg-config libwebsockets-dev libwebsockets-evlib-uv
 case "${1:-build}" in
 build) want=("${build[@]}") ;;
 test) want=("${build[@]}" libcriterion-dev python3 python3-websockets
-            python3-pytest openssl curl chromium nodejs clang-format
+            python3-pytest python3-cryptography openssl curl chromium nodejs
+            clang-format
             dpkg-dev systemd) ;;
 fuzz) want=("${build[@]}" clang libclang-rt-14-dev) ;;
 bench) want=("${build[@]}" python3 nats-server) ;;
