@@ -69,6 +69,10 @@ struct health_counters {
 	uint64_t reserve_timeouts; /* a subscribe answered before every ack */
 	uint64_t heal_dials;       /* dials of the self-healing flow */
 	uint64_t config_reloads_ok, config_reloads_failed; /* SIGHUP */
+	/* client authentication (7.1): auth answers, 4401 closes, refusals */
+	uint64_t auth_ok, auth_invalid, auth_expired;
+	uint64_t auth_closes_unauthorized, auth_closes_expired;
+	uint64_t permission_denied;
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */

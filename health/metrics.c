@@ -90,6 +90,28 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		      "wsrelay_config_reloads_total{result=\"error\"} %llu\n",
 		      (unsigned long long)c->config_reloads_ok,
 		      (unsigned long long)c->config_reloads_failed);
+	head(b, "wsrelay_auth_total", "counter",
+	     "Client auth commands by result: ok, invalid (\"invalid token\"), "
+	     "expired (\"token expired\").");
+	wr_buf_printf(b,
+		      "wsrelay_auth_total{result=\"ok\"} %" PRIu64
+		      "\n"
+		      "wsrelay_auth_total{result=\"invalid\"} %" PRIu64
+		      "\n"
+		      "wsrelay_auth_total{result=\"expired\"} %" PRIu64 "\n",
+		      c->auth_ok, c->auth_invalid, c->auth_expired);
+	head(b, "wsrelay_auth_closes_total", "counter",
+	     "Client connections closed 4401, by reason: unauthorized (no "
+	     "auth within timeout_ms), token_expired (exp + 30 s).");
+	wr_buf_printf(b,
+		      "wsrelay_auth_closes_total{reason=\"unauthorized\"} %" PRIu64
+		      "\n"
+		      "wsrelay_auth_closes_total{reason=\"token_expired\"} %" PRIu64
+		      "\n",
+		      c->auth_closes_unauthorized, c->auth_closes_expired);
+	counter(b, "wsrelay_permission_denied_total",
+		"subscribe and send refused by the token's patterns.",
+		c->permission_denied);
 	counter(b, "wsrelay_connections_total",
 		"Client WebSocket connections accepted.", c->connections_total);
 	counter(b, "wsrelay_connections_rejected_total",

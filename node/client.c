@@ -419,6 +419,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 	/* 7.5.4: after the input checks, before every state check */
 	if (cl->grant && !auth_grant_may_subscribe(cl->grant, cmd->channel.p,
 						   cmd->channel.len)) {
+		node->ctr.permission_denied++;
 		respond(node, cl, false, "permission denied", &cmd->nonce);
 		return;
 	}
@@ -546,6 +547,7 @@ static void send_msg(struct node *node, struct node_client *cl,
 	/* 7.5.4: after the input checks, before every state check */
 	if (cl->grant && !auth_grant_may_publish(cl->grant, cmd->channel.p,
 						 cmd->channel.len)) {
+		node->ctr.permission_denied++;
 		respond(node, cl, false, "permission denied", &cmd->nonce);
 		return;
 	}
@@ -683,12 +685,14 @@ void node_client_timer(struct node *node, struct node_client *cl)
 			return;
 		}
 		wr_debug("client %p: token expired, closing", (void *)cl);
+		node->ctr.auth_closes_expired++;
 		node_client_close_later(cl, 4401, "token expired");
 		return;
 	}
 	if (node->cfg->auth_required) {
 		wr_debug("client %p: not authenticated in time, closing",
 			 (void *)cl);
+		node->ctr.auth_closes_unauthorized++;
 		node_client_close_later(cl, 4401, "unauthorized");
 	}
 }
@@ -718,9 +722,14 @@ static void authenticate(struct node *node, struct node_client *cl,
 		}
 	}
 	if (reason) {
+		if (!strcmp(reason, AUTH_EXPIRED))
+			node->ctr.auth_expired++;
+		else
+			node->ctr.auth_invalid++;
 		respond(node, cl, false, reason, &cmd->nonce);
 		return;
 	}
+	node->ctr.auth_ok++;
 	auth_grant_free(cl->grant);
 	cl->grant = g;
 	arm_expiry(cl);

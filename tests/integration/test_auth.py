@@ -21,8 +21,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from conftest import (BIN, Client, Pool, command, delivery, fail, ok, run,
-                      render_config)
+from conftest import (BIN, Client, Pool, command, delivery, fail, metrics, ok,
+                      run, render_config)
 from meshutil import mesh_config, wait_peers_sync
 
 SECRET = b"integration-secret\n"  # the file's bytes; the key has no newline
@@ -525,3 +525,26 @@ def test_reload_swaps_keys_logins_stay(node_factory, tmp_path):
             late = await pool.connect(n)
             assert (await login(late, hs256(claims(), key=b"the new key")))["data"]["ok"]
     run(body())
+
+
+def test_metrics_count_auth(node_factory, tmp_path):
+    n = auth_node(node_factory, tmp_path, required=True, timeout_ms=300)
+
+    async def body():
+        async with Pool() as pool:
+            cl = await pool.connect(n)
+            assert (await login(cl, hs256(claims(channels=["a"]))))["data"]["ok"]
+            assert (await login(cl, "x.y.z"))["data"]["reason"] == "invalid token"
+            assert (await login(cl, hs256(claims(ttl=-100))))["data"]["reason"] == \
+                "token expired"
+            assert await cl.subscribe("b") == fail("permission denied")
+            idle = await pool.connect(n)
+            assert await idle.wait_closed() == (4401, "unauthorized")
+    run(body())
+    m = metrics(n)
+    assert m.get("wsrelay_auth_total", result="ok") == 1
+    assert m.get("wsrelay_auth_total", result="invalid") == 1
+    assert m.get("wsrelay_auth_total", result="expired") == 1
+    assert m.get("wsrelay_permission_denied_total") == 1
+    assert m.get("wsrelay_auth_closes_total", reason="unauthorized") == 1
+    assert m.get("wsrelay_auth_closes_total", reason="token_expired") == 0
