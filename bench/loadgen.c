@@ -60,9 +60,10 @@ struct opts {
 	uint32_t conns;
 	uint32_t concurrency;
 	double seconds, warmup, drain, timeout, hold;
-	int server_pid; /* 0: not given */
-	int probe;      /* -1: default (on when a port != pub_port) */
-	bool sync;      /* wait for stdin lines around the traffic */
+	int server_pid;    /* 0: not given */
+	int probe;         /* -1: default (on when a port != pub_port) */
+	bool sync;         /* wait for stdin lines around the traffic */
+	const char *token; /* ws: an `auth` command first on every connection */
 };
 
 /* A byte buffer; `off` is how much of the front was already written. */
@@ -640,6 +641,15 @@ static int conn_subscribe(struct lg *lg, uint32_t i)
 			return -1;
 		return conn_flush(lg, i);
 	}
+	/* pipelined: the node answers a connection's commands in order */
+	if (lg->o.token) {
+		n = snprintf(lg->msg, lg->msgcap,
+			     "{\"command\":\"auth\",\"data\":{\"token\":"
+			     "\"%s\"},\"nonce\":\"a\"}",
+			     lg->o.token);
+		if (frame_append(lg, i, 0x1, lg->msg, (size_t)n))
+			return -1;
+	}
 	n = snprintf(lg->msg, lg->msgcap,
 		     "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
 		     "\"nonce\":\"s\"}",
@@ -843,6 +853,8 @@ static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
 		}
 		return 0;
 	}
+	if (has_prefix(nonce, e, "\"a\""))
+		return 0; /* --token: the login */
 	if (c->role == ROLE_PUB && has_prefix(nonce, e, "\"p\"")) {
 		lg->probes_acked++;
 		return 0;
@@ -2078,6 +2090,8 @@ static void usage(FILE *f)
 		"  --hold S           idle: keep the connections open S more seconds after\n"
 		"                     measuring, e.g. as background load (default 0)\n"
 		"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
+		"  --token JWT        ws: every connection sends `auth` with JWT first\n"
+		"                     (a node with [auth] required)\n"
 		"  --help             this text\n"
 		"\n"
 		"Exit status: 0 done (loss is reported, not an error), 1 error, 2 usage.\n",
@@ -2153,6 +2167,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "timeout", required_argument, NULL, 't' },
 		{ "server-pid", required_argument, NULL, 'P' },
 		{ "hold", required_argument, NULL, 'L' },
+		{ "token", required_argument, NULL, 'J' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -2247,6 +2262,10 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		case 'L':
 			ok = parse_secs(optarg, 0, &o->hold);
 			break;
+		case 'J':
+			o->token = optarg;
+			ok = *optarg && !strpbrk(optarg, "\"\\");
+			break;
 		case 'P':
 			ok = parse_u32(optarg, 1, 1u << 30, &pid);
 			o->server_pid = (int)pid;
@@ -2337,7 +2356,7 @@ int main(int argc, char **argv)
 		goto out;
 	lg->conns = calloc(lg->nconns, sizeof(*lg->conns));
 	lg->groups = calloc(lg->ngroups ? lg->ngroups : 1, sizeof(*lg->groups));
-	lg->msgcap = lg->o.size + 512;
+	lg->msgcap = lg->o.size + 512 + (lg->o.token ? strlen(lg->o.token) : 0);
 	lg->msg = malloc(lg->msgcap);
 	if (!lg->conns || !lg->groups || !lg->msg) {
 		fail(lg, "out of memory");

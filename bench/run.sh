@@ -7,7 +7,8 @@
 #   BENCH_SECONDS [5]  BENCH_WARMUP [1]  BENCH_SIZE [64]  BENCH_WINDOW [64]
 #   BENCH_DEEP_WINDOW [256]  BENCH_RATE [1000]  BENCH_IDLE_CONNS [10000]
 #   BENCH_CONCURRENCY [256]  BENCH_ONLY ["" = all; else a space-separated
-#   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle]
+#   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle
+#   guarded]  BENCH_ROUNDS [3] rounds of the guarded pair
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
 set -uo pipefail
 
@@ -94,11 +95,12 @@ listen_port() {
 	[ -n "$hex" ] && echo $((16#$hex))
 }
 
-# start_node LABEL: a fresh node; sets node_pid and port.
+# start_node LABEL [CONFIG]: a fresh node (CONFIG: $tmp/node.toml); sets
+# node_pid and port.
 start_node() {
 	local log="$tmp/node-$1.log" i
 	: >"$log"
-	"$WSRELAY" -c "$tmp/node.toml" >"$log" 2>&1 </dev/null &
+	"$WSRELAY" -c "${2:-$tmp/node.toml}" >"$log" 2>&1 </dev/null &
 	node_pid=$!
 	port=""
 	for ((i = 0; i < 200; i++)); do         # 200 x 50 ms = 10 s
@@ -179,6 +181,63 @@ if wanted idle; then
 	scenario idle --scenario idle --conns "$IDLE_CONNS" \
 		--concurrency "$CONCURRENCY"
 	stop_node
+fi
+
+# The guarded pair: the fan-outs on a node with [auth] required (every
+# connection authenticates with an HS256 token first) beside the same on a
+# node without, alternating, BENCH_ROUNDS rounds; the medians and their
+# ratio (goal: within 3%).
+rate_of() { # the deliveries/s of a loadgen output, as a number
+	sed -n 's/^fanout [^:]*: \([0-9,]*\) deliveries\/s.*/\1/p' "$1" |
+		head -n 1 | tr -d ,
+}
+median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+if wanted guarded; then
+	ROUNDS=${BENCH_ROUNDS:-3}
+	printf '%s\n' "bench-hs256-secret-0123456789abcdef" >"$tmp/hs256.key"
+	cp "$tmp/node.toml" "$tmp/node-guarded.toml"
+	cat >>"$tmp/node-guarded.toml" <<EOF
+[auth]
+hs256_secret_file = "$tmp/hs256.key"
+required = true
+EOF
+	token=$("$WSRELAY" token --secret-file "$tmp/hs256.key" --sub bench \
+		--ttl 1h) || { echo "bench: wsrelay token failed" >&2; exit 1; }
+	for subs in 100 1000; do
+		off=() on=()
+		for ((r = 1; r <= ROUNDS; r++)); do
+			for mode in off on; do
+				echo
+				echo "== guarded fanout-$subs round $r: auth $mode"
+				extra=()
+				if [ $mode = on ]; then
+					start_node "guarded-$subs-$r" "$tmp/node-guarded.toml"
+					extra=(--token "$token")
+				else
+					start_node "open-$subs-$r"
+				fi
+				out="$tmp/guarded-$subs-$r-$mode.out"
+				"$LOADGEN" --host 127.0.0.1 --port "$port" \
+					--server-pid "$node_pid" --size "$SIZE" \
+					--scenario fanout --subs "$subs" \
+					--window "$WINDOW" "${common[@]}" "${extra[@]}" |
+					tee "$out"
+				stop_node
+				v=$(rate_of "$out")
+				if [ -z "$v" ]; then
+					summary+=("guarded fanout-$subs: FAILED (round $r, auth $mode)")
+					failed=1
+					continue
+				fi
+				if [ $mode = on ]; then on+=("$v"); else off+=("$v"); fi
+			done
+		done
+		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
+			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
+				-v b="$(median "${off[@]}")" -v r="$ROUNDS" 'BEGIN {
+				printf "guarded fanout 1->%s: auth required %.0f, open %.0f deliveries/s (medians of %d rounds), ratio %.3f", s, a, b, r, a / b }')")
+		fi
+	done
 fi
 
 echo
