@@ -126,7 +126,7 @@ write_conf() {
 		name = "$name"
 		listen = "127.0.0.1:${port[$name]}"
 		url = "ws://127.0.0.1:${port[$name]}/node"
-		token = "tok-$name"
+		token = "mesh-bench-token-$name"
 		max_peers = $max
 		[limits]
 		max_clients = 200000
@@ -142,7 +142,7 @@ write_conf() {
 			[[peers]]
 			name = "$p"
 			url = "ws://127.0.0.1:${port[$p]}/node"
-			token = "tok-$p"
+			token = "mesh-bench-token-$p"
 			EOF
 		done
 	} >"$tmp/$name.toml"

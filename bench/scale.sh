@@ -162,7 +162,7 @@ write_conf() {
 		name = "$name"
 		listen = "127.0.0.1:${port[$name]}"
 		url = "ws://127.0.0.1:${port[$name]}/node"
-		token = "tok-$name"
+		token = "mesh-bench-token-$name"
 		max_peers = $MAXP
 		[limits]
 		max_clients = 200000
@@ -180,7 +180,7 @@ write_conf() {
 			[[peers]]
 			name = "$p"
 			url = "ws://127.0.0.1:${port[$p]}/node"
-			token = "tok-$p"
+			token = "mesh-bench-token-$p"
 			EOF
 		fi
 	} >"$tmp/$name.toml"

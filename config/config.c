@@ -671,6 +671,13 @@ static int check_relations(struct loader *ld)
 				   "'%s' is this node's own name", c->name);
 		}
 	}
+	/* the static token lets a node into the mesh, where it can speak for
+	 * every channel: a guessable one gives the mesh away */
+	if (c->token && strlen(c->token) < CONFIG_TOKEN_MIN)
+		return bad(ld, line_of(ld, "node", "token"), "node.token",
+			   "too short: at least %d characters (e.g. `openssl "
+			   "rand -hex 16`)",
+			   CONFIG_TOKEN_MIN);
 	if (!c->tls_cert != !c->tls_key) {
 		if (c->tls_cert)
 			return bad(ld, line_of(ld, "tls", "cert"), "tls.cert",

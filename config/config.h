@@ -12,6 +12,9 @@
 
 #include "wr.h"
 
+/* [node] token: the shortest static mesh token accepted */
+#define CONFIG_TOKEN_MIN 16
+
 struct config_peer {
 	char *name;
 	char *url; /* ws://host:port/node or wss://... */

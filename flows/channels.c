@@ -66,10 +66,29 @@ static void on_lost(const char *channel, size_t len, const char *holder,
 		evict(f, channel, len);
 }
 
+/*
+ * What a peer states about another holder must be checkable: the holder
+ * is this node, a node linked to it, or one its view holds alive (never a
+ * made-up name, which no sweep would ever remove), and the creation time
+ * lies between MESH_CREATED_FLOOR_MS and our wall clock plus the skew
+ * allowance (a forged "created": 0 would win every race for good).
+ */
+bool flow_chan_claim_ok(struct flows *f, int64_t created, const char *holder)
+{
+	if (created < 0 || created > wr_wall_ms() + MESH_SKEW_MS)
+		return false;
+	return !strcmp(holder, mesh_name(f->mesh)) ||
+	       mesh_link_named(f->mesh, holder) || mesh_alive(f->mesh, holder);
+}
+
 int flow_chan_reserve(struct flows *f, const char *name, size_t len,
 		      const uint8_t *hash, int64_t created, const char *holder,
 		      enum chan_resv_result *res)
 {
+	if (!flow_chan_claim_ok(f, created, holder)) {
+		mesh_counters(f->mesh)->resv_refused++;
+		return WR_EINVAL;
+	}
 	return chan_resv_reserve(f->resv, name, len, hash, created, holder,
 				 on_lost, f, res);
 }
@@ -285,6 +304,10 @@ static const char *reserve_cmd(struct flows *f, const struct inm_packet *pkt)
 	/* only this node says what it holds */
 	if (!strcmp(holder, self) && !chan_find(f->reg, name, strlen(name)))
 		return NULL;
+	if (!flow_chan_claim_ok(f, created, holder)) {
+		mesh_counters(f->mesh)->resv_refused++;
+		return "invalid reservation";
+	}
 	if (flow_chan_reserve(f, name, strlen(name), has ? hash : NULL, created,
 			      holder, &res))
 		return "internal error";

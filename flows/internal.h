@@ -53,8 +53,12 @@ struct flows {
 
 /* channels.c */
 int flow_channels_init(struct flows *f);
+/* A peer's claim that @holder holds a channel since @created can be
+ * checked: a node we know (self, linked, alive) and a time within bounds. */
+bool flow_chan_claim_ok(struct flows *f, int64_t created, const char *holder);
 /* Adds a holder to the table, settling a race (4.4): losing local
- * subscribers are removed and told. */
+ * subscribers are removed and told. WR_EINVAL when the claim is refused
+ * (flow_chan_claim_ok; counted). */
 int flow_chan_reserve(struct flows *f, const char *name, size_t len,
 		      const uint8_t *hash, int64_t created, const char *holder,
 		      enum chan_resv_result *res);

@@ -68,6 +68,8 @@ struct health_counters {
 	uint64_t inm_unroutable;   /* a holder no route reaches */
 	uint64_t reserve_timeouts; /* a subscribe answered before every ack */
 	uint64_t heal_dials;       /* dials of the self-healing flow */
+	uint64_t resv_refused;     /* reservations with an unknown holder or
+				    * a creation time out of bounds */
 	uint64_t config_reloads_ok, config_reloads_failed; /* SIGHUP */
 	/* client authentication (7.1): auth answers, 4401 closes, refusals */
 	uint64_t auth_ok, auth_invalid, auth_expired;

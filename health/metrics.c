@@ -112,6 +112,10 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	counter(b, "wsrelay_permission_denied_total",
 		"subscribe and send refused by the token's patterns.",
 		c->permission_denied);
+	counter(b, "wsrelay_inm_reservations_refused_total",
+		"Channel reservations refused: a holder this node does not know "
+		"alive, or a creation time out of bounds.",
+		c->resv_refused);
 	counter(b, "wsrelay_connections_total",
 		"Client WebSocket connections accepted.", c->connections_total);
 	counter(b, "wsrelay_connections_rejected_total",

@@ -423,8 +423,19 @@ static void deliver(struct mesh *m, const struct inm_packet *pkt)
 void mesh_packet_in(struct mesh *m, struct mesh_link *l, struct inm_packet *pkt)
 {
 	const char *self = m->cfg->name;
+	int direct = inm_route_direct(m->route, pkt->source);
 	bool local;
 
+	/*
+	 * A directly linked node speaks on its own link only: a copy that
+	 * names it as source on another link is forged (or a stale relay of
+	 * what the direct link carries too). Checked before dedup, so the
+	 * true copy is not taken for a duplicate of a dropped one.
+	 */
+	if (direct >= 0 && direct != l->id) {
+		m->ctr->inm_dropped[INM_DROP_SOURCE]++;
+		return;
+	}
 	if (!strcmp(pkt->source, self) ||
 	    inm_dedup_seen(m->dedup, pkt->source, pkt->type, pkt->nonce,
 			   wr_now_ms())) {
@@ -435,7 +446,10 @@ void mesh_packet_in(struct mesh *m, struct mesh_link *l, struct inm_packet *pkt)
 		m->ctr->inm_dropped[INM_DROP_TTL]++;
 		return;
 	}
-	inm_route_learn(m->route, pkt->source, l->id);
+	/* only sources the view knows are learned: a made-up one must not
+	 * route the real node's traffic through the link it came on */
+	if (inm_view_find(m->view, pkt->source))
+		inm_route_learn(m->route, pkt->source, l->id);
 	local = !strcmp(pkt->destination, self) ||
 		!strcmp(pkt->destination, "*");
 	wr_debug("inm: %s from '%s' to '%s' via '%s'", inm_type_name(pkt->type),
@@ -445,6 +459,11 @@ void mesh_packet_in(struct mesh *m, struct mesh_link *l, struct inm_packet *pkt)
 		return;
 	switch (pkt->type) {
 	case INM_MESSAGE:
+		/* from a node no record ever named: not delivered */
+		if (!inm_view_find(m->view, pkt->source)) {
+			m->ctr->inm_dropped[INM_DROP_SOURCE]++;
+			break;
+		}
 		deliver(m, pkt);
 		break;
 	case INM_COMMAND:

@@ -184,7 +184,8 @@ static void on_states(struct mesh *m, struct mesh_link *l,
 
 		if (++seen > STATES_MAX)
 			break;
-		if (inm_state_decode(it, &st)) {
+		if (inm_state_decode(it, &st) ||
+		    !mesh_record_time_ok(&st, wr_wall_ms())) {
 			m->ctr->inm_dropped[INM_DROP_DATA]++;
 			continue;
 		}
@@ -221,6 +222,25 @@ static void on_heartbeat(struct mesh *m, struct mesh_link *l,
 		l->hb_mismatch = 0;
 		sync_to(m, l, now);
 	}
+}
+
+/*
+ * A record's clock bounded by ours (a peer with the mesh token must not
+ * freeze a node's record with one from the far future): the incarnation
+ * (the node's start, wall ms) at most MESH_SKEW_MS ahead of us, and the
+ * version at most one change per millisecond since then; a legacy
+ * announce's version is its "at" (wall ms), bounded the same way.
+ */
+bool mesh_record_time_ok(const struct inm_node_state *st, int64_t wall_ms)
+{
+	int64_t limit = wall_ms + MESH_SKEW_MS;
+
+	if (st->legacy)
+		return st->version <= (uint64_t)limit;
+	if (st->incarnation > limit)
+		return false;
+	return st->version <=
+	       (uint64_t)(limit - st->incarnation) + MESH_VERSION_SLACK;
 }
 
 /* An old node's full announce (3.6): its record and its channels. */
@@ -260,6 +280,10 @@ static void on_announce(struct mesh *m, const struct inm_packet *pkt)
 							   : -1.0;
 		snprintf(st.peers[st.npeers++], sizeof(st.peers[0]), "%s",
 			 it->valuestring);
+	}
+	if (!mesh_record_time_ok(&st, wr_wall_ms())) {
+		m->ctr->inm_dropped[INM_DROP_DATA]++;
+		return;
 	}
 	/* a node that restarted as a new version never goes back to old */
 	if (inm_view_merge(m->view, &st, now) != INM_MERGE_NEWS)

@@ -148,6 +148,20 @@ struct mesh_link *mesh_links(struct mesh *m);
 unsigned mesh_links_up(const struct mesh *m);
 /* The up link to @name, or NULL. */
 struct mesh_link *mesh_link_named(struct mesh *m, const char *name);
+/*
+ * The clock skew allowed between nodes (docs/mesh.md): a time a peer
+ * states in wall milliseconds (a record's incarnation, a legacy
+ * announce's "at", a reservation's "created") is refused when it is more
+ * than this ahead of ours. A record's version may grow by at most one a
+ * millisecond since its incarnation, plus MESH_VERSION_SLACK.
+ */
+#define MESH_SKEW_MS 60000
+#define MESH_VERSION_SLACK 1000000
+/* Channels are not older than this (2020-01-01, wall ms): a reservation
+ * "created" before it is made up. */
+#define MESH_CREATED_FLOOR_MS INT64_C(1577836800000)
+bool mesh_record_time_ok(const struct inm_node_state *st, int64_t wall_ms);
+
 /* True for self, and for a node the view holds alive (not gone). */
 bool mesh_alive(struct mesh *m, const char *name);
 /* The ops' dials, for the flows that start links. */

@@ -98,7 +98,7 @@ static const char full_file[] =
 	"name = \"node-a.1_x\"\n"
 	"listen = \"0.0.0.0:9000\"\n"
 	"url = \"wss://a.example.net:9000/node\"\n"
-	"token = 's3cret'\n"
+	"token = 's3cret-s3cret-s3cret'\n"
 	"master = true\n"
 	"max_peers = 0\n"
 	"drain_ms = 0\n"
@@ -142,7 +142,7 @@ Test(config, full_file)
 	cr_expect_str_eq(c.listen_host, "0.0.0.0");
 	cr_expect_eq(c.listen_port, 9000);
 	cr_expect_str_eq(c.url, "wss://a.example.net:9000/node");
-	cr_expect_str_eq(c.token, "s3cret");
+	cr_expect_str_eq(c.token, "s3cret-s3cret-s3cret");
 	cr_expect(c.master);
 	cr_expect_eq(c.max_peers, 0);
 	cr_expect_eq(c.drain_ms, 0);
@@ -178,7 +178,7 @@ Test(config, comments_escapes_and_layout)
 		"\xef\xbb\xbf# a BOM, then comments everywhere\r\n"
 		"\r\n"
 		"  [ node ]   # header comment, blanks inside the brackets\r\n"
-		"\ttoken\t=\t\"q\\\"b\\\\s\\t\\u00e9\\U0001F600 \xc3\xa9\" # trailing\r\n"
+		"\ttoken\t=\t\"q\\\"b\\\\s\\t\\u00e9\\U0001F600 \xc3\xa9xx\" # trailing\r\n"
 		"name='lit-eral'\n"
 		"[log]\n"
 		"level = \"\\u0077arn\"\n";
@@ -186,7 +186,7 @@ Test(config, comments_escapes_and_layout)
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, text, err), WR_OK, "%s", err);
-	cr_expect_str_eq(c.token, "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9");
+	cr_expect_str_eq(c.token, "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9xx");
 	cr_expect_str_eq(c.name, "lit-eral");
 	cr_expect_eq(c.log_level, WR_LOG_WARN);
 	config_fini(&c);
@@ -562,6 +562,10 @@ static const struct bad_case bad_cases[] = {
 	  0, 1, "control character in comment" },
 	{ "[node]\ntoken = \"\"\n", 0, 2,
 	  "key 'node.token': must not be empty" },
+	{ "[node]\nname = \"n\"\ntoken = \"a\"\n", 0, 3,
+	  "key 'node.token': too short: at least 16 characters" },
+	{ "[node]\ntoken = \"0123456789abcde\"\n", 0, 2,
+	  "key 'node.token': too short" },
 	{ "[tls]\nca = ''\n", 0, 2, "key 'tls.ca': must not be empty" },
 	{ "[node]\nname = \"\"\"x\"\"\"\n", 0, 2,
 	  "unsupported multi-line string" },

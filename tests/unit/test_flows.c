@@ -463,13 +463,23 @@ static void seed(struct world *w, struct flink *l, const char *src,
 	cJSON *arr = J("%s", held), *it;
 
 	cJSON_ArrayForEach(it, arr) {
-		const cJSON *a =
-			ask(w, l, src,
-			    J("{'command':'reserve-channel','channel':'%s',"
-			      "'password':null,'created':%.0f,'holder':'%s'}",
-			      cJSON_GetArrayItem(it, 0)->valuestring,
-			      cJSON_GetArrayItem(it, 1)->valuedouble,
-			      cJSON_GetArrayItem(it, 2)->valuestring));
+		const char *holder = cJSON_GetArrayItem(it, 2)->valuestring;
+		const cJSON *a;
+
+		/* a holder must be a node a knows (linked, or alive in its
+		 * view): the others are linked for the test */
+		if (strcmp(holder, src) && !mesh_link_named(w->m, holder)) {
+			char url[64];
+
+			snprintf(url, sizeof(url), "ws://%s/node", holder);
+			link_up(w, holder, url);
+		}
+		a = ask(w, l, src,
+			J("{'command':'reserve-channel','channel':'%s',"
+			  "'password':null,'created':%.0f,'holder':'%s'}",
+			  cJSON_GetArrayItem(it, 0)->valuestring,
+			  cJSON_GetArrayItem(it, 1)->valuedouble,
+			  cJSON_GetArrayItem(it, 2)->valuestring));
 
 		cr_assert_str_eq(verdict(a), "ok");
 	}
@@ -865,6 +875,14 @@ static const struct {
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
 	  "'holder':3}",
 	  "missing field: holder", "mine=a;theirs=b" },
+	/* a peer with the mesh token cannot make holders up (they would
+	 * never be swept) nor claim a time far ahead of our clock */
+	{ "{'command':'reserve-channel','channel':'mine','password':'" H2
+	  "','created':1,'holder':'zed'}",
+	  "invalid reservation", "mine=a;theirs=b" },
+	{ "{'command':'reserve-channel','channel':'x','password':null,"
+	  "'created':9e15}",
+	  "invalid reservation", "mine=a;theirs=b" },
 	/* only a says what a holds */
 	{ "{'command':'reserve-channel','channel':'x','password':null,"
 	  "'created':1,'holder':'a'}",
@@ -907,6 +925,7 @@ Test(flows, reservation_command_answers)
 
 		world_open(&w, "a");
 		b = link_up(&w, "b", "ws://b/node");
+		link_up(&w, "c", "ws://c/node"); /* a holder a knows */
 		chan_client_init(&cl, NULL);
 		open_local(&w, "mine", H1, 2000, &cl, NULL);
 		seed(&w, b, "b", "[['theirs',500,'b']]");
@@ -1167,4 +1186,33 @@ Test(flows, heal_dials_once_per_round)
 	cr_expect_eq(w.ctr.heal_dials, 1);
 	cr_expect_str_eq(w.dials[0].name, "c");
 	world_close(&w);
+}
+
+/* A record's clock is bounded by ours: one announce with "at": 9e15 (or a
+ * record from the far future) must not freeze a node's later records. */
+Test(flows, record_times_bounded)
+{
+	struct inm_node_state st;
+	int64_t now = wr_wall_ms();
+
+	memset(&st, 0, sizeof(st));
+	st.legacy = true;
+	st.version = (uint64_t)now;
+	cr_expect(mesh_record_time_ok(&st, now));
+	st.version = (uint64_t)(now + MESH_SKEW_MS + 1);
+	cr_expect_not(mesh_record_time_ok(&st, now));
+	st.version = UINT64_C(9000000000000000);
+	cr_expect_not(mesh_record_time_ok(&st, now));
+
+	st.legacy = false;
+	st.incarnation = now - 1000;
+	st.version = 5;
+	cr_expect(mesh_record_time_ok(&st, now));
+	st.version = 1000 + MESH_SKEW_MS + MESH_VERSION_SLACK;
+	cr_expect(mesh_record_time_ok(&st, now));
+	st.version = UINT64_C(9000000000000000);
+	cr_expect_not(mesh_record_time_ok(&st, now));
+	st.incarnation = now + MESH_SKEW_MS + 1;
+	st.version = 1;
+	cr_expect_not(mesh_record_time_ok(&st, now));
 }
