@@ -442,7 +442,8 @@ enum inm_token_result {
 
 /*
  * At most @capacity live tokens, each valid for @ttl_ms after issue
- * (PROTOCOL: 60 s). Issuing past capacity evicts the oldest token.
+ * (PROTOCOL: 60 s). While @capacity tokens are live, issuing is refused:
+ * a token handed out is never invalidated early.
  * The caller owns it (inm_tokens_destroy); NULL on bad arguments or no
  * memory.
  */
@@ -450,7 +451,7 @@ struct inm_tokens *inm_tokens_create(size_t capacity, int64_t ttl_ms);
 /* Wipes and frees every token. NULL is a no-op. */
 void inm_tokens_destroy(struct inm_tokens *t);
 /* Issues a token for node @name into @out (64 hex chars + NUL).
- * WR_OK, or WR_EINVAL for a bad name. */
+ * WR_OK, WR_EINVAL for a bad name, WR_EFULL while @capacity are live. */
 int inm_token_issue(struct inm_tokens *t, const char *name, int64_t now_ms,
 		    char out[INM_TOKEN_LEN + 1]);
 /*
@@ -467,6 +468,7 @@ bool inm_token_known(struct inm_tokens *t, const char *token, size_t len,
 		     int64_t now_ms);
 /* Tokens issued and not yet spent, evicted or found expired by a use. */
 size_t inm_tokens_count(const struct inm_tokens *t);
-uint64_t inm_tokens_evicted(const struct inm_tokens *t);
+/* Issues refused because @capacity tokens were live. */
+uint64_t inm_tokens_refused(const struct inm_tokens *t);
 
 #endif

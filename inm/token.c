@@ -1,8 +1,10 @@
 /*
- * inm/token: one-time connection tokens (get-connection-token, 3.1). A
- * ring of the last @capacity tokens issued, each bound to a node name and
- * valid for ttl_ms; a token is wiped on first use whatever the outcome, on
- * expiry as soon as a use or issue passes over it, and on eviction.
+ * inm/token: one-time connection tokens (get-connection-token, 3.1). At
+ * most @capacity live tokens, each bound to a node name and valid for
+ * ttl_ms; a token is wiped on first use whatever the outcome, and on
+ * expiry as soon as a use or issue passes over it. A token is never
+ * dropped early: while @capacity are live, issuing is refused (WR_EFULL)
+ * rather than silently invalidating one already handed out.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +24,7 @@ struct inm_tokens {
 	struct tok *ring; /* issue order; next is the oldest slot */
 	size_t capacity, next, live;
 	int64_t ttl_ms;
-	uint64_t evicted;
+	uint64_t refused;
 };
 
 struct inm_tokens *inm_tokens_create(size_t capacity, int64_t ttl_ms)
@@ -72,9 +74,17 @@ int inm_token_issue(struct inm_tokens *t, const char *name, int64_t now_ms,
 	nl = strnlen(name, INM_NAME_MAX + 1);
 	if (!inm_node_name_valid(name, nl))
 		return WR_EINVAL;
-	k = &t->ring[t->next];
-	if (k->live && now_ms - k->issued_ms < t->ttl_ms)
-		t->evicted++;
+	/* a free or expired slot, the oldest first */
+	for (size_t i = 0;; i++) {
+		if (i == t->capacity) {
+			t->refused++;
+			return WR_EFULL;
+		}
+		k = &t->ring[t->next];
+		if (!k->live || now_ms - k->issued_ms >= t->ttl_ms)
+			break;
+		t->next = (t->next + 1) % t->capacity;
+	}
 	wipe(t, k);
 	randombytes_buf(raw, sizeof(raw));
 	wr_hex(out, raw, sizeof(raw));
@@ -141,7 +151,7 @@ size_t inm_tokens_count(const struct inm_tokens *t)
 	return t->live;
 }
 
-uint64_t inm_tokens_evicted(const struct inm_tokens *t)
+uint64_t inm_tokens_refused(const struct inm_tokens *t)
 {
-	return t->evicted;
+	return t->refused;
 }

@@ -57,7 +57,16 @@ static void get_connection_token(void *ud, const struct inm_packet *pkt)
 		mesh_respond_fail(m, pkt, "missing field: node");
 		return;
 	}
-	if (inm_token_issue(m->tokens, name, wr_now_ms(), tok)) {
+	switch (inm_token_issue(m->tokens, name, wr_now_ms(), tok)) {
+	case WR_OK:
+		break;
+	case WR_EFULL:
+		/* every slot holds a token handed out in the last minute */
+		wr_warn("mesh: one-time token for '%s' refused: %zu live", name,
+			inm_tokens_count(m->tokens));
+		mesh_respond_fail(m, pkt, "too many tokens");
+		return;
+	default:
 		mesh_respond_fail(m, pkt, "internal error");
 		return;
 	}

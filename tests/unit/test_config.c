@@ -186,7 +186,8 @@ Test(config, comments_escapes_and_layout)
 	char err[ERRLEN];
 
 	cr_assert_eq(parse(&c, text, err), WR_OK, "%s", err);
-	cr_expect_str_eq(c.token, "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9xx");
+	cr_expect_str_eq(c.token,
+			 "q\"b\\s\t\xc3\xa9\xf0\x9f\x98\x80 \xc3\xa9xx");
 	cr_expect_str_eq(c.name, "lit-eral");
 	cr_expect_eq(c.log_level, WR_LOG_WARN);
 	config_fini(&c);

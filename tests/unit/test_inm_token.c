@@ -1,7 +1,7 @@
 /*
  * tests/unit/test_inm_token: one-time connection tokens — issue and use,
  * expiry at exactly the ttl, a wrong name wiping the token, reuse failing,
- * malformed tokens, and the capacity bound evicting the oldest.
+ * malformed tokens, and the capacity bound refusing new tokens.
  */
 #include <criterion/criterion.h>
 #include <string.h>
@@ -97,26 +97,32 @@ Test(inm_token, unknown_and_malformed)
 	inm_tokens_destroy(t);
 }
 
-Test(inm_token, capacity_evicts_oldest)
+Test(inm_token, capacity_refuses_never_evicts)
 {
 	struct inm_tokens *t = inm_tokens_create(3, TTL);
 	char tok[5][INM_TOKEN_LEN + 1];
 
-	for (int i = 0; i < 5; i++)
+	for (int i = 0; i < 3; i++)
 		cr_assert_eq(inm_token_issue(t, "n", i, tok[i]), WR_OK);
+	/* full of live tokens: refused, nothing handed out is lost */
+	cr_expect_eq(inm_token_issue(t, "n", 3, tok[3]), WR_EFULL);
+	cr_expect_eq(inm_tokens_refused(t), 1);
 	cr_expect_eq(inm_tokens_count(t), 3);
-	cr_expect_eq(inm_tokens_evicted(t), 2);
-	cr_expect_eq(use(t, tok[0], "n", 10), INM_TOKEN_UNKNOWN);
-	cr_expect_eq(use(t, tok[1], "n", 10), INM_TOKEN_UNKNOWN);
-	for (int i = 2; i < 5; i++)
-		cr_expect_eq(use(t, tok[i], "n", 10), INM_TOKEN_OK, "token %d",
-			     i);
-	/* reusing an expired slot is no eviction */
-	cr_assert_eq(inm_token_issue(t, "n", 0, tok[0]), WR_OK);
-	cr_assert_eq(inm_token_issue(t, "n", 0, tok[0]), WR_OK);
-	cr_assert_eq(inm_token_issue(t, "n", 0, tok[0]), WR_OK);
-	cr_assert_eq(inm_token_issue(t, "n", 2 * TTL, tok[0]), WR_OK);
-	cr_expect_eq(inm_tokens_evicted(t), 2);
+	/* a spent token frees its slot, even in the middle */
+	cr_expect_eq(use(t, tok[1], "n", 10), INM_TOKEN_OK);
+	cr_assert_eq(inm_token_issue(t, "n", 11, tok[3]), WR_OK);
+	cr_expect_eq(inm_token_issue(t, "n", 12, tok[4]), WR_EFULL);
+	for (int i = 0; i < 4; i++)
+		if (i != 1)
+			cr_expect_eq(use(t, tok[i], "n", 20), INM_TOKEN_OK,
+				     "token %d", i);
+	/* expired slots are reused */
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(inm_token_issue(t, "n", 30, tok[i]), WR_OK);
+	cr_assert_eq(inm_token_issue(t, "n", 30 + TTL, tok[3]), WR_OK);
+	cr_expect_eq(use(t, tok[3], "n", 31 + TTL), INM_TOKEN_OK);
+	cr_expect_eq(use(t, tok[0], "n", 31 + TTL), INM_TOKEN_UNKNOWN);
+	cr_expect_eq(inm_tokens_refused(t), 2);
 	inm_tokens_destroy(t);
 }
 
