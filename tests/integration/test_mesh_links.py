@@ -4,7 +4,7 @@
 Real node processes on loopback."""
 from conftest import health, metrics, wait_until_sync
 
-TOKEN = "tok-hub-123"
+TOKEN = "tok-hub-0123456789abcdef"
 
 
 def hub_config(name="hub", port=0):
