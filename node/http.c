@@ -193,10 +193,66 @@ int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 	}
 }
 
+static const char *reason_phrase(unsigned status)
+{
+	switch (status) {
+	case 400:
+		return "Bad Request";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 503:
+		return "Service Unavailable";
+	}
+	return "Error";
+}
+
+/*
+ * Refuses an upgrade with a complete HTTP/1.1 response that standard
+ * WebSocket clients report as @status (PROTOCOL.md 7.2). lws's own
+ * lws_return_http_status() takes the version from a request field that is
+ * not parsed yet when an upgrade is refused, so it answers "HTTP/1.0",
+ * which Python's websockets cannot parse: over HTTP/1 the response is
+ * written here, whole, with Content-Length and "Connection: close"
+ * (@extra: one more header line without CRLF, or NULL). HTTP/2 carries
+ * the status in its own frame: lws's answer is right there.
+ */
+int node_http_refuse(struct lws *wsi, unsigned status, const char *extra)
+{
+	unsigned char buf[LWS_PRE + 512];
+	char *start = (char *)buf + LWS_PRE;
+	const char *phrase = reason_phrase(status);
+	int n;
+
+	if (lws_get_network_wsi(wsi) != wsi) { /* an HTTP/2 stream */
+		lws_return_http_status(wsi, status, NULL);
+		return 1;
+	}
+	n = lws_snprintf(start, sizeof(buf) - LWS_PRE,
+			 "HTTP/1.1 %u %s\r\n"
+			 "Content-Type: text/plain; charset=utf-8\r\n"
+			 "Content-Length: %zu\r\n"
+			 "Cache-Control: no-store\r\n"
+			 "%s%s"
+			 "Connection: close\r\n"
+			 "\r\n"
+			 "%u %s\n",
+			 status, phrase, strlen(phrase) + 5, extra ? extra : "",
+			 extra ? "\r\n" : "", status, phrase);
+	lws_write(wsi, (unsigned char *)start, (size_t)n, LWS_WRITE_HTTP);
+	return 1; /* lws: we answered, do not upgrade; it closes */
+}
+
 static int refuse(struct lws *wsi, unsigned status)
 {
-	lws_return_http_status(wsi, status, NULL);
-	return 1; /* lws: we answered, do not upgrade */
+	return node_http_refuse(wsi, status, NULL);
 }
 
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi)

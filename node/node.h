@@ -360,5 +360,8 @@ int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
 void node_http_health(struct node *node, struct health_result *r);
 int node_http_request(struct node *node, struct lws *wsi, const char *uri);
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi);
+/* Refuses an upgrade with a whole HTTP/1.1 @status response (@extra: one
+ * more header line, no CRLF, or NULL); returns 1 for the lws callback. */
+int node_http_refuse(struct lws *wsi, unsigned status, const char *extra);
 
 #endif

@@ -510,6 +510,7 @@ class RawWS:
                 raise AssertionError(f"connection closed during handshake: {self.buf!r}")
         head, self.buf = self.buf.split(b"\r\n\r\n", 1)
         status_line, *hdrs = head.decode("latin-1").split("\r\n")
+        self.status_line = status_line
         self.status = int(status_line.split()[1])
         self.headers = {}
         for h in hdrs:
@@ -644,13 +645,28 @@ class RawWS:
             pass
 
 
-def raw_handshake_status(node, path, headers=None):
-    """Attempts an upgrade on path; returns the HTTP status."""
-    r = RawWS(node, path, headers=headers)
-    try:
-        return r.status
-    finally:
-        r.close()
+def handshake_status(node, path, headers=None):
+    """Attempts an upgrade on path with a standard client (Python's
+    websockets) and returns the HTTP status it reports: 101 when the
+    upgrade went through (the connection is closed again), else the
+    refusal's status, which must be a whole HTTP/1.1 response
+    (PROTOCOL.md 7.2): an unparsable one fails here."""
+    async def attempt():
+        kw = {"ssl": node.ssl_context} if node.scheme == "https" else {}
+        try:
+            ws = await asyncio.wait_for(websockets.connect(
+                node.ws_url(path), extra_headers=headers or {},
+                ping_interval=None, open_timeout=DEADLINE, close_timeout=2,
+                **kw), DEADLINE + 5)
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+        await ws.close()
+        return 101
+    return asyncio.run(attempt())
+
+
+# the same check under its older name
+raw_handshake_status = handshake_status
 
 
 # --------------------------------------------------------------------------

@@ -331,9 +331,9 @@ class Refused(Exception):
 
 
 async def node_upgrade_status(node, token):
-    """Tries the /node upgrade with token (raw socket: websockets does not
-    parse an HTTP/1.0 refusal) and closes; returns the HTTP status (101
-    when it was accepted -- which uses up a one-time token)."""
+    """Tries the /node upgrade with token (a standard client) and closes;
+    returns the HTTP status (101 when it was accepted -- which uses up a
+    one-time token)."""
     headers = {} if token is None else {"Authentication": token}
     return await asyncio.to_thread(raw_handshake_status, node, "/node", headers)
 
@@ -370,10 +370,6 @@ class FakeNode:
                 DEADLINE + 5)
         except websockets.exceptions.InvalidStatusCode as e:
             raise Refused(e.status_code) from None
-        except websockets.exceptions.InvalidMessage as e:
-            # lws answers a refused upgrade in HTTP/1.0, which websockets
-            # does not parse: node_upgrade_status() reads the status
-            raise Refused(f"unparsed ({e.__cause__})") from None
         return cls(ws, node)
 
     async def handshake(self, name, url=""):

@@ -7,6 +7,7 @@ import asyncio
 import http.client
 import signal
 import ssl
+import time
 import warnings
 
 import pytest
@@ -182,3 +183,27 @@ def test_tls_missing_certificate_refuses_to_start(node_factory, tmp_path):
     assert rc is not None, "node started without its certificate"
     assert rc != 0
     assert n.port is None, "node logged 'listening on' without its certificate"
+
+
+def test_refusals_are_whole_http_1_1_responses(node_factory, tls_cert):
+    """Every refused upgrade is a complete HTTP/1.1 response that a
+    standard client reports as its status (PROTOCOL.md 7.2), in plain
+    text and over TLS."""
+    plain = node_factory.start()
+    tls = start_tls(node_factory, tls_cert, listen="127.0.0.1:0")
+    for n in (plain, tls):
+        assert raw_handshake_status(n, "/elsewhere") == 404
+        assert raw_handshake_status(n, "/node") == 403
+        assert raw_handshake_status(n, "/connect") == 101
+    # the bytes: status line, length, close, and a body of that length
+    raw = RawWS(plain, "/elsewhere")
+    try:
+        assert raw.status_line == "HTTP/1.1 404 Not Found", raw.status_line
+        assert raw.headers["connection"] == "close", raw.headers
+        deadline = time.monotonic() + 5
+        while raw._read_more(deadline):
+            pass  # to the node's close
+        assert int(raw.headers["content-length"]) == len(raw.buf), \
+            (raw.headers, raw.buf)
+    finally:
+        raw.close()
