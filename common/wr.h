@@ -165,4 +165,32 @@ size_t wr_ws_text_header(unsigned char *d, size_t payload_len);
  * one reference, the caller's (wr_msg_unref), or NULL. */
 struct wr_msg *wr_ws_text_frame(const void *p, size_t n);
 
+/* ---- per-address limits (common/addr.c, PROTOCOL.md 7.2) ---- */
+
+/* A client's address: IPv4 as ::ffff:a.b.c.d, IPv6 cut to its /64. */
+struct wr_addr {
+	unsigned char b[16];
+};
+/* From a struct sockaddr_in / sockaddr_in6 of @len bytes; WR_EINVAL for
+ * another family. */
+int wr_addr_from_sockaddr(const void *sa, size_t len, struct wr_addr *out);
+/* Counters per address; only non-zero ones are kept. */
+struct wr_addrtab;
+struct wr_addrtab *wr_addrtab_create(void);
+void wr_addrtab_destroy(struct wr_addrtab *t);
+unsigned wr_addrtab_count(struct wr_addrtab *t, const struct wr_addr *a);
+int wr_addrtab_inc(struct wr_addrtab *t, const struct wr_addr *a);
+void wr_addrtab_dec(struct wr_addrtab *t, const struct wr_addr *a);
+size_t wr_addrtab_size(const struct wr_addrtab *t);
+
+/* A token bucket in milli-tokens: starts full (@burst), refills
+ * @per_second a second; wr_bucket_take() spends one or says no. */
+struct wr_bucket {
+	int64_t milli;
+	int64_t last_ms;
+};
+void wr_bucket_init(struct wr_bucket *b, int64_t burst, int64_t now_ms);
+bool wr_bucket_take(struct wr_bucket *b, int64_t per_second, int64_t burst,
+		    int64_t now_ms);
+
 #endif

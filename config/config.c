@@ -43,7 +43,8 @@ enum kind {
 	K_FORMAT, /* enum wr_log_format */
 	K_DIR,    /* char *, an existing directory made absolute; "" = NULL */
 	K_FILE,   /* char *, a path taken from the config file's directory */
-	K_STRS,   /* char **, non-empty array of non-empty strings */
+	K_STRS,   /* struct config_strs, non-empty array of non-empty strings */
+	K_ORIGINS, /* K_STRS of "http(s)://host[:port]" */
 };
 
 struct key_spec {
@@ -78,6 +79,10 @@ static const struct key_spec limits_keys[] = {
 	{ "max_queue_bytes", K_I64, CFG(max_queue_bytes), 1, 1 << 30 },
 	{ "max_subscriptions", K_INT, CFG(max_subscriptions), 1, 1000000 },
 	{ "max_clients", K_INT, CFG(max_clients), 1, 10000000 },
+	{ "max_clients_per_ip", K_INT, CFG(max_clients_per_ip), 1, 10000000 },
+	{ "messages_per_second", K_INT, CFG(messages_per_second), 1,
+	  100000000 },
+	{ "messages_burst", K_INT, CFG(messages_burst), 1, 100000000 },
 	{ "client_ping_interval_ms", K_INT, CFG(client_ping_interval_ms), 1000,
 	  3600000 },
 };
@@ -100,11 +105,12 @@ static const struct key_spec mesh_keys[] = {
 
 static const struct key_spec web_keys[] = {
 	{ "root", K_DIR, CFG(web_root), 0, 0 },
+	{ "allowed_origins", K_ORIGINS, CFG(allowed_origins), 0, 0 },
 };
 
 static const struct key_spec auth_keys[] = {
 	{ "hs256_secret_file", K_FILE, CFG(auth_hs256_secret_file), 0, 0 },
-	{ "ed25519_public_keys", K_STRS, CFG(auth_ed25519_keys), 0, 0 },
+	{ "ed25519_public_keys", K_STRS, CFG(auth_ed25519), 0, 0 },
 	{ "required", K_BOOL, CFG(auth_required), 0, 0 },
 	{ "issuer", K_STR, CFG(auth_issuer), 0, 0 },
 	{ "audience", K_STR, CFG(auth_audience), 0, 0 },
@@ -373,11 +379,42 @@ static int apply_file(struct loader *ld, char **dst, const char *fk,
 	return set_str(ld, dst, joined);
 }
 
-/* [auth] ed25519_public_keys: the strings and the line of each. */
-static int apply_strlist(struct loader *ld, const char *fk,
+void config_strs_fini(struct config_strs *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	free(l->lines);
+	memset(l, 0, sizeof(*l));
+}
+
+/* An origin as browsers send it: scheme "http" or "https", a host, an
+ * optional port, nothing after (RFC 6454 serialisation). */
+static const char *origin_problem(const char *s)
+{
+	const char *h = !strncmp(s, "https://", 8)  ? s + 8
+			: !strncmp(s, "http://", 7) ? s + 7
+						    : NULL;
+
+	if (!h)
+		return "must start with http:// or https://";
+	if (!*h || *h == ':')
+		return "has no host";
+	for (; *h; h++)
+		if (*h == '/' || *h == '?' || *h == '#' || *h <= ' ' ||
+		    (*h >= 'A' && *h <= 'Z'))
+			return "must be scheme://host[:port] in lower case, with "
+			       "no path";
+	return NULL;
+}
+
+/* A list of strings (K_STRS, K_ORIGINS) with the line of each. */
+static int apply_strlist(struct loader *ld, struct config_strs *l,
+			 const struct key_spec *ks, const char *fk,
 			 const struct toml *v)
 {
-	struct config *c = ld->c;
+	char show[48];
+	const char *why;
 
 	if (!v->n)
 		return bad(ld, v->line, fk, "must not be empty");
@@ -389,22 +426,25 @@ static int apply_strlist(struct loader *ld, const char *fk,
 		if (!v->items[i]->v.str[0])
 			return bad(ld, v->items[i]->line, fk,
 				   "must not hold an empty string");
+		why = ks->kind == K_ORIGINS ? origin_problem(v->items[i]->v.str)
+					    : NULL;
+		if (why)
+			return bad(ld, v->items[i]->line, fk, "'%s' %s",
+				   shown(v->items[i]->v.str, show,
+					 sizeof(show)),
+				   why);
 	}
-	for (size_t i = 0; i < c->auth_ned25519; i++)
-		free(c->auth_ed25519_keys[i]);
-	free(c->auth_ed25519_keys);
-	free(c->auth_ed25519_lines);
-	c->auth_ned25519 = 0;
-	c->auth_ed25519_keys = calloc(v->n, sizeof(char *));
-	c->auth_ed25519_lines = calloc(v->n, sizeof(int));
-	if (!c->auth_ed25519_keys || !c->auth_ed25519_lines)
+	config_strs_fini(l);
+	l->v = calloc(v->n, sizeof(char *));
+	l->lines = calloc(v->n, sizeof(int));
+	if (!l->v || !l->lines)
 		return oom(ld);
 	for (size_t i = 0; i < v->n; i++) {
-		c->auth_ed25519_keys[i] = strdup(v->items[i]->v.str);
-		if (!c->auth_ed25519_keys[i])
+		l->v[i] = strdup(v->items[i]->v.str);
+		if (!l->v[i])
 			return oom(ld);
-		c->auth_ed25519_lines[i] = v->items[i]->line;
-		c->auth_ned25519++;
+		l->lines[i] = v->items[i]->line;
+		l->n++;
 	}
 	return WR_OK;
 }
@@ -480,6 +520,7 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 		want = TOML_BOOL;
 		break;
 	case K_STRS:
+	case K_ORIGINS:
 		want = TOML_ARRAY;
 		break;
 	default:
@@ -507,7 +548,9 @@ static int apply(struct loader *ld, void *base, const struct key_spec *ks,
 		*(bool *)field = v->v.b;
 		return WR_OK;
 	case K_STRS:
-		return apply_strlist(ld, fk, v);
+	case K_ORIGINS:
+		return apply_strlist(ld, (struct config_strs *)field, ks, fk,
+				     v);
 	default:
 		return apply_string(ld, base, ks, fk, v);
 	}
@@ -697,7 +740,8 @@ static int check_relations(struct loader *ld)
 			   c->reconnect_min_ms);
 	}
 	c->auth_hs256_line = line_of(ld, "auth", "hs256_secret_file");
-	if (c->auth_required && !c->auth_hs256_secret_file && !c->auth_ned25519)
+	if (c->auth_required && !c->auth_hs256_secret_file &&
+	    !c->auth_ed25519.n)
 		return bad(ld, line_of(ld, "auth", "required"), "auth.required",
 			   "needs auth.hs256_secret_file or auth.ed25519_public_keys");
 	if (c->max_queue_bytes < c->max_message_bytes) {
@@ -754,6 +798,9 @@ int config_defaults(struct config *c)
 	c->stats_interval_ms = 15000;
 	c->drain_ms = 10000;
 	c->auth_timeout_ms = 5000;
+	c->max_clients_per_ip = 1000;
+	c->messages_per_second = 1000;
+	c->messages_burst = 2000;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");
@@ -896,10 +943,8 @@ void config_fini(struct config *c)
 	free(c->peers);
 	free(c->web_root);
 	free(c->auth_hs256_secret_file);
-	for (size_t i = 0; i < c->auth_ned25519; i++)
-		free(c->auth_ed25519_keys[i]);
-	free(c->auth_ed25519_keys);
-	free(c->auth_ed25519_lines);
+	config_strs_fini(&c->auth_ed25519);
+	config_strs_fini(&c->allowed_origins);
 	free(c->auth_issuer);
 	free(c->auth_audience);
 	memset(c, 0, sizeof(*c));

@@ -15,6 +15,13 @@
 /* [node] token: the shortest static mesh token accepted */
 #define CONFIG_TOKEN_MIN 16
 
+/* A list of strings from the file, with the line of each. */
+struct config_strs {
+	char **v;
+	int *lines;
+	size_t n;
+};
+
 struct config_peer {
 	char *name;
 	char *url; /* ws://host:port/node or wss://... */
@@ -79,12 +86,16 @@ struct config {
 	 * auth_keys_load() (auth/), which reports at these lines */
 	char *auth_hs256_secret_file; /* relative to the config's directory */
 	int auth_hs256_line;
-	char **auth_ed25519_keys; /* standard base64, as written */
-	int *auth_ed25519_lines;
-	size_t auth_ned25519;
+	struct config_strs auth_ed25519; /* standard base64, as written */
 	bool auth_required;
 	char *auth_issuer, *auth_audience; /* NULL: not checked */
 	int auth_timeout_ms;               /* 5000 */
+
+	/* PROTOCOL.md 7.2 */
+	struct config_strs allowed_origins; /* [web]; n 0: any Origin */
+	int max_clients_per_ip;             /* [limits] 1000; per /64 (IPv6) */
+	int messages_per_second;            /* [limits] 1000: a token bucket */
+	int messages_burst;                 /* [limits] 2000: its size */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */
@@ -117,6 +128,8 @@ typedef void (*config_restart_fn)(void *ud, const char *key);
 void config_reload_merge(struct config *live, struct config *next,
 			 config_restart_fn restart, void *ud);
 
+/* Frees a list's strings (and zeroes it). */
+void config_strs_fini(struct config_strs *l);
 /* Frees every string; @c may be partially filled. */
 void config_fini(struct config *c);
 

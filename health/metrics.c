@@ -116,6 +116,19 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"Channel reservations refused: a holder this node does not know "
 		"alive, or a creation time out of bounds.",
 		c->resv_refused);
+	head(b, "wsrelay_connections_refused_total", "counter",
+	     "Client upgrades refused: origin (403, [web] allowed_origins), "
+	     "per_ip (429, max_clients_per_ip).");
+	wr_buf_printf(b,
+		      "wsrelay_connections_refused_total{reason=\"origin\"} "
+		      "%llu\n"
+		      "wsrelay_connections_refused_total{reason=\"per_ip\"} "
+		      "%llu\n",
+		      (unsigned long long)c->refused_origin,
+		      (unsigned long long)c->refused_per_ip);
+	counter(b, "wsrelay_client_sends_rate_limited_total",
+		"Sends answered \"rate limited\" (messages_per_second).",
+		c->sends_rate_limited);
 	counter(b, "wsrelay_connections_total",
 		"Client WebSocket connections accepted.", c->connections_total);
 	counter(b, "wsrelay_connections_rejected_total",

@@ -123,6 +123,11 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 	lws_dll2_add_head(&cl->list, &node->clients);
 	node->ctr.connections_total++;
 	cl->last_rx_ms = wr_now_ms();
+	wr_bucket_init(&cl->sends, node->cfg->messages_burst, cl->last_rx_ms);
+	/* max_clients_per_ip (7.2): refused at the upgrade, counted here */
+	if (!node_wsi_peer_addr(wsi, &cl->addr) &&
+	    !wr_addrtab_inc(node->per_ip, &cl->addr))
+		cl->addr_set = true;
 	pss->client = cl;
 	/* 7.1: authenticate within timeout_ms (the wsi's own timer: nothing
 	 * allocated for it) */
@@ -161,6 +166,8 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	wait_drop(cl);
 	chan_client_fini(node->reg, &cl->cc);
 	lws_dll2_remove(&cl->list);
+	if (cl->addr_set) /* the slot is free at once (7.5.6) */
+		wr_addrtab_dec(node->per_ip, &cl->addr);
 	node_rx_fini(&cl->rx);
 	auth_grant_free(cl->grant);
 	if (wr_log_get_level() == WR_LOG_DEBUG) {
@@ -553,6 +560,14 @@ static void send_msg(struct node *node, struct node_client *cl,
 	}
 	if (!ch || !chan_is_member(ch, &cl->cc)) {
 		respond(node, cl, false, "not subscribed", &cmd->nonce);
+		return;
+	}
+	/* 7.2 / 7.5.4: last, so a send refused for another reason takes no
+	 * token */
+	if (!wr_bucket_take(&cl->sends, node->cfg->messages_per_second,
+			    node->cfg->messages_burst, wr_now_ms())) {
+		node->ctr.sends_rate_limited++;
+		respond(node, cl, false, "rate limited", &cmd->nonce);
 		return;
 	}
 	/* one frame, header included, shared by every local subscriber */

@@ -8,6 +8,8 @@
  */
 #include <string.h>
 
+#include <sys/socket.h>
+
 #include "node.h"
 
 static int send_body(struct lws *wsi, unsigned status, const char *ctype,
@@ -255,6 +257,51 @@ static int refuse(struct lws *wsi, unsigned status)
 	return node_http_refuse(wsi, status, NULL);
 }
 
+int node_wsi_peer_addr(struct lws *wsi, struct wr_addr *out)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int fd = (int)lws_get_socket_fd(wsi);
+
+	if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &len))
+		return WR_EINVAL;
+	return wr_addr_from_sockaddr(&ss, len, out);
+}
+
+/* [web] allowed_origins (7.2): an Origin header, when present, must be
+ * listed (browsers send it; other clients need not). */
+static bool origin_allowed(struct node *node, struct lws *wsi)
+{
+	const struct config_strs *l = &node->cfg->allowed_origins;
+	char origin[256];
+	int n;
+
+	if (!l->n || lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) <= 0)
+		return true;
+	n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+	if (n <= 0)
+		return false; /* longer than any origin we could list */
+	for (size_t i = 0; i < l->n; i++)
+		if (!strcmp(origin, l->v[i]))
+			return true;
+	return false;
+}
+
+/* One refused /connect upgrade, logged with the address and counted. */
+static int refuse_client(struct lws *wsi, unsigned status, uint64_t *counter,
+			 const char *why)
+{
+	char a[64];
+	struct wr_log_field f[] = {
+		WR_LF_STR("addr", node_wsi_addr(wsi, a, sizeof(a))),
+		WR_LF_NUM("status", status),
+	};
+
+	(*counter)++;
+	wr_log_fields(WR_LOG_INFO, f, 2, "client refused: %s", why);
+	return refuse(wsi, status);
+}
+
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 {
 	char uri[256];
@@ -262,8 +309,20 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
 		return refuse(wsi, 400);
 	if (!strcmp(uri, "/connect")) {
+		struct wr_addr addr;
+
 		if (node->stopping || node->draining)
 			return refuse(wsi, 503);
+		if (!origin_allowed(node, wsi))
+			return refuse_client(wsi, 403,
+					     &node->ctr.refused_origin,
+					     "Origin not in [web] allowed_origins");
+		if (!node_wsi_peer_addr(wsi, &addr) &&
+		    wr_addrtab_count(node->per_ip, &addr) >=
+			    (unsigned)node->cfg->max_clients_per_ip)
+			return refuse_client(wsi, 429,
+					     &node->ctr.refused_per_ip,
+					     "max_clients_per_ip reached");
 		if (node->clients.count >= (unsigned)node->cfg->max_clients) {
 			node->ctr.connections_rejected++;
 			char a[64];

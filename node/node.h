@@ -73,6 +73,7 @@ struct node {
 	uint64_t pw_pending;
 
 	lws_dll2_owner_t clients; /* every /connect session (node_client.list) */
+	struct wr_addrtab *per_ip; /* open /connect sessions per address */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
@@ -147,6 +148,9 @@ struct node_client {
 	struct node_sub_wait *wait;
 
 	struct node_rx rx;
+	struct wr_bucket sends; /* [limits] messages_per_second (7.2) */
+	struct wr_addr addr;    /* counted in node->per_ip while addr_set */
+	bool addr_set;
 
 	int close_code;    /* non-zero: close on next WRITEABLE */
 	bool peer_closing; /* the client sent a close frame */
@@ -360,6 +364,8 @@ int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
 void node_http_health(struct node *node, struct health_result *r);
 int node_http_request(struct node *node, struct lws *wsi, const char *uri);
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi);
+/* http.c: the peer's address of @wsi (per-address limits); WR_OK. */
+int node_wsi_peer_addr(struct lws *wsi, struct wr_addr *out);
 /* Refuses an upgrade with a whole HTTP/1.1 @status response (@extra: one
  * more header line, no CRLF, or NULL); returns 1 for the lws callback. */
 int node_http_refuse(struct lws *wsi, unsigned status, const char *extra);

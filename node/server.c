@@ -552,12 +552,13 @@ static int node_init(struct node *node, struct config *cfg)
 	node->wbuf = malloc(LWS_PRE + NODE_WRITE_COALESCE);
 	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
+	node->per_ip = wr_addrtab_create();
 	for (int i = 0; i < INM_DROP_COUNT && i < HEALTH_INM_DROP_MAX; i++)
 		if (i != INM_DROP_NONE)
 			node->ctr.inm_drop_names[i] =
 				inm_drop_name((enum inm_drop)i);
 	node->ctr.inm_ndrop = INM_DROP_COUNT;
-	if (!node->wbuf || !node->reg || !node->pwcache)
+	if (!node->wbuf || !node->reg || !node->pwcache || !node->per_ip)
 		return WR_ENOMEM;
 	return WR_OK;
 }
@@ -575,6 +576,7 @@ static void node_fini(struct node *node)
 	if (node->sigfd >= 0)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
+	wr_addrtab_destroy(node->per_ip);
 	chan_registry_destroy(node->reg);
 	auth_keys_destroy(node->auth);
 	node->auth = NULL;

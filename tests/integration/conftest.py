@@ -100,6 +100,8 @@ def toml_value(v):
         return str(v)
     if isinstance(v, str):
         return json.dumps(v)  # a TOML basic string for what tests use
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
     raise TypeError(f"unsupported TOML value {v!r}")
 
 

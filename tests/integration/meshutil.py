@@ -125,6 +125,10 @@ def mesh_config(name, port=0, peers=(), token=TOKEN, node_extra=None,
     for k, v in (node_extra or {}).items():
         if v is not None:
             lines.append(f"{k} = {_toml(v)}")
+    # mesh tests send as fast as round trips allow: the 7.2 send bucket
+    # (1000 msg/s by default) is test_edge_limits.py's business
+    lines += ["", "[limits]", "messages_per_second = 1000000",
+              "messages_burst = 1000000"]
     lines += ["", "[mesh]"]
     timings = dict(MESH_TIMINGS)
     timings.update(mesh or {})

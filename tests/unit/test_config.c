@@ -202,7 +202,7 @@ Test(config, auth_section)
 	cr_expect_eq(c.auth_timeout_ms, 5000);
 	cr_expect_not(c.auth_required);
 	cr_expect_null(c.auth_hs256_secret_file);
-	cr_expect_eq(c.auth_ned25519, 0);
+	cr_expect_eq(c.auth_ed25519.n, 0);
 	config_fini(&c);
 
 	cr_assert_eq(config_defaults(&c), WR_OK);
@@ -221,10 +221,10 @@ Test(config, auth_section)
 		     WR_OK, "%s", err);
 	cr_expect_str_eq(c.auth_hs256_secret_file, "/etc/wsrelay/secret.key");
 	cr_expect_eq(c.auth_hs256_line, 2);
-	cr_assert_eq(c.auth_ned25519, 2);
-	cr_expect_str_eq(c.auth_ed25519_keys[1], "b");
-	cr_expect_eq(c.auth_ed25519_lines[0], 4);
-	cr_expect_eq(c.auth_ed25519_lines[1], 5);
+	cr_assert_eq(c.auth_ed25519.n, 2);
+	cr_expect_str_eq(c.auth_ed25519.v[1], "b");
+	cr_expect_eq(c.auth_ed25519.lines[0], 4);
+	cr_expect_eq(c.auth_ed25519.lines[1], 5);
 	cr_expect(c.auth_required);
 	cr_expect_str_eq(c.auth_issuer, "https://idp");
 	cr_expect_str_eq(c.auth_audience, "wsrelay");
@@ -989,4 +989,58 @@ Test(config, reload_tls_pair_live_but_not_tls_on_off)
 	cr_expect_null(live.tls_cert);
 	config_fini(&live);
 	config_fini(&next);
+}
+
+Test(config, origins_and_per_address_limits)
+{
+	struct config c;
+	char err[ERRLEN];
+	static const struct {
+		const char *text, *want;
+	} bad[] = {
+		{ "[web]\nallowed_origins = \"https://a.example\"\n",
+		  "node.toml:2: key 'web.allowed_origins': expected an array" },
+		{ "[web]\nallowed_origins = []\n",
+		  "key 'web.allowed_origins': must not be empty" },
+		{ "[web]\nallowed_origins = [\"a.example\"]\n",
+		  "'a.example' must start with http:// or https://" },
+		{ "[web]\nallowed_origins = [\"https://a.example/app\"]\n",
+		  "with no path" },
+		{ "[web]\nallowed_origins = [\"https://A.example\"]\n",
+		  "in lower case" },
+		{ "[web]\nallowed_origins = [\"https://\"]\n", "has no host" },
+		{ "[limits]\nmax_clients_per_ip = 0\n",
+		  "key 'limits.max_clients_per_ip': 0 is out of range" },
+		{ "[limits]\nmessages_per_second = 0\n", "out of range" },
+		{ "[limits]\nmessages_burst = -1\n", "out of range" },
+	};
+
+	cr_assert_eq(parse(&c, "", err), WR_OK, "%s", err);
+	cr_expect_eq(c.allowed_origins.n, 0);
+	cr_expect_eq(c.max_clients_per_ip, 1000);
+	cr_expect_eq(c.messages_per_second, 1000);
+	cr_expect_eq(c.messages_burst, 2000);
+	config_fini(&c);
+	cr_assert_eq(parse(&c,
+			   "[web]\nallowed_origins = [\n"
+			   "  \"https://app.example.com\",\n"
+			   "  \"http://localhost:3000\"]\n"
+			   "[limits]\nmax_clients_per_ip = 7\n"
+			   "messages_per_second = 50\nmessages_burst = 60\n",
+			   err),
+		     WR_OK, "%s", err);
+	cr_assert_eq(c.allowed_origins.n, 2);
+	cr_expect_str_eq(c.allowed_origins.v[1], "http://localhost:3000");
+	cr_expect_eq(c.allowed_origins.lines[1], 4);
+	cr_expect_eq(c.max_clients_per_ip, 7);
+	cr_expect_eq(c.messages_per_second, 50);
+	cr_expect_eq(c.messages_burst, 60);
+	config_fini(&c);
+	for (size_t i = 0; i < N(bad); i++) {
+		cr_expect_eq(parse(&c, bad[i].text, err), WR_EINVAL, "%s",
+			     bad[i].text);
+		cr_expect(strstr(err, bad[i].want), "%s: got %s", bad[i].text,
+			  err);
+		config_fini(&c);
+	}
 }

@@ -1,0 +1,131 @@
+"""
+Origins and per-address limits (PROTOCOL.md 7.2, 7.5.4, 7.5.6) on a real
+node, each refusal seen by a standard client (Python's websockets) as its
+HTTP status, and a well-behaved client on another address (127.0.0.2)
+served meanwhile:
+ - [web] allowed_origins: an unlisted Origin is refused 403; a listed one
+   and no Origin at all are let in;
+ - [limits] max_clients_per_ip: one more from the same address is 429, a
+   closed connection frees its slot at once, another address is not
+   affected;
+ - [limits] messages_per_second / messages_burst: a send over the bucket
+   is "rate limited" and not delivered; a send refused for another reason
+   takes no token; the bucket refills.
+"""
+
+import asyncio
+import time
+
+import websockets
+
+from conftest import (DEADLINE, Client, Pool, delivery, fail,
+                      handshake_status, health, metrics, ok, run)
+
+OTHER = "127.0.0.2"  # loopback too: another client address
+
+
+async def connect_from(node, addr, **kw):
+    return await Client.connect(node, local_addr=(addr, 0), **kw)
+
+
+async def served_elsewhere(node):
+    """A client from OTHER: /health answers, a round trip works."""
+    t0 = time.monotonic()
+    status, _ = await asyncio.to_thread(health, node)
+    assert status == 200
+    assert time.monotonic() - t0 < 0.5  # generous: a loaded 2-core box
+    c = await connect_from(node, OTHER)
+    try:
+        assert await c.subscribe("other-addr") == ok()
+        assert await c.publish("other-addr", "hi", "o") == ok("o")
+    finally:
+        await c.close()
+
+
+def refused(node, reason):
+    return metrics(node).get("wsrelay_connections_refused_total",
+                             reason=reason)
+
+
+def test_allowed_origins(node_factory):
+    n = node_factory.start(web={"allowed_origins": [
+        "https://app.example.com", "http://localhost:3000"]})
+    status = lambda origin: handshake_status(  # noqa: E731
+        n, "/connect", {"Origin": origin} if origin else None)
+    assert status("https://evil.example.net") == 403
+    assert status("https://app.example.com.evil.net") == 403
+    assert status("http://app.example.com") == 403  # another scheme
+    assert status("https://app.example.com") == 101
+    assert status("http://localhost:3000") == 101
+    assert status(None) == 101  # non-browser clients send none
+    assert refused(n, "origin") == 3
+    run(served_elsewhere(n))
+
+
+def test_max_clients_per_ip(node_factory):
+    n = node_factory.start(limits={"max_clients_per_ip": 3})
+
+    async def body():
+        async with Pool() as pool:
+            mine = [await pool.connect(n) for _ in range(3)]
+            st = await asyncio.to_thread(handshake_status, n, "/connect")
+            assert st == 429
+            # another address is not affected
+            await served_elsewhere(n)
+            # a closed connection frees its slot at once
+            await mine[0].close()
+            await asyncio.wait_for(mine[0].ws.wait_closed(), DEADLINE)
+
+            async def admitted():
+                try:
+                    c = await Client.connect(n)
+                except websockets.exceptions.InvalidStatusCode as e:
+                    assert e.status_code == 429
+                    return None
+                return c
+            deadline = time.monotonic() + DEADLINE
+            c = await admitted()
+            while c is None and time.monotonic() < deadline:
+                # the node sees the close a moment after the client
+                await asyncio.sleep(0.05)
+                c = await admitted()
+            assert c is not None, "the freed slot was not given back"
+            assert await c.alive() == []
+            await c.close()
+    run(body())
+    assert refused(n, "per_ip") >= 1
+
+
+def test_send_bucket(node_factory):
+    n = node_factory.start(limits={"messages_per_second": 2,
+                                   "messages_burst": 3})
+
+    async def body():
+        async with Pool() as pool:
+            pub, sub = await pool.connect(n), await pool.connect(n)
+            assert await pub.subscribe("b") == ok()
+            assert await sub.subscribe("b") == ok()
+            for i in range(3):  # the bucket starts full
+                assert await pub.publish("b", f"m{i}", f"n{i}") == ok(f"n{i}")
+                assert await sub.recv() == delivery(f"m{i}", "b", f"n{i}")
+            # empty now: refused and not delivered; a send refused for
+            # another reason is answered that reason and takes nothing
+            assert await pub.publish("b", "over", "x") == fail("rate limited", "x")
+            assert await pub.publish("nope", "y", "y") == fail("not subscribed", "y")
+            await sub.expect_quiet()
+            # another connection has its own bucket
+            assert await sub.publish("b", "from sub", "s") == ok("s")
+            assert await pub.recv() == delivery("from sub", "b", "s")
+            # refilled at 2 a second
+            deadline = time.monotonic() + DEADLINE
+            while True:
+                r = await pub.publish("b", "later", "l")
+                if r == ok("l"):
+                    break
+                assert r == fail("rate limited", "l"), r
+                assert time.monotonic() < deadline, "the bucket never refilled"
+                await asyncio.sleep(0.1)  # a refill period, not a sync
+            assert await sub.recv() == delivery("later", "b", "l")
+    run(body())
+    m = metrics(n)
+    assert m.get("wsrelay_client_sends_rate_limited_total") >= 1
