@@ -12,6 +12,22 @@
 
 #include "node.h"
 
+/* The headers of a response whose body (@len bytes) is not sent: HEAD. */
+static int send_head(struct lws *wsi, unsigned status, const char *ctype,
+		     size_t len)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					  *end = hdr + sizeof(hdr) - 1;
+
+	if (lws_add_http_common_headers(wsi, status, ctype, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8,
+					 &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 		     const char *body, size_t len)
 {
@@ -124,6 +140,21 @@ int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
 		    !is_endpoint(uri))
 			return node_static_request(node, wsi, uri, true);
+		/* HEAD /health: a load balancer's check, the status alone */
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
+		    !strcmp(uri, "/health")) {
+			struct health_result r;
+
+			node_http_health(node, &r);
+			wr_buf_reset(b);
+			health_json(b, &r, node->cfg->name);
+			wr_buf_puts(b, "\n");
+			if (b->oom)
+				return -1;
+			return send_head(wsi,
+					 (unsigned)health_http_status(r.state),
+					 "application/json", b->len);
+		}
 		return send_body(wsi, 405, "text/plain", not_allowed,
 				 sizeof(not_allowed) - 1);
 	}

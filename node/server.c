@@ -496,6 +496,54 @@ static bool is_loopback(const char *host)
 	return false;
 }
 
+/*
+ * Says why the listening address cannot be bound (in use, not an address
+ * of this host, a privileged port) before lws tries: lws only logs it.
+ * A throwaway socket, closed at once; port 0 needs no check.
+ */
+static int bind_probe(const struct config *cfg)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+	int fd, one = 1, rc = 0;
+
+	memset(&ss, 0, sizeof(ss));
+	if (!cfg->listen_port)
+		return 0;
+	if (strchr(cfg->listen_host, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)cfg->listen_port);
+		if (inet_pton(AF_INET6, cfg->listen_host, &a->sin6_addr) != 1)
+			return 0; /* lws resolves it, or says so */
+		len = sizeof(*a);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+		const char *h = strcmp(cfg->listen_host, "localhost")
+					? cfg->listen_host
+					: "127.0.0.1";
+
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)cfg->listen_port);
+		if (inet_pton(AF_INET, h, &a->sin_addr) != 1)
+			return 0;
+		len = sizeof(*a);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	/* as lws does: a port in TIME_WAIT is free */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, len)) {
+		wr_error("cannot listen on %s: %s", cfg->listen,
+			 strerror(errno));
+		rc = 1;
+	}
+	close(fd);
+	return rc;
+}
+
 static void raise_nofile(void)
 {
 	struct rlimit rl;
@@ -690,6 +738,8 @@ static int node_listen(struct node *node)
 								      : 0),
 			  lws_log_emit);
 	raise_nofile();
+	if (bind_probe(cfg))
+		return 1;
 	node->foreign_loops[0] = &node->loop;
 	memset(&info, 0, sizeof(info));
 	info.port = cfg->listen_port;
@@ -712,8 +762,11 @@ static int node_listen(struct node *node)
 	 */
 	info.retry_and_idle_policy = &idle;
 	info.max_http_header_pool = 256;
+	/* a port already taken fails the start (exit 1), not a node that
+	 * runs on without a listener */
 	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
-			LWS_SERVER_OPTION_LIBUV;
+			LWS_SERVER_OPTION_LIBUV |
+			LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND;
 	info.foreign_loops =
 		node->foreign_loops; /* ours: we hook and stop it */
 	/* lws watches SIGINT/SIGTERM on a uv loop too and, without a

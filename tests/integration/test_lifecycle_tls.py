@@ -207,3 +207,35 @@ def test_refusals_are_whole_http_1_1_responses(node_factory, tls_cert):
             (raw.headers, raw.buf)
     finally:
         raw.close()
+
+
+def test_port_already_taken_exits_1_with_the_reason(node_factory):
+    first = node_factory.start()
+    n = node_factory.start(wait=False, node={"name": "t2",
+                                             "listen": f"127.0.0.1:{first.port}"})
+    rc = n.wait_exit(EXIT_DEADLINE)
+    assert rc == 1, (rc, n.log_text())
+    assert f"cannot listen on 127.0.0.1:{first.port}: Address already in use" \
+        in n.log_text(), n.log_text()
+    assert "listening on" not in n.log_text()
+    n.expect_clean_exit = False
+    # the first node was not disturbed
+    assert http_get(first, "/health")[0] == 200
+
+
+def test_head_health_is_the_status_without_a_body(node):
+    conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5)
+    try:
+        conn.request("HEAD", "/health")
+        resp = conn.getresponse()
+        assert resp.status == 200
+        assert resp.getheader("Content-Type") == "application/json"
+        assert int(resp.getheader("Content-Length")) > 10
+        assert resp.read() == b""
+        # the connection stays usable: the HEAD answer had no body
+        conn.request("GET", "/health")
+        resp = conn.getresponse()
+        body = resp.read()
+        assert resp.status == 200 and b'"healthy"' in body
+    finally:
+        conn.close()
