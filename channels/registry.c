@@ -352,7 +352,9 @@ static int queue_push(struct chan_registry *reg, struct chan_client *cl,
 
 	if (cl->overflowed)
 		return WR_EFULL;
-	if (cl->q_bytes + frame->len > reg->lim.max_queue_bytes) {
+	/* a queue over its bound is cut, but never for one frame alone: an
+	 * empty queue takes a big response (list) whole */
+	if (cl->q_len && cl->q_bytes + frame->len > reg->lim.max_queue_bytes) {
 		overflow(reg, cl);
 		return WR_EFULL;
 	}

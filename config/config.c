@@ -83,6 +83,7 @@ static const struct key_spec limits_keys[] = {
 	{ "messages_per_second", K_INT, CFG(messages_per_second), 1,
 	  100000000 },
 	{ "messages_burst", K_INT, CFG(messages_burst), 1, 100000000 },
+	{ "max_list", K_INT, CFG(max_list), 1, 10000000 },
 	{ "client_ping_interval_ms", K_INT, CFG(client_ping_interval_ms), 1000,
 	  3600000 },
 };
@@ -801,6 +802,7 @@ int config_defaults(struct config *c)
 	c->max_clients_per_ip = 1000;
 	c->messages_per_second = 1000;
 	c->messages_burst = 2000;
+	c->max_list = 10000;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");

@@ -96,6 +96,7 @@ struct config {
 	int max_clients_per_ip;             /* [limits] 1000; per /64 (IPv6) */
 	int messages_per_second;            /* [limits] 1000: a token bucket */
 	int messages_burst;                 /* [limits] 2000: its size */
+	int max_list;                       /* [limits] 10000 names a list */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

@@ -632,8 +632,8 @@ static void respond_list(struct node *node, struct node_client *cl,
 	struct list_ctx lc = { 0 };
 	struct wr_buf *b = &node->scratch;
 	struct wr_msg *m;
-
-	unsigned total;
+	unsigned total, listed = 0;
+	bool truncated = false;
 
 	/* 4.1: the union of active and reserved channels */
 	chan_registry_stats(node->reg, &st);
@@ -653,11 +653,16 @@ static void respond_list(struct node *node, struct node_client *cl,
 	for (unsigned i = 0; i < lc.n; i++) {
 		if (i && !cmp_names(&lc.names[i - 1], &lc.names[i]))
 			continue; /* in both lists */
-		if (i)
+		/* [limits] max_list: the first names, and says so */
+		if (listed == (unsigned)node->cfg->max_list) {
+			truncated = true;
+			break;
+		}
+		if (listed++)
 			wr_buf_puts(b, ",");
 		wr_buf_json_str(b, lc.names[i].p, lc.names[i].len);
 	}
-	wr_buf_puts(b, "]}");
+	wr_buf_puts(b, truncated ? "],\"truncated\":true}" : "]}");
 	if (nonce->p) {
 		wr_buf_puts(b, ",\"nonce\":");
 		wr_buf_json_str(b, nonce->p, nonce->len);

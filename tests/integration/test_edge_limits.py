@@ -129,3 +129,27 @@ def test_send_bucket(node_factory):
     run(body())
     m = metrics(n)
     assert m.get("wsrelay_client_sends_rate_limited_total") >= 1
+
+
+def test_list_is_capped_and_never_cuts_its_asker(node_factory):
+    """`list` answers at most [limits] max_list names ("truncated": true),
+    and an answer bigger than max_queue_bytes is sent whole rather than
+    closing the asker as a slow consumer (issue 10)."""
+    n = node_factory.start(limits={"max_list": 40, "max_queue_bytes": 4096,
+                                   "max_message_bytes": 1024})
+    names = sorted(f"c{i:03d}-" + "x" * 100 for i in range(60))
+
+    async def body():
+        async with Pool() as pool:
+            holders = [await pool.connect(n) for _ in range(2)]
+            for i, ch in enumerate(names):
+                assert await holders[i % 2].subscribe(ch, nonce=f"s{i}") \
+                    == ok(f"s{i}")
+            asker = await pool.connect(n)
+            r = await asker.list(nonce="l")
+            assert r == ok("l", channels=names[:40], truncated=True), \
+                {k: v for k, v in r["data"].items() if k != "channels"}
+            # 40 names of 104 bytes: more than max_queue_bytes, delivered
+            assert len(str(r)) > 4096
+            assert await asker.alive() == names[:40]
+    run(body())

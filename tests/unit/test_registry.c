@@ -995,3 +995,25 @@ Test(registry, members_created_and_drop_empty)
 	chan_client_fini(reg, &b.cl);
 	chan_registry_destroy(reg);
 }
+
+/* A client is never cut for one frame: an empty queue takes a response
+ * bigger than max_queue_bytes whole; the next frame over the bound then
+ * cuts it as usual. */
+Test(registry, one_big_frame_is_never_a_slow_consumer)
+{
+	struct rec r;
+	struct chan_registry *reg = mkreg(&r, 100, 16);
+	struct tcl a;
+	struct wr_msg *big = mkmsg(500, 'b'), *small = mkmsg(10, 's');
+
+	tcl_init(&a);
+	cr_expect_eq(chan_client_push(reg, &a.cl, big), WR_OK);
+	cr_expect_eq(r.overflows, 0);
+	cr_expect_eq(a.cl.q_len, 1);
+	cr_expect_eq(chan_client_push(reg, &a.cl, small), WR_EFULL);
+	cr_expect_eq(r.overflows, 1, "a queue over its bound is cut");
+	chan_client_fini(reg, &a.cl);
+	wr_msg_unref(&big);
+	wr_msg_unref(&small);
+	chan_registry_destroy(reg);
+}
