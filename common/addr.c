@@ -192,3 +192,123 @@ bool wr_bucket_take(struct wr_bucket *b, int64_t per_second, int64_t burst,
 	b->milli -= 1000;
 	return true;
 }
+
+/*
+ * Failures per address: at most @max in a window of @window_ms, then the
+ * address is held off until @ban_ms after the last one (ban_ms 0: only to
+ * the window's end). Entries go once nothing is pending for them; at most
+ * WR_ADDRFAIL_MAX are kept (beyond, new addresses are not tracked: a flood
+ * of addresses must not grow memory).
+ */
+struct wr_addrfail_entry {
+	struct wr_addr a;
+	unsigned fails;
+	int64_t window_ms; /* the window's start */
+	int64_t until_ms;  /* held off until then (0: not) */
+	struct wr_addrfail_entry *next;
+};
+
+struct wr_addrfail {
+	struct wr_addrfail_entry *slot[1024];
+	size_t n;
+	unsigned max;
+	int64_t window_ms, ban_ms;
+};
+
+struct wr_addrfail *wr_addrfail_create(unsigned max, int64_t window_ms,
+				       int64_t ban_ms)
+{
+	struct wr_addrfail *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return NULL;
+	t->max = max;
+	t->window_ms = window_ms;
+	t->ban_ms = ban_ms;
+	return t;
+}
+
+void wr_addrfail_destroy(struct wr_addrfail *t)
+{
+	if (!t)
+		return;
+	for (size_t i = 0; i < 1024; i++)
+		while (t->slot[i]) {
+			struct wr_addrfail_entry *e = t->slot[i];
+
+			t->slot[i] = e->next;
+			free(e);
+		}
+	free(t);
+}
+
+/* Whether @e still matters at @now: a window open or a ban running. */
+static bool pending(const struct wr_addrfail *t,
+		    const struct wr_addrfail_entry *e, int64_t now)
+{
+	return now < e->until_ms || now - e->window_ms < t->window_ms;
+}
+
+/* The entry of @a, dropping the stale ones of its chain on the way. */
+static struct wr_addrfail_entry **fail_find(struct wr_addrfail *t,
+					    const struct wr_addr *a,
+					    int64_t now)
+{
+	struct wr_addrfail_entry **pp = &t->slot[hash(a, 1024)];
+
+	while (*pp) {
+		struct wr_addrfail_entry *e = *pp;
+
+		if (!pending(t, e, now)) {
+			*pp = e->next;
+			free(e);
+			t->n--;
+			continue;
+		}
+		if (!memcmp(&e->a, a, sizeof(*a)))
+			return pp;
+		pp = &e->next;
+	}
+	return pp;
+}
+
+bool wr_addrfail_blocked(struct wr_addrfail *t, const struct wr_addr *a,
+			 int64_t now_ms)
+{
+	struct wr_addrfail_entry *e = *fail_find(t, a, now_ms);
+
+	if (!e)
+		return false;
+	if (now_ms < e->until_ms)
+		return true;
+	return e->fails >= t->max && now_ms - e->window_ms < t->window_ms;
+}
+
+void wr_addrfail_note(struct wr_addrfail *t, const struct wr_addr *a,
+		      int64_t now_ms)
+{
+	struct wr_addrfail_entry **pp = fail_find(t, a, now_ms), *e = *pp;
+
+	if (!e) {
+		if (t->n >= WR_ADDRFAIL_MAX)
+			return;
+		e = calloc(1, sizeof(*e));
+		if (!e)
+			return;
+		e->a = *a;
+		e->window_ms = now_ms;
+		*pp = e;
+		t->n++;
+	}
+	if (now_ms - e->window_ms >= t->window_ms) {
+		e->window_ms = now_ms;
+		e->fails = 0;
+	}
+	if (++e->fails >= t->max && t->ban_ms)
+		e->until_ms = now_ms + t->ban_ms;
+}
+
+size_t wr_addrfail_size(const struct wr_addrfail *t)
+{
+	return t->n;
+}

@@ -183,6 +183,20 @@ int wr_addrtab_inc(struct wr_addrtab *t, const struct wr_addr *a);
 void wr_addrtab_dec(struct wr_addrtab *t, const struct wr_addr *a);
 size_t wr_addrtab_size(const struct wr_addrtab *t);
 
+/* Failures per address in a window (@max per @window_ms), then held off
+ * (@ban_ms after the failure that reached @max; 0: to the window's end).
+ * At most WR_ADDRFAIL_MAX addresses are tracked. */
+#define WR_ADDRFAIL_MAX 65536
+struct wr_addrfail;
+struct wr_addrfail *wr_addrfail_create(unsigned max, int64_t window_ms,
+				       int64_t ban_ms);
+void wr_addrfail_destroy(struct wr_addrfail *t);
+bool wr_addrfail_blocked(struct wr_addrfail *t, const struct wr_addr *a,
+			 int64_t now_ms);
+void wr_addrfail_note(struct wr_addrfail *t, const struct wr_addr *a,
+		      int64_t now_ms);
+size_t wr_addrfail_size(const struct wr_addrfail *t);
+
 /* A token bucket in milli-tokens: starts full (@burst), refills
  * @per_second a second; wr_bucket_take() spends one or says no. */
 struct wr_bucket {

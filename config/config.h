@@ -97,6 +97,7 @@ struct config {
 	int messages_per_second;            /* [limits] 1000: a token bucket */
 	int messages_burst;                 /* [limits] 2000: its size */
 	int max_list;                       /* [limits] 10000 names a list */
+	int password_failures_per_ip; /* [limits] 5 in 10 s, as per connection */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

@@ -73,6 +73,8 @@ struct health_counters {
 	uint64_t config_reloads_ok, config_reloads_failed; /* SIGHUP */
 	uint64_t refused_origin, refused_per_ip; /* /connect upgrades, 7.2 */
 	uint64_t sends_rate_limited; /* "rate limited": messages_per_second */
+	uint64_t node_auth_failures; /* /node upgrades with an unknown token */
+	uint64_t node_auth_blocked;  /* /node upgrades refused 429 for them */
 	/* client authentication (7.1): auth answers, 4401 closes, refusals */
 	uint64_t auth_ok, auth_invalid, auth_expired;
 	uint64_t auth_closes_unauthorized, auth_closes_expired;

@@ -129,6 +129,13 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	counter(b, "wsrelay_client_sends_rate_limited_total",
 		"Sends answered \"rate limited\" (messages_per_second).",
 		c->sends_rate_limited);
+	counter(b, "wsrelay_node_auth_failures_total",
+		"/node upgrades refused (403) for an unknown Authentication token.",
+		c->node_auth_failures);
+	counter(b, "wsrelay_node_auth_blocked_total",
+		"/node upgrades refused (429): 10 wrong tokens in 10 s from the "
+		"address, held off 60 s.",
+		c->node_auth_blocked);
 	counter(b, "wsrelay_connections_total",
 		"Client WebSocket connections accepted.", c->connections_total);
 	counter(b, "wsrelay_connections_rejected_total",

@@ -409,6 +409,9 @@ static bool check_hash(struct node *node, struct node_client *cl,
 	}
 	node->ctr.pw_failed++;
 	chan_pw_rate_fail(&cl->rate, wr_now_ms());
+	/* per address too: reconnecting does not reset it (7.2) */
+	if (cl->addr_set)
+		wr_addrfail_note(node->pw_fails, &cl->addr, wr_now_ms());
 	return false;
 }
 
@@ -447,7 +450,9 @@ static void subscribe(struct node *node, struct node_client *cl,
 		join(node, cl, &cmd->channel, NULL, &cmd->nonce);
 		return;
 	}
-	if (chan_pw_rate_limited(&cl->rate, wr_now_ms())) {
+	if (chan_pw_rate_limited(&cl->rate, wr_now_ms()) ||
+	    (cl->addr_set &&
+	     wr_addrfail_blocked(node->pw_fails, &cl->addr, wr_now_ms()))) {
 		node->ctr.pw_rate_limited++;
 		respond(node, cl, false, "rate limited", &cmd->nonce);
 		return;

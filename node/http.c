@@ -371,10 +371,25 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 		return 0;
 	}
 	if (!strcmp(uri, "/node")) {
+		struct wr_addr addr;
+		bool known = !node_wsi_peer_addr(wsi, &addr);
+		int64_t now = wr_now_ms();
+
 		if (node->stopping)
 			return refuse(wsi, 503);
-		if (!node_peer_token_ok(node, wsi))
-			return refuse(wsi, 403);
+		/* guarded like a login: 10 wrong tokens in 10 s from one
+		 * address, then 429 for 60 s, the right token included */
+		if (known && wr_addrfail_blocked(node->node_fails, &addr, now))
+			return refuse_client(wsi, 429,
+					     &node->ctr.node_auth_blocked,
+					     "/node: too many wrong tokens");
+		if (!node_peer_token_ok(node, wsi)) {
+			if (known)
+				wr_addrfail_note(node->node_fails, &addr, now);
+			return refuse_client(wsi, 403,
+					     &node->ctr.node_auth_failures,
+					     "/node: unknown token");
+		}
 		return 0;
 	}
 	return refuse(wsi, 404);

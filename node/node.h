@@ -74,6 +74,9 @@ struct node {
 
 	lws_dll2_owner_t clients; /* every /connect session (node_client.list) */
 	struct wr_addrtab *per_ip; /* open /connect sessions per address */
+	/* failures per address: wrong passwords (5 per 10 s, like a
+	 * connection's), wrong /node tokens (10 per 10 s, then 429 60 s) */
+	struct wr_addrfail *pw_fails, *node_fails;
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its

@@ -601,12 +601,17 @@ static int node_init(struct node *node, struct config *cfg)
 	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
 	node->per_ip = wr_addrtab_create();
+	node->pw_fails =
+		wr_addrfail_create((unsigned)cfg->password_failures_per_ip,
+				   CHAN_PW_WINDOW_MS, 0);
+	node->node_fails = wr_addrfail_create(10, 10000, 60000);
 	for (int i = 0; i < INM_DROP_COUNT && i < HEALTH_INM_DROP_MAX; i++)
 		if (i != INM_DROP_NONE)
 			node->ctr.inm_drop_names[i] =
 				inm_drop_name((enum inm_drop)i);
 	node->ctr.inm_ndrop = INM_DROP_COUNT;
-	if (!node->wbuf || !node->reg || !node->pwcache || !node->per_ip)
+	if (!node->wbuf || !node->reg || !node->pwcache || !node->per_ip ||
+	    !node->pw_fails || !node->node_fails)
 		return WR_ENOMEM;
 	return WR_OK;
 }
@@ -625,6 +630,8 @@ static void node_fini(struct node *node)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
 	wr_addrtab_destroy(node->per_ip);
+	wr_addrfail_destroy(node->pw_fails);
+	wr_addrfail_destroy(node->node_fails);
 	chan_registry_destroy(node->reg);
 	auth_keys_destroy(node->auth);
 	node->auth = NULL;

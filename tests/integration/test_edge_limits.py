@@ -153,3 +153,59 @@ def test_list_is_capped_and_never_cuts_its_asker(node_factory):
             assert len(str(r)) > 4096
             assert await asker.alive() == names[:40]
     run(body())
+
+
+def test_node_endpoint_guarded_like_a_login(node_factory):
+    """/node: 10 wrong Authentication tokens in 10 s from one address, then
+    429 for that address (the right token included), counted; another
+    address is served; wrong passwords count per address too."""
+    token = "edge-guard-token-0123456789"
+    n = node_factory.start(node={"token": token})
+
+    async def status(tok, addr="127.0.0.1"):
+        try:
+            ws = await websockets.connect(
+                n.ws_url("/node"), extra_headers={"Authentication": tok},
+                local_addr=(addr, 0), open_timeout=DEADLINE,
+                ping_interval=None)
+        except websockets.exceptions.InvalidStatusCode as e:
+            return e.status_code
+        await ws.close()
+        return 101
+
+    async def body():
+        for i in range(10):
+            assert await status(f"wrong-{i}") == 403, i
+        assert await status(token) == 429
+        assert await status("wrong-again") == 429
+        # another address: not held off
+        assert await status(token, OTHER) == 101
+        await served_elsewhere(n)
+    run(body())
+    m = metrics(n)
+    assert m.get("wsrelay_node_auth_failures_total") == 10
+    assert m.get("wsrelay_node_auth_blocked_total") == 2
+
+
+def test_password_failures_count_per_address(node_factory):
+    n = node_factory.start()
+
+    async def body():
+        async with Pool() as pool:
+            owner = await pool.connect(n)
+            assert await owner.subscribe("safe", password="right") == ok()
+            # five wrong guesses, each on a new connection
+            for i in range(5):
+                c = await pool.connect(n)
+                assert await c.subscribe("safe", password=f"guess{i}") == \
+                    fail("invalid password")
+                await c.close()
+            late = await pool.connect(n)
+            assert await late.subscribe("safe", password="right") == \
+                fail("rate limited")
+            # subscribes without a password still work
+            assert await late.subscribe("open-one") == ok()
+            other = await connect_from(n, OTHER)
+            assert await other.subscribe("safe", password="right") == ok()
+            await other.close()
+    run(body())

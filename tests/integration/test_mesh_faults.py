@@ -7,6 +7,7 @@ nodes converge to; waits are for events with deadlines.
 """
 
 import asyncio
+import itertools
 import time
 import warnings
 
@@ -151,6 +152,9 @@ def test_restarted_node_resyncs_its_view(node_factory):
     run(body())
 
 
+_PROBES = itertools.count(1)
+
+
 async def _race_once(pool, nodes, x, y, cx, cy, chan, hold=None):
     """Opens chan at once on x (client cx) and y (client cy) with different
     passwords and checks the settled state. With hold (the node between x
@@ -199,7 +203,10 @@ async def _race_once(pool, nodes, x, y, cx, cy, chan, hold=None):
     await winner[1].expect_quiet()
     await loser[1].expect_quiet()
     # the loser's node now enforces the winning password
-    probe = await pool.connect(loser[0])
+    # its own address: each probe tries one wrong password, and those are
+    # limited per address (7.2)
+    probe = await pool.connect(loser[0],
+                               local_addr=(f"127.0.3.{next(_PROBES)}", 0))
     wrong_pw = "pw-y" if winner_hash == hx else "pw-x"
     right_pw = "pw-x" if winner_hash == hx else "pw-y"
     assert await probe.subscribe(chan, password=wrong_pw) == fail("invalid password")
@@ -220,8 +227,13 @@ def test_concurrent_reservation_race_settles_on_one_password(node_factory):
     async def body():
         async with Pool() as pool:
             # a certain race: B holds both reserve-channels back
+            # each race from its own addresses: a lost race is a wrong
+            # password, and those are limited per address (7.2)
+            def racers(i):
+                return (pool.connect(a, local_addr=(f"127.0.1.{i + 1}", 0)),
+                        pool.connect(c, local_addr=(f"127.0.2.{i + 1}", 0)))
             for i in range(2):
-                ca, cc = await pool.connect(a), await pool.connect(c)
+                ca, cc = [await x for x in racers(i)]
                 assert await _race_once(pool, [a, b, c], a, c, ca, cc,
                                         f"held-race-{i}", hold=b)
             # free-running races: both subscribes answered ok happens in
@@ -229,7 +241,7 @@ def test_concurrent_reservation_race_settles_on_one_password(node_factory):
             # checked on every try, raced or not
             races = 0
             for i in range(24):
-                ca, cc = await pool.connect(a), await pool.connect(c)
+                ca, cc = [await x for x in racers(2 + i)]
                 if await _race_once(pool, [a, b, c], a, c, ca, cc, f"race-{i}"):
                     races += 1
                     if races >= 2:

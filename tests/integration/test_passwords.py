@@ -132,7 +132,8 @@ def test_recreate_after_close_by_disconnect(node):
 def test_rate_limit_after_five_failures(node):
     async def body():
         async with Pool() as pool:
-            owner, attacker, bystander = await pool.connect_many(node, 3)
+            owner, attacker = await pool.connect_many(node, 2)
+            bystander = await pool.connect(node, local_addr=("127.0.0.2", 0))
             assert await owner.subscribe("rl", password="right") == ok()
             for i in range(5):
                 assert await attacker.subscribe("rl", password=f"wrong{i}", nonce=str(i)) == \
@@ -146,7 +147,12 @@ def test_rate_limit_after_five_failures(node):
             assert await attacker.subscribe("fresh-protected", password="x", nonce="8") == \
                 fail("rate limited", "8")
             assert await attacker.publish("rl", "x") == fail("not subscribed")
-            # another connection is not affected
+            # the limit is per address too (7.2): a new connection from
+            # the attacker's address starts limited ...
+            again = await pool.connect(node)
+            assert await again.subscribe("rl", password="right", nonce="a") == \
+                fail("rate limited", "a")
+            # ... a client on another address is not affected
             assert await bystander.subscribe("rl", password="right", nonce="b") == ok("b")
             # subscribes without a password are not rate limited
             assert await attacker.subscribe("open-one", nonce="9") == ok("9")

@@ -248,8 +248,11 @@ def test_head(web):
     assert head(web, "/../secret.txt")[0] in (400, 404)
     status, hdrs, body = head(web, "/lib/wsrelay.js")
     assert status == 200 and body == b"" and int(hdrs["content-length"]) > 0
-    # the node's endpoints are GET only, as before
-    assert head(web, "/health")[0] == 405
+    # /health answers HEAD too (a load balancer's check); the node's
+    # other endpoints are GET only
+    status, hdrs, body = head(web, "/health")
+    assert status == 200 and body == b"" and int(hdrs["content-length"]) > 0
+    assert head(web, "/metrics")[0] == 405
 
 
 def test_head_then_get_on_one_connection(web):

@@ -915,3 +915,31 @@ Test(common, bucket)
 	cr_expect(wr_bucket_take(&b, 1, 2, 0));
 	cr_expect_not(wr_bucket_take(&b, 1, 2, 0));
 }
+
+Test(common, addrfail_window_and_ban)
+{
+	struct wr_addrfail *t = wr_addrfail_create(3, 1000, 5000);
+	struct wr_addrfail *w = wr_addrfail_create(2, 1000, 0);
+	struct wr_addr a = addr_of("192.0.2.7"), b = addr_of("192.0.2.8");
+
+	cr_assert(t && w);
+	for (int i = 0; i < 2; i++)
+		wr_addrfail_note(t, &a, 100);
+	cr_expect_not(wr_addrfail_blocked(t, &a, 100));
+	wr_addrfail_note(t, &a, 200);
+	cr_expect(wr_addrfail_blocked(t, &a, 200), "max reached");
+	cr_expect_not(wr_addrfail_blocked(t, &b, 200), "per address");
+	cr_expect(wr_addrfail_blocked(t, &a, 5199), "held off 5 s");
+	cr_expect_not(wr_addrfail_blocked(t, &a, 5200));
+	cr_expect_eq(wr_addrfail_size(t), 0, "nothing pending: forgotten");
+	/* no ban: only to the window's end; an old window starts over */
+	wr_addrfail_note(w, &a, 0);
+	wr_addrfail_note(w, &a, 10);
+	cr_expect(wr_addrfail_blocked(w, &a, 999));
+	cr_expect_not(wr_addrfail_blocked(w, &a, 1000));
+	wr_addrfail_note(w, &a, 1500);
+	cr_expect_not(wr_addrfail_blocked(w, &a, 1500));
+	wr_addrfail_destroy(t);
+	wr_addrfail_destroy(w);
+	wr_addrfail_destroy(NULL);
+}
