@@ -218,6 +218,8 @@ struct chan_pw_job {
 	char tag[CHAN_NONCE_MAX]; /* the requester's correlation bytes */
 	size_t tag_len;
 	bool has_tag;
+	struct wr_addr from; /* the requester's address, when from_set */
+	bool from_set;
 	struct chan_pw_job *next;
 };
 

@@ -475,6 +475,15 @@ static void subscribe(struct node *node, struct node_client *cl,
 		return;
 	}
 
+	/* the worker's queue is bounded, in total and per address: a flood
+	 * of subscribes with passwords must not delay everyone's (issue 10) */
+	if (node->pw_pending >= NODE_PW_QUEUE_MAX ||
+	    (cl->addr_set && wr_addrtab_count(node->pw_jobs, &cl->addr) >=
+				     NODE_PW_QUEUE_PER_ADDR)) {
+		node->ctr.pw_rate_limited++;
+		respond(node, cl, false, "rate limited", &cmd->nonce);
+		return;
+	}
 	/* PBKDF2 off the loop; pause this client's input until it is back */
 	cl->job = chan_pw_job_create(cmd->channel.p, cmd->channel.len,
 				     cmd->password.p, cmd->password.len);
@@ -488,6 +497,10 @@ static void subscribe(struct node *node, struct node_client *cl,
 	cl->job->tag_len = cmd->nonce.len;
 	if (cmd->nonce.p)
 		memcpy(cl->job->tag, cmd->nonce.p, cmd->nonce.len);
+	if (cl->addr_set && !wr_addrtab_inc(node->pw_jobs, &cl->addr)) {
+		cl->job->from = cl->addr;
+		cl->job->from_set = true;
+	}
 	node->pw_pending++;
 	chan_pw_submit(node->pw, cl->job);
 	lws_rx_flow_control(cl->wsi, 0);
@@ -529,6 +542,8 @@ void node_client_pw_done(struct node *node)
 	for (; job; job = next) {
 		next = job->next;
 		node->pw_pending--;
+		if (job->from_set)
+			wr_addrtab_dec(node->pw_jobs, &job->from);
 		if (job->owner)
 			pw_finish(node, job->owner, job);
 		chan_pw_job_free(job);

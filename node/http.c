@@ -335,10 +335,14 @@ static int refuse_client(struct lws *wsi, unsigned status, uint64_t *counter,
 
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 {
-	char uri[256];
+	char uri[256], ver[8];
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
 		return refuse(wsi, 400);
+	/* RFC 6455 4.4: only version 13; say which (lws takes 8 too) */
+	if (lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_VERSION) <= 0 ||
+	    strcmp(ver, "13"))
+		return node_http_refuse(wsi, 426, "Sec-WebSocket-Version: 13");
 	if (!strcmp(uri, "/connect")) {
 		struct wr_addr addr;
 

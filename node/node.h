@@ -77,6 +77,10 @@ struct node {
 	/* failures per address: wrong passwords (5 per 10 s, like a
 	 * connection's), wrong /node tokens (10 per 10 s, then 429 60 s) */
 	struct wr_addrfail *pw_fails, *node_fails;
+	/* password jobs queued or running, per address (client.c) */
+	struct wr_addrtab *pw_jobs;
+#define NODE_PW_QUEUE_MAX 256    /* jobs in the worker's queue, in all */
+#define NODE_PW_QUEUE_PER_ADDR 8 /* from one address */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its

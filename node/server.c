@@ -601,6 +601,7 @@ static int node_init(struct node *node, struct config *cfg)
 	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
 	node->per_ip = wr_addrtab_create();
+	node->pw_jobs = wr_addrtab_create();
 	node->pw_fails =
 		wr_addrfail_create((unsigned)cfg->password_failures_per_ip,
 				   CHAN_PW_WINDOW_MS, 0);
@@ -611,7 +612,7 @@ static int node_init(struct node *node, struct config *cfg)
 				inm_drop_name((enum inm_drop)i);
 	node->ctr.inm_ndrop = INM_DROP_COUNT;
 	if (!node->wbuf || !node->reg || !node->pwcache || !node->per_ip ||
-	    !node->pw_fails || !node->node_fails)
+	    !node->pw_fails || !node->node_fails || !node->pw_jobs)
 		return WR_ENOMEM;
 	return WR_OK;
 }
@@ -630,6 +631,7 @@ static void node_fini(struct node *node)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
 	wr_addrtab_destroy(node->per_ip);
+	wr_addrtab_destroy(node->pw_jobs);
 	wr_addrfail_destroy(node->pw_fails);
 	wr_addrfail_destroy(node->node_fails);
 	chan_registry_destroy(node->reg);

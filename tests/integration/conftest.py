@@ -500,10 +500,14 @@ class RawWS:
         self.buf = b""
         self.eof = False
         key = base64.b64encode(os.urandom(16)).decode()
-        lines = [f"GET {path} HTTP/1.1", f"Host: {host}:{port}",
-                 "Upgrade: websocket", "Connection: Upgrade",
-                 f"Sec-WebSocket-Key: {key}", "Sec-WebSocket-Version: 13"]
-        for k, v in (headers or {}).items():
+        base = {"Host": f"{host}:{port}", "Upgrade": "websocket",
+                "Connection": "Upgrade", "Sec-WebSocket-Key": key,
+                "Sec-WebSocket-Version": "13"}
+        given = {k.lower(): (k, v) for k, v in (headers or {}).items()}
+        lines = [f"GET {path} HTTP/1.1"]
+        for k, v in base.items():  # a header given replaces the default
+            lines.append("%s: %s" % given.pop(k.lower(), (k, v)))
+        for k, v in given.values():
             lines.append(f"{k}: {v}")
         self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         deadline = time.monotonic() + timeout

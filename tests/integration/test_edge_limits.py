@@ -209,3 +209,38 @@ def test_password_failures_count_per_address(node_factory):
             assert await other.subscribe("safe", password="right") == ok()
             await other.close()
     run(body())
+
+
+def test_password_hash_queue_is_bounded(node_factory):
+    """A flood of subscribes with passwords from one address fills at most
+    8 places of the PBKDF2 worker's queue (256 in all): the rest are
+    answered "rate limited" at once, and a client on another address gets
+    its subscribe answered promptly."""
+    n = node_factory.start(limits={"password_failures_per_ip": 1000})
+
+    async def body():
+        async with Pool() as pool:
+            owner = await connect_from(n, OTHER)
+            assert await owner.subscribe("vault", password="right") == ok()
+            flood = await pool.connect_many(n, 40)
+            # all sent before any answer: the queue bound decides
+            for i, c in enumerate(flood):
+                await c.send({"command": "subscribe", "nonce": str(i),
+                              "data": {"topic": "vault",
+                                       "password": f"guess-{i}"}})
+            t0 = time.monotonic()
+            friend = await connect_from(n, OTHER)
+            assert await friend.subscribe("vault", password="right") == ok()
+            waited = time.monotonic() - t0
+            answers = [await c.recv() for c in flood]
+            limited = sum(a == fail("rate limited", str(i))
+                          for i, a in enumerate(answers))
+            wrong = sum(a == fail("invalid password", str(i))
+                        for i, a in enumerate(answers))
+            assert limited + wrong == 40, answers
+            assert wrong <= 8 and limited >= 32, (wrong, limited)
+            # the friend waited for at most the 8 queued hashes ahead
+            assert waited < 5, waited
+            await owner.close()
+            await friend.close()
+    run(body())

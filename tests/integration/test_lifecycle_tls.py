@@ -239,3 +239,14 @@ def test_head_health_is_the_status_without_a_body(node):
         assert resp.status == 200 and b'"healthy"' in body
     finally:
         conn.close()
+
+
+def test_websocket_version_other_than_13_is_426(node):
+    for v in ("8", "12", "14", "x"):
+        r = RawWS(node, "/connect", headers={"Sec-WebSocket-Version": v})
+        try:
+            assert r.status == 426, (v, r.status_line)
+            assert r.headers.get("sec-websocket-version") == "13", r.headers
+        finally:
+            r.close()
+    assert raw_handshake_status(node, "/connect") == 101
