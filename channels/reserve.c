@@ -1,7 +1,10 @@
 /*
- * channels/reserve: reserved channels as a sorted array of entries (names in
- * byte order, so listings are deterministic and every node prints the same
- * view), each with its holders sorted by name. Invariants: every entry has
+ * channels/reserve: reserved channels, found by name through a hash index
+ * (open addressing, linear probing: O(1) insert, lookup and removal,
+ * whatever order names arrive in), listed in name byte order through a
+ * sorted view rebuilt only when the set changed (so listings are
+ * deterministic and every node prints the same view); each entry has its
+ * holders sorted by name. Invariants: every entry has
  * 1..max_holders holders; e->best indexes the holder with the smallest
  * (created, name), which is the reservation's rank in a race.
  */
@@ -21,14 +24,21 @@ struct chan_resv_entry {
 	unsigned best; /* index of the ranking holder */
 	bool has_hash;
 	uint8_t hash[CHAN_HASH_LEN];
+	unsigned idx; /* in t->e */
 	size_t name_len;
 	char name[]; /* NUL-terminated for convenience */
 };
 
 struct chan_resv_table {
-	struct chan_resv_entry **e; /* sorted by name */
+	struct chan_resv_entry **e; /* in no order; e[i]->idx == i */
 	unsigned n, cap;
 	unsigned max_channels, max_holders;
+	struct chan_resv_entry **slot; /* the hash index, nslots a power of 2 */
+	unsigned nslots;
+	/* the name-ordered view: a cache, rebuilt when the set changed */
+	struct chan_resv_entry **sorted;
+	unsigned sorted_cap;
+	bool dirty;
 };
 
 const char *chan_resv_result_str(enum chan_resv_result r)
@@ -95,6 +105,8 @@ void chan_resv_table_destroy(struct chan_resv_table *t)
 	for (unsigned i = 0; i < t->n; i++)
 		entry_free(t->e[i]);
 	free(t->e);
+	free(t->slot);
+	free(t->sorted);
 	free(t);
 }
 
@@ -118,29 +130,90 @@ static int name_cmp(const char *a, size_t alen, const char *b, size_t blen)
 	return alen < blen ? -1 : alen > blen;
 }
 
-/* Binary search: returns true and *pos = index when found, else false and
- * *pos = where the name would be inserted. */
+static size_t name_hash(const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603u; /* FNV-1a */
+
+	for (size_t i = 0; i < len; i++)
+		h = (h ^ (unsigned char)name[i]) * 1099511628211u;
+	return (size_t)(h ^ (h >> 29));
+}
+
+/* The index slot of @name: where it is, or the empty one where it goes. */
+static unsigned slot_of(const struct chan_resv_table *t, const char *name,
+			size_t len)
+{
+	unsigned mask = t->nslots - 1,
+		 i = (unsigned)name_hash(name, len) & mask;
+
+	while (t->slot[i] &&
+	       name_cmp(t->slot[i]->name, t->slot[i]->name_len, name, len))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* True and *pos = its index in t->e when @name is reserved. */
 static bool entry_search(const struct chan_resv_table *t, const char *name,
 			 size_t len, unsigned *pos)
 {
-	unsigned lo = 0, hi = t->n;
+	unsigned s;
 
-	while (lo < hi) {
-		unsigned mid = lo + (hi - lo) / 2;
-		const struct chan_resv_entry *e = t->e[mid];
-		int c = name_cmp(e->name, e->name_len, name, len);
+	if (!t->nslots)
+		return false;
+	s = slot_of(t, name, len);
+	if (!t->slot[s])
+		return false;
+	*pos = t->slot[s]->idx;
+	return true;
+}
 
-		if (!c) {
-			*pos = mid;
-			return true;
-		}
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
+/* Twice the slots (or the first 64): the index stays under half full. */
+static int index_grow(struct chan_resv_table *t)
+{
+	unsigned n = t->nslots ? t->nslots * 2 : 64;
+	struct chan_resv_entry **old = t->slot;
+	unsigned oldn = t->nslots;
+
+	t->slot = calloc(n, sizeof(*t->slot));
+	if (!t->slot) {
+		t->slot = old;
+		return WR_ENOMEM;
 	}
-	*pos = lo;
-	return false;
+	t->nslots = n;
+	for (unsigned i = 0; i < oldn; i++)
+		if (old[i])
+			t->slot[slot_of(t, old[i]->name, old[i]->name_len)] =
+				old[i];
+	free(old);
+	return WR_OK;
+}
+
+/* Takes @e out of the index, shifting back the run after it (linear
+ * probing needs no tombstones then). */
+static void index_remove(struct chan_resv_table *t,
+			 const struct chan_resv_entry *e)
+{
+	unsigned mask = t->nslots - 1, i = slot_of(t, e->name, e->name_len);
+	unsigned j = i;
+
+	t->slot[i] = NULL;
+	for (;;) {
+		unsigned home;
+
+		j = (j + 1) & mask;
+		if (!t->slot[j])
+			return;
+		home = (unsigned)name_hash(t->slot[j]->name,
+					   t->slot[j]->name_len) &
+		       mask;
+		/* move slot[j] to i unless its home lies cyclically in (i, j] */
+		if (i <= j ? (home <= i || home > j)
+			   : (home <= i && home > j)) {
+			t->slot[i] = t->slot[j];
+			t->slot[j] = NULL;
+			i = j;
+		}
+	}
 }
 
 static bool holder_search(const struct chan_resv_entry *e, const char *holder,
@@ -236,11 +309,14 @@ static int entry_add(struct chan_resv_table *t, unsigned pos, const char *name,
 	struct chan_resv_entry *e;
 	int rc;
 
+	(void)pos;
 	if (t->n >= t->max_channels)
 		return WR_EFULL;
 	rc = grow((void **)&t->e, &t->cap, t->n + 1, sizeof(*t->e));
 	if (rc)
 		return rc;
+	if ((t->n + 1) * 2 > t->nslots && index_grow(t))
+		return WR_ENOMEM;
 	e = calloc(1, sizeof(*e) + len + 1);
 	if (!e)
 		return WR_ENOMEM;
@@ -258,9 +334,10 @@ static int entry_add(struct chan_resv_table *t, unsigned pos, const char *name,
 	holder_set(&e->holders[0], holder, created);
 	e->nholders = 1;
 	e->best = 0;
-	memmove(&t->e[pos + 1], &t->e[pos], (t->n - pos) * sizeof(*t->e));
-	t->e[pos] = e;
-	t->n++;
+	e->idx = t->n;
+	t->e[t->n++] = e;
+	t->slot[slot_of(t, name, len)] = e;
+	t->dirty = true;
 	return WR_OK;
 }
 
@@ -366,9 +443,14 @@ out:
 
 static void entry_remove(struct chan_resv_table *t, unsigned pos)
 {
-	entry_free(t->e[pos]);
-	memmove(&t->e[pos], &t->e[pos + 1], (t->n - pos - 1) * sizeof(*t->e));
-	t->n--;
+	struct chan_resv_entry *e = t->e[pos];
+
+	index_remove(t, e);
+	/* the last entry takes its place */
+	t->e[pos] = t->e[--t->n];
+	t->e[pos]->idx = pos;
+	entry_free(e);
+	t->dirty = true;
 }
 
 /* Removes @holder from entry @pos. Returns REMOVED, DROPPED or NOT_HOLDER. */
@@ -415,7 +497,8 @@ unsigned chan_resv_holder_gone(struct chan_resv_table *t, const char *holder)
 
 	if (!holder_valid(holder))
 		return 0;
-	/* downwards: a dropped entry only shifts the ones already visited */
+	/* downwards: a dropped entry is replaced by the last one, already
+	 * visited */
 	for (unsigned i = t->n; i-- > 0;)
 		if (holder_remove(t, i, holder) != CHAN_RESV_NOT_HOLDER)
 			changed++;
@@ -437,12 +520,38 @@ unsigned chan_resv_count(const struct chan_resv_table *t)
 	return t->n;
 }
 
-void chan_resv_foreach(const struct chan_resv_table *t,
+static int entry_order(const void *a, const void *b)
+{
+	const struct chan_resv_entry *x =
+		*(const struct chan_resv_entry *const *)a;
+	const struct chan_resv_entry *y =
+		*(const struct chan_resv_entry *const *)b;
+
+	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+void chan_resv_foreach(const struct chan_resv_table *ct,
 		       void (*fn)(const struct chan_resv_entry *e, void *arg),
 		       void *arg)
 {
+	/* the sorted view is a cache: rebuilding it changes no entry */
+	struct chan_resv_table *t = (struct chan_resv_table *)ct;
+
+	if (t->dirty) {
+		if (grow((void **)&t->sorted, &t->sorted_cap, t->n,
+			 sizeof(*t->sorted))) {
+			/* no memory for the order: every entry, unordered */
+			for (unsigned i = 0; i < t->n; i++)
+				fn(t->e[i], arg);
+			return;
+		}
+		if (t->n)
+			memcpy(t->sorted, t->e, t->n * sizeof(*t->sorted));
+		qsort(t->sorted, t->n, sizeof(*t->sorted), entry_order);
+		t->dirty = false;
+	}
 	for (unsigned i = 0; i < t->n; i++)
-		fn(t->e[i], arg);
+		fn(t->sorted[i], arg);
 }
 
 const char *chan_resv_name(const struct chan_resv_entry *e, size_t *len)
