@@ -545,9 +545,10 @@ void chan_resv_foreach(const struct chan_resv_table *ct,
 				fn(t->e[i], arg);
 			return;
 		}
-		if (t->n)
+		if (t->n) {
 			memcpy(t->sorted, t->e, t->n * sizeof(*t->sorted));
-		qsort(t->sorted, t->n, sizeof(*t->sorted), entry_order);
+			qsort(t->sorted, t->n, sizeof(*t->sorted), entry_order);
+		}
 		t->dirty = false;
 	}
 	for (unsigned i = 0; i < t->n; i++)
