@@ -118,14 +118,18 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		c->resv_refused);
 	head(b, "wsrelay_connections_refused_total", "counter",
 	     "Client upgrades refused: origin (403, [web] allowed_origins), "
-	     "per_ip (429, max_clients_per_ip).");
+	     "per_ip (429, max_clients_per_ip); sockets closed at accept: "
+	     "pending (32 from the address before their headers).");
 	wr_buf_printf(b,
 		      "wsrelay_connections_refused_total{reason=\"origin\"} "
 		      "%llu\n"
 		      "wsrelay_connections_refused_total{reason=\"per_ip\"} "
+		      "%llu\n"
+		      "wsrelay_connections_refused_total{reason=\"pending\"} "
 		      "%llu\n",
 		      (unsigned long long)c->refused_origin,
-		      (unsigned long long)c->refused_per_ip);
+		      (unsigned long long)c->refused_per_ip,
+		      (unsigned long long)c->refused_pending);
 	counter(b, "wsrelay_client_sends_rate_limited_total",
 		"Sends answered \"rate limited\" (messages_per_second).",
 		c->sends_rate_limited);

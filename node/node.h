@@ -73,7 +73,8 @@ struct node {
 	uint64_t pw_pending;
 
 	lws_dll2_owner_t clients; /* every /connect session (node_client.list) */
-	struct wr_addrtab *per_ip; /* open /connect sessions per address */
+	struct wr_addrtab *per_ip;    /* open /connect sessions per address */
+	struct node_pending *pending; /* sockets before their headers */
 	/* failures per address: wrong passwords (5 per 10 s, like a
 	 * connection's), wrong /node tokens (10 per 10 s, then 429 60 s) */
 	struct wr_addrfail *pw_fails, *node_fails;
@@ -371,6 +372,19 @@ int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
 void node_http_health(struct node *node, struct health_result *r);
 int node_http_request(struct node *node, struct lws *wsi, const char *uri);
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi);
+/* pending.c — sockets that have not finished their headers, per address
+ * (at most NODE_PENDING_PER_ADDR from one; the rest closed at accept) */
+#define NODE_PENDING_PER_ADDR 32
+struct node_pending;
+struct node_pending *node_pending_create(void);
+void node_pending_destroy(struct node_pending *p);
+/* FILTER_NETWORK_CONNECTION: -1 to close the accepted @fd (its address
+ * has NODE_PENDING_PER_ADDR sockets before their headers). */
+int node_pending_filter(struct node *node, int fd);
+/* SERVER_NEW_CLIENT_INSTANTIATED: counts @wsi. */
+int node_pending_open(struct node *node, struct lws *wsi);
+/* Its headers are done, or it goes: uncounted (no-op when not counted). */
+void node_pending_done(struct node *node, struct lws *wsi);
 /* http.c: the peer's address of @wsi (per-address limits); WR_OK. */
 int node_wsi_peer_addr(struct lws *wsi, struct wr_addr *out);
 /* Refuses an upgrade with a whole HTTP/1.1 @status response (@extra: one

@@ -57,9 +57,16 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	struct node *node;
 
 	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		/* in: the accepted socket (as an integer) */
+		return node_pending_filter(node_of(wsi), (int)(lws_intptr_t)in);
+	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+		return node_pending_open(node_of(wsi), wsi);
 	case LWS_CALLBACK_HTTP:
+		node_pending_done(node_of(wsi), wsi);
 		return node_http_request(node_of(wsi), wsi, in);
 	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		node_pending_done(node_of(wsi), wsi);
 		return node_http_confirm_upgrade(node_of(wsi), wsi);
 	case LWS_CALLBACK_ESTABLISHED:
 		pss->counted = true;
@@ -68,6 +75,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 			return node_peer_open(node_of(wsi), wsi, pss);
 		return node_client_open(node_of(wsi), wsi, pss);
 	case LWS_CALLBACK_WSI_DESTROY:
+		node_pending_done(node_of(wsi), wsi);
 		node_link_destroyed(node_of(wsi), wsi);
 		if (pss && pss->counted) {
 			pss->counted = false;
@@ -601,6 +609,7 @@ static int node_init(struct node *node, struct config *cfg)
 	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
 	node->pwcache = chan_pw_cache_create(4096);
 	node->per_ip = wr_addrtab_create();
+	node->pending = node_pending_create();
 	node->pw_jobs = wr_addrtab_create();
 	node->pw_fails =
 		wr_addrfail_create((unsigned)cfg->password_failures_per_ip,
@@ -612,7 +621,8 @@ static int node_init(struct node *node, struct config *cfg)
 				inm_drop_name((enum inm_drop)i);
 	node->ctr.inm_ndrop = INM_DROP_COUNT;
 	if (!node->wbuf || !node->reg || !node->pwcache || !node->per_ip ||
-	    !node->pw_fails || !node->node_fails || !node->pw_jobs)
+	    !node->pw_fails || !node->node_fails || !node->pw_jobs ||
+	    !node->pending)
 		return WR_ENOMEM;
 	return WR_OK;
 }
@@ -631,6 +641,8 @@ static void node_fini(struct node *node)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);
 	wr_addrtab_destroy(node->per_ip);
+	node_pending_destroy(node->pending);
+	node->pending = NULL;
 	wr_addrtab_destroy(node->pw_jobs);
 	wr_addrfail_destroy(node->pw_fails);
 	wr_addrfail_destroy(node->node_fails);
@@ -770,7 +782,9 @@ static int node_listen(struct node *node)
 	 * lws's validity timers unarmed.
 	 */
 	info.retry_and_idle_policy = &idle;
-	info.max_http_header_pool = 256;
+	/* headers being read at once; one address holds at most
+	 * NODE_PENDING_PER_ADDR of them (pending.c) */
+	info.max_http_header_pool = 1024;
 	/* a port already taken fails the start (exit 1), not a node that
 	 * runs on without a listener */
 	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
