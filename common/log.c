@@ -5,6 +5,7 @@
  * secrets (passwords, tokens); the logger cannot tell, so that is the
  * callers' invariant.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -225,27 +226,6 @@ static void vlog(enum wr_log_level lvl, bool force,
 		 const struct wr_log_field *f, size_t nf, const char *fmt,
 		 va_list ap);
 
-/* ts holds the first tn bytes of the timestamp (to the second). Stack
- * buffers only, like the text path: no allocation per line. */
-static void vlog_json(enum wr_log_level lvl, char *ts, size_t tn, int ms,
-		      const struct wr_log_field *f, size_t nf, const char *fmt,
-		      va_list ap)
-{
-	char msg[1024], line[4096];
-	size_t n = 0;
-	int k;
-
-	snprintf(ts + tn, 16, ".%03dZ", ms);
-	k = vsnprintf(msg, sizeof(msg), fmt, ap);
-	if (k > 0)
-		n = (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
-	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
-		n--;
-	n = wr_log_json_line_f(line, sizeof(line), ts, lvl, node_name, msg, n,
-			       f, nf);
-	fwrite(line, 1, n, stderr);
-}
-
 void wr_vlog(enum wr_log_level lvl, const char *fmt, va_list ap)
 {
 	vlog(lvl, false, NULL, 0, fmt, ap);
@@ -318,41 +298,109 @@ static size_t text_fields(char *line, size_t n, size_t lim,
 	return n;
 }
 
+/* One line of @msg (@n bytes, no trailing newline), text or json. Stack
+ * buffers only: no allocation per line; one write per line keeps lines
+ * whole when several threads log. */
+static void emit(enum wr_log_level lvl, const struct timeval *tv,
+		 const struct wr_log_field *f, size_t nf, const char *msg,
+		 size_t n)
+{
+	char line[4096];
+	struct tm tm;
+	size_t len;
+
+	gmtime_r(&tv->tv_sec, &tm);
+	len = strftime(line, 64, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (cur_format == WR_LOG_JSON) {
+		char ts[64];
+
+		memcpy(ts, line, len);
+		snprintf(ts + len, sizeof(ts) - len, ".%03dZ",
+			 (int)(tv->tv_usec / 1000));
+		len = wr_log_json_line_f(line, sizeof(line), ts, lvl, node_name,
+					 msg, n, f, nf);
+		fwrite(line, 1, len, stderr);
+		return;
+	}
+	len += (size_t)snprintf(line + len, sizeof(line) - len, ".%03dZ %-5s ",
+				(int)(tv->tv_usec / 1000), level_names[lvl]);
+	if (n > 1023)
+		n = 1023; /* the text line's old bound */
+	memcpy(line + len, msg, n);
+	len = text_fields(line, len + n, sizeof(line) - 1, f, nf);
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
+}
+
+/*
+ * Repeated lines are held back (issue 10: a node at its descriptor limit
+ * wrote the same accept error 23 MB a second): the same message at most
+ * WR_LOG_REPEAT_MAX times a second; the next other line (or the first of
+ * the next second) says how many were dropped.
+ */
+#define WR_LOG_REPEAT_MAX 5
+static pthread_mutex_t repeat_lock = PTHREAD_MUTEX_INITIALIZER;
+static char repeat_msg[256];
+static size_t repeat_len;
+static time_t repeat_sec;
+static unsigned repeat_count, repeat_dropped;
+
+/* True when @msg is to be written; *dropped: lines held back before it */
+static bool repeat_gate(const char *msg, size_t n, time_t sec,
+			unsigned *dropped)
+{
+	size_t cmp = n < sizeof(repeat_msg) ? n : sizeof(repeat_msg);
+	bool same, out = true;
+
+	*dropped = 0;
+	pthread_mutex_lock(&repeat_lock);
+	same = n == repeat_len && !memcmp(msg, repeat_msg, cmp);
+	if (same && sec == repeat_sec) {
+		if (++repeat_count > WR_LOG_REPEAT_MAX) {
+			repeat_dropped++;
+			out = false;
+		}
+	} else {
+		*dropped = repeat_dropped;
+		memcpy(repeat_msg, msg, cmp);
+		repeat_len = n;
+		repeat_sec = sec;
+		repeat_count = 1;
+		repeat_dropped = 0;
+	}
+	pthread_mutex_unlock(&repeat_lock);
+	return out;
+}
+
 static void vlog(enum wr_log_level lvl, bool force,
 		 const struct wr_log_field *f, size_t nf, const char *fmt,
 		 va_list ap)
 {
-	char line[1024];
+	char msg[1024], note[96];
 	struct timeval tv;
-	struct tm tm;
-	size_t n;
+	unsigned dropped;
+	size_t n = 0;
 	int k;
 
 	if (lvl < cur_level && !force)
 		return;
 	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	n = strftime(line, sizeof(line), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (cur_format == WR_LOG_JSON) {
-		vlog_json(lvl, line, n, (int)(tv.tv_usec / 1000), f, nf, fmt,
-			  ap);
-		return;
-	}
-	k = snprintf(line + n, sizeof(line) - n, ".%03dZ %-5s ",
-		     (int)(tv.tv_usec / 1000), level_names[lvl]);
+	k = vsnprintf(msg, sizeof(msg), fmt, ap);
 	if (k > 0)
-		n += (size_t)k;
-	k = vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-	if (k > 0)
-		n += (size_t)k < sizeof(line) - n - 1 ? (size_t)k
-						      : sizeof(line) - n - 2;
+		n = (size_t)k < sizeof(msg) ? (size_t)k : sizeof(msg) - 1;
 	/* strip trailing newlines (lws's messages carry one) */
-	while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+	while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
 		n--;
-	n = text_fields(line, n, sizeof(line) - 1, f, nf);
-	line[n++] = '\n';
-	/* one write per line keeps lines whole when several threads log */
-	fwrite(line, 1, n, stderr);
+	if (!repeat_gate(msg, n, tv.tv_sec, &dropped))
+		return;
+	if (dropped) {
+		k = snprintf(note, sizeof(note),
+			     "(the previous message was repeated %u more "
+			     "times)",
+			     dropped);
+		emit(lvl, &tv, NULL, 0, note, (size_t)k);
+	}
+	emit(lvl, &tv, f, nf, msg, n);
 }
 
 void wr_log(enum wr_log_level lvl, const char *fmt, ...)

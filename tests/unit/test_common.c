@@ -943,3 +943,34 @@ Test(common, addrfail_window_and_ban)
 	wr_addrfail_destroy(w);
 	wr_addrfail_destroy(NULL);
 }
+
+/* The same line a thousand times in a second: five written, then one note
+ * of how many were held back, before the next other line. */
+Test(common, log_repeats_held_back, .init = cr_redirect_stderr)
+{
+	char line[512];
+	FILE *fp;
+	int n = 0, same = 0, notes = 0, other = 0;
+
+	wr_log_set_format(WR_LOG_TEXT);
+	wr_log_set_level(WR_LOG_INFO);
+	for (int i = 0; i < 1000; i++)
+		wr_warn("accept: errno %d", 24);
+	wr_info("something else");
+	fflush(stderr);
+	fp = cr_get_redirected_stderr();
+	while (fgets(line, sizeof(line), fp)) {
+		n++;
+		if (strstr(line, "accept: errno 24"))
+			same++;
+		else if (strstr(line, "(the previous message was repeated"))
+			notes++;
+		else if (strstr(line, "something else"))
+			other++;
+	}
+	/* a second boundary may fall inside the loop: then up to 10 */
+	cr_expect(same >= 5 && same <= 10, "%d lines written", same);
+	cr_expect(notes >= 1 && notes <= 2, "%d notes", notes);
+	cr_expect_eq(other, 1);
+	cr_expect_eq(n, same + notes + other);
+}
