@@ -80,6 +80,7 @@ max_clients = 200000
 # the load comes from one address, as fast as the node takes it: the
 # per-address and per-connection limits must not be what is measured
 max_clients_per_ip = 200000
+max_pending_per_ip = 200000
 messages_per_second = 100000000
 messages_burst = 100000000
 [log]

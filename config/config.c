@@ -84,6 +84,7 @@ static const struct key_spec limits_keys[] = {
 	  100000000 },
 	{ "messages_burst", K_INT, CFG(messages_burst), 1, 100000000 },
 	{ "max_list", K_INT, CFG(max_list), 1, 10000000 },
+	{ "max_pending_per_ip", K_INT, CFG(max_pending_per_ip), 1, 1000000 },
 	{ "password_failures_per_ip", K_INT, CFG(password_failures_per_ip), 1,
 	  1000000 },
 	{ "client_ping_interval_ms", K_INT, CFG(client_ping_interval_ms), 1000,
@@ -805,6 +806,7 @@ int config_defaults(struct config *c)
 	c->messages_per_second = 1000;
 	c->messages_burst = 2000;
 	c->max_list = 10000;
+	c->max_pending_per_ip = 64;
 	c->password_failures_per_ip = 5;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;

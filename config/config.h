@@ -98,6 +98,7 @@ struct config {
 	int messages_burst;                 /* [limits] 2000: its size */
 	int max_list;                       /* [limits] 10000 names a list */
 	int password_failures_per_ip; /* [limits] 5 in 10 s, as per connection */
+	int max_pending_per_ip; /* [limits] 64 sockets before their headers */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

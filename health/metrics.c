@@ -119,7 +119,7 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	head(b, "wsrelay_connections_refused_total", "counter",
 	     "Client upgrades refused: origin (403, [web] allowed_origins), "
 	     "per_ip (429, max_clients_per_ip); sockets closed at accept: "
-	     "pending (32 from the address before their headers).");
+	     "pending (max_pending_per_ip before their headers).");
 	wr_buf_printf(b,
 		      "wsrelay_connections_refused_total{reason=\"origin\"} "
 		      "%llu\n"

@@ -373,13 +373,13 @@ void node_http_health(struct node *node, struct health_result *r);
 int node_http_request(struct node *node, struct lws *wsi, const char *uri);
 int node_http_confirm_upgrade(struct node *node, struct lws *wsi);
 /* pending.c — sockets that have not finished their headers, per address
- * (at most NODE_PENDING_PER_ADDR from one; the rest closed at accept) */
-#define NODE_PENDING_PER_ADDR 32
+ * (at most [limits] max_pending_per_ip from one; the rest closed at
+ * accept) */
 struct node_pending;
 struct node_pending *node_pending_create(void);
 void node_pending_destroy(struct node_pending *p);
 /* FILTER_NETWORK_CONNECTION: -1 to close the accepted @fd (its address
- * has NODE_PENDING_PER_ADDR sockets before their headers). */
+ * has max_pending_per_ip sockets before their headers). */
 int node_pending_filter(struct node *node, int fd);
 /* SERVER_NEW_CLIENT_INSTANTIATED: counts @wsi. */
 int node_pending_open(struct node *node, struct lws *wsi);

@@ -3,8 +3,9 @@
  * counted per address (issue 10: 256 idle sockets from one address held
  * every slot of lws's header pool, and /health, /connect and /node waited
  * for nobody). Debian's lws has no per-IP limits, so the node counts: a
- * socket is counted when lws adopts it (SERVER_NEW_CLIENT_INSTANTIATED:
- * over NODE_PENDING_PER_ADDR from its address, it is closed at once) and
+ * socket is refused at accept (FILTER_NETWORK_CONNECTION) when its address
+ * has [limits] max_pending_per_ip already, counted when lws adopts it
+ * (SERVER_NEW_CLIENT_INSTANTIATED), and
  * uncounted when its headers are done (HTTP, HTTP_CONFIRM_UPGRADE) or it
  * goes (WSI_DESTROY). A map from the wsi to its address remembers which.
  */
@@ -84,7 +85,7 @@ int node_pending_filter(struct node *node, int fd)
 	/* before lws makes a wsi of it: a refusal costs one close */
 	if (!node->pending || fd_addr(fd, &a) ||
 	    wr_addrtab_count(node->pending->per_addr, &a) <
-		    NODE_PENDING_PER_ADDR)
+		    (unsigned)node->cfg->max_pending_per_ip)
 		return 0;
 	node->ctr.refused_pending++;
 	return -1;

@@ -783,7 +783,7 @@ static int node_listen(struct node *node)
 	 */
 	info.retry_and_idle_policy = &idle;
 	/* headers being read at once; one address holds at most
-	 * NODE_PENDING_PER_ADDR of them (pending.c) */
+	 * [limits] max_pending_per_ip of them (pending.c) */
 	info.max_http_header_pool = 1024;
 	/* a port already taken fails the start (exit 1), not a node that
 	 * runs on without a listener */

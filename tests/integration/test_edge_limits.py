@@ -258,7 +258,8 @@ def test_password_hash_queue_is_bounded(node_factory):
 def test_idle_sockets_from_one_address_leave_others_served(node_factory):
     """5,000 sockets from one address that never send their headers
     (issue 10: 256 of them used to stop the node): the node keeps at most
-    32 of them and closes the rest at accept; another address's /health
+    [limits] max_pending_per_ip (64) of them and closes the rest at
+    accept; another address's /health
     answers at once and its clients are served."""
     import resource
     import socket as so

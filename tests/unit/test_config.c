@@ -1013,6 +1013,8 @@ Test(config, origins_and_per_address_limits)
 		  "key 'limits.max_clients_per_ip': 0 is out of range" },
 		{ "[limits]\nmessages_per_second = 0\n", "out of range" },
 		{ "[limits]\nmessages_burst = -1\n", "out of range" },
+		{ "[limits]\nmax_pending_per_ip = 0\n",
+		  "key 'limits.max_pending_per_ip': 0 is out of range" },
 	};
 
 	cr_assert_eq(parse(&c, "", err), WR_OK, "%s", err);
@@ -1020,6 +1022,7 @@ Test(config, origins_and_per_address_limits)
 	cr_expect_eq(c.max_clients_per_ip, 1000);
 	cr_expect_eq(c.messages_per_second, 1000);
 	cr_expect_eq(c.messages_burst, 2000);
+	cr_expect_eq(c.max_pending_per_ip, 64);
 	config_fini(&c);
 	cr_assert_eq(parse(&c,
 			   "[web]\nallowed_origins = [\n"
