@@ -20,6 +20,9 @@
 #include "reserve.h"
 #include "wr.h"
 
+/* Request headers above this (summed values) are answered 431 (http.c). */
+#define NODE_HEADERS_MAX 8192
+
 /* Coalesced writes: up to this many bytes of queued frames per WRITEABLE. */
 #define NODE_WRITE_COALESCE (64 * 1024)
 

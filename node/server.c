@@ -50,6 +50,30 @@ static bool is_node_link(struct lws *wsi)
 
 static void tick_arm(struct node *node);
 
+/*
+ * A close frame from the other side (@in, @len: its payload), checked as
+ * RFC 6455 5.5.1 / 7.4 say before lws echoes it. lws 4.1.6 has already
+ * answered 1002 in place of the codes it knows are never sent (0-999,
+ * 1004-1006, 1015, 1016-2999, and also the registered 1012-1014, which
+ * are lost to us then); it echoes any code from 5000 up, and a reason
+ * that is not UTF-8. Those two get 1002 and 1007 here: the reason is
+ * stashed and -1 makes lws send our close frame instead of the echo.
+ */
+static int close_frame_check(struct lws *wsi, const unsigned char *in,
+			     size_t len)
+{
+	enum lws_close_status code = 0;
+
+	if (len == 1 || (len >= 2 && ((unsigned)in[0] << 8 | in[1]) >= 5000))
+		code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+	else if (len > 2 && !wr_utf8_valid(in + 2, len - 2))
+		code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+	if (!code)
+		return 0;
+	lws_close_reason(wsi, code, NULL, 0);
+	return -1;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		    void *user, void *in, size_t len)
 {
@@ -159,7 +183,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
 		if (pss->client)
 			pss->client->peer_closing = true;
-		return 0;
+		return close_frame_check(wsi, in, len);
 	case LWS_CALLBACK_CLOSED:
 		node_peer_close(node_of(wsi), pss);
 		node_client_close(node_of(wsi), pss);
@@ -785,6 +809,10 @@ static int node_listen(struct node *node)
 	/* headers being read at once; one address holds at most
 	 * [limits] max_pending_per_ip of them (pending.c) */
 	info.max_http_header_pool = 1024;
+	/* lws's buffer for one request's headers (allocated while they are
+	 * read): twice the NODE_HEADERS_MAX we answer 431 above, so that a
+	 * request between the two gets its 431 (http.c) */
+	info.max_http_header_data = 2 * NODE_HEADERS_MAX;
 	/* a port already taken fails the start (exit 1), not a node that
 	 * runs on without a listener */
 	info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
