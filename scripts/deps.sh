@@ -3,7 +3,8 @@
 #   scripts/deps.sh build   compiler, CMake, the libraries
 #   scripts/deps.sh test    build + Criterion, Python websockets/pytest, openssl, curl,
 #                           Chromium and Node.js, and `npm ci` in tests/browser
-#                           (playwright-core, which drives that Chromium),
+#                           (playwright-core, which drives that Chromium, and
+#                           ws, Node's WebSocket client for refusals.mjs),
 #                           clang-format (scripts/format.sh), dpkg-dev and
 #                           systemd (the package test: cpack's dpkg-shlibdeps,
 #                           systemd-analyze verify)
