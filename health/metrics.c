@@ -119,17 +119,25 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	head(b, "wsrelay_connections_refused_total", "counter",
 	     "Client upgrades refused: origin (403, [web] allowed_origins), "
 	     "per_ip (429, max_clients_per_ip); sockets closed at accept: "
-	     "pending (max_pending_per_ip before their headers).");
+	     "pending (max_pending_per_ip before their headers); requests and "
+	     "upgrades: headers (431, over 8 KiB), version (426, a "
+	     "WebSocket version other than 13).");
 	wr_buf_printf(b,
 		      "wsrelay_connections_refused_total{reason=\"origin\"} "
 		      "%llu\n"
 		      "wsrelay_connections_refused_total{reason=\"per_ip\"} "
 		      "%llu\n"
 		      "wsrelay_connections_refused_total{reason=\"pending\"} "
+		      "%llu\n"
+		      "wsrelay_connections_refused_total{reason=\"headers\"} "
+		      "%llu\n"
+		      "wsrelay_connections_refused_total{reason=\"version\"} "
 		      "%llu\n",
 		      (unsigned long long)c->refused_origin,
 		      (unsigned long long)c->refused_per_ip,
-		      (unsigned long long)c->refused_pending);
+		      (unsigned long long)c->refused_pending,
+		      (unsigned long long)c->refused_headers,
+		      (unsigned long long)c->refused_version);
 	counter(b, "wsrelay_client_sends_rate_limited_total",
 		"Sends answered \"rate limited\" (messages_per_second).",
 		c->sends_rate_limited);

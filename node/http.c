@@ -137,7 +137,7 @@ static bool is_endpoint(const char *uri)
  * reads up to its own buffer (server.c: twice this); a request beyond that
  * is closed by lws while parsing, before any callback could answer.
  */
-static bool headers_too_large(struct lws *wsi)
+static bool headers_too_large(struct node *node, struct lws *wsi)
 {
 	size_t total = 0;
 
@@ -147,7 +147,10 @@ static bool headers_too_large(struct lws *wsi)
 		if (n > 0)
 			total += (size_t)n;
 	}
-	return total > NODE_HEADERS_MAX;
+	if (total <= NODE_HEADERS_MAX)
+		return false;
+	node->ctr.refused_headers++;
+	return true;
 }
 
 int node_http_request(struct node *node, struct lws *wsi, const char *uri)
@@ -155,7 +158,7 @@ int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 	static const char not_allowed[] = "method not allowed\n";
 	struct wr_buf *b = &node->scratch;
 
-	if (headers_too_large(wsi))
+	if (headers_too_large(node, wsi))
 		return node_http_refuse(wsi, 431, NULL);
 	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
@@ -358,14 +361,16 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 {
 	char uri[256], ver[8];
 
-	if (headers_too_large(wsi))
+	if (headers_too_large(node, wsi))
 		return refuse(wsi, 431);
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0)
 		return refuse(wsi, 400);
 	/* RFC 6455 4.4: only version 13; say which (lws takes 8 too) */
 	if (lws_hdr_copy(wsi, ver, sizeof(ver), WSI_TOKEN_VERSION) <= 0 ||
-	    strcmp(ver, "13"))
+	    strcmp(ver, "13")) {
+		node->ctr.refused_version++;
 		return node_http_refuse(wsi, 426, "Sec-WebSocket-Version: 13");
+	}
 	if (!strcmp(uri, "/connect")) {
 		struct wr_addr addr;
 

@@ -18,7 +18,7 @@ import time
 import pytest
 
 from conftest import (OP_CLOSE, Client, RawWS, command, delivery,
-                      handshake_status, http_get, ok, run)
+                      handshake_status, http_get, metrics, ok, run)
 
 OTHER = "127.0.0.2"  # loopback too: another client address
 
@@ -58,6 +58,22 @@ def served_elsewhere(node):
             await pub.close()
     took = run(round_trip())
     assert took < 0.05, f"round trip took {took * 1000:.1f} ms"
+
+
+def refused(node, reason):
+    return metrics(node).get("wsrelay_connections_refused_total",
+                             reason=reason)
+
+
+def test_websocket_version_8_is_426_and_counted(shared_node):
+    before = refused(shared_node, "version")
+    r = RawWS(shared_node, headers={"Sec-WebSocket-Version": "8"})
+    try:
+        assert r.status_line.startswith("HTTP/1.1 426 "), r.status_line
+        assert r.headers.get("sec-websocket-version") == "13", r.headers
+    finally:
+        r.close()
+    assert refused(shared_node, "version") == before + 1
 
 
 def close_answer(node, payload):
@@ -150,6 +166,7 @@ def test_a_4000_byte_cookie_is_served(shared_node):
 @pytest.mark.parametrize("size", [8300, 9000, 14000])
 def test_headers_over_8k_are_431(shared_node, size):
     big = {"Cookie": "a=" + "x" * size}
+    before = refused(shared_node, "headers")
     # a standard WebSocket client sees the status
     assert handshake_status(shared_node, "/connect", headers=big) == 431
     # and plain HTTP gets a whole HTTP/1.1 response
@@ -158,6 +175,7 @@ def test_headers_over_8k_are_431(shared_node, size):
         % ("x" * size)).encode())
     assert resp.startswith(b"HTTP/1.1 431 "), resp[:200]
     assert b"content-length:" in resp.lower()
+    assert refused(shared_node, "headers") == before + 2
     served_elsewhere(shared_node)
 
 
