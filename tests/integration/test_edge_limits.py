@@ -20,35 +20,14 @@ import time
 import websockets
 
 from conftest import (DEADLINE, Client, Pool, delivery, fail,
-                      handshake_status, health, metrics, ok, run)
+                      handshake_status, health, metrics, ok, run,
+                      served_elsewhere)
 
 OTHER = "127.0.0.2"  # loopback too: another client address
 
 
 async def connect_from(node, addr, **kw):
     return await Client.connect(node, local_addr=(addr, 0), **kw)
-
-
-async def served_elsewhere(node):
-    """A client from OTHER: /health answers, a round trip works."""
-    def other_health():
-        conn = http.client.HTTPConnection("127.0.0.1", node.port, timeout=5,
-                                          source_address=(OTHER, 0))
-        try:
-            conn.request("GET", "/health")
-            return conn.getresponse().status
-        finally:
-            conn.close()
-    t0 = time.monotonic()
-    status = await asyncio.to_thread(other_health)
-    assert status == 200
-    assert time.monotonic() - t0 < 0.5  # generous: a loaded 2-core box
-    c = await connect_from(node, OTHER)
-    try:
-        assert await c.subscribe("other-addr") == ok()
-        assert await c.publish("other-addr", "hi", "o") == ok("o")
-    finally:
-        await c.close()
 
 
 def refused(node, reason):
