@@ -568,6 +568,7 @@ static void send_msg(struct node *node, struct node_client *cl,
 {
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
 					    cmd->channel.len);
+	struct chan_delivery_pos pos;
 	struct wr_msg *frame;
 	unsigned n;
 
@@ -590,18 +591,16 @@ static void send_msg(struct node *node, struct node_client *cl,
 		respond(node, cl, false, "rate limited", &cmd->nonce);
 		return;
 	}
-	/* one frame, header included, shared by every local subscriber */
-	wr_buf_reset(&node->scratch);
-	chan_delivery_json(&node->scratch, cmd->channel.p, cmd->channel.len,
-			   cmd->message.p, cmd->message.len, &cmd->nonce);
-	frame = node->scratch.oom
-			? NULL
-			: wr_ws_text_frame(node->scratch.p, node->scratch.len);
+	/* one frame, header included, shared by every local subscriber and
+	 * kept by the history (7.3) */
+	frame = chan_delivery_frame(&node->scratch, cmd->channel.p,
+				    cmd->channel.len, cmd->message.p,
+				    cmd->message.len, &cmd->nonce, &pos);
 	if (!frame) {
 		respond(node, cl, false, "internal error", &cmd->nonce);
 		return;
 	}
-	n = chan_publish(node->reg, ch, frame, &cl->cc);
+	n = chan_publish_msg(node->reg, ch, frame, &pos, &cl->cc, wr_now_ms());
 	wr_msg_unref(&frame);
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;

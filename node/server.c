@@ -598,6 +598,9 @@ static int node_init(struct node *node, struct config *cfg)
 	struct chan_limits lim = {
 		.max_queue_bytes = (size_t)cfg->max_queue_bytes,
 		.max_subscriptions = (unsigned)cfg->max_subscriptions,
+		.hist = { .size = (unsigned)cfg->history_size,
+			  .ttl_ms = cfg->history_ttl_ms,
+			  .max_bytes = (size_t)cfg->history_max_bytes },
 	};
 
 	memset(node, 0, sizeof(*node));
