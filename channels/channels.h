@@ -28,7 +28,8 @@ enum chan_cmd_type {
 	CHAN_CMD_UNSUBSCRIBE,
 	CHAN_CMD_LIST,
 	CHAN_CMD_SEND,
-	CHAN_CMD_AUTH, /* 7.1: data.token, a compact JWT */
+	CHAN_CMD_AUTH,    /* 7.1: data.token, a compact JWT */
+	CHAN_CMD_HISTORY, /* 7.3: data.channel, data.limit (optional) */
 };
 
 struct chan_str {
@@ -45,6 +46,13 @@ struct chan_cmd {
 		password; /* subscribe; absent and null are "no password" */
 	struct chan_str message; /* send */
 	struct chan_str token;   /* auth */
+	/* subscribe (7.3): recover, or since (which implies it) */
+	bool recover, has_since;
+	struct chan_str since_epoch;
+	uint64_t since_offset;
+	/* history: limit, when given */
+	bool has_limit;
+	uint64_t limit;
 	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
 	char *heap[4];
 	size_t heap_len[4];

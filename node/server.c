@@ -245,6 +245,9 @@ static void node_tick(struct node *node)
 
 	if (!node->mesh)
 		return;
+	/* entries past the ttl free their frames without waiting for the
+	 * next message on their channel (7.3) */
+	chan_hist_expire(chan_registry_hist(node->reg), now);
 	mesh_tick(node->mesh, now);
 	flows_tick(node->flows, now);
 	if (!node->stopping)
