@@ -334,3 +334,56 @@ def test_history_off_still_numbers_offsets(node_factory):
             assert r == ok(epoch=epoch, offset=2, messages=[])
             assert metrics(node).get("wsrelay_history_entries") == 0
     run(body())
+
+
+def test_cli_sub_recover_since_and_history(node_factory):
+    from test_cli_client import Sub, cli, url  # helpers only, no tests
+
+    node = node_factory.start(history={"size": 50})
+    u = url(node)
+
+    async def body():
+        async with Pool() as pool:
+            keep = await pool.connect(node)  # keeps the channel (and epoch)
+            assert await keep.subscribe("cli") == ok()
+            sub = Sub(u, "cli", "--recover").wait_subscribed()
+            try:
+                for i in range(3):
+                    assert await keep.publish("cli", f"a{i}") == ok()
+                assert [sub.line() for _ in range(3)] == ["a0", "a1", "a2"]
+            finally:
+                assert sub.stop() == 0
+            pos = [ln for ln in sub.stderr().splitlines() if "position" in ln]
+            assert len(pos) == 1, sub.stderr()
+            epoch, off = pos[0].split()[-1].split(":")
+            assert off == "3", pos
+            for i in range(3, 6):
+                assert await keep.publish("cli", f"a{i}") == ok()
+            sub = Sub(u, "cli", "--since", f"{epoch}:3").wait_subscribed()
+            try:
+                assert [sub.line() for _ in range(3)] == ["a3", "a4", "a5"]
+                assert await keep.publish("cli", "live") == ok()
+                assert sub.line() == "live"
+            finally:
+                assert sub.stop() == 0
+            assert f"position {epoch}:7" in sub.stderr(), sub.stderr()
+            assert "not recovered" not in sub.stderr()
+            # a position the node cannot honour: said so, and it goes on
+            sub = Sub(u, "cli", "--since", "0000000000000000:1").wait_subscribed()
+            try:
+                assert "not recovered" in sub.stderr()
+            finally:
+                assert sub.stop() == 0
+            assert f"position {epoch}:7" in sub.stderr(), sub.stderr()
+
+            r = cli("history", u, "cli", "--limit", "2")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout == "a5\nlive\n"
+            assert f"position {epoch}:7" in r.stderr
+            r = cli("history", u, "cli", "--json", "--limit", "1")
+            assert json.loads(r.stdout)["data"]["messages"] == [
+                {"message": "live", "offset": 7}]
+            assert cli("history", u, "cli", "--limit", "x").returncode == 2
+            assert cli("sub", u, "cli", "--since", "nocolon").returncode == 2
+            assert cli("list", u, "--recover").returncode == 2
+    run(body())
