@@ -387,3 +387,40 @@ def test_cli_sub_recover_since_and_history(node_factory):
             assert cli("sub", u, "cli", "--since", "nocolon").returncode == 2
             assert cli("list", u, "--recover").returncode == 2
     run(body())
+
+
+def test_recovering_subscribes_that_wait(node_factory):
+    """A recovering subscribe that opens the channel waits for the mesh's
+    acknowledgement (held meanwhile) and one with a password waits for
+    PBKDF2: both are answered with their position, then get offsets."""
+    a, b = start_mesh(node_factory, "AB", [("B", "A")],
+                      sections={"history": HIST})
+
+    async def body():
+        async with Pool() as pool:
+            sub = await pool.connect(a)
+            r = await sub.request(sub_cmd("wait", "w", recover=True,
+                                          password="pw"))
+            assert r["data"]["ok"] is True and r["data"]["offset"] == 0, r
+            epoch = r["data"]["epoch"]
+            keep = await pool.connect(a)  # the channel stays open on A
+            assert await keep.subscribe("wait", password="pw") == ok()
+            pub = await pool.connect(b)
+            r = await pub.request(sub_cmd("wait", "p", password="pw"))
+            assert r == ok("p"), r
+            await wait_converged([a, b], "wait", holders=["A", "B"])
+            for i in range(3):
+                assert await pub.publish("wait", f"w{i}") == ok()
+            for i in range(3):
+                f = await sub.recv()
+                assert f["data"] == {"message": f"w{i}", "channel": "wait",
+                                     "offset": i + 1}, f
+            await sub.close()
+            assert await pub.publish("wait", "w3") == ok()
+            sub = await pool.connect(a)
+            r = await sub.request(sub_cmd("wait", "s", password="pw",
+                                          since={"epoch": epoch, "offset": 1}))
+            assert r == ok("s", epoch=epoch, offset=4, recovered=True), r
+            assert [(await sub.recv())["data"]["offset"] for _ in range(3)] == [2, 3, 4]
+            await sub.expect_quiet()
+    run(body())
