@@ -8,7 +8,8 @@
 #   BENCH_DEEP_WINDOW [256]  BENCH_RATE [1000]  BENCH_IDLE_CONNS [10000]
 #   BENCH_CONCURRENCY [256]  BENCH_ONLY ["" = all; else a space-separated
 #   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle
-#   guarded]  BENCH_ROUNDS [3] rounds of the guarded pair
+#   guarded history recovery]  BENCH_ROUNDS [3] rounds of the guarded
+#   and history pairs
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
 set -uo pipefail
 
@@ -253,6 +254,64 @@ EOF
 				printf "guarded fanout 1->%s: auth required %.0f, open %.0f deliveries/s (medians of %d rounds), ratio %.3f", s, a, b, r, a / b }')")
 		fi
 	done
+fi
+
+# The history pair (PROTOCOL.md 7.3): the fan-outs on a node with
+# [history] size = 100 (every message kept in the channel's ring, nobody
+# recovering: the offset variant is never built) beside the same without,
+# alternating, BENCH_ROUNDS rounds; medians and ratio (goal: within 5%).
+if wanted history; then
+	ROUNDS=${BENCH_ROUNDS:-3}
+	cp "$tmp/node.toml" "$tmp/node-history.toml"
+	printf '[history]\nsize = 100\n' >>"$tmp/node-history.toml"
+	for subs in 100 1000; do
+		off=() on=()
+		for ((r = 1; r <= ROUNDS; r++)); do
+			order="off on"
+			[ $((r % 2)) = 0 ] && order="on off"
+			for mode in $order; do
+				echo
+				echo "== history fanout-$subs round $r: history $mode"
+				if [ $mode = on ]; then
+					start_node "history-$subs-$r" "$tmp/node-history.toml"
+				else
+					start_node "nohistory-$subs-$r"
+				fi
+				out="$tmp/history-$subs-$r-$mode.out"
+				"$LOADGEN" --host 127.0.0.1 --port "$port" \
+					--server-pid "$node_pid" --size "$SIZE" \
+					--scenario fanout --subs "$subs" \
+					--window "$WINDOW" "${common[@]}" | tee "$out"
+				stop_node
+				v=$(rate_of "$out")
+				if [ -z "$v" ]; then
+					summary+=("history fanout-$subs: FAILED (round $r, history $mode)")
+					failed=1
+					continue
+				fi
+				if [ $mode = on ]; then on+=("$v"); else off+=("$v"); fi
+			done
+		done
+		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
+			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
+				-v b="$(median "${off[@]}")" -v r="$ROUNDS" 'BEGIN {
+				printf "history fanout 1->%s: size 100 %.0f, off %.0f deliveries/s (medians of %d rounds), ratio %.3f", s, a, b, r, a / b }')")
+		fi
+	done
+fi
+
+# The recovery benchmark (bench/recovery.py): 1,000 subscribers reconnect
+# at once with since, each missing 100 messages.
+if wanted recovery; then
+	echo
+	echo "== recovery"
+	if /usr/bin/python3 "$(dirname "$0")/recovery.py" "$WSRELAY" \
+		--size "$SIZE" | tee "$tmp/recovery.out"; then
+		summary+=("$(tail -n 1 "$tmp/recovery.out")")
+	else
+		summary+=("recovery: FAILED")
+		failed=1
+	fi
 fi
 
 echo

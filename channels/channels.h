@@ -28,7 +28,8 @@ enum chan_cmd_type {
 	CHAN_CMD_UNSUBSCRIBE,
 	CHAN_CMD_LIST,
 	CHAN_CMD_SEND,
-	CHAN_CMD_AUTH, /* 7.1: data.token, a compact JWT */
+	CHAN_CMD_AUTH,    /* 7.1: data.token, a compact JWT */
+	CHAN_CMD_HISTORY, /* 7.3: data.channel, data.limit (optional) */
 };
 
 struct chan_str {
@@ -45,6 +46,13 @@ struct chan_cmd {
 		password; /* subscribe; absent and null are "no password" */
 	struct chan_str message; /* send */
 	struct chan_str token;   /* auth */
+	/* subscribe (7.3): recover, or since (which implies it) */
+	bool recover, has_since;
+	struct chan_str since_epoch;
+	uint64_t since_offset;
+	/* history: limit, when given */
+	bool has_limit;
+	uint64_t limit;
 	/* strings that needed unescaping live here; freed by chan_cmd_fini() */
 	char *heap[4];
 	size_t heap_len[4];
@@ -73,6 +81,109 @@ void chan_response_json(struct wr_buf *b, bool ok, const char *reason,
 void chan_delivery_json(struct wr_buf *b, const char *channel, size_t clen,
 			const char *msg, size_t mlen,
 			const struct chan_str *nonce);
+
+/* Where things are in a delivery frame (a struct wr_msg holding the
+ * WebSocket header and the JSON), as byte indexes into its data: the
+ * message as a JSON string (quotes included) and the '}' closing "data",
+ * where an offset variant inserts ',"offset":N' (7.3). */
+struct chan_delivery_pos {
+	uint32_t msg_start, msg_end;
+	uint32_t split;
+};
+/* chan_delivery_json() into a whole frame (header included) with the
+ * positions of @pos; NULL on no memory. One reference, the caller's. */
+struct wr_msg *chan_delivery_frame(struct wr_buf *scratch, const char *channel,
+				   size_t clen, const char *msg, size_t mlen,
+				   const struct chan_str *nonce,
+				   struct chan_delivery_pos *pos);
+/* The offset variant of a delivery frame: the same bytes with
+ * ',"offset":@off' before the '}' at @split. NULL on no memory. */
+struct wr_msg *chan_offset_frame(const struct wr_msg *frame, size_t split,
+				 uint64_t off);
+
+/* ------------------------------------------------------------------ */
+/* History (PROTOCOL.md 7.3): per channel a ring of the delivery frames
+ * that passed through the node, with offsets 1, 2, 3... in an epoch.
+ * The ring keeps a reference to the very frame the subscribers' queues
+ * share: no copy per message; the offset variant is built once per
+ * message, when a recovering subscriber first needs it, and kept beside.
+ * Bounds: @size entries per channel, @ttl_ms per entry, @max_bytes over
+ * every channel of the node, the oldest entry (across channels) first.
+ * An entry counts its frames' bytes (the message JSON-escaped, channel,
+ * nonce, framing) plus CHAN_HIST_ENTRY_OVERHEAD: for a message without
+ * escapes, message bytes + at most 128 (channel) + 128 (nonce) + 60
+ * (JSON, header) + 128 = 444 <= 512 (PROTOCOL.md 7.5.8). */
+
+#define CHAN_HIST_ENTRY_OVERHEAD 128 /* the entry, its list links, malloc's */
+#define CHAN_EPOCH_LEN 16            /* hex characters */
+
+struct chan_hist_limits {
+	unsigned size; /* per channel; 0: history off (offsets still count) */
+	int64_t ttl_ms;
+	size_t max_bytes; /* the whole node */
+};
+
+struct chan_hist_entry;
+
+/* The node's history: every entry of every ring, oldest first. */
+struct chan_hist {
+	struct chan_hist_limits lim;
+	struct chan_hist_entry *oldest, *newest;
+	uint64_t entries;
+	size_t bytes;
+};
+
+/* One channel's ring. */
+struct chan_ring {
+	char epoch[CHAN_EPOCH_LEN + 1];
+	uint64_t last; /* the last offset given; 0: no message yet */
+	struct chan_hist_entry *first, *end; /* kept, oldest first */
+	unsigned count;
+};
+
+void chan_hist_init(struct chan_hist *h, const struct chan_hist_limits *lim);
+/* New limits: applied at once (entries over them go). */
+void chan_hist_set_limits(struct chan_hist *h,
+			  const struct chan_hist_limits *lim, int64_t now_ms);
+/* @epoch: CHAN_EPOCH_LEN characters (copied). */
+void chan_ring_init(struct chan_ring *r, const char *epoch);
+/* Drops the ring's entries (the channel closed). */
+void chan_ring_fini(struct chan_hist *h, struct chan_ring *r);
+/*
+ * Gives the next offset to the delivery @frame (@split: where its offset
+ * variant inserts the field; @pos as chan_delivery_frame() reported) and,
+ * history on, keeps a reference to it, dropping what the bounds say.
+ * Returns the offset. An entry that cannot be allocated is not kept (the
+ * ring then has a gap before it: a recovery across it says false).
+ */
+uint64_t chan_ring_append(struct chan_hist *h, struct chan_ring *r,
+			  struct wr_msg *frame,
+			  const struct chan_delivery_pos *pos, int64_t now_ms);
+/* Drops every entry older than ttl_ms. */
+void chan_hist_expire(struct chan_hist *h, int64_t now_ms);
+/* The oldest kept offset; last + 1 when nothing is kept. */
+uint64_t chan_ring_first(const struct chan_ring *r);
+/* True when every message after @since is kept (@since <= last): a
+ * recovery from there replays (since, last] with no gap. */
+bool chan_ring_covers(const struct chan_ring *r, uint64_t since);
+/* The offset variant of the entry @off (a new reference: the caller
+ * unrefs), built once and kept with the entry; an offset not kept is
+ * built from @frame when given, else NULL. */
+struct wr_msg *chan_ring_offset_frame(struct chan_hist *h, struct chan_ring *r,
+				      uint64_t off, struct wr_msg *frame,
+				      size_t split);
+/* Calls @fn for the kept entries with offsets in (@after, @upto], oldest
+ * first, with their offset variant. Stops at the first non-zero return
+ * and returns it; WR_ENOMEM when a variant could not be built. */
+typedef int (*chan_ring_cb)(void *arg, uint64_t off, struct wr_msg *oframe);
+int chan_ring_replay(struct chan_hist *h, struct chan_ring *r, uint64_t after,
+		     uint64_t upto, chan_ring_cb fn, void *arg);
+/* Calls @fn for the newest @limit kept entries, oldest first, with the
+ * message as a JSON string (quotes included, @json, @jlen). */
+typedef void (*chan_ring_msg_cb)(void *arg, uint64_t off, const char *json,
+				 size_t jlen);
+void chan_ring_newest(const struct chan_ring *r, unsigned limit,
+		      chan_ring_msg_cb fn, void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Registry                                                            */
@@ -110,6 +221,7 @@ struct chan_ops {
 struct chan_limits {
 	size_t max_queue_bytes;
 	unsigned max_subscriptions;
+	struct chan_hist_limits hist; /* [history] (7.3) */
 };
 
 /* Returns a registry the caller owns (chan_registry_destroy), or NULL;
@@ -143,6 +255,20 @@ int chan_create(struct chan_registry *reg, const char *name, size_t len,
 /* WR_OK, WR_EEXIST (already a member), WR_EFULL (max_subscriptions), WR_ENOMEM. */
 int chan_join(struct chan_registry *reg, struct chan_channel *ch,
 	      struct chan_client *cl);
+/* A subscription's flags (7.3). RECOVER: its deliveries are the offset
+ * variant. HELD: it receives no delivery yet (a recovering subscribe
+ * waiting for the mesh: its replay, when answered, covers the time). */
+#define CHAN_SUB_RECOVER 1u
+#define CHAN_SUB_HELD 2u
+/* chan_join() with @flags. */
+int chan_join_flags(struct chan_registry *reg, struct chan_channel *ch,
+		    struct chan_client *cl, unsigned flags);
+/* Sets the flags of @cl's subscription to @ch: WR_OK or WR_ENOENT. */
+int chan_sub_set_flags(struct chan_channel *ch, struct chan_client *cl,
+		       unsigned flags);
+/* The flags of @cl's subscription to @ch (0 when not a member). */
+unsigned chan_sub_flags(const struct chan_channel *ch,
+			const struct chan_client *cl);
 /* WR_OK or WR_ENOENT; frees @ch (after ops->closed) when it empties. */
 int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	       struct chan_client *cl);
@@ -168,6 +294,21 @@ int64_t chan_created(const struct chan_channel *ch);
  */
 unsigned chan_publish(struct chan_registry *reg, struct chan_channel *ch,
 		      struct wr_msg *frame, const struct chan_client *except);
+
+/*
+ * The fan-out of one message (7.3): gives it the channel's next offset
+ * (kept in the history when on), queues @frame on every member but
+ * @except and the HELD ones, and its offset variant - built once, only
+ * when a RECOVER member is there - on the RECOVER ones. @pos: as
+ * chan_delivery_frame() reported. Returns the members it was queued for.
+ */
+unsigned chan_publish_msg(struct chan_registry *reg, struct chan_channel *ch,
+			  struct wr_msg *frame,
+			  const struct chan_delivery_pos *pos,
+			  const struct chan_client *except, int64_t now_ms);
+/* The channel's ring and the node's history. */
+struct chan_ring *chan_ring_of(struct chan_channel *ch);
+struct chan_hist *chan_registry_hist(struct chan_registry *reg);
 
 /* Queues one frame on one client (responses). Takes no reference from the
  * caller: it adds its own. WR_EFULL when the client overflowed. */

@@ -413,6 +413,7 @@ static bool key_is(const struct jval *k, const char *name)
 struct fields {
 	struct jval command, nonce, data;
 	struct jval topic, password, channel, message, token;
+	struct jval recover, since, limit, epoch, offset;
 };
 
 static void top_member(void *ctx, const struct jval *key,
@@ -444,8 +445,76 @@ static void data_member(void *ctx, const struct jval *key,
 		slot = &f->message;
 	else if (key_is(key, "token"))
 		slot = &f->token;
+	else if (key_is(key, "recover"))
+		slot = &f->recover;
+	else if (key_is(key, "since"))
+		slot = &f->since;
+	else if (key_is(key, "limit"))
+		slot = &f->limit;
 	if (slot && slot->type == J_NONE)
 		*slot = *val;
+}
+
+static void since_member(void *ctx, const struct jval *key,
+			 const struct jval *val)
+{
+	struct fields *f = ctx;
+	struct jval *slot = NULL;
+
+	if (key_is(key, "epoch"))
+		slot = &f->epoch;
+	else if (key_is(key, "offset"))
+		slot = &f->offset;
+	if (slot && slot->type == J_NONE)
+		*slot = *val;
+}
+
+/* A JSON number that is a non-negative integer below 2^64, written
+ * without fraction or exponent. */
+static bool take_u64(const struct jval *v, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (v->type != J_NUM || !v->len)
+		return false;
+	for (size_t i = 0; i < v->len; i++) {
+		unsigned d = (unsigned)(v->p[i] - '0');
+
+		if (d > 9 || n > (UINT64_MAX - d) / 10)
+			return false;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return true;
+}
+
+/* subscribe's recover and since (7.3); NULL or the reason. */
+static const char *decode_recovery(struct chan_cmd *cmd, struct fields *f)
+{
+	if (f->recover.type != J_NONE && f->recover.type != J_NULL) {
+		if (f->recover.type != J_BOOL)
+			return "missing field: recover";
+		cmd->recover = f->recover.p[0] == 't';
+	}
+	if (f->since.type == J_NONE || f->since.type == J_NULL)
+		return NULL;
+	if (f->since.type != J_OBJ)
+		return "missing field: since";
+	{
+		struct jp d = { .p = f->since.p,
+				.end = f->since.p + f->since.len };
+		struct jval sv;
+
+		if (parse_value(&d, &sv, since_member, f))
+			return "invalid json";
+	}
+	if (f->epoch.type != J_STR || !take_u64(&f->offset, &cmd->since_offset))
+		return "missing field: since";
+	if (take_string(cmd, &f->epoch, &cmd->since_epoch))
+		return "invalid json";
+	cmd->has_since = true;
+	cmd->recover = true; /* 7.5.7: since implies recover */
+	return NULL;
 }
 
 bool chan_name_valid(const char *name, size_t len)
@@ -492,6 +561,8 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 		cmd->type = CHAN_CMD_SEND;
 	else if (key_is(&f.command, "auth"))
 		cmd->type = CHAN_CMD_AUTH;
+	else if (key_is(&f.command, "history"))
+		cmd->type = CHAN_CMD_HISTORY;
 	else
 		return "unknown command";
 
@@ -522,6 +593,23 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 			if (take_string(cmd, &f.password, &cmd->password))
 				return "invalid json";
 		}
+		if (cmd->type == CHAN_CMD_SUBSCRIBE) {
+			const char *r = decode_recovery(cmd, &f);
+
+			if (r)
+				return r;
+		}
+		break;
+	case CHAN_CMD_HISTORY:
+		if (f.channel.type != J_STR)
+			return "missing field: channel";
+		if (f.limit.type != J_NONE && f.limit.type != J_NULL) {
+			if (!take_u64(&f.limit, &cmd->limit))
+				return "missing field: limit";
+			cmd->has_limit = true;
+		}
+		if (take_string(cmd, &f.channel, &cmd->channel))
+			return "invalid json";
 		break;
 	case CHAN_CMD_SEND:
 		if (f.channel.type != J_STR)

@@ -17,6 +17,7 @@ struct chan_member {
 	struct chan_client *cl;
 	unsigned ch_idx; /* index in ch->members */
 	unsigned cl_idx; /* index in cl->subs */
+	unsigned flags;  /* CHAN_SUB_* */
 };
 
 struct chan_channel {
@@ -27,6 +28,8 @@ struct chan_channel {
 	bool has_hash;
 	uint8_t hash[CHAN_HASH_LEN];
 	int64_t created_ms;
+	unsigned nflagged; /* members with CHAN_SUB_RECOVER or _HELD */
+	struct chan_ring ring;
 	size_t name_len;
 	char name[]; /* NUL-terminated for convenience */
 };
@@ -40,6 +43,11 @@ struct chan_registry {
 	unsigned nchannels;
 	uint64_t nsubs;
 	unsigned char key[crypto_shorthash_KEYBYTES];
+	struct chan_hist hist;
+	/* epochs: the keyed hash of a counter, random to the outside and
+	 * one getrandom at start rather than one per channel */
+	unsigned char ekey[crypto_shorthash_KEYBYTES];
+	uint64_t epochs;
 };
 
 static uint64_t name_hash(const struct chan_registry *reg, const char *p,
@@ -74,11 +82,14 @@ struct chan_registry *chan_registry_create(const struct chan_limits *lim,
 		return NULL;
 	}
 	randombytes_buf(reg->key, sizeof(reg->key));
+	randombytes_buf(reg->ekey, sizeof(reg->ekey));
+	chan_hist_init(&reg->hist, &lim->hist);
 	return reg;
 }
 
-static void channel_free(struct chan_channel *ch)
+static void channel_free(struct chan_registry *reg, struct chan_channel *ch)
 {
+	chan_ring_fini(&reg->hist, &ch->ring); /* 7.3: the ring goes with it */
 	free(ch->members);
 	free(ch);
 }
@@ -87,6 +98,17 @@ void chan_registry_set_limits(struct chan_registry *reg,
 			      const struct chan_limits *lim)
 {
 	reg->lim = *lim;
+	chan_hist_set_limits(&reg->hist, &lim->hist, wr_now_ms());
+}
+
+struct chan_ring *chan_ring_of(struct chan_channel *ch)
+{
+	return &ch->ring;
+}
+
+struct chan_hist *chan_registry_hist(struct chan_registry *reg)
+{
+	return &reg->hist;
 }
 
 void chan_registry_destroy(struct chan_registry *reg)
@@ -99,7 +121,7 @@ void chan_registry_destroy(struct chan_registry *reg)
 		for (; ch; ch = next) {
 			next = ch->next;
 			/* members are owned by clients, already finalised */
-			channel_free(ch);
+			channel_free(reg, ch);
 		}
 	}
 	free(reg->buckets);
@@ -190,6 +212,16 @@ int chan_create(struct chan_registry *reg, const char *name, size_t len,
 		ch->has_hash = true;
 		memcpy(ch->hash, hash, CHAN_HASH_LEN);
 	}
+	{
+		unsigned char e[crypto_shorthash_BYTES];
+		uint64_t n = ++reg->epochs;
+		char hex[2 * sizeof(e) + 1];
+
+		crypto_shorthash(e, (const unsigned char *)&n, sizeof(n),
+				 reg->ekey);
+		wr_hex(hex, e, sizeof(e));
+		chan_ring_init(&ch->ring, hex);
+	}
 	hv = name_hash(reg, name, len);
 	ch->hv = hv;
 	if (reg->nchannels >= reg->nbuckets)
@@ -249,6 +281,42 @@ bool chan_is_member(const struct chan_channel *ch, const struct chan_client *cl)
 int chan_join(struct chan_registry *reg, struct chan_channel *ch,
 	      struct chan_client *cl)
 {
+	return chan_join_flags(reg, ch, cl, 0);
+}
+
+static struct chan_member *member_find(const struct chan_channel *ch,
+				       const struct chan_client *cl)
+{
+	for (unsigned i = 0; i < cl->nsubs; i++)
+		if (cl->subs[i]->ch == ch)
+			return cl->subs[i];
+	return NULL;
+}
+
+int chan_sub_set_flags(struct chan_channel *ch, struct chan_client *cl,
+		       unsigned flags)
+{
+	struct chan_member *m = member_find(ch, cl);
+
+	if (!m)
+		return WR_ENOENT;
+	ch->nflagged -= m->flags != 0;
+	m->flags = flags;
+	ch->nflagged += flags != 0;
+	return WR_OK;
+}
+
+unsigned chan_sub_flags(const struct chan_channel *ch,
+			const struct chan_client *cl)
+{
+	struct chan_member *m = member_find(ch, cl);
+
+	return m ? m->flags : 0;
+}
+
+int chan_join_flags(struct chan_registry *reg, struct chan_channel *ch,
+		    struct chan_client *cl, unsigned flags)
+{
 	struct chan_member *m;
 
 	if (chan_is_member(ch, cl))
@@ -263,6 +331,8 @@ int chan_join(struct chan_registry *reg, struct chan_channel *ch,
 		return WR_ENOMEM;
 	m->ch = ch;
 	m->cl = cl;
+	m->flags = flags;
+	ch->nflagged += flags != 0;
 	m->ch_idx = ch->nmembers;
 	m->cl_idx = cl->nsubs;
 	ch->members[ch->nmembers++] = m;
@@ -290,13 +360,14 @@ int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	last = cl->subs[--cl->nsubs];
 	cl->subs[m->cl_idx] = last;
 	last->cl_idx = m->cl_idx;
+	ch->nflagged -= m->flags != 0;
 	free(m);
 	reg->nsubs--;
 	if (ch->nmembers == 0) {
 		if (reg->ops && reg->ops->closed)
 			reg->ops->closed(ch, reg->arg);
 		table_remove(reg, ch);
-		channel_free(ch);
+		channel_free(reg, ch);
 	}
 	return WR_OK;
 }
@@ -306,7 +377,7 @@ void chan_drop_empty(struct chan_registry *reg, struct chan_channel *ch)
 	if (ch->nmembers)
 		return;
 	table_remove(reg, ch);
-	channel_free(ch);
+	channel_free(reg, ch);
 }
 
 const char *chan_name(const struct chan_channel *ch, size_t *len)
@@ -414,6 +485,47 @@ unsigned chan_publish(struct chan_registry *reg, struct chan_channel *ch,
 		if (rc && reg->ops && reg->ops->wake)
 			reg->ops->wake(cl, reg->arg);
 	}
+	return n;
+}
+
+unsigned chan_publish_msg(struct chan_registry *reg, struct chan_channel *ch,
+			  struct wr_msg *frame,
+			  const struct chan_delivery_pos *pos,
+			  const struct chan_client *except, int64_t now_ms)
+{
+	uint64_t off = chan_ring_append(&reg->hist, &ch->ring, frame, pos,
+					now_ms);
+	struct wr_msg *ofr = NULL;
+	unsigned n = 0;
+
+	if (!ch->nflagged) /* nobody recovering: today's fan-out exactly */
+		return chan_publish(reg, ch, frame, except);
+	for (unsigned i = 0; i < ch->nmembers; i++) {
+		struct chan_member *mb = ch->members[i];
+		struct wr_msg *f = frame;
+		int rc;
+
+		if (mb->cl == except || (mb->flags & CHAN_SUB_HELD))
+			continue;
+		if (mb->flags & CHAN_SUB_RECOVER) {
+			/* one variant per message, shared, kept in the ring */
+			if (!ofr)
+				ofr = chan_ring_offset_frame(&reg->hist,
+							     &ch->ring, off,
+							     frame, pos->split);
+			if (!ofr)
+				continue; /* no memory: at most once */
+			f = ofr;
+		}
+		rc = queue_push(reg, mb->cl, f);
+		if (rc < 0)
+			continue;
+		n++;
+		if (rc && reg->ops && reg->ops->wake)
+			reg->ops->wake(mb->cl, reg->arg);
+	}
+	if (ofr)
+		wr_msg_unref(&ofr);
 	return n;
 }
 

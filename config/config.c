@@ -121,6 +121,12 @@ static const struct key_spec auth_keys[] = {
 	{ "timeout_ms", K_INT, CFG(auth_timeout_ms), 100, 3600000 },
 };
 
+static const struct key_spec history_keys[] = {
+	{ "size", K_INT, CFG(history_size), 0, 1000000 },
+	{ "ttl_ms", K_I64, CFG(history_ttl_ms), 1, 30LL * DAY_MS },
+	{ "max_bytes", K_I64, CFG(history_max_bytes), 0, 1LL << 40 },
+};
+
 static const struct key_spec log_keys[] = {
 	{ "level", K_LEVEL, CFG(log_level), 0, 0 },
 	{ "format", K_FORMAT, CFG(log_format), 0, 0 },
@@ -144,8 +150,8 @@ struct table_spec {
 #n, n##_keys, ARRAY_SIZE(n##_keys) \
 	}
 static const struct table_spec tables[] = {
-	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health),
-	TABLE(mesh), TABLE(log), TABLE(web),    TABLE(auth),
+	TABLE(node), TABLE(tls), TABLE(limits), TABLE(health),  TABLE(mesh),
+	TABLE(log),  TABLE(web), TABLE(auth),   TABLE(history),
 };
 
 struct loader {
@@ -808,6 +814,8 @@ int config_defaults(struct config *c)
 	c->max_list = 10000;
 	c->max_pending_per_ip = 64;
 	c->password_failures_per_ip = 5;
+	c->history_ttl_ms = 300000;
+	c->history_max_bytes = 64LL << 20;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");

@@ -99,6 +99,11 @@ struct config {
 	int max_list;                       /* [limits] 10000 names a list */
 	int password_failures_per_ip; /* [limits] 5 in 10 s, as per connection */
 	int max_pending_per_ip; /* [limits] 64 sockets before their headers */
+
+	/* [history] (PROTOCOL.md 7.3) */
+	int history_size;          /* 0 (off): messages kept per channel */
+	int64_t history_ttl_ms;    /* 300000: an entry's lifetime */
+	int64_t history_max_bytes; /* 64 MiB: all channels of the node */
 };
 
 /* Fills @c with the defaults (allocating the default strings). */

@@ -83,6 +83,9 @@ struct health_counters {
 	uint64_t auth_ok, auth_invalid, auth_expired;
 	uint64_t auth_closes_unauthorized, auth_closes_expired;
 	uint64_t permission_denied;
+	/* history (7.3): subscribes with since, by outcome; history commands */
+	uint64_t history_recovered, history_not_recovered;
+	uint64_t history_commands;
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */
@@ -100,6 +103,7 @@ struct health_gauges {
 	const struct health_peer *peers; /* linked peers, with latency */
 	unsigned npeers;
 	uint64_t pw_jobs_pending;
+	uint64_t history_entries, history_bytes; /* every channel's ring */
 	double uptime_seconds;
 };
 

@@ -112,6 +112,25 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	counter(b, "wsrelay_permission_denied_total",
 		"subscribe and send refused by the token's patterns.",
 		c->permission_denied);
+	gauge(b, "wsrelay_history_entries",
+	      "Messages kept in the channels' history rings.",
+	      g->history_entries);
+	gauge(b, "wsrelay_history_bytes",
+	      "Bytes the history rings count against [history] max_bytes.",
+	      g->history_bytes);
+	head(b, "wsrelay_history_recoveries_total", "counter",
+	     "Subscribes with since, by outcome: recovered (the missed "
+	     "messages replayed) or not_recovered.");
+	wr_buf_printf(b,
+		      "wsrelay_history_recoveries_total{result=\"recovered\"} "
+		      "%" PRIu64
+		      "\n"
+		      "wsrelay_history_recoveries_total{result=\"not_recovered\"} "
+		      "%" PRIu64 "\n",
+		      c->history_recovered, c->history_not_recovered);
+	counter(b, "wsrelay_history_commands_total",
+		"history commands answered (on a subscribed channel).",
+		c->history_commands);
 	counter(b, "wsrelay_inm_reservations_refused_total",
 		"Channel reservations refused: a holder this node does not know "
 		"alive, or a creation time out of bounds.",

@@ -380,6 +380,7 @@ static void deliver(struct mesh *m, const struct inm_packet *pkt)
 	unsigned char *msg = NULL;
 	size_t mlen = 0, blen;
 	struct wr_msg *frame;
+	struct chan_delivery_pos pos;
 	struct wr_buf *b = &m->scratch;
 
 	if (inm_message_fields(pkt, &channel, &b64, &cn))
@@ -406,14 +407,14 @@ static void deliver(struct mesh *m, const struct inm_packet *pkt)
 		nonce.p = cn;
 		nonce.len = strlen(cn);
 	}
-	wr_buf_reset(b);
-	chan_delivery_json(b, channel, strlen(channel), (const char *)msg, mlen,
-			   &nonce);
+	frame = chan_delivery_frame(b, channel, strlen(channel),
+				    (const char *)msg, mlen, &nonce, &pos);
 	free(msg);
-	frame = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
 	if (!frame)
 		return;
-	m->ctr->client_msgs_out += chan_publish(m->reg, ch, frame, NULL);
+	/* kept in the channel's history like a local send (7.5.7) */
+	m->ctr->client_msgs_out += chan_publish_msg(m->reg, ch, frame, &pos,
+						    NULL, wr_now_ms());
 	wr_msg_unref(&frame);
 }
 

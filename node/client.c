@@ -164,6 +164,7 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	wait_drop(cl);
+	free(cl->pw_rec);
 	chan_client_fini(node->reg, &cl->cc);
 	lws_dll2_remove(&cl->list);
 	if (cl->addr_set) /* the slot is free at once (7.5.6) */
@@ -205,6 +206,93 @@ static void respond(struct node *node, struct node_client *cl, bool ok,
 static void respond_list(struct node *node, struct node_client *cl,
 			 const struct chan_str *nonce);
 
+/* A subscribe's recover / since (7.3), kept while it waits. */
+struct node_recover {
+	bool has_since;
+	bool epoch_ok; /* the since epoch has our epochs' length */
+	uint64_t since;
+	char epoch[CHAN_EPOCH_LEN];
+};
+
+static void recover_from_cmd(struct node_recover *rec,
+			     const struct chan_cmd *cmd)
+{
+	memset(rec, 0, sizeof(*rec));
+	rec->has_since = cmd->has_since;
+	rec->since = cmd->since_offset;
+	rec->epoch_ok = cmd->since_epoch.len == CHAN_EPOCH_LEN;
+	if (rec->epoch_ok)
+		memcpy(rec->epoch, cmd->since_epoch.p, CHAN_EPOCH_LEN);
+}
+
+/* chan_ring_replay's callback: one replayed frame on the client. */
+static int replay_push(void *arg, uint64_t off, struct wr_msg *of)
+{
+	struct node_client *cl = arg;
+
+	(void)off;
+	return chan_client_push(cl->node->reg, &cl->cc, of) ? 1 : 0;
+}
+
+/*
+ * Answers a recovering subscribe (7.3) and lets its deliveries flow: the
+ * response with the epoch and the last offset, the replay of what was
+ * missed when the since can be honoured, then - the subscription no
+ * longer held - the live messages. All in this one turn of the loop, so
+ * nothing comes between: no gap, no duplicate. @fresh: the client was not
+ * a member before this subscribe (an existing subscription received the
+ * messages live already: nothing is replayed to it).
+ */
+static void answer_recover(struct node *node, struct node_client *cl,
+			   struct chan_channel *ch,
+			   const struct node_recover *rec, bool fresh,
+			   const struct chan_str *nonce)
+{
+	struct chan_ring *r = chan_ring_of(ch);
+	struct chan_hist *h = chan_registry_hist(node->reg);
+	struct wr_buf *b = &node->scratch;
+	bool recovered = false;
+	uint64_t last;
+	struct wr_msg *m;
+
+	chan_hist_expire(h, wr_now_ms());
+	last = r->last;
+	if (rec->has_since && rec->epoch_ok &&
+	    !memcmp(rec->epoch, r->epoch, CHAN_EPOCH_LEN))
+		recovered = fresh ? chan_ring_covers(r, rec->since)
+				  : rec->since == last;
+	wr_buf_reset(b);
+	wr_buf_puts(b,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true,"
+		    "\"epoch\":");
+	wr_buf_json_str(b, r->epoch, CHAN_EPOCH_LEN);
+	wr_buf_printf(b, ",\"offset\":%llu", (unsigned long long)last);
+	if (rec->has_since)
+		wr_buf_puts(b, recovered ? ",\"recovered\":true}"
+					 : ",\"recovered\":false}");
+	else
+		wr_buf_puts(b, "}");
+	if (nonce->p) {
+		wr_buf_puts(b, ",\"nonce\":");
+		wr_buf_json_str(b, nonce->p, nonce->len);
+	}
+	wr_buf_puts(b, "}");
+	m = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
+	if (m) {
+		chan_client_push(node->reg, &cl->cc, m);
+		wr_msg_unref(&m);
+	}
+	if (rec->has_since) {
+		if (recovered)
+			node->ctr.history_recovered++;
+		else
+			node->ctr.history_not_recovered++;
+	}
+	if (recovered && rec->since < last)
+		chan_ring_replay(h, r, rec->since, last, replay_push, cl);
+	chan_sub_set_flags(ch, &cl->cc, CHAN_SUB_RECOVER);
+}
+
 /*
  * A subscribe that makes this node a holder is answered once every
  * reachable node acknowledged the reservation (or command_timeout_ms
@@ -216,6 +304,8 @@ struct node_sub_wait {
 	struct node_client *cl;
 	struct node_resv_wait *on;
 	struct node_sub_wait *next;
+	bool has_rec; /* a recovering subscribe: held until answered */
+	struct node_recover rec;
 	bool has_nonce;
 	size_t nonce_len;
 	char nonce[CHAN_NONCE_MAX];
@@ -250,12 +340,17 @@ static struct node_resv_wait *resv_wait_find(struct node *node,
 
 /* @cl waits on @rw for its answer. False on no memory. */
 static bool wait_add(struct node_resv_wait *rw, struct node_client *cl,
+		     const struct node_recover *rec,
 		     const struct chan_str *nonce)
 {
 	struct node_sub_wait *w = calloc(1, sizeof(*w));
 
 	if (!w)
 		return false;
+	if (rec) {
+		w->has_rec = true;
+		w->rec = *rec;
+	}
 	w->cl = cl;
 	w->on = rw;
 	w->has_nonce = nonce->p != NULL;
@@ -314,8 +409,11 @@ static void resv_done(void *arg, bool all)
 
 		rw->subs = w->next;
 		cl->wait = NULL;
-		respond(node, cl, member, member ? NULL : "invalid password",
-			&nonce);
+		if (member && w->has_rec)
+			answer_recover(node, cl, ch, &w->rec, true, &nonce);
+		else
+			respond(node, cl, member,
+				member ? NULL : "invalid password", &nonce);
 		lws_rx_flow_control(cl->wsi, 1);
 		free(w);
 	}
@@ -324,21 +422,32 @@ static void resv_done(void *arg, bool all)
 
 /* After @cl joined @ch: answer now, or once the mesh acknowledged the
  * reservation @created started (or one still on its way). */
+static void answer_ok(struct node *node, struct node_client *cl,
+		      struct chan_channel *ch, const struct node_recover *rec,
+		      const struct chan_str *nonce)
+{
+	if (rec)
+		answer_recover(node, cl, ch, rec, true, nonce);
+	else
+		respond(node, cl, true, NULL, nonce);
+}
+
 static void answer_join(struct node *node, struct node_client *cl,
 			struct chan_channel *ch, const struct chan_str *name,
-			bool created, const struct chan_str *nonce)
+			bool created, const struct node_recover *rec,
+			const struct chan_str *nonce)
 {
 	struct node_resv_wait *rw = resv_wait_find(node, name);
 
 	if (!created) {
-		if (!rw || !wait_add(rw, cl, nonce))
-			respond(node, cl, true, NULL, nonce);
+		if (!rw || !wait_add(rw, cl, rec, nonce))
+			answer_ok(node, cl, ch, rec, nonce);
 		return;
 	}
 	rw = calloc(1, sizeof(*rw));
-	if (!rw || !wait_add(rw, cl, nonce)) {
+	if (!rw || !wait_add(rw, cl, rec, nonce)) {
 		free(rw);
-		respond(node, cl, true, NULL, nonce);
+		answer_ok(node, cl, ch, rec, nonce);
 		flow_chan_opened(node->flows, ch, NULL, NULL);
 		return;
 	}
@@ -357,7 +466,7 @@ static void answer_join(struct node *node, struct node_client *cl,
 /* Joins @ch (creating it first when @create) and answers. */
 static void join(struct node *node, struct node_client *cl,
 		 const struct chan_str *name, const uint8_t *hash,
-		 const struct chan_str *nonce)
+		 const struct node_recover *rec, const struct chan_str *nonce)
 {
 	struct chan_channel *ch = chan_find(node->reg, name->p, name->len);
 	bool created = false;
@@ -384,7 +493,10 @@ static void join(struct node *node, struct node_client *cl,
 				      hash ? "password" : "open");
 		}
 	}
-	rc = chan_join(node->reg, ch, &cl->cc);
+	/* a recovering subscription gets nothing until it is answered: its
+	 * replay covers the wait (answer_recover) */
+	rc = chan_join_flags(node->reg, ch, &cl->cc,
+			     rec ? CHAN_SUB_RECOVER | CHAN_SUB_HELD : 0);
 	if (rc && rc != WR_EEXIST) {
 		if (created) /* an empty channel must not stay behind */
 			chan_drop_empty(node->reg, ch);
@@ -395,7 +507,7 @@ static void join(struct node *node, struct node_client *cl,
 		return;
 	}
 	/* 4.2: reserve-channel to the mesh when created */
-	answer_join(node, cl, ch, name, created, nonce);
+	answer_join(node, cl, ch, name, created, rec, nonce);
 }
 
 /* Compares a password hash with the channel's (@want; an open channel
@@ -422,6 +534,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 					    cmd->channel.len);
 	uint8_t hash[CHAN_HASH_LEN];
 	const uint8_t *want;
+	struct node_recover rbuf, *rec = cmd->recover ? &rbuf : NULL;
 	/* open here, or anywhere on the mesh (4.2): its password rules */
 	bool exists = flow_chan_lookup(node->flows, cmd->channel.p,
 				       cmd->channel.len, &want);
@@ -433,8 +546,14 @@ static void subscribe(struct node *node, struct node_client *cl,
 		respond(node, cl, false, "permission denied", &cmd->nonce);
 		return;
 	}
+	if (rec)
+		recover_from_cmd(rec, cmd);
 	if (ch && chan_is_member(ch, &cl->cc)) {
-		respond(node, cl, true, NULL, &cmd->nonce); /* idempotent */
+		if (rec) /* from now on with offsets; nothing replayed */
+			answer_recover(node, cl, ch, rec, false, &cmd->nonce);
+		else
+			respond(node, cl, true, NULL,
+				&cmd->nonce); /* idempotent */
 		return;
 	}
 	if (cl->cc.nsubs >= (unsigned)node->cfg->max_subscriptions) {
@@ -447,7 +566,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 				&cmd->nonce);
 			return;
 		}
-		join(node, cl, &cmd->channel, NULL, &cmd->nonce);
+		join(node, cl, &cmd->channel, NULL, rec, &cmd->nonce);
 		return;
 	}
 	if (chan_pw_rate_limited(&cl->rate, wr_now_ms()) ||
@@ -471,7 +590,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 				&cmd->nonce);
 			return;
 		}
-		join(node, cl, &cmd->channel, hash, &cmd->nonce);
+		join(node, cl, &cmd->channel, hash, rec, &cmd->nonce);
 		return;
 	}
 
@@ -490,6 +609,16 @@ static void subscribe(struct node *node, struct node_client *cl,
 	if (!cl->job) {
 		respond(node, cl, false, "internal error", &cmd->nonce);
 		return;
+	}
+	if (rec) {
+		cl->pw_rec = malloc(sizeof(*cl->pw_rec));
+		if (!cl->pw_rec) {
+			chan_pw_job_free(cl->job);
+			cl->job = NULL;
+			respond(node, cl, false, "internal error", &cmd->nonce);
+			return;
+		}
+		*cl->pw_rec = *rec;
 	}
 	cl->job->owner = cl;
 	/* the nonce rides with the job: idle clients carry no 128-byte slot */
@@ -514,9 +643,16 @@ static void pw_finish(struct node *node, struct node_client *cl,
 				  job->tag_len };
 	struct chan_str name = { job->channel, job->clen };
 	const uint8_t *want;
+	struct node_recover rbuf, *rec = NULL;
 
 	cl->job = NULL;
 	lws_rx_flow_control(cl->wsi, 1);
+	if (cl->pw_rec) {
+		rbuf = *cl->pw_rec;
+		rec = &rbuf;
+		free(cl->pw_rec);
+		cl->pw_rec = NULL;
+	}
 	if (job->rc) {
 		respond(node, cl, false, "internal error", &nonce);
 		return;
@@ -532,7 +668,7 @@ static void pw_finish(struct node *node, struct node_client *cl,
 	}
 	chan_pw_cache_put(node->pwcache, job->channel, job->clen, job->password,
 			  job->pwlen, job->hash);
-	join(node, cl, &name, job->hash, &nonce);
+	join(node, cl, &name, job->hash, rec, &nonce);
 }
 
 void node_client_pw_done(struct node *node)
@@ -568,6 +704,7 @@ static void send_msg(struct node *node, struct node_client *cl,
 {
 	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
 					    cmd->channel.len);
+	struct chan_delivery_pos pos;
 	struct wr_msg *frame;
 	unsigned n;
 
@@ -590,18 +727,16 @@ static void send_msg(struct node *node, struct node_client *cl,
 		respond(node, cl, false, "rate limited", &cmd->nonce);
 		return;
 	}
-	/* one frame, header included, shared by every local subscriber */
-	wr_buf_reset(&node->scratch);
-	chan_delivery_json(&node->scratch, cmd->channel.p, cmd->channel.len,
-			   cmd->message.p, cmd->message.len, &cmd->nonce);
-	frame = node->scratch.oom
-			? NULL
-			: wr_ws_text_frame(node->scratch.p, node->scratch.len);
+	/* one frame, header included, shared by every local subscriber and
+	 * kept by the history (7.3) */
+	frame = chan_delivery_frame(&node->scratch, cmd->channel.p,
+				    cmd->channel.len, cmd->message.p,
+				    cmd->message.len, &cmd->nonce, &pos);
 	if (!frame) {
 		respond(node, cl, false, "internal error", &cmd->nonce);
 		return;
 	}
-	n = chan_publish(node->reg, ch, frame, &cl->cc);
+	n = chan_publish_msg(node->reg, ch, frame, &pos, &cl->cc, wr_now_ms());
 	wr_msg_unref(&frame);
 	node->ctr.client_msgs_in++;
 	node->ctr.client_msgs_out += n;
@@ -611,6 +746,61 @@ static void send_msg(struct node *node, struct node_client *cl,
 	/* 3.5: to the nodes that hold the channel */
 	mesh_publish(node->mesh, cmd->channel.p, cmd->channel.len,
 		     cmd->message.p, cmd->message.len, &cmd->nonce);
+}
+
+/* chan_ring_newest's callback: one {"message","offset"} of the answer. */
+static void history_item(void *arg, uint64_t off, const char *json, size_t jlen)
+{
+	struct wr_buf *b = arg;
+
+	if (b->p[b->len - 1] != '[')
+		wr_buf_puts(b, ",");
+	wr_buf_puts(b, "{\"message\":");
+	wr_buf_append(b, json, jlen); /* a JSON string already */
+	wr_buf_printf(b, ",\"offset\":%llu}", (unsigned long long)off);
+}
+
+/* 7.3, 7.5.8: the newest limit entries of a subscribed channel. */
+static void history(struct node *node, struct node_client *cl,
+		    const struct chan_cmd *cmd)
+{
+	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
+					    cmd->channel.len);
+	unsigned size = (unsigned)node->cfg->history_size, limit = size;
+	struct wr_buf *b = &node->scratch;
+	struct chan_ring *r;
+	struct wr_msg *m;
+
+	if (!ch || !chan_is_member(ch, &cl->cc)) {
+		respond(node, cl, false, "not subscribed", &cmd->nonce);
+		return;
+	}
+	node->ctr.history_commands++;
+	if (cmd->has_limit && cmd->limit < limit)
+		limit = (unsigned)cmd->limit;
+	r = chan_ring_of(ch);
+	chan_hist_expire(chan_registry_hist(node->reg), wr_now_ms());
+	wr_buf_reset(b);
+	wr_buf_puts(b,
+		    "{\"type\":\"response\",\"data\":{\"ok\":true,"
+		    "\"epoch\":");
+	wr_buf_json_str(b, r->epoch, CHAN_EPOCH_LEN);
+	wr_buf_printf(b, ",\"offset\":%llu,\"messages\":[",
+		      (unsigned long long)r->last);
+	chan_ring_newest(r, limit, history_item, b);
+	wr_buf_puts(b, "]}");
+	if (cmd->nonce.p) {
+		wr_buf_puts(b, ",\"nonce\":");
+		wr_buf_json_str(b, cmd->nonce.p, cmd->nonce.len);
+	}
+	wr_buf_puts(b, "}");
+	m = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
+	if (!m) {
+		respond(node, cl, false, "internal error", &cmd->nonce);
+		return;
+	}
+	chan_client_push(node->reg, &cl->cc, m);
+	wr_msg_unref(&m);
 }
 
 struct list_ctx {
@@ -825,6 +1015,9 @@ static void dispatch(struct node *node, struct node_client *cl, const char *buf,
 		break;
 	case CHAN_CMD_SEND:
 		send_msg(node, cl, &cmd);
+		break;
+	case CHAN_CMD_HISTORY:
+		history(node, cl, &cmd);
 		break;
 	}
 out:

@@ -98,6 +98,13 @@ static void gauges(struct node *node, struct health_gauges *g,
 	g->peers_configured = (unsigned)node->cfg->npeers;
 	g->peers_up = node->npeers_up;
 	g->pw_jobs_pending = node->pw_pending;
+	{
+		struct chan_hist *h = chan_registry_hist(node->reg);
+
+		chan_hist_expire(h, wr_now_ms());
+		g->history_entries = h->entries;
+		g->history_bytes = h->bytes;
+	}
 	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
 }
 

@@ -157,6 +157,8 @@ struct node_client {
 	/* a subscribe answered once the mesh acknowledged the channel's
 	 * reservation; rx is paused meanwhile (client.c) */
 	struct node_sub_wait *wait;
+	/* a recovering subscribe (7.3) waiting for its PBKDF2 job */
+	struct node_recover *pw_rec;
 
 	struct node_rx rx;
 	struct wr_bucket sends; /* [limits] messages_per_second (7.2) */

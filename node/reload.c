@@ -172,6 +172,9 @@ static void apply(struct node *node, struct node_reload *r)
 	wr_log_set_format(cfg->log_format);
 	lim.max_queue_bytes = (size_t)cfg->max_queue_bytes;
 	lim.max_subscriptions = (unsigned)cfg->max_subscriptions;
+	lim.hist.size = (unsigned)cfg->history_size;
+	lim.hist.ttl_ms = cfg->history_ttl_ms;
+	lim.hist.max_bytes = (size_t)cfg->history_max_bytes;
 	chan_registry_set_limits(node->reg, &lim);
 	if (ping != cfg->client_ping_interval_ms)
 		node_keepalive_rearm(node);

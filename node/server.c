@@ -269,6 +269,9 @@ static void node_tick(struct node *node)
 
 	if (!node->mesh)
 		return;
+	/* entries past the ttl free their frames without waiting for the
+	 * next message on their channel (7.3) */
+	chan_hist_expire(chan_registry_hist(node->reg), now);
 	mesh_tick(node->mesh, now);
 	flows_tick(node->flows, now);
 	if (!node->stopping)
@@ -622,6 +625,9 @@ static int node_init(struct node *node, struct config *cfg)
 	struct chan_limits lim = {
 		.max_queue_bytes = (size_t)cfg->max_queue_bytes,
 		.max_subscriptions = (unsigned)cfg->max_subscriptions,
+		.hist = { .size = (unsigned)cfg->history_size,
+			  .ttl_ms = cfg->history_ttl_ms,
+			  .max_bytes = (size_t)cfg->history_max_bytes },
 	};
 
 	memset(node, 0, sizeof(*node));

@@ -18,6 +18,8 @@
 #define OPT_PASSWORD 0x1
 #define OPT_JSON 0x2
 #define OPT_TOKEN 0x4
+#define OPT_RECOVER 0x8 /* --recover, --since */
+#define OPT_LIMIT 0x10
 
 struct subcommand {
 	const char *name;
@@ -35,18 +37,26 @@ static const char exits_common[] =
 	"interrupted.\n";
 
 static const struct subcommand commands[] = {
-	{ "sub", "URL CHANNEL [--password P] [--json] [options]",
+	{ "sub",
+	  "URL CHANNEL [--password P] [--json] [--recover] "
+	  "[--since EPOCH:OFFSET] [options]",
 	  "Subscribes to CHANNEL and prints each message on it, one per line\n"
 	  "(the message text as sent: a text with newlines spans lines; use\n"
 	  "--json for unambiguous output), until interrupted by SIGINT or\n"
 	  "SIGTERM, or until the connection ends. \"subscribed to ...\" on\n"
 	  "stderr says when messages start to arrive. The first subscriber of\n"
-	  "a channel creates it, with the password given or with none.\n",
+	  "a channel creates it, with the password given or with none.\n"
+	  "With --recover (node with [history], PROTOCOL.md 7.3) the position\n"
+	  "reached is printed on stderr at exit, \"position EPOCH:OFFSET\";\n"
+	  "--since EPOCH:OFFSET (implies --recover) resumes from such a\n"
+	  "position: the messages missed since are printed first, or\n"
+	  "\"not recovered\" on stderr says they cannot be.\n",
 	  "Exit status: 0 interrupted (SIGINT/SIGTERM), 1 the server refused\n"
 	  "the subscription (e.g. \"invalid password\") or removed it later,\n"
 	  "2 usage error, 3 connection error or timeout before the subscription,\n"
 	  "or the connection closed afterwards.\n",
-	  2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN, cli_cmd_sub },
+	  2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN | OPT_RECOVER,
+	  cli_cmd_sub },
 	{ "pub", "URL CHANNEL [MESSAGE] [--password P] [options]",
 	  "Publishes MESSAGE on CHANNEL or, without MESSAGE, each line of\n"
 	  "standard input as one message (without its \"\\n\" or \"\\r\\n\"; an\n"
@@ -64,6 +74,15 @@ static const struct subcommand commands[] = {
 	  "Prints the name of every channel open on the network, one per line,\n"
 	  "sorted.\n",
 	  exits_common, 1, 1, OPT_TOKEN, cli_cmd_list },
+	{ "history", "URL CHANNEL [--limit N] [--password P] [options]",
+	  "Prints the newest messages the node keeps on CHANNEL (PROTOCOL.md\n"
+	  "7.3), oldest first, one per line (--json: the answer as received);\n"
+	  "at most N (default and cap: the node's [history] size). The\n"
+	  "protocol answers subscribers only: history subscribes first (with\n"
+	  "--password for a protected channel). \"position EPOCH:OFFSET\" on\n"
+	  "stderr is the channel's last offset, for sub --since.\n",
+	  exits_common, 2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN | OPT_LIMIT,
+	  cli_cmd_history },
 	{ "health", "URL [options]",
 	  "GET /health of the node at URL (for ws(s)://HOST:PORT/connect that\n"
 	  "is http(s)://HOST:PORT/health) and prints its JSON answer.\n",
@@ -106,6 +125,12 @@ static void usage(const struct subcommand *sc, FILE *f)
 	if (sc->opts & OPT_JSON)
 		fprintf(f,
 			"  -j, --json             print each frame as received (raw JSON)\n");
+	if (sc->opts & OPT_RECOVER)
+		fprintf(f,
+			"  -r, --recover          offsets on, position printed at exit\n"
+			"  -s, --since EPOCH:OFFSET  resume from a printed position\n");
+	if (sc->opts & OPT_LIMIT)
+		fprintf(f, "  -n, --limit N          at most N messages\n");
 	if (sc->opts & OPT_TOKEN)
 		fprintf(f,
 			"  -T, --token JWT        authenticate with JWT first (default:\n"
@@ -120,6 +145,8 @@ void cli_usage_summary(FILE *f)
 		"  wsrelay sub URL CHANNEL [--password P] [--json]   print a channel's messages\n"
 		"  wsrelay pub URL CHANNEL [MESSAGE] [--password P]  publish MESSAGE or stdin lines\n"
 		"  wsrelay list URL                                  print the open channels\n"
+		"  wsrelay history URL CHANNEL [--limit N]           print a channel's kept messages\n"
+		"  sub --recover [--since EPOCH:OFFSET]: resume where a run stopped\n"
 		"  wsrelay health URL                                print GET /health\n"
 		"  wsrelay token --secret-file F --sub NAME [...]    print an HS256 dev token\n"
 		"  sub, pub and list also take --token JWT (auth first)\n"
@@ -167,6 +194,39 @@ static int parse_timeout(const char *s, int64_t *ms)
 	return 0;
 }
 
+/* A whole decimal number below 2^64. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (!*s)
+		return -1;
+	for (; *s; s++) {
+		unsigned d = (unsigned)(*s - '0');
+
+		if (d > 9 || n > (UINT64_MAX - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	*out = n;
+	return 0;
+}
+
+/* EPOCH:OFFSET, the last ':' separating them; the epoch is kept in place
+ * (a pointer into argv, cut at the ':'). */
+static int parse_since(char *s, struct cli_args *a)
+{
+	char *colon = strrchr(s, ':');
+
+	if (!colon || colon == s || parse_u64(colon + 1, &a->since_offset))
+		return -1;
+	*colon = '\0';
+	if (!wr_utf8_valid(s, strlen(s)))
+		return -1;
+	a->since_epoch = s;
+	return 0;
+}
+
 static int usage_error(const struct subcommand *sc, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 static int usage_error(const struct subcommand *sc, const char *fmt, ...)
@@ -192,6 +252,9 @@ int cli_main(int argc, char **argv)
 		{ "insecure", no_argument, NULL, 'k' },
 		{ "cafile", required_argument, NULL, 'C' },
 		{ "token", required_argument, NULL, 'T' },
+		{ "recover", no_argument, NULL, 'r' },
+		{ "since", required_argument, NULL, 's' },
+		{ "limit", required_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -210,7 +273,8 @@ int cli_main(int argc, char **argv)
 	a.timeout_ms = 10000;
 	opterr = 0; /* our messages name the subcommand */
 	optind = 1;
-	while ((c = getopt_long(argc, argv, ":p:jt:T:kh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":p:jt:T:krs:n:h", opts, NULL)) !=
+	       -1) {
 		switch (c) {
 		case 'T':
 			if (!(sc->opts & OPT_TOKEN))
@@ -242,6 +306,34 @@ int cli_main(int argc, char **argv)
 			break;
 		case 'k':
 			a.insecure = true;
+			break;
+		case 'r':
+		case 's':
+			if (!(sc->opts & OPT_RECOVER))
+				return usage_error(sc,
+						   "--%s is not an option of %s",
+						   c == 'r' ? "recover"
+							    : "since",
+						   sc->name);
+			a.recover = true;
+			if (c == 's' && parse_since(optarg, &a))
+				return usage_error(sc,
+						   "--since wants EPOCH:OFFSET "
+						   "(as sub --recover prints), "
+						   "not '%s'",
+						   optarg);
+			break;
+		case 'n':
+			if (!(sc->opts & OPT_LIMIT))
+				return usage_error(sc,
+						   "--limit is not an option of %s",
+						   sc->name);
+			if (parse_u64(optarg, &a.limit))
+				return usage_error(sc,
+						   "--limit wants a whole number, "
+						   "not '%s'",
+						   optarg);
+			a.has_limit = true;
 			break;
 		case 'C':
 			a.cafile = optarg;

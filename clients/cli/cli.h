@@ -129,6 +129,13 @@ struct cli_args {
 	const char *cafile;
 	int64_t timeout_ms;
 	const char *token; /* --token or $WSRELAY_TOKEN: auth first; or NULL */
+	/* sub (PROTOCOL.md 7.3): --recover, --since EPOCH:OFFSET */
+	bool recover;
+	const char *since_epoch; /* NULL: none */
+	uint64_t since_offset;
+	/* history: --limit N (has_limit false: the node's size) */
+	bool has_limit;
+	uint64_t limit;
 };
 
 /* Prints "wsrelay CMD: " and the message on stderr. */
@@ -142,6 +149,7 @@ int cli_flush_stdout(const struct cli_args *a);
 int cli_cmd_sub(const struct cli_args *a);
 int cli_cmd_pub(const struct cli_args *a);
 int cli_cmd_list(const struct cli_args *a);
+int cli_cmd_history(const struct cli_args *a);
 int cli_cmd_health(const struct cli_args *a);
 /* token.c: `wsrelay token ...` (its own options; argv[0] is "token") */
 int cli_cmd_token(int argc, char **argv);

@@ -19,6 +19,11 @@
 #define SUB_NONCE "sub"
 #define LIST_NONCE "list"
 #define AUTH_NONCE "auth"
+#define HISTORY_NONCE "history"
+
+/* frame_decode's printing: data.channels (list), data.messages (history) */
+#define PRINT_CHANNELS 1u
+#define PRINT_HISTORY 2u
 
 enum frame_kind {
 	FRAME_OTHER,
@@ -36,6 +41,12 @@ struct frame {
 	char *reason;    /* response, unsubscribed: or NULL */
 	char *channel;   /* message, unsubscribed: or NULL */
 	char *message;   /* message: or NULL */
+	/* PROTOCOL.md 7.3: a response's epoch, offset and recovered, a
+	 * message's offset */
+	char *epoch;
+	bool has_offset;
+	uint64_t offset;
+	int recovered; /* -1 absent, 0 false, 1 true */
 };
 
 static void frame_fini(struct frame *f)
@@ -43,6 +54,7 @@ static void frame_fini(struct frame *f)
 	free(f->reason);
 	free(f->channel);
 	free(f->message);
+	free(f->epoch);
 	memset(f, 0, sizeof(*f));
 }
 
@@ -53,11 +65,40 @@ static char *dup_str(const cJSON *obj, const char *key)
 	return cJSON_IsString(v) ? strdup(v->valuestring) : NULL;
 }
 
-/* Decodes @text; an unreadable frame is FRAME_OTHER. With
- * @print_channels, a successful response's data.channels are printed to
- * stdout, one per line (list: no copy of the array outlives the tree). */
+/* data.offset: a whole number (cJSON keeps it as a double: exact below
+ * 2^53, which offsets stay under). */
+static void take_offset(struct frame *f, const cJSON *data)
+{
+	const cJSON *o = cJSON_GetObjectItemCaseSensitive(data, "offset");
+
+	if (cJSON_IsNumber(o) && o->valuedouble >= 0) {
+		f->has_offset = true;
+		f->offset = (uint64_t)o->valuedouble;
+	}
+}
+
+/* Prints data.messages[].message of a history answer, one per line. */
+static void print_history(const cJSON *data)
+{
+	const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(data, "messages");
+	const cJSON *m;
+
+	if (!cJSON_IsArray(msgs))
+		return;
+	cJSON_ArrayForEach(m, msgs) {
+		const cJSON *t = cJSON_GetObjectItemCaseSensitive(m, "message");
+
+		if (cJSON_IsString(t))
+			printf("%s\n", t->valuestring);
+	}
+}
+
+/* Decodes @text; an unreadable frame is FRAME_OTHER. @print: a successful
+ * response's data.channels (PRINT_CHANNELS) or data.messages
+ * (PRINT_HISTORY) are printed to stdout, one per line (no copy of the
+ * array outlives the tree). */
 static void frame_decode(struct frame *f, const char *text, size_t len,
-			 bool print_channels)
+			 unsigned print)
 {
 	cJSON *root = cJSON_ParseWithLength(text, len);
 	const cJSON *type, *data, *nonce;
@@ -80,10 +121,18 @@ static void frame_decode(struct frame *f, const char *text, size_t len,
 			cJSON_GetObjectItemCaseSensitive(data, "channels");
 		const cJSON *ch;
 
+		const cJSON *rec =
+			cJSON_GetObjectItemCaseSensitive(data, "recovered");
+
 		f->kind = FRAME_RESPONSE;
 		f->ok = cJSON_IsTrue(ok);
 		f->reason = dup_str(data, "reason");
-		if (print_channels && f->ok && cJSON_IsArray(chans))
+		f->epoch = dup_str(data, "epoch");
+		take_offset(f, data);
+		f->recovered = cJSON_IsBool(rec) ? cJSON_IsTrue(rec) : -1;
+		if ((print & PRINT_HISTORY) && f->ok)
+			print_history(data);
+		if ((print & PRINT_CHANNELS) && f->ok && cJSON_IsArray(chans))
 			cJSON_ArrayForEach(ch, chans)
 				if (cJSON_IsString(ch))
 					printf("%s\n", ch->valuestring);
@@ -91,6 +140,7 @@ static void frame_decode(struct frame *f, const char *text, size_t len,
 		f->kind = FRAME_MESSAGE;
 		f->channel = dup_str(data, "channel");
 		f->message = dup_str(data, "message");
+		take_offset(f, data);
 		if (!f->channel || !f->message)
 			f->kind = FRAME_OTHER;
 	} else if (!strcmp(type->valuestring, "unsubscribed")) {
@@ -104,8 +154,8 @@ out:
 
 /* ---- frames we send ---- */
 
-static int send_subscribe(struct cli_conn *c, const char *topic,
-			  const char *password)
+static int send_subscribe(struct cli_conn *c, const struct cli_args *a,
+			  const char *topic, const char *password)
 {
 	struct wr_buf b;
 	int rc;
@@ -116,6 +166,13 @@ static int send_subscribe(struct cli_conn *c, const char *topic,
 	if (password) {
 		wr_buf_puts(&b, ",\"password\":");
 		wr_buf_json_str(&b, password, strlen(password));
+	}
+	if (a->since_epoch) {
+		wr_buf_puts(&b, ",\"since\":{\"epoch\":");
+		wr_buf_json_str(&b, a->since_epoch, strlen(a->since_epoch));
+		wr_buf_printf(&b, ",\"offset\":%" PRIu64 "}", a->since_offset);
+	} else if (a->recover) {
+		wr_buf_puts(&b, ",\"recover\":true");
 	}
 	wr_buf_puts(&b, "},\"nonce\":\"" SUB_NONCE "\"}");
 	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
@@ -153,8 +210,7 @@ static int wait_failed(const struct cli_args *a, struct cli_conn *c,
 }
 
 static int await_response(const struct cli_args *a, struct cli_conn *c,
-			  const char *nonce, struct frame *f,
-			  bool print_channels);
+			  const char *nonce, struct frame *f, unsigned print);
 
 /* --token: auth before anything else (PROTOCOL.md 7.1). */
 static int authenticate(const struct cli_args *a, struct cli_conn *c)
@@ -173,7 +229,7 @@ static int authenticate(const struct cli_args *a, struct cli_conn *c)
 		cli_err(a, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	rc = await_response(a, c, AUTH_NONCE, &f, false);
+	rc = await_response(a, c, AUTH_NONCE, &f, 0);
 	if (rc)
 		return rc;
 	if (!f.ok) {
@@ -206,8 +262,7 @@ static int open_conn(const struct cli_args *a, struct cli_conn **out)
 
 /* Waits for the response carrying @nonce, skipping deliveries. */
 static int await_response(const struct cli_args *a, struct cli_conn *c,
-			  const char *nonce, struct frame *f,
-			  bool print_channels)
+			  const char *nonce, struct frame *f, unsigned print)
 {
 	int64_t deadline = wr_now_ms() + a->timeout_ms;
 	const char *msg;
@@ -218,7 +273,7 @@ static int await_response(const struct cli_args *a, struct cli_conn *c,
 
 		if (w != CLI_WAIT_DONE)
 			return wait_failed(a, c, w);
-		frame_decode(f, msg, len, print_channels);
+		frame_decode(f, msg, len, print);
 		if (f->kind == FRAME_RESPONSE) {
 			if (f->has_nonce && !strcmp(f->nonce, nonce))
 				return 0;
@@ -232,22 +287,46 @@ static int await_response(const struct cli_args *a, struct cli_conn *c,
 	}
 }
 
-static int subscribe(const struct cli_args *a, struct cli_conn *c)
+/* The position a recovering sub reached (PROTOCOL.md 7.3). */
+struct position {
+	char *epoch; /* NULL: none known */
+	uint64_t offset;
+};
+
+/* Subscribes (sub and pub use @a's recovery options only when @pos). */
+static int subscribe(const struct cli_args *a, struct cli_conn *c,
+		     struct position *pos)
 {
+	static const struct cli_args plain;
 	struct frame f;
 	int rc;
 
-	if (send_subscribe(c, a->channel, a->password)) {
+	if (send_subscribe(c, pos ? a : &plain, a->channel, a->password)) {
 		cli_err(a, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	rc = await_response(a, c, SUB_NONCE, &f, false);
+	rc = await_response(a, c, SUB_NONCE, &f, 0);
 	if (rc)
 		return rc;
 	if (!f.ok) {
 		cli_err(a, "subscribing to '%s' refused: %s", a->channel,
 			f.reason ? f.reason : "no reason given");
 		rc = CLI_EXIT_REFUSED;
+	} else if (pos && a->recover && f.epoch) {
+		/* recovered: the missed messages follow and move the
+		 * position one by one; else it is the node's */
+		pos->epoch = f.epoch;
+		f.epoch = NULL;
+		pos->offset = f.recovered == 1 ? a->since_offset : f.offset;
+		if (a->since_epoch && f.recovered != 1)
+			fprintf(stderr,
+				"wsrelay sub: not recovered: the messages after "
+				"%s:%" PRIu64
+				" are not all kept (another node, "
+				"a restart, or past the history); going on from "
+				"%s:%" PRIu64 "\n",
+				a->since_epoch, a->since_offset, pos->epoch,
+				pos->offset);
 	}
 	frame_fini(&f);
 	return rc;
@@ -256,12 +335,16 @@ static int subscribe(const struct cli_args *a, struct cli_conn *c)
 /* ---- sub ---- */
 
 /* Prints one frame; returns -1 to go on, else the exit status. */
-static int sub_frame(const struct cli_args *a, const char *msg, size_t len)
+static int sub_frame(const struct cli_args *a, const char *msg, size_t len,
+		     struct position *pos)
 {
 	struct frame f;
 	int rc = -1;
 
-	frame_decode(&f, msg, len, false);
+	frame_decode(&f, msg, len, 0);
+	if (f.kind == FRAME_MESSAGE && f.has_offset && pos->epoch &&
+	    !strcmp(f.channel, a->channel))
+		pos->offset = f.offset;
 	if (a->json && f.kind != FRAME_RESPONSE) {
 		fwrite(msg, 1, len, stdout);
 		fputc('\n', stdout);
@@ -290,13 +373,14 @@ static int sub_frame(const struct cli_args *a, const char *msg, size_t len)
 int cli_cmd_sub(const struct cli_args *a)
 {
 	struct cli_conn *c;
+	struct position pos = { 0 };
 	const char *msg;
 	size_t len;
 	int rc;
 
 	rc = open_conn(a, &c);
 	if (!rc)
-		rc = subscribe(a, c);
+		rc = subscribe(a, c, &pos);
 	if (rc)
 		goto out;
 	fprintf(stderr, "wsrelay sub: subscribed to '%s' at %s\n", a->channel,
@@ -305,7 +389,7 @@ int cli_cmd_sub(const struct cli_args *a)
 		enum cli_wait w = cli_ws_recv(c, -1, &msg, &len);
 
 		if (w == CLI_WAIT_DONE)
-			rc = sub_frame(a, msg, len);
+			rc = sub_frame(a, msg, len, &pos);
 		else if (w == CLI_WAIT_STOPPED)
 			rc = CLI_EXIT_OK;
 		else
@@ -315,6 +399,11 @@ out:
 	/* SIGINT/SIGTERM is how a subscriber is meant to end */
 	if (rc == CLI_EXIT_CONN && cli_stop_requested())
 		rc = CLI_EXIT_OK;
+	/* where a next run resumes: sub --since EPOCH:OFFSET */
+	if (pos.epoch)
+		fprintf(stderr, "wsrelay sub: position %s:%" PRIu64 "\n",
+			pos.epoch, pos.offset);
+	free(pos.epoch);
 	cli_conn_destroy(c);
 	return rc;
 }
@@ -330,7 +419,7 @@ static int pub_one(const struct cli_args *a, struct cli_conn *c)
 		cli_err(a, "out of memory");
 		return CLI_EXIT_CONN;
 	}
-	rc = await_response(a, c, "1", &f, false);
+	rc = await_response(a, c, "1", &f, 0);
 	if (rc)
 		return rc;
 	if (!f.ok) {
@@ -394,7 +483,7 @@ static void pub_answer(const struct cli_args *a, const char *msg, size_t len,
 	char want[24];
 	struct frame f;
 
-	frame_decode(&f, msg, len, false);
+	frame_decode(&f, msg, len, 0);
 	if (f.kind != FRAME_RESPONSE)
 		goto out;
 	snprintf(want, sizeof(want), "%" PRIu64, s->owed);
@@ -463,7 +552,7 @@ int cli_cmd_pub(const struct cli_args *a)
 
 	rc = open_conn(a, &c);
 	if (!rc)
-		rc = subscribe(a, c);
+		rc = subscribe(a, c, NULL);
 	if (!rc)
 		rc = a->message ? pub_one(a, c) : pub_stdin(a, c);
 	cli_conn_destroy(c);
@@ -489,7 +578,7 @@ int cli_cmd_list(const struct cli_args *a)
 		rc = CLI_EXIT_CONN;
 		goto out;
 	}
-	rc = await_response(a, c, LIST_NONCE, &f, true);
+	rc = await_response(a, c, LIST_NONCE, &f, PRINT_CHANNELS);
 	if (rc)
 		goto out;
 	if (!f.ok) {
@@ -498,6 +587,78 @@ int cli_cmd_list(const struct cli_args *a)
 		rc = CLI_EXIT_REFUSED;
 	} else if (cli_flush_stdout(a) < 0) {
 		rc = CLI_EXIT_CONN;
+	}
+	frame_fini(&f);
+out:
+	cli_conn_destroy(c);
+	return rc;
+}
+
+/* ---- history ---- */
+
+int cli_cmd_history(const struct cli_args *a)
+{
+	struct cli_conn *c;
+	struct frame f;
+	struct wr_buf b;
+	const char *msg;
+	size_t len;
+	int rc;
+
+	rc = open_conn(a, &c);
+	if (!rc)
+		rc = subscribe(a, c, NULL); /* 7.5.8: subscribers only */
+	if (rc)
+		goto out;
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"command\":\"history\",\"data\":{\"channel\":");
+	wr_buf_json_str(&b, a->channel, strlen(a->channel));
+	if (a->has_limit)
+		wr_buf_printf(&b, ",\"limit\":%" PRIu64, a->limit);
+	wr_buf_puts(&b, "},\"nonce\":\"" HISTORY_NONCE "\"}");
+	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
+	wr_buf_fini(&b);
+	if (rc) {
+		cli_err(a, "out of memory");
+		rc = CLI_EXIT_CONN;
+		goto out;
+	}
+	if (a->json) {
+		/* the answer as received (deliveries meanwhile skipped) */
+		for (;;) {
+			enum cli_wait w =
+				cli_ws_recv(c, wr_now_ms() + a->timeout_ms,
+					    &msg, &len);
+
+			if (w != CLI_WAIT_DONE) {
+				rc = wait_failed(a, c, w);
+				goto out;
+			}
+			frame_decode(&f, msg, len, 0);
+			if (f.kind == FRAME_RESPONSE)
+				break;
+			frame_fini(&f);
+		}
+		if (f.ok) {
+			fwrite(msg, 1, len, stdout);
+			fputc('\n', stdout);
+		}
+	} else {
+		rc = await_response(a, c, HISTORY_NONCE, &f, PRINT_HISTORY);
+		if (rc)
+			goto out;
+	}
+	if (!f.ok) {
+		cli_err(a, "history refused: %s",
+			f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	} else {
+		if (f.epoch && f.has_offset)
+			fprintf(stderr,
+				"wsrelay history: position %s:%" PRIu64 "\n",
+				f.epoch, f.offset);
+		if (cli_flush_stdout(a) < 0)
+			rc = CLI_EXIT_CONN;
 	}
 	frame_fini(&f);
 out:

@@ -48,6 +48,46 @@ export interface WsRelayOptions {
 export interface SubscribeOptions {
   /** Channel password; omitted or undefined: none (null is sent as null, which the server takes as none). */
   password?: string | null;
+  /**
+   * PROTOCOL.md 7.3: deliveries carry their offset, the client keeps the channel's epoch and
+   * last offset, and after a reconnect the missed messages are replayed (or the "gap" event).
+   */
+  recover?: boolean;
+  /** Resume from this position (implies recover), e.g. one saved by an earlier run. */
+  since?: Position;
+}
+
+/** A place in a channel's history on one node. */
+export interface Position {
+  epoch: string;
+  offset: number;
+}
+
+/** What subscribe() resolves to with recover or since. */
+export interface SubscribeResult extends Position {
+  /** With since: the missed messages follow (true), or cannot be replayed (false). */
+  recovered?: boolean;
+}
+
+export interface HistoryResult extends Position {
+  /** The newest kept messages, oldest first. */
+  messages: { message: string; offset: number }[];
+}
+
+export interface OpenEvent {
+  /**
+   * Per recovering subscription restored with a position: true when the missed messages were
+   * replayed, false when they could not be (a "gap" event was fired too). Empty on a first connect.
+   */
+  recovered: Record<string, boolean>;
+}
+
+export interface GapEvent {
+  channel: string;
+  /** The position the client had. */
+  from: Position;
+  /** The node's position now: deliveries continue from here. */
+  to: Position;
 }
 
 export interface CloseEvent {
@@ -67,6 +107,8 @@ export interface MessageEvent {
   message: string;
   /** The sender's nonce; undefined when the sender gave none. */
   nonce: string | undefined;
+  /** The message's offset, on a subscription with recover (7.3). */
+  offset?: number;
 }
 
 export interface UnsubscribedEvent {
@@ -99,7 +141,7 @@ export interface AuthErrorEvent {
 
 export interface WsRelayEventMap {
   /** Connected and every subscription restored; queued commands have been written. */
-  open: void;
+  open: OpenEvent;
   /**
    * A connection that was open is gone: the socket's code and reason; 4408 "timeout" when the
    * client dropped it because a restore subscribe went unanswered; 1000 "closed" after close().
@@ -117,6 +159,8 @@ export interface WsRelayEventMap {
   auth: AuthEvent;
   /** Authentication failed, or the node closed the connection with 4401. A failed refresh keeps the login. */
   autherror: AuthErrorEvent;
+  /** A recovering subscription was restored but the missed messages could not be replayed. */
+  gap: GapEvent;
 }
 
 export type WsRelayEvent = keyof WsRelayEventMap;
@@ -151,7 +195,12 @@ export class WsRelay {
   /** The channels the user holds (restored on reconnect). */
   readonly subscriptions: string[];
 
-  subscribe(topic: string, options?: SubscribeOptions): Promise<void>;
+  /** Resolves to undefined, or with recover / since to the position (SubscribeResult). */
+  subscribe(topic: string, options?: SubscribeOptions): Promise<void | SubscribeResult>;
+  /** The position reached on a recovering subscription, or null. */
+  position(topic: string): Position | null;
+  /** The newest kept messages of a subscribed channel; limit defaults to (and is capped at) the node's size. */
+  history(channel: string, limit?: number): Promise<HistoryResult>;
   unsubscribe(topic: string): Promise<void>;
   send(channel: string, message: string): Promise<void>;
   /** Every channel open anywhere on the network, sorted. */

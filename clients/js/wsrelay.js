@@ -17,8 +17,14 @@
 // are restored and the queue goes out; with `getToken` the login is
 // refreshed ~30 s before the token's exp. Outcomes are the "auth" and
 // "autherror" events.
+//
+// History and recovery (PROTOCOL.md 7.3): subscribe(topic, {recover: true})
+// keeps the channel's epoch and the last offset received; after a reconnect
+// the subscription is restored with `since`, and the node replays what was
+// missed (then "open" says recovered: {channel: true}) or cannot (the
+// "gap" event, and recovered: {channel: false}). history(channel, limit).
 
-const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror"];
+const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap"];
 
 // Refresh this long before exp (the node closes the connection at exp + 30 s).
 const REFRESH_BEFORE_MS = 30000;
@@ -104,7 +110,10 @@ export class WsRelay {
   #nonceCounter = 0;
   #pending = new Map(); // nonce -> entry written and not yet answered
   #queue = []; // entries waiting for the connection, in call order
-  #subs = new Map(); // topic -> password (undefined: none) the user holds
+  // topic -> {password (undefined: none), recover, epoch, offset} the user
+  // holds; epoch and offset: the position reached (recover only)
+  #subs = new Map();
+  #recovered = null; // topic -> bool of this connection's restore, for "open"
   #late = new Map(); // nonce -> topic of subscribes that timed out
   #listeners = new Map(EVENTS.map((e) => [e, new Set()]));
 
@@ -168,16 +177,72 @@ export class WsRelay {
 
   // ---------------------------------------------------------------- commands
 
-  /** Subscribes to `topic`, creating it (with `password`) if open nowhere. */
+  /**
+   * Subscribes to `topic`, creating it (with `password`) if open nowhere.
+   * With `recover: true` (7.3) deliveries carry their offset, the position
+   * is kept, and it resolves to {epoch, offset}; with `since` ({epoch,
+   * offset}, e.g. saved by an earlier run) the missed messages are
+   * replayed and it resolves to {epoch, offset, recovered}.
+   */
   subscribe(topic, options = {}) {
     const password = options == null ? undefined : options.password;
+    const since = options == null ? undefined : options.since;
+    const recover = !!(options && (options.recover || since));
     const data = password === undefined ? { topic } : { topic, password };
+    if (since !== undefined) {
+      if (since === null || typeof since !== "object" || typeof since.epoch !== "string" ||
+          !Number.isSafeInteger(since.offset) || since.offset < 0) {
+        throw new TypeError("WsRelay: options.since must be {epoch: string, offset: integer >= 0}");
+      }
+      data.since = { epoch: since.epoch, offset: since.offset };
+    } else if (recover) {
+      data.recover = true;
+    }
     return this.#command("subscribe", data, {
-      ok: (entry) => {
-        this.#subs.set(topic, password);
-        entry.resolve();
+      ok: (entry, resp) => {
+        const sub = { password, recover, epoch: null, offset: since ? since.offset : 0 };
+        if (recover) this.#position(sub, resp);
+        this.#subs.set(topic, sub);
+        if (!recover) {
+          entry.resolve();
+          return;
+        }
+        const out = { epoch: sub.epoch, offset: typeof resp.offset === "number" ? resp.offset : sub.offset };
+        if (typeof resp.recovered === "boolean") out.recovered = resp.recovered;
+        entry.resolve(out);
       },
     });
+  }
+
+  /** The position reached on a recovering subscription: {epoch, offset}, or null. */
+  position(topic) {
+    const sub = this.#subs.get(topic);
+    return sub && sub.recover && sub.epoch !== null ? { epoch: sub.epoch, offset: sub.offset } : null;
+  }
+
+  /**
+   * The newest kept messages of a subscribed channel (7.3), oldest first:
+   * resolves to {epoch, offset, messages: [{message, offset}]}. `limit`
+   * defaults to (and is capped at) the node's [history] size.
+   */
+  history(channel, limit) {
+    const data = limit === undefined ? { channel } : { channel, limit };
+    return this.#command("history", data, {
+      ok: (entry, resp) =>
+        entry.resolve({
+          epoch: resp.epoch,
+          offset: resp.offset,
+          messages: Array.isArray(resp.messages) ? resp.messages : [],
+        }),
+    });
+  }
+
+  // A (re)subscribe's answer: the epoch, and the last offset so far -
+  // unless the missed messages follow (recovered): then each replayed one
+  // moves the position, so a connection lost mid-replay resumes from there.
+  #position(sub, resp) {
+    if (typeof resp.epoch === "string") sub.epoch = resp.epoch;
+    if (typeof resp.offset === "number" && resp.recovered !== true) sub.offset = resp.offset;
   }
 
   /**
@@ -499,21 +564,38 @@ export class WsRelay {
     if (this.#ws !== ws || !this.#opened) return;
     const subs = [...this.#subs];
     this.#restoring = subs.length;
+    this.#recovered = {};
     if (subs.length === 0) {
       this.#becomeReady();
       return;
     }
     // Restore every subscription the user holds, with its password, before
     // anything queued goes out.
-    for (const [topic, password] of subs) {
+    for (const [topic, sub] of subs) {
+      const { password } = sub;
       const data = password === undefined ? { topic } : { topic, password };
+      // a recovering subscription resumes from where it was
+      const since = sub.recover && sub.epoch !== null ? { epoch: sub.epoch, offset: sub.offset } : null;
+      if (since) data.since = since;
+      else if (sub.recover) data.recover = true;
       this.#write({
         command: "subscribe",
         data,
         restore: true,
         resolve: noop,
         reject: noop,
-        ok: () => this.#restored(ws),
+        ok: (_entry, resp) => {
+          if (sub.recover) {
+            const recovered = since ? resp.recovered === true : false;
+            this.#position(sub, resp);
+            if (since) this.#recovered[topic] = recovered;
+            if (since && !recovered) {
+              // what was sent between since.offset and now is lost
+              this.#emit("gap", { channel: topic, from: since, to: { epoch: sub.epoch, offset: sub.offset } });
+            }
+          }
+          this.#restored(ws);
+        },
         fail: (_entry, reason) => {
           // Not restored (e.g. the channel was recreated with another
           // password meanwhile): the user no longer holds it.
@@ -538,7 +620,9 @@ export class WsRelay {
     const queued = this.#queue;
     this.#queue = [];
     for (const entry of queued) this.#write(entry);
-    this.#emit("open");
+    const recovered = this.#recovered || {};
+    this.#recovered = null;
+    this.#emit("open", { recovered });
   }
 
   #onFrame(ws, raw) {
@@ -568,9 +652,16 @@ export class WsRelay {
       case "response":
         this.#onResponse(msg.nonce, data, text);
         break;
-      case "message":
-        this.#emit("message", { channel: data.channel, message: data.message, nonce: msg.nonce });
+      case "message": {
+        const ev = { channel: data.channel, message: data.message, nonce: msg.nonce };
+        if (typeof data.offset === "number") {
+          ev.offset = data.offset;
+          const sub = this.#subs.get(data.channel);
+          if (sub && sub.recover) sub.offset = data.offset;
+        }
+        this.#emit("message", ev);
         break;
+      }
       case "unsubscribed":
         this.#subs.delete(data.channel);
         this.#emit("unsubscribed", { channel: data.channel, reason: data.reason });

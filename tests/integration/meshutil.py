@@ -114,10 +114,11 @@ def _toml(v):
 
 
 def mesh_config(name, port=0, peers=(), token=TOKEN, node_extra=None,
-                mesh=None):
+                mesh=None, sections=None):
     """TOML text for one mesh node. peers: [(name, port)] or
     [(name, url, token)]; node_extra: more [node] keys (max_peers, url...);
-    mesh: [mesh] overrides on top of MESH_TIMINGS."""
+    mesh: [mesh] overrides on top of MESH_TIMINGS; sections: more tables,
+    {"history": {"size": 100}}."""
     lines = ["[node]", f"name = {_toml(name)}",
              f'listen = "127.0.0.1:{port}"']
     if token is not None:
@@ -134,6 +135,9 @@ def mesh_config(name, port=0, peers=(), token=TOKEN, node_extra=None,
     timings.update(mesh or {})
     for k, v in timings.items():
         lines.append(f"{k} = {_toml(v)}")
+    for sect, keys in (sections or {}).items():
+        lines += ["", f"[{sect}]"]
+        lines += [f"{k} = {_toml(v)}" for k, v in keys.items()]
     for p in peers:
         if len(p) == 2:
             pname, pport = p
@@ -146,10 +150,11 @@ def mesh_config(name, port=0, peers=(), token=TOKEN, node_extra=None,
 
 
 def start_node(node_factory, name, port=0, peers=(), node_extra=None,
-               mesh=None, token=TOKEN):
+               mesh=None, token=TOKEN, sections=None):
     """Starts one mesh node; remembers how, for restart()."""
     spec = dict(name=name, peers=list(peers), node_extra=dict(node_extra or {}),
-                mesh=dict(mesh or {}), token=token)
+                mesh=dict(mesh or {}), token=token,
+                sections=dict(sections or {}))
     n = node_factory.start(config_text=mesh_config(port=port, **spec))
     n.name = name
     n.mesh_spec = spec
@@ -157,10 +162,11 @@ def start_node(node_factory, name, port=0, peers=(), node_extra=None,
 
 
 def start_mesh(node_factory, names, edges=(), max_peers=None, per_node=None,
-               wait=True, **mesh_overrides):
+               wait=True, sections=None, **mesh_overrides):
     """Starts one node per name, every one with the static TOKEN.
     edges: (dialler, target) pairs: target goes into dialler's [[peers]];
     they must form a DAG (targets start first, their ports are ephemeral).
+    sections: more config tables for every node ({"history": {...}}).
     max_peers: [node] max_peers for every node; per_node: {name: {[node]
     keys}} on top. With wait, returns once every edge is a link in both
     nodes' /api/node views. Returns the nodes in the order of names, each
@@ -182,7 +188,7 @@ def start_mesh(node_factory, names, edges=(), max_peers=None, per_node=None,
             started[n] = start_node(
                 node_factory, n,
                 peers=[(t, started[t].port) for t in targets[n]],
-                node_extra=extra, mesh=mesh_overrides)
+                node_extra=extra, mesh=mesh_overrides, sections=sections)
             progress = True
         assert progress, f"edges are not a DAG: {edges}"
     nodes = [started[n] for n in names]

@@ -85,7 +85,7 @@ export class EventLog {
   constructor(relay) {
     this.items = []; // {event, arg, used}
     this.waiters = [];
-    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror"]) {
+    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap"]) {
       relay.on(event, (arg) => this.#push(event, arg));
     }
   }
@@ -386,7 +386,9 @@ export function answerOk(conn, frame) {
 
 /**
  * Wraps the global WebSocket: `sent` records every frame written (parsed),
- * `hold()` makes new connections wait until `release()`.
+ * `hold()` makes new connections wait until `release()`, `drop()` closes
+ * the newest connection as a network loss would look to the client (its
+ * close event fires; the client reconnects).
  */
 export function tapWebSocket() {
   const tap = { sent: [], sockets: 0 };
@@ -399,8 +401,12 @@ export function tapWebSocket() {
     if (open) open();
     open = null;
   };
+  tap.drop = () => {
+    if (tap.current && tap.current.ws) tap.current.ws.close(4000, "dropped by the test");
+  };
   tap.WebSocket = class TapWebSocket {
     constructor(url) {
+      tap.current = this;
       this.readyState = 0;
       this.onopen = this.onmessage = this.onerror = this.onclose = null;
       this.ws = null;

@@ -1339,3 +1339,78 @@ Test(cmd, auth_command)
 		chan_cmd_fini(&cmd);
 	}
 }
+
+Test(cmd, recover_since_and_history)
+{
+	struct chan_cmd cmd;
+	const char *r;
+
+	r = decode(&cmd,
+		   "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+		   "\"recover\":true}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect(cmd.recover);
+	cr_expect_not(cmd.has_since);
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+		   "\"recover\":false,\"since\":{\"offset\":"
+		   "18446744073709551615,\"epoch\":\"e\\u0031\"}}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect(cmd.recover, "since implies recover");
+	cr_expect(cmd.has_since);
+	cr_expect_eq(cmd.since_offset, UINT64_MAX);
+	STR_IS(cmd.since_epoch, "e1", "epoch");
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+		   "\"recover\":null,\"since\":null}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect_not(cmd.recover);
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"history\",\"data\":{\"channel\":\"c\","
+		   "\"limit\":7},\"nonce\":\"h\"}");
+	cr_assert_null(r, "%s", r);
+	cr_expect_eq(cmd.type, CHAN_CMD_HISTORY);
+	cr_expect(cmd.has_limit);
+	cr_expect_eq(cmd.limit, 7);
+	STR_IS(cmd.channel, "c", "channel");
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"history\",\"data\":{\"channel\":\"c\"}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect_not(cmd.has_limit);
+	chan_cmd_fini(&cmd);
+	{
+		static const struct bad t[] = {
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"recover\":1},\"nonce\":\"n\"}",
+			  "missing field: recover", "n" },
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"since\":[]}}",
+			  "missing field: since", NULL },
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"since\":{\"epoch\":\"e\",\"offset\":1.0}}}",
+			  "missing field: since", NULL },
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"since\":{\"epoch\":\"e\",\"offset\":"
+			  "18446744073709551616}}}",
+			  "missing field: since", NULL },
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"since\":{\"offset\":3}}}",
+			  "missing field: since", NULL },
+			{ "{\"command\":\"history\",\"data\":{}}",
+			  "missing field: channel", NULL },
+			{ "{\"command\":\"history\",\"data\":{\"channel\":\"c\","
+			  "\"limit\":-2}}",
+			  "missing field: limit", NULL },
+			{ "{\"command\":\"history\",\"data\":{\"channel\":\"\"}}",
+			  "invalid channel name", NULL },
+			{ "{\"command\":\"history\"}", "missing field: data",
+			  NULL },
+		};
+
+		check_bad(t, N(t));
+	}
+}

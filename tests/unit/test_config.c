@@ -1015,6 +1015,15 @@ Test(config, origins_and_per_address_limits)
 		{ "[limits]\nmessages_burst = -1\n", "out of range" },
 		{ "[limits]\nmax_pending_per_ip = 0\n",
 		  "key 'limits.max_pending_per_ip': 0 is out of range" },
+		{ "[history]\nsize = -1\n",
+		  "node.toml:2: key 'history.size': -1 is out of range" },
+		{ "[history]\nsize = 1000001\n", "out of range" },
+		{ "[history]\nttl_ms = 0\n",
+		  "key 'history.ttl_ms': 0 is out of range" },
+		{ "[history]\nmax_bytes = -5\n",
+		  "key 'history.max_bytes': -5 is out of range" },
+		{ "[history]\nsize = \"100\"\n", "key 'history.size'" },
+		{ "[history]\nwindow = 5\n", "window" },
 	};
 
 	cr_assert_eq(parse(&c, "", err), WR_OK, "%s", err);
@@ -1023,6 +1032,19 @@ Test(config, origins_and_per_address_limits)
 	cr_expect_eq(c.messages_per_second, 1000);
 	cr_expect_eq(c.messages_burst, 2000);
 	cr_expect_eq(c.max_pending_per_ip, 64);
+	/* [history] (7.3): off by default */
+	cr_expect_eq(c.history_size, 0);
+	cr_expect_eq(c.history_ttl_ms, 300000);
+	cr_expect_eq(c.history_max_bytes, 64LL << 20);
+	config_fini(&c);
+	cr_assert_eq(parse(&c,
+			   "[history]\nsize = 100\nttl_ms = 1000\n"
+			   "max_bytes = 0\n",
+			   err),
+		     WR_OK, "%s", err);
+	cr_expect_eq(c.history_size, 100);
+	cr_expect_eq(c.history_ttl_ms, 1000);
+	cr_expect_eq(c.history_max_bytes, 0);
 	config_fini(&c);
 	cr_assert_eq(parse(&c,
 			   "[web]\nallowed_origins = [\n"
