@@ -28,8 +28,9 @@ enum chan_cmd_type {
 	CHAN_CMD_UNSUBSCRIBE,
 	CHAN_CMD_LIST,
 	CHAN_CMD_SEND,
-	CHAN_CMD_AUTH,    /* 7.1: data.token, a compact JWT */
-	CHAN_CMD_HISTORY, /* 7.3: data.channel, data.limit (optional) */
+	CHAN_CMD_AUTH,     /* 7.1: data.token, a compact JWT */
+	CHAN_CMD_HISTORY,  /* 7.3: data.channel, data.limit (optional) */
+	CHAN_CMD_PRESENCE, /* 7.4: data.channel */
 };
 
 struct chan_str {
@@ -48,6 +49,7 @@ struct chan_cmd {
 	struct chan_str token;   /* auth */
 	/* subscribe (7.3): recover, or since (which implies it) */
 	bool recover, has_since;
+	bool presence_events; /* subscribe (7.4) */
 	struct chan_str since_epoch;
 	uint64_t since_offset;
 	/* history: limit, when given */
@@ -260,12 +262,22 @@ int chan_join(struct chan_registry *reg, struct chan_channel *ch,
  * waiting for the mesh: its replay, when answered, covers the time). */
 #define CHAN_SUB_RECOVER 1u
 #define CHAN_SUB_HELD 2u
+/* PRESENCE: receives join / leave events (7.4). Not a fan-out flag: a
+ * channel's messages keep the shared frame path. */
+#define CHAN_SUB_PRESENCE 4u
 /* chan_join() with @flags. */
 int chan_join_flags(struct chan_registry *reg, struct chan_channel *ch,
 		    struct chan_client *cl, unsigned flags);
+/* chan_join_flags() for an authenticated client: @user (@ulen bytes, the
+ * token's sub) counts in the channel's presence (7.4); a first
+ * subscription of a user nobody on the mesh had emits a join to the
+ * PRESENCE members but @cl. @user NULL: anonymous. */
+int chan_join_as(struct chan_registry *reg, struct chan_channel *ch,
+		 struct chan_client *cl, unsigned flags, const char *user,
+		 size_t ulen);
 /* Sets the flags of @cl's subscription to @ch: WR_OK or WR_ENOENT. */
-int chan_sub_set_flags(struct chan_channel *ch, struct chan_client *cl,
-		       unsigned flags);
+int chan_sub_set_flags(struct chan_registry *reg, struct chan_channel *ch,
+		       struct chan_client *cl, unsigned flags);
 /* The flags of @cl's subscription to @ch (0 when not a member). */
 unsigned chan_sub_flags(const struct chan_channel *ch,
 			const struct chan_client *cl);
@@ -338,6 +350,82 @@ void chan_foreach(struct chan_registry *reg,
 		  void (*fn)(struct chan_channel *ch, void *arg), void *arg);
 
 /* ------------------------------------------------------------------ */
+/* Presence (PROTOCOL.md 7.4, 7.5.9; presence.c)                       */
+
+/* Users in a presence answer, sorted (7.4). */
+#define CHAN_PRESENCE_USERS_MAX 1000
+/* The longest user name (a token's sub) presence carries. */
+#define CHAN_USER_MAX 256
+
+struct chan_pres;
+struct chan_user;
+/* A user's presence changed mesh-wide: @join, else a leave. */
+typedef void (*chan_pres_emit_cb)(void *arg, bool join, const char *user,
+				  size_t len);
+typedef void (*chan_pres_user_cb)(void *arg, const char *user, size_t len);
+typedef void (*chan_pres_holder_cb)(void *arg, const char *holder);
+
+struct chan_pres *chan_pres_create(void);
+void chan_pres_destroy(struct chan_pres *p);
+/* One more local subscription of @name; *@joined when the user was
+ * present nowhere before. NULL on no memory. */
+struct chan_user *chan_pres_local_add(struct chan_pres *p, const char *name,
+				      size_t len, bool *joined);
+/* One local subscription of @u less; at the last one @u is freed and,
+ * when no holder has the user either, @emit (may be NULL) tells the leave.
+ * True on that leave. */
+bool chan_pres_local_remove(struct chan_pres *p, struct chan_user *u,
+			    chan_pres_emit_cb emit, void *arg);
+const char *chan_user_name(const struct chan_user *u, size_t *len);
+/* Distinct local users; their set's revision (grows on each change). */
+unsigned chan_pres_local_count(const struct chan_pres *p);
+uint64_t chan_pres_rev(const struct chan_pres *p);
+/* The local users, sorted. */
+void chan_pres_local_each(const struct chan_pres *p, chan_pres_user_cb fn,
+			  void *arg);
+/* Holder @holder's users are now @users[0..@n) (taken: the array and its
+ * strings, malloc'd; any order, duplicates allowed). The edges are
+ * emitted unless @quiet (a baseline: what was there before anyone here
+ * listened). WR_OK or WR_ENOMEM (then nothing changed; @users freed). */
+int chan_pres_remote_set(struct chan_pres *p, const char *holder, char **users,
+			 unsigned n, bool quiet, chan_pres_emit_cb emit,
+			 void *arg);
+/* @holder is no holder any more (or not alive): its users leave unless
+ * present elsewhere. */
+void chan_pres_remote_drop(struct chan_pres *p, const char *holder,
+			   chan_pres_emit_cb emit, void *arg);
+/* Every holder with a list; @fn may drop the one it is given. */
+void chan_pres_remote_each(const struct chan_pres *p, chan_pres_holder_cb fn,
+			   void *arg);
+bool chan_pres_known(const struct chan_pres *p, const char *holder);
+/* Forgets every holder's list without events (nobody listens here). */
+void chan_pres_forget_remote(struct chan_pres *p);
+/* A poll of the holders is under way (flows/presence.c). */
+bool chan_pres_polling(const struct chan_pres *p);
+void chan_pres_set_polling(struct chan_pres *p, bool on);
+/* The first poll round since someone here listens is over: the lists it
+ * brought were the baseline, later ones bring events. */
+bool chan_pres_seeded(const struct chan_pres *p);
+void chan_pres_set_seeded(struct chan_pres *p);
+
+/* The channel's presence state: NULL until a user or a PRESENCE member
+ * came. */
+struct chan_pres *chan_presence(struct chan_channel *ch);
+/* Members with CHAN_SUB_PRESENCE. */
+unsigned chan_presence_listeners(const struct chan_channel *ch);
+/* @holder reported @users (see chan_pres_remote_set); the edges go to
+ * the channel's PRESENCE members. */
+int chan_presence_remote(struct chan_registry *reg, struct chan_channel *ch,
+			 const char *holder, char **users, unsigned n,
+			 bool quiet);
+void chan_presence_drop(struct chan_registry *reg, struct chan_channel *ch,
+			const char *holder);
+/* Channels with a PRESENCE member. */
+unsigned chan_presence_channels(const struct chan_registry *reg);
+/* Events sent (join + leave frames queued), for /metrics. */
+uint64_t chan_presence_events(const struct chan_registry *reg);
+
+/* ------------------------------------------------------------------ */
 /* Passwords                                                           */
 
 /* PBKDF2-HMAC-SHA256(pw, salt = channel name, 32768, 32 bytes). Slow:
@@ -361,6 +449,7 @@ struct chan_pw_job {
 	bool has_tag;
 	struct wr_addr from; /* the requester's address, when from_set */
 	bool from_set;
+	unsigned sub_flags; /* the subscription's CHAN_SUB_PRESENCE */
 	struct chan_pw_job *next;
 };
 

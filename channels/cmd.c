@@ -413,7 +413,7 @@ static bool key_is(const struct jval *k, const char *name)
 struct fields {
 	struct jval command, nonce, data;
 	struct jval topic, password, channel, message, token;
-	struct jval recover, since, limit, epoch, offset;
+	struct jval recover, since, limit, epoch, offset, presence_events;
 };
 
 static void top_member(void *ctx, const struct jval *key,
@@ -451,6 +451,8 @@ static void data_member(void *ctx, const struct jval *key,
 		slot = &f->since;
 	else if (key_is(key, "limit"))
 		slot = &f->limit;
+	else if (key_is(key, "presence_events"))
+		slot = &f->presence_events;
 	if (slot && slot->type == J_NONE)
 		*slot = *val;
 }
@@ -563,6 +565,8 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 		cmd->type = CHAN_CMD_AUTH;
 	else if (key_is(&f.command, "history"))
 		cmd->type = CHAN_CMD_HISTORY;
+	else if (key_is(&f.command, "presence"))
+		cmd->type = CHAN_CMD_PRESENCE;
 	else
 		return "unknown command";
 
@@ -598,7 +602,19 @@ const char *chan_cmd_decode(struct chan_cmd *cmd, const char *buf, size_t len,
 
 			if (r)
 				return r;
+			if (f.presence_events.type == J_BOOL)
+				cmd->presence_events = f.presence_events.p[0] ==
+						       't';
+			else if (f.presence_events.type != J_NONE &&
+				 f.presence_events.type != J_NULL)
+				return "missing field: presence_events";
 		}
+		break;
+	case CHAN_CMD_PRESENCE:
+		if (f.channel.type != J_STR)
+			return "missing field: channel";
+		if (take_string(cmd, &f.channel, &cmd->channel))
+			return "invalid json";
 		break;
 	case CHAN_CMD_HISTORY:
 		if (f.channel.type != J_STR)

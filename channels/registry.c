@@ -15,10 +15,14 @@
 struct chan_member {
 	struct chan_channel *ch;
 	struct chan_client *cl;
-	unsigned ch_idx; /* index in ch->members */
-	unsigned cl_idx; /* index in cl->subs */
-	unsigned flags;  /* CHAN_SUB_* */
+	unsigned ch_idx;        /* index in ch->members */
+	unsigned cl_idx;        /* index in cl->subs */
+	unsigned flags;         /* CHAN_SUB_* */
+	struct chan_user *user; /* presence (7.4); NULL: anonymous */
 };
+
+/* The flags that change how a message is queued (not PRESENCE). */
+#define FANOUT_FLAGS (CHAN_SUB_RECOVER | CHAN_SUB_HELD)
 
 struct chan_channel {
 	struct chan_channel *next; /* hash chain */
@@ -28,7 +32,9 @@ struct chan_channel {
 	bool has_hash;
 	uint8_t hash[CHAN_HASH_LEN];
 	int64_t created_ms;
-	unsigned nflagged; /* members with CHAN_SUB_RECOVER or _HELD */
+	unsigned nflagged;      /* members with CHAN_SUB_RECOVER or _HELD */
+	unsigned npresence;     /* members with CHAN_SUB_PRESENCE */
+	struct chan_pres *pres; /* NULL until a user or a listener came */
 	struct chan_ring ring;
 	size_t name_len;
 	char name[]; /* NUL-terminated for convenience */
@@ -48,7 +54,22 @@ struct chan_registry {
 	 * one getrandom at start rather than one per channel */
 	unsigned char ekey[crypto_shorthash_KEYBYTES];
 	uint64_t epochs;
+	uint64_t pres_events;
+	unsigned pres_channels; /* channels with a PRESENCE member */
 };
+
+/* @ch's PRESENCE members change by @d (+1 / -1). */
+static void listeners_add(struct chan_registry *reg, struct chan_channel *ch,
+			  int d)
+{
+	unsigned before = ch->npresence;
+
+	ch->npresence = (unsigned)((int)ch->npresence + d);
+	if (!before && ch->npresence)
+		reg->pres_channels++;
+	else if (before && !ch->npresence)
+		reg->pres_channels--;
+}
 
 static uint64_t name_hash(const struct chan_registry *reg, const char *p,
 			  size_t n)
@@ -90,6 +111,7 @@ struct chan_registry *chan_registry_create(const struct chan_limits *lim,
 static void channel_free(struct chan_registry *reg, struct chan_channel *ch)
 {
 	chan_ring_fini(&reg->hist, &ch->ring); /* 7.3: the ring goes with it */
+	chan_pres_destroy(ch->pres);
 	free(ch->members);
 	free(ch);
 }
@@ -293,16 +315,25 @@ static struct chan_member *member_find(const struct chan_channel *ch,
 	return NULL;
 }
 
-int chan_sub_set_flags(struct chan_channel *ch, struct chan_client *cl,
-		       unsigned flags)
+int chan_sub_set_flags(struct chan_registry *reg, struct chan_channel *ch,
+		       struct chan_client *cl, unsigned flags)
 {
 	struct chan_member *m = member_find(ch, cl);
 
 	if (!m)
 		return WR_ENOENT;
-	ch->nflagged -= m->flags != 0;
+	ch->nflagged -= (m->flags & FANOUT_FLAGS) != 0;
+	if (m->flags & CHAN_SUB_PRESENCE)
+		listeners_add(reg, ch, -1);
 	m->flags = flags;
-	ch->nflagged += flags != 0;
+	ch->nflagged += (flags & FANOUT_FLAGS) != 0;
+	if (flags & CHAN_SUB_PRESENCE) {
+		if (!ch->pres && !(ch->pres = chan_pres_create()))
+			return WR_ENOMEM;
+		listeners_add(reg, ch, 1);
+	}
+	if (!ch->npresence && ch->pres) /* nobody listens: no lists kept */
+		chan_pres_forget_remote(ch->pres);
 	return WR_OK;
 }
 
@@ -317,7 +348,104 @@ unsigned chan_sub_flags(const struct chan_channel *ch,
 int chan_join_flags(struct chan_registry *reg, struct chan_channel *ch,
 		    struct chan_client *cl, unsigned flags)
 {
+	return chan_join_as(reg, ch, cl, flags, NULL, 0);
+}
+
+/* ---- presence events (7.4) ---- */
+
+struct emit_ctx {
+	struct chan_registry *reg;
+	struct chan_channel *ch;
+	const struct chan_client *except;
+};
+
+/* {"type":"join"|"leave","data":{"channel","user"}} to every PRESENCE
+ * member but ctx->except, one shared frame. */
+static void emit(void *arg, bool join, const char *user, size_t len)
+{
+	struct emit_ctx *x = arg;
+	struct chan_channel *ch = x->ch;
+	struct wr_buf b;
+	struct wr_msg *m;
+
+	if (!ch->npresence)
+		return;
+	wr_buf_init(&b);
+	wr_buf_puts(&b, join ? "{\"type\":\"join\"" : "{\"type\":\"leave\"");
+	wr_buf_puts(&b, ",\"data\":{\"channel\":");
+	wr_buf_json_str(&b, ch->name, ch->name_len);
+	wr_buf_puts(&b, ",\"user\":");
+	wr_buf_json_str(&b, user, len);
+	wr_buf_puts(&b, "}}");
+	m = b.oom ? NULL : wr_ws_text_frame(b.p, b.len);
+	wr_buf_fini(&b);
+	if (!m)
+		return;
+	for (unsigned i = 0; i < ch->nmembers; i++) {
+		struct chan_member *mb = ch->members[i];
+
+		if (!(mb->flags & CHAN_SUB_PRESENCE) || mb->cl == x->except)
+			continue;
+		if (chan_client_push(x->reg, mb->cl, m) == WR_OK)
+			x->reg->pres_events++;
+	}
+	wr_msg_unref(&m);
+}
+
+struct chan_pres *chan_presence(struct chan_channel *ch)
+{
+	return ch->pres;
+}
+
+unsigned chan_presence_listeners(const struct chan_channel *ch)
+{
+	return ch->npresence;
+}
+
+unsigned chan_presence_channels(const struct chan_registry *reg)
+{
+	return reg->pres_channels;
+}
+
+uint64_t chan_presence_events(const struct chan_registry *reg)
+{
+	return reg->pres_events;
+}
+
+int chan_presence_remote(struct chan_registry *reg, struct chan_channel *ch,
+			 const char *holder, char **users, unsigned n,
+			 bool quiet)
+{
+	struct emit_ctx x = { reg, ch, NULL };
+
+	if (!ch->pres)
+		ch->pres = chan_pres_create();
+	if (!ch->pres) {
+		for (unsigned i = 0; i < n; i++)
+			free(users[i]);
+		free(users);
+		return WR_ENOMEM;
+	}
+	return chan_pres_remote_set(ch->pres, holder, users, n, quiet, emit,
+				    &x);
+}
+
+void chan_presence_drop(struct chan_registry *reg, struct chan_channel *ch,
+			const char *holder)
+{
+	struct emit_ctx x = { reg, ch, NULL };
+
+	if (ch->pres)
+		chan_pres_remote_drop(ch->pres, holder, emit, &x);
+}
+
+int chan_join_as(struct chan_registry *reg, struct chan_channel *ch,
+		 struct chan_client *cl, unsigned flags, const char *user,
+		 size_t ulen)
+{
 	struct chan_member *m;
+	struct chan_user *u = NULL;
+	bool joined = false;
 
 	if (chan_is_member(ch, cl))
 		return WR_EEXIST;
@@ -326,18 +454,34 @@ int chan_join_flags(struct chan_registry *reg, struct chan_channel *ch,
 	if (grow_array(&ch->members, &ch->cap, ch->nmembers + 1) ||
 	    grow_array(&cl->subs, &cl->subs_cap, cl->nsubs + 1))
 		return WR_ENOMEM;
-	m = malloc(sizeof(*m));
-	if (!m)
+	if ((user || (flags & CHAN_SUB_PRESENCE)) && !ch->pres &&
+	    !(ch->pres = chan_pres_create()))
 		return WR_ENOMEM;
+	if (user && !(u = chan_pres_local_add(ch->pres, user, ulen, &joined)))
+		return WR_ENOMEM;
+	m = malloc(sizeof(*m));
+	if (!m) {
+		if (u)
+			chan_pres_local_remove(ch->pres, u, NULL, NULL);
+		return WR_ENOMEM;
+	}
 	m->ch = ch;
 	m->cl = cl;
 	m->flags = flags;
-	ch->nflagged += flags != 0;
+	m->user = u;
+	ch->nflagged += (flags & FANOUT_FLAGS) != 0;
+	if (flags & CHAN_SUB_PRESENCE)
+		listeners_add(reg, ch, 1);
 	m->ch_idx = ch->nmembers;
 	m->cl_idx = cl->nsubs;
 	ch->members[ch->nmembers++] = m;
 	cl->subs[cl->nsubs++] = m;
 	reg->nsubs++;
+	if (joined) { /* 7.5.9: not to the joiner itself */
+		struct emit_ctx x = { reg, ch, cl };
+
+		emit(&x, true, user, ulen);
+	}
 	return WR_OK;
 }
 
@@ -360,7 +504,16 @@ int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	last = cl->subs[--cl->nsubs];
 	cl->subs[m->cl_idx] = last;
 	last->cl_idx = m->cl_idx;
-	ch->nflagged -= m->flags != 0;
+	ch->nflagged -= (m->flags & FANOUT_FLAGS) != 0;
+	if (m->flags & CHAN_SUB_PRESENCE)
+		listeners_add(reg, ch, -1);
+	if (m->user) {
+		struct emit_ctx x = { reg, ch, NULL };
+
+		chan_pres_local_remove(ch->pres, m->user, emit, &x);
+	}
+	if (!ch->npresence && ch->pres)
+		chan_pres_forget_remote(ch->pres);
 	free(m);
 	reg->nsubs--;
 	if (ch->nmembers == 0) {

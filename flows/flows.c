@@ -78,7 +78,8 @@ struct flows *flows_create(struct mesh *m, struct chan_registry *reg,
 	f->ud = ud;
 	wr_buf_init(&f->scratch);
 	f->resv = chan_resv_table_create(RESV_CHANNELS_MAX, 0);
-	if (!f->resv || flow_channels_init(f) || flow_master_init(f)) {
+	if (!f->resv || flow_channels_init(f) || flow_presence_init(f) ||
+	    flow_master_init(f)) {
 		flows_destroy(f);
 		return NULL;
 	}
@@ -94,6 +95,7 @@ void flows_destroy(struct flows *f)
 		return;
 	mesh_set_listener(f->mesh, &none, NULL);
 	flow_master_fini(f);
+	flow_presence_fini(f);
 	chan_resv_table_destroy(f->resv);
 	wr_buf_fini(&f->scratch);
 	free(f);
@@ -107,12 +109,13 @@ void flows_tick(struct flows *f, int64_t now)
 	flow_heal_tick(f, now);
 	flow_remote_tick(f, now);
 	flow_master_tick(f, now);
+	flow_presence_tick(f, now);
 }
 
 bool flows_busy(struct flows *f)
 {
 	return f->nchecks || f->nsuspects || f->remote_inflight || f->nasking ||
-	       f->heal_attempt ||
+	       f->heal_attempt || chan_presence_channels(f->reg) ||
 	       (int)mesh_links_up(f->mesh) < f->cfg->max_peers;
 }
 

@@ -66,6 +66,34 @@ void flow_chan_closed(struct flows *f, struct chan_channel *ch);
 /* GET /api/node's channels: the table, with active and subscribers. */
 void flow_chan_view_json(struct flows *f, cJSON *arr);
 
+/* ---- presence.c: 7.4 ---- */
+struct flow_pres_answer {
+	uint64_t clients; /* every subscriber of every node that answered */
+	char **users;     /* sorted, distinct, at most 1000 */
+	unsigned nusers;
+	bool partial; /* a holder did not answer in time */
+};
+/* Called once with the merged answer (valid for the call). */
+typedef void (*flow_pres_cb)(void *ud, const struct flow_pres_answer *a);
+struct flow_pres_ask;
+/*
+ * The presence command on @ch (a channel with a local member): this
+ * node's part now, every other alive holder's within command_timeout_ms.
+ * WR_OK: @cb is called once, possibly before this returns (*@out then
+ * NULL), else *@out is the query until then (flow_presence_forget when
+ * @ud goes first). WR_ENOMEM: @cb is never called.
+ */
+int flow_presence_ask(struct flows *f, struct chan_channel *ch, flow_pres_cb cb,
+		      void *ud, struct flow_pres_ask **out);
+/* A subscriber of @ch asked for join / leave events: when it is the
+ * first, the holders are asked at once for the baseline. */
+void flow_presence_listen(struct flows *f, struct chan_channel *ch);
+/* @q's callback is not called any more (the asker went away). */
+void flow_presence_forget(struct flow_pres_ask *q);
+/* Presence queries (all, partial) and event polls sent, for /metrics. */
+void flow_presence_counts(const struct flows *f, uint64_t *queries,
+			  uint64_t *partial, uint64_t *polls);
+
 /* ---- remote.c: 5.3 ---- */
 /* A one-shot dial (remote connection or healing) handshook (@ok) or
  * failed. */

@@ -22,6 +22,7 @@ struct flow_check {
 };
 
 struct flow_master;
+struct pres_obj;
 
 struct flows {
 	struct mesh *mesh;
@@ -49,6 +50,10 @@ struct flows {
 	unsigned nsuspects;
 	/* master.c */
 	struct flow_master *master;
+	/* presence.c */
+	int64_t pres_next_ms;
+	struct pres_obj *pres_live; /* rounds and queries in flight */
+	uint64_t pres_queries, pres_partial, pres_polls, pres_answered;
 };
 
 /* channels.c */
@@ -95,6 +100,11 @@ void flow_sync_record(struct flows *f, const struct inm_node_state *st);
 void flow_sync_holder_named(struct flows *f, const char *holder);
 void flow_sync_tick(struct flows *f, int64_t now);
 
+/* presence.c: 7.4 */
+int flow_presence_init(struct flows *f);
+void flow_presence_tick(struct flows *f, int64_t now);
+/* Frees what is in flight (the mesh fires no callback once destroyed). */
+void flow_presence_fini(struct flows *f);
 /* master.c */
 int flow_master_init(struct flows *f);
 void flow_master_fini(struct flows *f);

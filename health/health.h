@@ -86,6 +86,10 @@ struct health_counters {
 	/* history (7.3): subscribes with since, by outcome; history commands */
 	uint64_t history_recovered, history_not_recovered;
 	uint64_t history_commands;
+	/* presence (7.4): presence commands (all, partial), join/leave
+	 * frames queued, polls of the holders for them */
+	uint64_t presence_queries, presence_partial;
+	uint64_t presence_events, presence_polls;
 #define HEALTH_INM_DROP_MAX 16
 	uint64_t inm_dropped[HEALTH_INM_DROP_MAX];
 	const char *inm_drop_names[HEALTH_INM_DROP_MAX]; /* label per slot */

@@ -131,6 +131,24 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	counter(b, "wsrelay_history_commands_total",
 		"history commands answered (on a subscribed channel).",
 		c->history_commands);
+	head(b, "wsrelay_presence_queries_total", "counter",
+	     "presence commands answered, by outcome: complete, or partial "
+	     "(a holder did not answer in time).");
+	wr_buf_printf(b,
+		      "wsrelay_presence_queries_total{result=\"complete\"} "
+		      "%" PRIu64
+		      "\n"
+		      "wsrelay_presence_queries_total{result=\"partial\"} "
+		      "%" PRIu64 "\n",
+		      c->presence_queries - c->presence_partial,
+		      c->presence_partial);
+	counter(b, "wsrelay_presence_events_total",
+		"join and leave events queued to presence_events subscribers.",
+		c->presence_events);
+	counter(b, "wsrelay_presence_polls_total",
+		"channel-presence rounds to the other holders of channels with "
+		"presence_events subscribers here (one a second each).",
+		c->presence_polls);
 	counter(b, "wsrelay_inm_reservations_refused_total",
 		"Channel reservations refused: a holder this node does not know "
 		"alive, or a creation time out of bounds.",

@@ -151,6 +151,7 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 }
 
 static void wait_drop(struct node_client *cl);
+static void pres_drop(struct node *node, struct node_client *cl);
 
 void node_client_close(struct node *node, struct node_pss *pss)
 {
@@ -164,6 +165,8 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	if (cl->job)
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
 	wait_drop(cl);
+	if (node->pres_asks)
+		pres_drop(node, cl);
 	free(cl->pw_rec);
 	chan_client_fini(node->reg, &cl->cc);
 	lws_dll2_remove(&cl->list);
@@ -290,7 +293,8 @@ static void answer_recover(struct node *node, struct node_client *cl,
 	}
 	if (recovered && rec->since < last)
 		chan_ring_replay(h, r, rec->since, last, replay_push, cl);
-	chan_sub_set_flags(ch, &cl->cc, CHAN_SUB_RECOVER);
+	chan_sub_set_flags(node->reg, ch, &cl->cc,
+			   chan_sub_flags(ch, &cl->cc) & ~CHAN_SUB_HELD);
 }
 
 /*
@@ -466,8 +470,12 @@ static void answer_join(struct node *node, struct node_client *cl,
 /* Joins @ch (creating it first when @create) and answers. */
 static void join(struct node *node, struct node_client *cl,
 		 const struct chan_str *name, const uint8_t *hash,
-		 const struct node_recover *rec, const struct chan_str *nonce)
+		 const struct node_recover *rec, unsigned flags,
+		 const struct chan_str *nonce)
 {
+	const char *user = NULL;
+	size_t ulen = 0;
+
 	struct chan_channel *ch = chan_find(node->reg, name->p, name->len);
 	bool created = false;
 	int rc;
@@ -495,8 +503,12 @@ static void join(struct node *node, struct node_client *cl,
 	}
 	/* a recovering subscription gets nothing until it is answered: its
 	 * replay covers the wait (answer_recover) */
-	rc = chan_join_flags(node->reg, ch, &cl->cc,
-			     rec ? CHAN_SUB_RECOVER | CHAN_SUB_HELD : 0);
+	if (rec)
+		flags |= CHAN_SUB_RECOVER | CHAN_SUB_HELD;
+	/* 7.4: an authenticated subscriber counts as its user */
+	if (cl->grant)
+		user = auth_grant_user(cl->grant, &ulen);
+	rc = chan_join_as(node->reg, ch, &cl->cc, flags, user, ulen);
 	if (rc && rc != WR_EEXIST) {
 		if (created) /* an empty channel must not stay behind */
 			chan_drop_empty(node->reg, ch);
@@ -506,6 +518,8 @@ static void join(struct node *node, struct node_client *cl,
 			nonce);
 		return;
 	}
+	if ((flags & CHAN_SUB_PRESENCE) && node->flows)
+		flow_presence_listen(node->flows, ch);
 	/* 4.2: reserve-channel to the mesh when created */
 	answer_join(node, cl, ch, name, created, rec, nonce);
 }
@@ -535,6 +549,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 	uint8_t hash[CHAN_HASH_LEN];
 	const uint8_t *want;
 	struct node_recover rbuf, *rec = cmd->recover ? &rbuf : NULL;
+	unsigned sflags = cmd->presence_events ? CHAN_SUB_PRESENCE : 0;
 	/* open here, or anywhere on the mesh (4.2): its password rules */
 	bool exists = flow_chan_lookup(node->flows, cmd->channel.p,
 				       cmd->channel.len, &want);
@@ -549,6 +564,13 @@ static void subscribe(struct node *node, struct node_client *cl,
 	if (rec)
 		recover_from_cmd(rec, cmd);
 	if (ch && chan_is_member(ch, &cl->cc)) {
+		/* events from now on; asking again changes nothing */
+		if (sflags) {
+			chan_sub_set_flags(node->reg, ch, &cl->cc,
+					   chan_sub_flags(ch, &cl->cc) |
+						   sflags);
+			flow_presence_listen(node->flows, ch);
+		}
 		if (rec) /* from now on with offsets; nothing replayed */
 			answer_recover(node, cl, ch, rec, false, &cmd->nonce);
 		else
@@ -566,7 +588,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 				&cmd->nonce);
 			return;
 		}
-		join(node, cl, &cmd->channel, NULL, rec, &cmd->nonce);
+		join(node, cl, &cmd->channel, NULL, rec, sflags, &cmd->nonce);
 		return;
 	}
 	if (chan_pw_rate_limited(&cl->rate, wr_now_ms()) ||
@@ -590,7 +612,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 				&cmd->nonce);
 			return;
 		}
-		join(node, cl, &cmd->channel, hash, rec, &cmd->nonce);
+		join(node, cl, &cmd->channel, hash, rec, sflags, &cmd->nonce);
 		return;
 	}
 
@@ -621,6 +643,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 		*cl->pw_rec = *rec;
 	}
 	cl->job->owner = cl;
+	cl->job->sub_flags = sflags;
 	/* the nonce rides with the job: idle clients carry no 128-byte slot */
 	cl->job->has_tag = cmd->nonce.p != NULL;
 	cl->job->tag_len = cmd->nonce.len;
@@ -668,7 +691,7 @@ static void pw_finish(struct node *node, struct node_client *cl,
 	}
 	chan_pw_cache_put(node->pwcache, job->channel, job->clen, job->password,
 			  job->pwlen, job->hash);
-	join(node, cl, &name, job->hash, rec, &nonce);
+	join(node, cl, &name, job->hash, rec, job->sub_flags, &nonce);
 }
 
 void node_client_pw_done(struct node *node)
@@ -801,6 +824,126 @@ static void history(struct node *node, struct node_client *cl,
 	}
 	chan_client_push(node->reg, &cl->cc, m);
 	wr_msg_unref(&m);
+}
+
+/* ---- presence (7.4) ---- */
+
+/* A presence command waiting for the other holders' answers. */
+struct node_pres_ask {
+	struct node *node;
+	struct node_client *cl; /* NULL once it closed */
+	struct flow_pres_ask *q;
+	struct node_pres_ask *prev, *next; /* node->pres_asks */
+	bool has_nonce;
+	size_t nonce_len;
+	char nonce[CHAN_NONCE_MAX];
+};
+
+static void pres_unlink(struct node_pres_ask *a)
+{
+	if (a->prev)
+		a->prev->next = a->next;
+	else if (a->node->pres_asks == a)
+		a->node->pres_asks = a->next;
+	if (a->next)
+		a->next->prev = a->prev;
+	a->prev = a->next = NULL;
+}
+
+static void pres_answered(void *ud, const struct flow_pres_answer *ans)
+{
+	struct node_pres_ask *a = ud;
+	struct node *node = a->node;
+	struct wr_buf *b = &node->scratch;
+	struct wr_msg *m;
+
+	pres_unlink(a);
+	if (!a->cl)
+		goto out;
+	wr_buf_reset(b);
+	wr_buf_printf(b,
+		      "{\"type\":\"response\",\"data\":{\"ok\":true,"
+		      "\"clients\":%llu,\"users\":[",
+		      (unsigned long long)ans->clients);
+	for (unsigned i = 0; i < ans->nusers; i++) {
+		if (i)
+			wr_buf_puts(b, ",");
+		wr_buf_json_str(b, ans->users[i], strlen(ans->users[i]));
+	}
+	wr_buf_printf(b, "],\"partial\":%s}", ans->partial ? "true" : "false");
+	if (a->has_nonce) {
+		wr_buf_puts(b, ",\"nonce\":");
+		wr_buf_json_str(b, a->nonce, a->nonce_len);
+	}
+	wr_buf_puts(b, "}");
+	m = b->oom ? NULL : wr_ws_text_frame(b->p, b->len);
+	if (m) {
+		chan_client_push(node->reg, &a->cl->cc, m);
+		wr_msg_unref(&m);
+	} else {
+		struct chan_str nonce = { a->has_nonce ? a->nonce : NULL,
+					  a->nonce_len };
+
+		respond(node, a->cl, false, "internal error", &nonce);
+	}
+out:
+	free(a);
+}
+
+/* 7.4: every subscriber of every node; asked of the other holders. */
+static void presence(struct node *node, struct node_client *cl,
+		     const struct chan_cmd *cmd)
+{
+	struct chan_channel *ch = chan_find(node->reg, cmd->channel.p,
+					    cmd->channel.len);
+	struct node_pres_ask *a;
+	struct flow_pres_ask *q;
+
+	if (!ch || !chan_is_member(ch, &cl->cc)) {
+		respond(node, cl, false, "not subscribed", &cmd->nonce);
+		return;
+	}
+	a = calloc(1, sizeof(*a));
+	if (!a || !node->flows) {
+		free(a);
+		respond(node, cl, false, "internal error", &cmd->nonce);
+		return;
+	}
+	a->node = node;
+	a->cl = cl;
+	a->has_nonce = cmd->nonce.p != NULL;
+	a->nonce_len = cmd->nonce.len;
+	if (cmd->nonce.p)
+		memcpy(a->nonce, cmd->nonce.p, cmd->nonce.len);
+	/* linked first: an answer at once unlinks and frees it */
+	a->next = node->pres_asks;
+	if (a->next)
+		a->next->prev = a;
+	node->pres_asks = a;
+	if (flow_presence_ask(node->flows, ch, pres_answered, a, &q)) {
+		pres_unlink(a);
+		free(a);
+		respond(node, cl, false, "internal error", &cmd->nonce);
+		return;
+	}
+	if (q)
+		a->q = q;
+}
+
+/* @cl closes: its presence commands answer nobody. */
+static void pres_drop(struct node *node, struct node_client *cl)
+{
+	struct node_pres_ask *a = node->pres_asks, *next;
+
+	for (; a; a = next) {
+		next = a->next;
+		if (a->cl != cl)
+			continue;
+		a->cl = NULL;
+		flow_presence_forget(a->q);
+		pres_unlink(a);
+		free(a);
+	}
 }
 
 struct list_ctx {
@@ -1018,6 +1161,9 @@ static void dispatch(struct node *node, struct node_client *cl, const char *buf,
 		break;
 	case CHAN_CMD_HISTORY:
 		history(node, cl, &cmd);
+		break;
+	case CHAN_CMD_PRESENCE:
+		presence(node, cl, &cmd);
 		break;
 	}
 out:

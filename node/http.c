@@ -106,6 +106,11 @@ static void gauges(struct node *node, struct health_gauges *g,
 		g->history_bytes = h->bytes;
 	}
 	g->uptime_seconds = (double)(wr_now_ms() - node->started_ms) / 1000.0;
+	node->ctr.presence_events = chan_presence_events(node->reg);
+	if (node->flows)
+		flow_presence_counts(node->flows, &node->ctr.presence_queries,
+				     &node->ctr.presence_partial,
+				     &node->ctr.presence_polls);
 }
 
 void node_http_health(struct node *node, struct health_result *r)

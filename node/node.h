@@ -86,6 +86,7 @@ struct node {
 #define NODE_PW_QUEUE_MAX 256    /* jobs in the worker's queue, in all */
 #define NODE_PW_QUEUE_PER_ADDR 8 /* from one address */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
+	struct node_pres_ask *pres_asks;   /* presence commands in flight */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */

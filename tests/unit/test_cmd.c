@@ -1414,3 +1414,46 @@ Test(cmd, recover_since_and_history)
 		check_bad(t, N(t));
 	}
 }
+
+Test(cmd, presence_and_presence_events)
+{
+	struct chan_cmd cmd;
+	const char *r;
+
+	r = decode(&cmd,
+		   "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+		   "\"presence_events\":true}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect(cmd.presence_events);
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+		   "\"presence_events\":null}}");
+	cr_assert_null(r, "%s", r);
+	cr_expect_not(cmd.presence_events);
+	chan_cmd_fini(&cmd);
+	r = decode(&cmd,
+		   "{\"command\":\"presence\",\"data\":{\"channel\":"
+		   "\"c\\u0031\"},\"nonce\":\"p\"}");
+	cr_assert_null(r, "%s", r);
+	cr_expect_eq(cmd.type, CHAN_CMD_PRESENCE);
+	STR_IS(cmd.channel, "c1", "channel");
+	chan_cmd_fini(&cmd);
+	{
+		static const struct bad t[] = {
+			{ "{\"command\":\"subscribe\",\"data\":{\"topic\":\"c\","
+			  "\"presence_events\":\"yes\"},\"nonce\":\"n\"}",
+			  "missing field: presence_events", "n" },
+			{ "{\"command\":\"presence\",\"data\":{}}",
+			  "missing field: channel", NULL },
+			{ "{\"command\":\"presence\",\"data\":{\"channel\":1}}",
+			  "missing field: channel", NULL },
+			{ "{\"command\":\"presence\",\"data\":{\"channel\":\"\"}}",
+			  "invalid channel name", NULL },
+			{ "{\"command\":\"presence\"}", "missing field: data",
+			  NULL },
+		};
+
+		check_bad(t, N(t));
+	}
+}

@@ -403,7 +403,7 @@ Test(history, registry_fans_out_each_variant_once)
 	/* the variant is built once and kept in the ring */
 	cr_expect_eq(chan_client_peek(&rec, 0)->refs, 2, "rec's queue, ring");
 	wr_msg_unref(&m);
-	chan_sub_set_flags(ch, &held, CHAN_SUB_RECOVER);
+	chan_sub_set_flags(reg, ch, &held, CHAN_SUB_RECOVER);
 	m = mk("c", 3, &pos);
 	chan_publish_msg(reg, ch, m, &pos, &sender, 3);
 	cr_expect_eq(held.q_len, 1);
