@@ -294,7 +294,8 @@ static void answer_recover(struct node *node, struct node_client *cl,
 	if (recovered && rec->since < last)
 		chan_ring_replay(h, r, rec->since, last, replay_push, cl);
 	chan_sub_set_flags(node->reg, ch, &cl->cc,
-			   chan_sub_flags(ch, &cl->cc) & ~CHAN_SUB_HELD);
+			   (chan_sub_flags(ch, &cl->cc) & ~CHAN_SUB_HELD) |
+				   CHAN_SUB_RECOVER);
 }
 
 /*
