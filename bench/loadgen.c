@@ -64,6 +64,7 @@ struct opts {
 	int probe;         /* -1: default (on when a port != pub_port) */
 	bool sync;         /* wait for stdin lines around the traffic */
 	const char *token; /* ws: an `auth` command first on every connection */
+	bool bare;         /* idle: connections that never subscribe */
 };
 
 /* A byte buffer; `off` is how much of the front was already written. */
@@ -1294,8 +1295,14 @@ static int conn_handshake_read(struct lg *lg, uint32_t i)
 		return -1;
 	memcpy(lg->rbuf, c->in.p + hlen, rest);
 	buf_free(&c->in);
-	if (conn_subscribe(lg, i))
+	if (lg->o.bare && c->role == ROLE_IDLE) {
+		/* --bare: an upgraded connection that says nothing */
+		c->subscribed = true;
+		if (++lg->nsubscribed == lg->nconns)
+			lg->t_all_subscribed = now;
+	} else if (conn_subscribe(lg, i)) {
 		return -1;
+	}
 	return rest ? conn_consume(lg, i, rest, now) : 0;
 }
 
@@ -2091,6 +2098,7 @@ static void usage(FILE *f)
 		"                     measuring, e.g. as background load (default 0)\n"
 		"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
 		"  --token JWT        ws: every connection sends `auth` with JWT first\n"
+		"  --bare             idle: connections only upgrade (no subscribe)\n"
 		"                     (a node with [auth] required)\n"
 		"  --help             this text\n"
 		"\n"
@@ -2168,6 +2176,7 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 		{ "server-pid", required_argument, NULL, 'P' },
 		{ "hold", required_argument, NULL, 'L' },
 		{ "token", required_argument, NULL, 'J' },
+		{ "bare", no_argument, NULL, 'B' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -2261,6 +2270,9 @@ static int parse_opts(struct opts *o, int argc, char **argv)
 			break;
 		case 'L':
 			ok = parse_secs(optarg, 0, &o->hold);
+			break;
+		case 'B':
+			o->bare = true;
 			break;
 		case 'J':
 			o->token = optarg;

@@ -8,6 +8,7 @@
 #   BENCH_DEEP_WINDOW [256]  BENCH_RATE [1000]  BENCH_IDLE_CONNS [10000]
 #   BENCH_CONCURRENCY [256]  BENCH_ONLY ["" = all; else a space-separated
 #   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle
+#   (idle runs idle-bare too)
 #   guarded history recovery]  BENCH_ROUNDS [3] rounds of the guarded
 #   and history pairs
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
@@ -136,6 +137,7 @@ start_node() {
 wanted() {
 	[ -z "$ONLY" ] && return 0
 	case " $ONLY " in *" $1 "*) return 0 ;; esac
+	case "$1" in idle-bare) wanted idle && return 0 ;; esac # with idle
 	return 1
 }
 
@@ -186,6 +188,12 @@ stop_node
 if wanted idle; then
 	start_node idle
 	scenario idle --scenario idle --conns "$IDLE_CONNS" \
+		--concurrency "$CONCURRENCY"
+	stop_node
+	# the same connections that only upgrade: what a connection itself
+	# costs (the line above adds a channel and its reservation each)
+	start_node idle-bare
+	scenario idle-bare --scenario idle --bare --conns "$IDLE_CONNS" \
 		--concurrency "$CONCURRENCY"
 	stop_node
 fi

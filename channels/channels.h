@@ -201,12 +201,12 @@ struct chan_member;
 struct chan_client {
 	struct wr_msg **q; /* ring of frames */
 	unsigned q_head, q_len, q_cap;
+	bool overflowed;           /* cut off: accepts no more frames */
 	size_t q_bytes;            /* sum of queued frames' lengths */
 	size_t q_off;              /* bytes of q[q_head] already written */
 	struct chan_member **subs; /* channels this client is in */
 	unsigned nsubs, subs_cap;
-	bool overflowed; /* cut off: accepts no more frames */
-	void *owner;     /* the node's client */
+	void *owner; /* the node's client */
 };
 
 struct chan_ops {

@@ -274,7 +274,7 @@ static int grow_array(void *parray, unsigned *cap, unsigned need)
 
 	if (need <= *cap)
 		return WR_OK;
-	n = *cap ? *cap * 2 : 4;
+	n = *cap ? *cap * 2 : 1; /* most clients and channels: one */
 	while (n < need)
 		n *= 2;
 	arr = realloc(arr, n * sizeof(void *));
@@ -583,7 +583,9 @@ static int queue_push(struct chan_registry *reg, struct chan_client *cl,
 		return WR_EFULL;
 	}
 	if (cl->q_len == cl->q_cap) {
-		unsigned n = cl->q_cap ? cl->q_cap * 2 : 16;
+		/* from two: an idle client holds a small ring (it had a
+		 * response or two); a busy one doubles to what it needs */
+		unsigned n = cl->q_cap ? cl->q_cap * 2 : 2;
 		struct wr_msg **q = malloc(n * sizeof(*q));
 
 		if (!q) {

@@ -256,7 +256,9 @@ static int grow(void **arr, unsigned *cap, unsigned need, size_t elem)
 
 	if (need <= *cap)
 		return WR_OK;
-	n = *cap ? *cap * 2 : 4;
+	/* from one: most channels have one holder, and an idle node with
+	 * many channels pays this per channel (issue 10, memory) */
+	n = *cap ? *cap * 2 : 1;
 	while (n < need)
 		n *= 2;
 	p = realloc(*arr, (size_t)n * elem);

@@ -113,10 +113,9 @@ unsigned node_client_drain(struct node *node, unsigned n)
 
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 {
-	struct node_client *cl = calloc(1, sizeof(*cl));
+	struct node_client *cl = &pss->storage;
 
-	if (!cl)
-		return -1;
+	memset(cl, 0, sizeof(*cl));
 	chan_client_init(&cl->cc, cl);
 	cl->node = node;
 	cl->wsi = wsi;
@@ -168,6 +167,7 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	if (node->pres_asks)
 		pres_drop(node, cl);
 	free(cl->pw_rec);
+	free(cl->rate);
 	chan_client_fini(node->reg, &cl->cc);
 	lws_dll2_remove(&cl->list);
 	if (cl->addr_set) /* the slot is free at once (7.5.6) */
@@ -184,7 +184,7 @@ void node_client_close(struct node *node, struct node_pss *pss)
 
 		wr_log_fields(WR_LOG_DEBUG, f, 3, "client closed");
 	}
-	free(cl);
+	/* cl is pss->storage: lws frees it with the wsi */
 }
 
 /* Queues a response frame on @cl. */
@@ -535,7 +535,10 @@ static bool check_hash(struct node *node, struct node_client *cl,
 		return true;
 	}
 	node->ctr.pw_failed++;
-	chan_pw_rate_fail(&cl->rate, wr_now_ms());
+	if (!cl->rate)
+		cl->rate = calloc(1, sizeof(*cl->rate));
+	if (cl->rate) /* no memory: the per-address count still holds */
+		chan_pw_rate_fail(cl->rate, wr_now_ms());
 	/* per address too: reconnecting does not reset it (7.2) */
 	if (cl->addr_set)
 		wr_addrfail_note(node->pw_fails, &cl->addr, wr_now_ms());
@@ -592,7 +595,7 @@ static void subscribe(struct node *node, struct node_client *cl,
 		join(node, cl, &cmd->channel, NULL, rec, sflags, &cmd->nonce);
 		return;
 	}
-	if (chan_pw_rate_limited(&cl->rate, wr_now_ms()) ||
+	if ((cl->rate && chan_pw_rate_limited(cl->rate, wr_now_ms())) ||
 	    (cl->addr_set &&
 	     wr_addrfail_blocked(node->pw_fails, &cl->addr, wr_now_ms()))) {
 		node->ctr.pw_rate_limited++;

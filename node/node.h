@@ -153,7 +153,9 @@ struct node_client {
 	struct lws *wsi;
 	lws_dll2_t list; /* node->clients */
 
-	struct chan_pw_rate rate;
+	/* wrong passwords of this connection: allocated at the first one
+	 * (an idle connection costs the pointer, issue 10 memory) */
+	struct chan_pw_rate *rate;
 	struct chan_pw_job *job; /* in flight; rx is paused meanwhile */
 	/* a subscribe answered once the mesh acknowledged the channel's
 	 * reservation; rx is paused meanwhile (client.c) */
@@ -165,9 +167,8 @@ struct node_client {
 	struct wr_bucket sends; /* [limits] messages_per_second (7.2) */
 	struct wr_addr addr;    /* counted in node->per_ip while addr_set */
 	bool addr_set;
-
-	int close_code;    /* non-zero: close on next WRITEABLE */
 	bool peer_closing; /* the client sent a close frame */
+	int close_code;    /* non-zero: close on next WRITEABLE */
 	const char *close_reason;
 	/* the login (7.1), allocated by a successful auth only: an anonymous
 	 * client costs this pointer, which fills what was padding. Its
@@ -239,9 +240,13 @@ static inline struct node_peer *node_peer_next(struct node_peer *p)
 
 /* per-session data lws allocates for every connection of our protocol */
 struct node_pss {
-	struct node_client *client;
+	struct node_client *client; /* &storage while a /connect session */
 	struct node_peer *peer;
 	bool counted; /* in node->live_ws until WSI_DESTROY */
+	/* the client itself lives in lws's per-session allocation: one
+	 * allocation per connection less (issue 10, memory per idle
+	 * connection); lws frees it after LWS_CALLBACK_CLOSED */
+	struct node_client storage;
 };
 
 /* server.c: runs the node until it stops; @cfg is updated in place by

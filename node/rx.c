@@ -11,6 +11,11 @@
 /* A buffer above this is dropped once its message is handled: an idle
  * session does not keep a big message's memory. */
 #define RX_KEEP_MAX 16384
+/* Nor one below this: a command a little over lws's chunk (a subscribe
+ * with a password) must not leave its buffer behind on an idle client;
+ * allocating it again is cheap next to parsing it. */
+#define RX_KEEP_MIN 4096
+#define RX_FIRST 256
 
 enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi,
 				const void *in, size_t len, size_t limit,
@@ -35,7 +40,8 @@ enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi,
 		return NODE_RX_DONE;
 	}
 	if (need > rx->cap) {
-		size_t cap = rx->cap ? rx->cap : 4096;
+		/* what the message needs (lws tells the rest of the frame) */
+		size_t cap = rx->cap ? rx->cap : RX_FIRST;
 		char *p;
 
 		while (cap < need)
@@ -60,7 +66,7 @@ enum node_rx_result node_rx_add(struct node_rx *rx, struct lws *wsi,
 
 void node_rx_handled(struct node_rx *rx)
 {
-	if (rx->cap > RX_KEEP_MAX) {
+	if (rx->cap > RX_KEEP_MAX || rx->cap < RX_KEEP_MIN) {
 		free(rx->buf);
 		rx->buf = NULL;
 		rx->cap = 0;

@@ -207,8 +207,9 @@ static const struct lws_protocols protocols[] = {
 		.name = "wsrelay",
 		.callback = callback,
 		.per_session_data_size = sizeof(struct node_pss),
-		/* small: big messages are reassembled in the client's buffer */
-		.rx_buffer_size = 256,
+		/* small (memory per idle connection, issue 10): a message over
+		 * it is reassembled in the client's buffer (node/rx.c) */
+		.rx_buffer_size = 64,
 		/* writes are coalesced up to NODE_WRITE_COALESCE; let one
 		 * send() take all of it */
 		.tx_packet_size = NODE_WRITE_COALESCE,
