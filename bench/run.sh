@@ -8,8 +8,7 @@
 #   BENCH_DEEP_WINDOW [256]  BENCH_RATE [1000]  BENCH_IDLE_CONNS [10000]
 #   BENCH_CONCURRENCY [256]  BENCH_ONLY ["" = all; else a space-separated
 #   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle
-#   (idle runs idle-bare too)
-#   guarded history recovery]  BENCH_ROUNDS [3] rounds of the guarded
+#   guarded history recovery; idle also runs idle-bare]  BENCH_ROUNDS [3] rounds of the guarded
 #   and history pairs
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
 set -uo pipefail
