@@ -246,8 +246,11 @@ class Publisher(Session):
 
 
 class Scenario:
-    def __init__(self, binary, clients, rate, nchannels, drain_ms, workdir):
+    def __init__(self, binary, clients, rate, nchannels, drain_ms, workdir,
+                 session_head=SESSION_HEAD, session_tail=SESSION_TAIL):
         self.done = False
+        self.session_head, self.session_tail = session_head, session_tail
+        self.lost_examples = []
         a = Node(binary, workdir, "a", [])
         b = Node(binary, workdir, "b", [a])
         c = Node(binary, workdir, "c", [a, b])
@@ -298,22 +301,28 @@ class Scenario:
 
     def losses(self, t_from, t_to):
         """(missed between sessions, lost within sessions) for messages
-        acked in [t_from, t_to)."""
+        acked in [t_from, t_to); the first lost ones are kept in
+        self.lost_examples to be printed."""
         missed = lost = 0
         acked = [(seq, t, ch) for seq, (t, ch) in self.pub.acked.items()
                  if t_from <= t < t_to]
         for s in self.subs:
             ch = s.channels[0]
             for seq, t, c in acked:
-                if c != ch:
+                if c != ch or seq in s.received:
                     continue
-                inside = any(st + SESSION_HEAD <= t and (end is None or
-                                          t < end - SESSION_TAIL)
-                             for _, st, end in s.sessions)
-                if seq in s.received:
-                    continue
+                inside = [(node, st, end) for node, st, end in s.sessions
+                          if st + self.session_head <= t and
+                          (end is None or t < end - self.session_tail)]
                 if inside:
                     lost += 1
+                    node, st, end = inside[0]
+                    if len(self.lost_examples) < 5:
+                        self.lost_examples.append(
+                            f"seq {seq} on {ch}: acked {t - st:.3f} s into "
+                            f"a session on {node.name}" +
+                            (f", {end - t:.3f} s before its end"
+                             if end is not None else ""))
                 else:
                     missed += 1
         return missed, lost
@@ -350,6 +359,9 @@ class Scenario:
                     f"the signal, node back in the mesh "
                     f"{r['rejoined_s']} s after its restart, "
                     f"missed {r['missed']}, lost {r['lost']}")
+                for ex in self.lost_examples:
+                    log(f"  lost: {ex}")
+                self.lost_examples.clear()
                 results.append(r)
             await asyncio.sleep(1)
             await self.final_check()
