@@ -55,6 +55,24 @@ export interface SubscribeOptions {
   recover?: boolean;
   /** Resume from this position (implies recover), e.g. one saved by an earlier run. */
   since?: Position;
+  /** PROTOCOL.md 7.4: "join" and "leave" events for logged-in users of this channel, on every node. */
+  presenceEvents?: boolean;
+}
+
+/** Who is on a channel across the mesh (PROTOCOL.md 7.4). */
+export interface PresenceResult {
+  /** Every subscriber of every node that answered, anonymous ones included. */
+  clients: number;
+  /** The distinct logged-in users (token sub), sorted, at most 1000. */
+  users: string[];
+  /** True when a node holding the channel did not answer in time (it is left out). */
+  partial: boolean;
+}
+
+/** A logged-in user's first subscription to a channel on any node opened (join) or its last closed (leave). */
+export interface PresenceEvent {
+  channel: string;
+  user: string;
 }
 
 /** A place in a channel's history on one node. */
@@ -161,6 +179,10 @@ export interface WsRelayEventMap {
   autherror: AuthErrorEvent;
   /** A recovering subscription was restored but the missed messages could not be replayed. */
   gap: GapEvent;
+  /** A user joined a channel subscribed with presenceEvents (not sent for the client's own join). */
+  join: PresenceEvent;
+  /** A user's last subscription to the channel, on any node, closed. */
+  leave: PresenceEvent;
 }
 
 export type WsRelayEvent = keyof WsRelayEventMap;
@@ -201,6 +223,8 @@ export class WsRelay {
   position(topic: string): Position | null;
   /** The newest kept messages of a subscribed channel; limit defaults to (and is capped at) the node's size. */
   history(channel: string, limit?: number): Promise<HistoryResult>;
+  /** Who is on a subscribed channel across the mesh. */
+  presence(channel: string): Promise<PresenceResult>;
   unsubscribe(topic: string): Promise<void>;
   send(channel: string, message: string): Promise<void>;
   /** Every channel open anywhere on the network, sorted. */

@@ -23,8 +23,14 @@
 // the subscription is restored with `since`, and the node replays what was
 // missed (then "open" says recovered: {channel: true}) or cannot (the
 // "gap" event, and recovered: {channel: false}). history(channel, limit).
+//
+// Presence (PROTOCOL.md 7.4): presence(channel) resolves to {clients,
+// users, partial}; subscribe(topic, {presenceEvents: true}) adds the
+// "join" and "leave" events ({channel, user}) for logged-in users, kept
+// across reconnects.
 
-const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap"];
+const EVENTS = ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap",
+  "join", "leave"];
 
 // Refresh this long before exp (the node closes the connection at exp + 30 s).
 const REFRESH_BEFORE_MS = 30000;
@@ -182,13 +188,17 @@ export class WsRelay {
    * With `recover: true` (7.3) deliveries carry their offset, the position
    * is kept, and it resolves to {epoch, offset}; with `since` ({epoch,
    * offset}, e.g. saved by an earlier run) the missed messages are
-   * replayed and it resolves to {epoch, offset, recovered}.
+   * replayed and it resolves to {epoch, offset, recovered}. With
+   * `presenceEvents: true` (7.4) the "join" and "leave" events come for
+   * this channel.
    */
   subscribe(topic, options = {}) {
     const password = options == null ? undefined : options.password;
     const since = options == null ? undefined : options.since;
     const recover = !!(options && (options.recover || since));
+    const presenceEvents = !!(options && options.presenceEvents);
     const data = password === undefined ? { topic } : { topic, password };
+    if (presenceEvents) data.presence_events = true;
     if (since !== undefined) {
       if (since === null || typeof since !== "object" || typeof since.epoch !== "string" ||
           !Number.isSafeInteger(since.offset) || since.offset < 0) {
@@ -200,7 +210,7 @@ export class WsRelay {
     }
     return this.#command("subscribe", data, {
       ok: (entry, resp) => {
-        const sub = { password, recover, epoch: null, offset: since ? since.offset : 0 };
+        const sub = { password, recover, presenceEvents, epoch: null, offset: since ? since.offset : 0 };
         if (recover) this.#position(sub, resp);
         this.#subs.set(topic, sub);
         if (!recover) {
@@ -233,6 +243,23 @@ export class WsRelay {
           epoch: resp.epoch,
           offset: resp.offset,
           messages: Array.isArray(resp.messages) ? resp.messages : [],
+        }),
+    });
+  }
+
+  /**
+   * Who is on a subscribed channel across the mesh (7.4): resolves to
+   * {clients, users, partial} - every subscriber of every node, the
+   * logged-in users among them (sorted, at most 1000), and whether a node
+   * holding the channel did not answer in time.
+   */
+  presence(channel) {
+    return this.#command("presence", { channel }, {
+      ok: (entry, resp) =>
+        entry.resolve({
+          clients: typeof resp.clients === "number" ? resp.clients : 0,
+          users: Array.isArray(resp.users) ? resp.users : [],
+          partial: resp.partial === true,
         }),
     });
   }
@@ -578,6 +605,7 @@ export class WsRelay {
       const since = sub.recover && sub.epoch !== null ? { epoch: sub.epoch, offset: sub.offset } : null;
       if (since) data.since = since;
       else if (sub.recover) data.recover = true;
+      if (sub.presenceEvents) data.presence_events = true;
       this.#write({
         command: "subscribe",
         data,
@@ -662,6 +690,10 @@ export class WsRelay {
         this.#emit("message", ev);
         break;
       }
+      case "join":
+      case "leave":
+        this.#emit(msg.type, { channel: data.channel, user: data.user });
+        break;
       case "unsubscribed":
         this.#subs.delete(data.channel);
         this.#emit("unsubscribed", { channel: data.channel, reason: data.reason });

@@ -85,7 +85,8 @@ export class EventLog {
   constructor(relay) {
     this.items = []; // {event, arg, used}
     this.waiters = [];
-    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap"]) {
+    for (const event of ["open", "close", "reconnecting", "message", "unsubscribed", "error", "auth", "autherror", "gap",
+      "join", "leave"]) {
       relay.on(event, (arg) => this.#push(event, arg));
     }
   }
