@@ -83,6 +83,15 @@ static const struct subcommand commands[] = {
 	  "stderr is the channel's last offset, for sub --since.\n",
 	  exits_common, 2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN | OPT_LIMIT,
 	  cli_cmd_history },
+	{ "presence", "URL CHANNEL [--password P] [options]",
+	  "Prints the logged-in users on CHANNEL across the mesh (PROTOCOL.md\n"
+	  "7.4), sorted, one per line (--json: the answer as received), and\n"
+	  "\"N client(s)\" on stderr: every subscriber of every node, this\n"
+	  "connection included (presence subscribes first: the protocol\n"
+	  "answers subscribers only), \", partial\" when a node holding the\n"
+	  "channel did not answer in time.\n",
+	  exits_common, 2, 2, OPT_PASSWORD | OPT_JSON | OPT_TOKEN,
+	  cli_cmd_presence },
 	{ "health", "URL [options]",
 	  "GET /health of the node at URL (for ws(s)://HOST:PORT/connect that\n"
 	  "is http(s)://HOST:PORT/health) and prints its JSON answer.\n",
@@ -146,6 +155,7 @@ void cli_usage_summary(FILE *f)
 		"  wsrelay pub URL CHANNEL [MESSAGE] [--password P]  publish MESSAGE or stdin lines\n"
 		"  wsrelay list URL                                  print the open channels\n"
 		"  wsrelay history URL CHANNEL [--limit N]           print a channel's kept messages\n"
+		"  wsrelay presence URL CHANNEL                      print who is on a channel\n"
 		"  sub --recover [--since EPOCH:OFFSET]: resume where a run stopped\n"
 		"  wsrelay health URL                                print GET /health\n"
 		"  wsrelay token --secret-file F --sub NAME [...]    print an HS256 dev token\n"

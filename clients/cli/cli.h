@@ -150,6 +150,7 @@ int cli_cmd_sub(const struct cli_args *a);
 int cli_cmd_pub(const struct cli_args *a);
 int cli_cmd_list(const struct cli_args *a);
 int cli_cmd_history(const struct cli_args *a);
+int cli_cmd_presence(const struct cli_args *a);
 int cli_cmd_health(const struct cli_args *a);
 /* token.c: `wsrelay token ...` (its own options; argv[0] is "token") */
 int cli_cmd_token(int argc, char **argv);

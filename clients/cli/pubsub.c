@@ -20,10 +20,13 @@
 #define LIST_NONCE "list"
 #define AUTH_NONCE "auth"
 #define HISTORY_NONCE "history"
+#define PRESENCE_NONCE "presence"
 
-/* frame_decode's printing: data.channels (list), data.messages (history) */
+/* frame_decode's printing: data.channels (list), data.messages (history),
+ * data.users (presence) */
 #define PRINT_CHANNELS 1u
 #define PRINT_HISTORY 2u
+#define PRINT_USERS 4u
 
 enum frame_kind {
 	FRAME_OTHER,
@@ -47,6 +50,9 @@ struct frame {
 	bool has_offset;
 	uint64_t offset;
 	int recovered; /* -1 absent, 0 false, 1 true */
+	/* PROTOCOL.md 7.4: a presence answer's clients and partial */
+	double clients;
+	bool partial;
 };
 
 static void frame_fini(struct frame *f)
@@ -132,6 +138,23 @@ static void frame_decode(struct frame *f, const char *text, size_t len,
 		f->recovered = cJSON_IsBool(rec) ? cJSON_IsTrue(rec) : -1;
 		if ((print & PRINT_HISTORY) && f->ok)
 			print_history(data);
+		{
+			const cJSON *n =
+				cJSON_GetObjectItemCaseSensitive(data,
+								 "clients");
+			const cJSON *u =
+				cJSON_GetObjectItemCaseSensitive(data, "users");
+			const cJSON *e;
+
+			f->clients = cJSON_IsNumber(n) ? n->valuedouble : 0;
+			f->partial = cJSON_IsTrue(
+				cJSON_GetObjectItemCaseSensitive(data,
+								 "partial"));
+			if ((print & PRINT_USERS) && f->ok && cJSON_IsArray(u))
+				cJSON_ArrayForEach(e, u)
+					if (cJSON_IsString(e))
+						printf("%s\n", e->valuestring);
+		}
 		if ((print & PRINT_CHANNELS) && f->ok && cJSON_IsArray(chans))
 			cJSON_ArrayForEach(ch, chans)
 				if (cJSON_IsString(ch))
@@ -594,20 +617,56 @@ out:
 	return rc;
 }
 
-/* ---- history ---- */
+/* ---- history, presence: one question on a subscribed channel ---- */
+
+/*
+ * Subscribes to a->channel (7.5.8: these commands answer subscribers
+ * only), sends @b (its nonce @nonce) and waits for the answer into @f:
+ * with --json the answer is printed as received, else @print applies.
+ * Returns 0 with @f filled (the caller frame_fini()s it) or an exit code.
+ */
+static int ask(const struct cli_args *a, struct cli_conn *c, struct wr_buf *b,
+	       const char *nonce, unsigned print, struct frame *f)
+{
+	const char *msg;
+	size_t len;
+	int rc = subscribe(a, c, NULL);
+
+	if (rc)
+		return rc;
+	if (b->oom || cli_ws_send(c, b->p, b->len)) {
+		cli_err(a, "out of memory");
+		return CLI_EXIT_CONN;
+	}
+	if (!a->json)
+		return await_response(a, c, nonce, f, print);
+	/* the answer as received (deliveries meanwhile skipped) */
+	for (;;) {
+		enum cli_wait w = cli_ws_recv(c, wr_now_ms() + a->timeout_ms,
+					      &msg, &len);
+
+		if (w != CLI_WAIT_DONE)
+			return wait_failed(a, c, w);
+		frame_decode(f, msg, len, 0);
+		if (f->kind == FRAME_RESPONSE)
+			break;
+		frame_fini(f);
+	}
+	if (f->ok) {
+		fwrite(msg, 1, len, stdout);
+		fputc('\n', stdout);
+	}
+	return 0;
+}
 
 int cli_cmd_history(const struct cli_args *a)
 {
 	struct cli_conn *c;
 	struct frame f;
 	struct wr_buf b;
-	const char *msg;
-	size_t len;
 	int rc;
 
 	rc = open_conn(a, &c);
-	if (!rc)
-		rc = subscribe(a, c, NULL); /* 7.5.8: subscribers only */
 	if (rc)
 		goto out;
 	wr_buf_init(&b);
@@ -616,38 +675,10 @@ int cli_cmd_history(const struct cli_args *a)
 	if (a->has_limit)
 		wr_buf_printf(&b, ",\"limit\":%" PRIu64, a->limit);
 	wr_buf_puts(&b, "},\"nonce\":\"" HISTORY_NONCE "\"}");
-	rc = b.oom ? WR_ENOMEM : cli_ws_send(c, b.p, b.len);
+	rc = ask(a, c, &b, HISTORY_NONCE, PRINT_HISTORY, &f);
 	wr_buf_fini(&b);
-	if (rc) {
-		cli_err(a, "out of memory");
-		rc = CLI_EXIT_CONN;
+	if (rc)
 		goto out;
-	}
-	if (a->json) {
-		/* the answer as received (deliveries meanwhile skipped) */
-		for (;;) {
-			enum cli_wait w =
-				cli_ws_recv(c, wr_now_ms() + a->timeout_ms,
-					    &msg, &len);
-
-			if (w != CLI_WAIT_DONE) {
-				rc = wait_failed(a, c, w);
-				goto out;
-			}
-			frame_decode(&f, msg, len, 0);
-			if (f.kind == FRAME_RESPONSE)
-				break;
-			frame_fini(&f);
-		}
-		if (f.ok) {
-			fwrite(msg, 1, len, stdout);
-			fputc('\n', stdout);
-		}
-	} else {
-		rc = await_response(a, c, HISTORY_NONCE, &f, PRINT_HISTORY);
-		if (rc)
-			goto out;
-	}
 	if (!f.ok) {
 		cli_err(a, "history refused: %s",
 			f.reason ? f.reason : "no reason given");
@@ -657,6 +688,41 @@ int cli_cmd_history(const struct cli_args *a)
 			fprintf(stderr,
 				"wsrelay history: position %s:%" PRIu64 "\n",
 				f.epoch, f.offset);
+		if (cli_flush_stdout(a) < 0)
+			rc = CLI_EXIT_CONN;
+	}
+	frame_fini(&f);
+out:
+	cli_conn_destroy(c);
+	return rc;
+}
+
+int cli_cmd_presence(const struct cli_args *a)
+{
+	struct cli_conn *c;
+	struct frame f;
+	struct wr_buf b;
+	int rc;
+
+	rc = open_conn(a, &c);
+	if (rc)
+		goto out;
+	wr_buf_init(&b);
+	wr_buf_puts(&b, "{\"command\":\"presence\",\"data\":{\"channel\":");
+	wr_buf_json_str(&b, a->channel, strlen(a->channel));
+	wr_buf_puts(&b, "},\"nonce\":\"" PRESENCE_NONCE "\"}");
+	rc = ask(a, c, &b, PRESENCE_NONCE, PRINT_USERS, &f);
+	wr_buf_fini(&b);
+	if (rc)
+		goto out;
+	if (!f.ok) {
+		cli_err(a, "presence refused: %s",
+			f.reason ? f.reason : "no reason given");
+		rc = CLI_EXIT_REFUSED;
+	} else {
+		/* this connection is one of the clients counted */
+		fprintf(stderr, "wsrelay presence: %.0f client(s)%s\n",
+			f.clients, f.partial ? ", partial" : "");
 		if (cli_flush_stdout(a) < 0)
 			rc = CLI_EXIT_CONN;
 	}

@@ -241,3 +241,34 @@ def test_presence_input_checks(node_factory, tmp_path):
             assert raw == {"type": "join",
                            "data": {"channel": ROOM, "user": "carol"}}
     run(body())
+
+
+def test_cli_presence(node_factory, tmp_path):
+    from test_cli_client import cli, url  # helpers only, no tests
+    n = start_auth_mesh(node_factory, tmp_path)
+
+    async def body():
+        async with Pool() as pool:
+            await user(pool, n["a"], "alice")
+            await user(pool, n["b"], "bob")
+            await user(pool, n["c"])
+            watcher = await user(pool, n["a"])
+            await eventually_presence(watcher, 4, ["alice", "bob"])
+            # asked on c, with a token: itself counted, its user listed
+            r = await asyncio.to_thread(cli, "presence", url(n["c"]), ROOM,
+                                        "--token", hs256(claims("cid")))
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.splitlines() == ["alice", "bob", "cid"]
+            assert "wsrelay presence: 5 client(s)\n" in r.stderr, r.stderr
+            r = await asyncio.to_thread(cli, "presence", url(n["b"]), ROOM,
+                                        "--json")
+            assert r.returncode == 0, r.stderr
+            got = json.loads(r.stdout)
+            assert got["data"] == {"ok": True, "clients": 5,
+                                   "users": ["alice", "bob"],
+                                   "partial": False}, got
+            r = await asyncio.to_thread(cli, "presence", url(n["b"]),
+                                        "x" * 200)
+            assert r.returncode == 1
+            assert "invalid channel name" in r.stderr, r.stderr
+    run(body())
