@@ -123,6 +123,10 @@ struct chan_hist_limits {
 	unsigned size; /* per channel; 0: history off (offsets still count) */
 	int64_t ttl_ms;
 	size_t max_bytes; /* the whole node */
+	/* history on: a channel whose last subscriber's connection went
+	 * away stays open (reserved, keeping what arrives) this long, so
+	 * that subscriber can come back and recover; 0: closes at once */
+	int64_t linger_ms;
 };
 
 struct chan_hist_entry;
@@ -281,6 +285,11 @@ int chan_sub_set_flags(struct chan_registry *reg, struct chan_channel *ch,
 /* The flags of @cl's subscription to @ch (0 when not a member). */
 unsigned chan_sub_flags(const struct chan_channel *ch,
 			const struct chan_client *cl);
+/* Channels lingering (chan_client_fini() emptied them with history on)
+ * whose time is up are closed (ops->closed, then freed). */
+void chan_linger_expire(struct chan_registry *reg, int64_t now_ms);
+/* Lingering channels (no member, kept for a recovery). */
+unsigned chan_lingering(const struct chan_registry *reg);
 /* WR_OK or WR_ENOENT; frees @ch (after ops->closed) when it empties. */
 int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	       struct chan_client *cl);

@@ -35,6 +35,8 @@ struct chan_channel {
 	unsigned nflagged;      /* members with CHAN_SUB_RECOVER or _HELD */
 	unsigned npresence;     /* members with CHAN_SUB_PRESENCE */
 	struct chan_pres *pres; /* NULL until a user or a listener came */
+	int64_t linger_until;   /* lingering (no member) until then; 0: not */
+	unsigned linger_idx;    /* in reg->lingering */
 	struct chan_ring ring;
 	size_t name_len;
 	char name[]; /* NUL-terminated for convenience */
@@ -56,6 +58,9 @@ struct chan_registry {
 	uint64_t epochs;
 	uint64_t pres_events;
 	unsigned pres_channels; /* channels with a PRESENCE member */
+	/* channels with no member kept for a recovery (linger_ms) */
+	struct chan_channel **lingering;
+	unsigned nlinger, linger_cap;
 };
 
 /* @ch's PRESENCE members change by @d (+1 / -1). */
@@ -108,6 +113,10 @@ struct chan_registry *chan_registry_create(const struct chan_limits *lim,
 	return reg;
 }
 
+static int leave(struct chan_registry *reg, struct chan_channel *ch,
+		 struct chan_client *cl, bool linger);
+static void linger_del(struct chan_registry *reg, struct chan_channel *ch);
+
 static void channel_free(struct chan_registry *reg, struct chan_channel *ch)
 {
 	chan_ring_fini(&reg->hist, &ch->ring); /* 7.3: the ring goes with it */
@@ -146,6 +155,7 @@ void chan_registry_destroy(struct chan_registry *reg)
 			channel_free(reg, ch);
 		}
 	}
+	free(reg->lingering);
 	free(reg->buckets);
 	free(reg);
 }
@@ -167,9 +177,9 @@ static void queue_clear(struct chan_client *cl)
 
 void chan_client_fini(struct chan_registry *reg, struct chan_client *cl)
 {
-	/* leave from the back: chan_leave() swap-removes from cl->subs */
+	/* leave from the back: leave() swap-removes from cl->subs */
 	while (cl->nsubs)
-		chan_leave(reg, cl->subs[cl->nsubs - 1]->ch, cl);
+		leave(reg, cl->subs[cl->nsubs - 1]->ch, cl, true);
 	free(cl->subs);
 	cl->subs = NULL;
 	cl->subs_cap = 0;
@@ -465,6 +475,8 @@ int chan_join_as(struct chan_registry *reg, struct chan_channel *ch,
 			chan_pres_local_remove(ch->pres, u, NULL, NULL);
 		return WR_ENOMEM;
 	}
+	if (ch->linger_until) /* someone is back: open as before */
+		linger_del(reg, ch);
 	m->ch = ch;
 	m->cl = cl;
 	m->flags = flags;
@@ -485,8 +497,66 @@ int chan_join_as(struct chan_registry *reg, struct chan_channel *ch,
 	return WR_OK;
 }
 
+/* ---- lingering channels (7.3: a recovery after a dropped connection) ---- */
+
+static void linger_del(struct chan_registry *reg, struct chan_channel *ch)
+{
+	struct chan_channel *last = reg->lingering[--reg->nlinger];
+
+	reg->lingering[ch->linger_idx] = last;
+	last->linger_idx = ch->linger_idx;
+	ch->linger_until = 0;
+}
+
+/* Keeps the emptied @ch open until now + linger_ms; false when it
+ * cannot (history off, linger 0, no memory): it closes then. */
+static bool linger_add(struct chan_registry *reg, struct chan_channel *ch)
+{
+	if (!reg->lim.hist.size || reg->lim.hist.linger_ms <= 0)
+		return false;
+	if (grow_array(&reg->lingering, &reg->linger_cap, reg->nlinger + 1))
+		return false;
+	ch->linger_idx = reg->nlinger;
+	reg->lingering[reg->nlinger++] = ch;
+	ch->linger_until = wr_now_ms() + reg->lim.hist.linger_ms;
+	return true;
+}
+
+static void channel_close(struct chan_registry *reg, struct chan_channel *ch)
+{
+	if (reg->ops && reg->ops->closed)
+		reg->ops->closed(ch, reg->arg);
+	table_remove(reg, ch);
+	channel_free(reg, ch);
+}
+
+void chan_linger_expire(struct chan_registry *reg, int64_t now_ms)
+{
+	for (unsigned i = reg->nlinger; i-- > 0;) {
+		struct chan_channel *ch = reg->lingering[i];
+
+		if (i >= reg->nlinger || ch->linger_until > now_ms)
+			continue;
+		linger_del(reg, ch);
+		channel_close(reg, ch);
+	}
+}
+
+unsigned chan_lingering(const struct chan_registry *reg)
+{
+	return reg->nlinger;
+}
+
 int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 	       struct chan_client *cl)
+{
+	return leave(reg, ch, cl, false);
+}
+
+/* @linger: the client's connection went away (not an unsubscribe): the
+ * last one out leaves the channel lingering. */
+static int leave(struct chan_registry *reg, struct chan_channel *ch,
+		 struct chan_client *cl, bool linger)
 {
 	struct chan_member *m = NULL, *last;
 
@@ -516,12 +586,8 @@ int chan_leave(struct chan_registry *reg, struct chan_channel *ch,
 		chan_pres_forget_remote(ch->pres);
 	free(m);
 	reg->nsubs--;
-	if (ch->nmembers == 0) {
-		if (reg->ops && reg->ops->closed)
-			reg->ops->closed(ch, reg->arg);
-		table_remove(reg, ch);
-		channel_free(reg, ch);
-	}
+	if (ch->nmembers == 0 && !(linger && linger_add(reg, ch)))
+		channel_close(reg, ch);
 	return WR_OK;
 }
 

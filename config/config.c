@@ -125,6 +125,7 @@ static const struct key_spec history_keys[] = {
 	{ "size", K_INT, CFG(history_size), 0, 1000000 },
 	{ "ttl_ms", K_I64, CFG(history_ttl_ms), 1, 30LL * DAY_MS },
 	{ "max_bytes", K_I64, CFG(history_max_bytes), 0, 1LL << 40 },
+	{ "linger_ms", K_I64, CFG(history_linger_ms), 0, DAY_MS },
 };
 
 static const struct key_spec log_keys[] = {
@@ -816,6 +817,7 @@ int config_defaults(struct config *c)
 	c->password_failures_per_ip = 5;
 	c->history_ttl_ms = 300000;
 	c->history_max_bytes = 64LL << 20;
+	c->history_linger_ms = 30000;
 	c->log_level = WR_LOG_INFO;
 	c->log_format = WR_LOG_TEXT;
 	c->listen = strdup("127.0.0.1:8080");

@@ -103,6 +103,7 @@ struct config {
 	/* [history] (PROTOCOL.md 7.3) */
 	int history_size;          /* 0 (off): messages kept per channel */
 	int64_t history_ttl_ms;    /* 300000: an entry's lifetime */
+	int64_t history_linger_ms; /* 30000: an emptied channel kept */
 	int64_t history_max_bytes; /* 64 MiB: all channels of the node */
 };
 

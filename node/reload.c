@@ -175,6 +175,7 @@ static void apply(struct node *node, struct node_reload *r)
 	lim.hist.size = (unsigned)cfg->history_size;
 	lim.hist.ttl_ms = cfg->history_ttl_ms;
 	lim.hist.max_bytes = (size_t)cfg->history_max_bytes;
+	lim.hist.linger_ms = cfg->history_linger_ms;
 	chan_registry_set_limits(node->reg, &lim);
 	if (ping != cfg->client_ping_interval_ms)
 		node_keepalive_rearm(node);

@@ -273,6 +273,7 @@ static void node_tick(struct node *node)
 	/* entries past the ttl free their frames without waiting for the
 	 * next message on their channel (7.3) */
 	chan_hist_expire(chan_registry_hist(node->reg), now);
+	chan_linger_expire(node->reg, now);
 	mesh_tick(node->mesh, now);
 	flows_tick(node->flows, now);
 	if (!node->stopping)
@@ -628,7 +629,8 @@ static int node_init(struct node *node, struct config *cfg)
 		.max_subscriptions = (unsigned)cfg->max_subscriptions,
 		.hist = { .size = (unsigned)cfg->history_size,
 			  .ttl_ms = cfg->history_ttl_ms,
-			  .max_bytes = (size_t)cfg->history_max_bytes },
+			  .max_bytes = (size_t)cfg->history_max_bytes,
+			  .linger_ms = cfg->history_linger_ms },
 	};
 
 	memset(node, 0, sizeof(*node));

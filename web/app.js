@@ -9,6 +9,12 @@
 // A node with [auth] required answers "not authenticated": the page then
 // shows a dev-token field; the token pasted there is used at once and on
 // every reconnect (kept for this tab in sessionStorage).
+//
+// The channel is joined with recover (PROTOCOL.md 7.3): after a dropped
+// connection the node replays what the page missed, or the page says it
+// could not (a restarted node has a new history). The member list is
+// presence (7.4): presence() when joining and reconnecting, then the
+// join and leave events of signed-in users; anonymous visitors only count.
 
 import { WsRelay } from "/lib/wsrelay.js";
 
@@ -20,6 +26,8 @@ const ui = {
   errorText: $("error-text"), errorClose: $("error-close"), room: $("room"),
   messages: $("messages"), sendForm: $("send-form"), text: $("text"),
   send: $("send"), tokenForm: $("token-form"), token: $("token"),
+  members: $("members"), membersCount: $("members-count"),
+  memberList: $("member-list"),
 };
 
 const TOKEN_KEY = "wsrelay-chat-token";
@@ -60,11 +68,24 @@ function showState(state, text) {
   }
 }
 
-relay.on("open", () => {
+relay.on("open", ({ recovered }) => {
   stopCountdown();
   const again = states.some((s) => s.state === "open");
   showState("open", "open");
-  if (again) system(channel ? `Reconnected; back in #${channel}.` : "Reconnected.");
+  if (again && channel && recovered[channel] === true) {
+    system(`Reconnected; back in #${channel}, nothing missed.`);
+  } else if (again) {
+    system(channel ? `Reconnected; back in #${channel}.` : "Reconnected.");
+  }
+  if (channel) refreshMembers();
+});
+
+// A recovering subscription came back but the node could not replay: it
+// restarted (history lives in its memory) or the gap passed its history.
+relay.on("gap", ({ channel: name }) => {
+  if (name !== channel) return;
+  system("Messages sent while you were away could not be recovered " +
+    "(the node restarted or its history did not reach back).");
 });
 
 relay.on("close", ({ code, reason }) => {
@@ -153,6 +174,63 @@ relay.on("message", ({ channel: name, message }) => {
   addMessage({ from, text, mine: false });
 });
 
+// ------------------------------------------------------------- members
+
+let members = { clients: 0, users: new Set() };
+let membersTimer = null;
+
+function renderMembers() {
+  ui.members.hidden = !channel;
+  const n = members.users.size;
+  ui.membersCount.textContent = `${members.clients} here, ${n} signed in`;
+  const list = [...members.users].sort();
+  ui.memberList.replaceChildren(
+    ...list.map((user) => {
+      const li = document.createElement("li");
+      li.textContent = user;
+      li.dataset.user = user;
+      if (user === relay.user) li.className = "me";
+      return li;
+    }),
+  );
+}
+
+// The whole picture from the mesh; the events keep it current between.
+async function refreshMembers() {
+  const name = channel;
+  if (!name) return;
+  try {
+    const { clients, users } = await relay.presence(name);
+    if (name !== channel) return;
+    members = { clients, users: new Set(users) };
+    renderMembers();
+  } catch (err) {
+    console.debug("wsrelay presence:", reasonOf(err));
+  }
+}
+
+relay.on("join", ({ channel: name, user }) => {
+  if (name !== channel) return;
+  members.users.add(user);
+  members.clients += 1;
+  renderMembers();
+  system(`${user} joined.`);
+});
+
+relay.on("leave", ({ channel: name, user }) => {
+  if (name !== channel) return;
+  members.users.delete(user);
+  members.clients = Math.max(members.users.size, members.clients - 1);
+  renderMembers();
+  system(`${user} left.`);
+});
+
+// anonymous visitors cause no event: their count is refreshed now and then
+function watchMembers(on) {
+  if (membersTimer !== null) clearInterval(membersTimer);
+  membersTimer = on ? setInterval(refreshMembers, 15000) : null;
+}
+
 // The node's name, from its /health: which node of the mesh this is.
 if (!params.get("relay")) {
   fetch("/health", { cache: "no-store" })
@@ -220,6 +298,9 @@ const reasonOf = (err) => (err && (err.reason || err.message)) || String(err);
 
 function setChannel(name) {
   channel = name;
+  members = { clients: 0, users: new Set() };
+  renderMembers();
+  watchMembers(!!name);
   ui.room.textContent = name ? `#${name}` : "Not in a channel";
   ui.text.disabled = !name;
   ui.send.disabled = !name;
@@ -255,9 +336,12 @@ ui.joinForm.addEventListener("submit", async (ev) => {
       await relay.unsubscribe(old).catch(() => {});
       system(`You left #${old}.`);
     }
-    await relay.subscribe(name, password ? { password } : {});
+    const options = { recover: true, presenceEvents: true };
+    if (password) options.password = password;
+    await relay.subscribe(name, options);
     ui.password.value = "";
     setChannel(name);
+    refreshMembers();
     system(`You joined #${name}${password ? " (password protected)" : ""}.`);
     ui.text.focus();
   } catch (err) {

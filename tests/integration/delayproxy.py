@@ -1,7 +1,8 @@
 """A TCP proxy that delays every byte by a fixed time in each direction,
 for latency tests: this kernel has no netem. It runs its own asyncio loop
 on a thread; chunks keep their order, each leaves `delay` seconds after it
-arrived (timed by the loop's clock, not slept in sequence)."""
+arrived (timed by the loop's clock, not slept in sequence). cut() drops
+every connection and refuses new ones until mend(): a network blip."""
 import asyncio
 import threading
 
@@ -16,6 +17,8 @@ class DelayProxy:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._server = None
         self._tasks = set()
+        self._writers = set()
+        self._cut = False
 
     def __enter__(self):
         self._thread.start()
@@ -43,12 +46,32 @@ class DelayProxy:
                 asyncio.gather(*self._tasks, return_exceptions=True))
             self._loop.close()
 
+    def cut(self):
+        """Drops every connection now; new ones are closed until mend()."""
+        done = threading.Event()
+
+        def go():
+            self._cut = True
+            for w in list(self._writers):
+                w.transport.abort()  # a reset, as a lost network gives
+            done.set()
+        self._loop.call_soon_threadsafe(go)
+        done.wait(5)
+
+    def mend(self):
+        self._loop.call_soon_threadsafe(setattr, self, "_cut", False)
+
     async def _accept(self, reader, writer):
+        if self._cut:
+            writer.transport.abort()
+            return
         try:
             up_r, up_w = await asyncio.open_connection(*self.target)
         except OSError:
             writer.close()
             return
+        for w in (writer, up_w):
+            self._writers.add(w)
         for src, dst in ((reader, up_w), (up_r, writer)):
             t = asyncio.ensure_future(self._pipe(src, dst))
             self._tasks.add(t)
@@ -82,3 +105,4 @@ class DelayProxy:
             pass
         finally:
             dst.close()
+            self._writers.discard(dst)

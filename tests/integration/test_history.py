@@ -4,7 +4,9 @@ subscriber that disconnects and comes back with `since` gets exactly what
 it missed, in order, before anything new - also while a publisher keeps
 sending at 1,000 msg/s during the replay; `recovered: false` on another
 node of a mesh and after the ttl; the `history` command; subscribers
-without `recover` keep today's frames byte for byte; the metrics.
+without `recover` keep today's frames byte for byte; the metrics; a lone
+subscriber whose connection drops finds its channel still there
+([history] linger_ms), an unsubscribe closes it at once.
 """
 
 import asyncio
@@ -212,6 +214,40 @@ def test_mesh_remote_messages_kept_and_another_node_not_recovered(node_factory):
             assert fa["data"]["offset"] == start + 21
             assert fc["data"]["message"] == "live" and "offset" in fc["data"]
     run(body(), timeout=180)
+
+
+def test_lone_subscriber_recovers_while_its_channel_lingers(node_factory):
+    a, b = start_mesh(node_factory, "AB", [("B", "A")],
+                      sections={"history": dict(HIST, linger_ms=60000)})
+
+    async def body():
+        async with Pool() as pool:
+            pub = await pool.connect(a)
+            assert await pub.subscribe("ln") == ok()
+            # the only subscriber of "ln" on B
+            sub = await pool.connect(b)
+            r = await sub.request(sub_cmd("ln", "s", recover=True))
+            epoch, start = r["data"]["epoch"], r["data"]["offset"]
+            await wait_converged([a, b], "ln", holders=["A", "B"])
+            sub.ws.transport.abort()  # the connection drops, no close
+            # B keeps the channel: still a holder, what A sends is kept
+            for i in range(30):
+                assert await pub.publish("ln", f"l{i}") == ok()
+            await wait_converged([a, b], "ln", holders=["A", "B"])
+            sub = await pool.connect(b)
+            r = await sub.request(sub_cmd("ln", "s2", since={"epoch": epoch,
+                                                             "offset": start}))
+            assert r == ok("s2", epoch=epoch, offset=start + 30,
+                           recovered=True), r
+            for i in range(30):
+                f = await sub.recv()
+                assert f["data"]["message"] == f"l{i}", f
+            await sub.expect_quiet()
+            # an unsubscribe is meant: the channel closes on B at once
+            assert await sub.request(command("unsubscribe", {"topic": "ln"},
+                                             "u")) == ok("u")
+            await wait_converged([a, b], "ln", holders=["A"])
+    run(body(), timeout=120)
 
 
 def test_not_recovered_after_the_ttl(node_factory):

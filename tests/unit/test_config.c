@@ -1020,6 +1020,8 @@ Test(config, origins_and_per_address_limits)
 		{ "[history]\nsize = 1000001\n", "out of range" },
 		{ "[history]\nttl_ms = 0\n",
 		  "key 'history.ttl_ms': 0 is out of range" },
+		{ "[history]\nlinger_ms = -1\n",
+		  "key 'history.linger_ms': -1 is out of range" },
 		{ "[history]\nmax_bytes = -5\n",
 		  "key 'history.max_bytes': -5 is out of range" },
 		{ "[history]\nsize = \"100\"\n", "key 'history.size'" },
@@ -1036,15 +1038,17 @@ Test(config, origins_and_per_address_limits)
 	cr_expect_eq(c.history_size, 0);
 	cr_expect_eq(c.history_ttl_ms, 300000);
 	cr_expect_eq(c.history_max_bytes, 64LL << 20);
+	cr_expect_eq(c.history_linger_ms, 30000);
 	config_fini(&c);
 	cr_assert_eq(parse(&c,
 			   "[history]\nsize = 100\nttl_ms = 1000\n"
-			   "max_bytes = 0\n",
+			   "max_bytes = 0\nlinger_ms = 0\n",
 			   err),
 		     WR_OK, "%s", err);
 	cr_expect_eq(c.history_size, 100);
 	cr_expect_eq(c.history_ttl_ms, 1000);
 	cr_expect_eq(c.history_max_bytes, 0);
+	cr_expect_eq(c.history_linger_ms, 0);
 	config_fini(&c);
 	cr_assert_eq(parse(&c,
 			   "[web]\nallowed_origins = [\n"

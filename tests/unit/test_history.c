@@ -84,7 +84,7 @@ Test(history, offsets_count_from_one_even_with_history_off)
 {
 	struct chan_hist h;
 	struct chan_ring r;
-	struct chan_hist_limits lim = { 0, 1000, 1 << 20 };
+	struct chan_hist_limits lim = { 0, 1000, 1 << 20, 0 };
 
 	chan_hist_init(&h, &lim);
 	chan_ring_init(&r, EPOCH);
@@ -105,7 +105,7 @@ Test(history, size_bound_keeps_the_newest)
 {
 	struct chan_hist h;
 	struct chan_ring r;
-	struct chan_hist_limits lim = { 3, 100000, 1 << 20 };
+	struct chan_hist_limits lim = { 3, 100000, 1 << 20, 0 };
 
 	chan_hist_init(&h, &lim);
 	chan_ring_init(&r, EPOCH);
@@ -132,7 +132,7 @@ Test(history, replay_ranges_at_every_boundary)
 {
 	struct chan_hist h;
 	struct chan_ring r;
-	struct chan_hist_limits lim = { 5, 100000, 1 << 20 };
+	struct chan_hist_limits lim = { 5, 100000, 1 << 20, 0 };
 
 	chan_hist_init(&h, &lim);
 	chan_ring_init(&r, EPOCH);
@@ -182,7 +182,7 @@ Test(history, ttl_drops_old_entries)
 {
 	struct chan_hist h;
 	struct chan_ring r;
-	struct chan_hist_limits lim = { 100, 1000, 1 << 20 };
+	struct chan_hist_limits lim = { 100, 1000, 1 << 20, 0 };
 
 	chan_hist_init(&h, &lim);
 	chan_ring_init(&r, EPOCH);
@@ -216,7 +216,7 @@ Test(history, byte_cap_is_global_and_oldest_first)
 	struct chan_delivery_pos pos;
 	struct wr_msg *m = mk("a", 1, &pos);
 	size_t each = m->len + CHAN_HIST_ENTRY_OVERHEAD;
-	struct chan_hist_limits lim = { 100, 100000, 4 * each };
+	struct chan_hist_limits lim = { 100, 100000, 4 * each, 0 };
 
 	wr_msg_unref(&m);
 	chan_hist_init(&h, &lim);
@@ -265,7 +265,7 @@ Test(history, smaller_size_on_reload_keeps_each_rings_newest)
 {
 	struct chan_hist h;
 	struct chan_ring a, b;
-	struct chan_hist_limits lim = { 10, 100000, 1 << 20 };
+	struct chan_hist_limits lim = { 10, 100000, 1 << 20, 0 };
 
 	chan_hist_init(&h, &lim);
 	chan_ring_init(&a, EPOCH);
@@ -289,7 +289,7 @@ Test(history, newest_entries_oldest_first_with_their_json)
 {
 	struct chan_hist h;
 	struct chan_ring r;
-	struct chan_hist_limits lim = { 5, 100000, 1 << 20 };
+	struct chan_hist_limits lim = { 5, 100000, 1 << 20, 0 };
 	struct seen s = { 0 };
 	struct chan_delivery_pos pos;
 	static const char tricky[] = "q\"\\ \x01 \xc3\xa9";
@@ -365,7 +365,7 @@ static const struct chan_ops ops = { .wake = no_wake };
 
 Test(history, registry_fans_out_each_variant_once)
 {
-	struct chan_limits lim = { 1 << 20, 16, { 10, 100000, 1 << 20 } };
+	struct chan_limits lim = { 1 << 20, 16, { 10, 100000, 1 << 20, 0 } };
 	struct chan_registry *reg = chan_registry_create(&lim, &ops, NULL);
 	struct chan_client plain, rec, held, sender;
 	struct chan_channel *ch;
@@ -424,7 +424,7 @@ Test(history, registry_fans_out_each_variant_once)
 
 Test(history, epochs_differ_between_channels_and_reopenings)
 {
-	struct chan_limits lim = { 1 << 20, 16, { 0, 1000, 1 << 20 } };
+	struct chan_limits lim = { 1 << 20, 16, { 0, 1000, 1 << 20, 0 } };
 	struct chan_registry *reg = chan_registry_create(&lim, &ops, NULL);
 	struct chan_client c;
 	struct chan_channel *ch;
@@ -440,5 +440,75 @@ Test(history, epochs_differ_between_channels_and_reopenings)
 	cr_expect_str_neq(chan_ring_of(ch)->epoch, first);
 	cr_expect_eq(chan_ring_of(ch)->last, 0, "offsets start again");
 	chan_client_fini(reg, &c);
+	chan_registry_destroy(reg);
+}
+
+/* ---- lingering: a recovery after a dropped connection ---- */
+
+static unsigned closed_count;
+
+static void count_closed(struct chan_channel *ch, void *arg)
+{
+	(void)ch;
+	(void)arg;
+	closed_count++;
+}
+
+static const struct chan_ops linger_ops = { .wake = no_wake,
+					    .closed = count_closed };
+
+Test(history, a_dropped_connection_leaves_the_channel_lingering)
+{
+	struct chan_limits lim = { 1 << 20, 16, { 10, 100000, 1 << 20, 1000 } };
+	struct chan_registry *reg = chan_registry_create(&lim, &linger_ops,
+							 NULL);
+	struct chan_client a, b;
+	struct chan_channel *ch;
+	struct chan_delivery_pos pos;
+	struct wr_msg *m;
+	char epoch[CHAN_EPOCH_LEN + 1];
+
+	closed_count = 0;
+	chan_client_init(&a, NULL);
+	chan_client_init(&b, NULL);
+	cr_assert_eq(chan_create(reg, "l", 1, NULL, 0, &ch), WR_OK);
+	cr_assert_eq(chan_join(reg, ch, &a), WR_OK);
+	memcpy(epoch, chan_ring_of(ch)->epoch, sizeof(epoch));
+	/* the connection goes: the channel stays, with its history */
+	chan_client_fini(reg, &a);
+	cr_assert_eq(chan_find(reg, "l", 1), ch);
+	cr_expect_eq(chan_lingering(reg), 1);
+	cr_expect_eq(closed_count, 0);
+	m = mk("l", 1, &pos);
+	cr_expect_eq(chan_publish_msg(reg, ch, m, &pos, NULL, 5), 0);
+	wr_msg_unref(&m);
+	cr_expect_eq(chan_ring_of(ch)->last, 1, "kept while nobody is here");
+	/* it comes back: same epoch, nothing lingers */
+	chan_client_init(&a, NULL);
+	cr_assert_eq(chan_join(reg, ch, &a), WR_OK);
+	cr_expect_eq(chan_lingering(reg), 0);
+	cr_expect_str_eq(chan_ring_of(ch)->epoch, epoch);
+	/* not yet due, then due */
+	chan_client_fini(reg, &a);
+	chan_linger_expire(reg, wr_now_ms());
+	cr_expect_eq(chan_lingering(reg), 1);
+	chan_linger_expire(reg, wr_now_ms() + 1001);
+	cr_expect_eq(chan_lingering(reg), 0);
+	cr_expect_eq(closed_count, 1);
+	cr_expect_null(chan_find(reg, "l", 1));
+	/* an unsubscribe closes at once */
+	cr_assert_eq(chan_create(reg, "u", 1, NULL, 0, &ch), WR_OK);
+	chan_join(reg, ch, &b);
+	chan_leave(reg, ch, &b);
+	cr_expect_null(chan_find(reg, "u", 1));
+	cr_expect_eq(closed_count, 2);
+	/* history off: no lingering */
+	lim.hist.size = 0;
+	chan_registry_set_limits(reg, &lim);
+	cr_assert_eq(chan_create(reg, "o", 1, NULL, 0, &ch), WR_OK);
+	chan_join(reg, ch, &b);
+	chan_client_fini(reg, &b);
+	cr_expect_null(chan_find(reg, "o", 1));
+	chan_client_fini(reg, &a);
 	chan_registry_destroy(reg);
 }

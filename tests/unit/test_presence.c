@@ -184,7 +184,7 @@ static const char *text(const struct chan_client *cl, unsigned i)
 
 Test(presence, registry_frames_to_listeners_only)
 {
-	struct chan_limits lim = { 1 << 20, 16, { 0, 1000, 1 << 20 } };
+	struct chan_limits lim = { 1 << 20, 16, { 0, 1000, 1 << 20, 0 } };
 	struct chan_registry *reg = chan_registry_create(&lim, &ops, NULL);
 	struct chan_client lis, plain, alice, alice2, anon;
 	struct chan_channel *ch;
