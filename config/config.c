@@ -110,6 +110,7 @@ static const struct key_spec mesh_keys[] = {
 static const struct key_spec web_keys[] = {
 	{ "root", K_DIR, CFG(web_root), 0, 0 },
 	{ "allowed_origins", K_ORIGINS, CFG(allowed_origins), 0, 0 },
+	{ "admin_token_file", K_FILE, CFG(admin_token_file), 0, 0 },
 };
 
 static const struct key_spec auth_keys[] = {
@@ -180,6 +181,55 @@ static void set_err(char *err, size_t errlen, const char *fmt, ...)
 /* "PATH:LINE: key 'KEY': WHAT"; LINE is left out when unknown (0). */
 static int bad(struct loader *ld, int line, const char *key, const char *fmt,
 	       ...) __attribute__((format(printf, 4, 5)));
+
+static int line_of(const struct loader *ld, const char *table, const char *key);
+
+#define ADMIN_TOKEN_MIN 16
+#define ADMIN_TOKEN_MAX 4096
+
+/* [web] admin_token_file: read here (at start, or on a reload's worker
+ * thread: never on the loop); one trailing newline stripped. */
+static int load_admin_token(struct loader *ld, struct config *c)
+{
+	int line = line_of(ld, "web", "admin_token_file");
+	char buf[ADMIN_TOKEN_MAX + 2];
+	size_t n = 0;
+	ssize_t r;
+	int fd = open(c->admin_token_file, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return bad(ld, line, "web.admin_token_file",
+			   "cannot read %s: %s", c->admin_token_file,
+			   strerror(errno));
+	while (n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - n)) > 0)
+		n += (size_t)r;
+	close(fd);
+	if (n && buf[n - 1] == '\n')
+		n--;
+	if (n && buf[n - 1] == '\r')
+		n--;
+	if (n > ADMIN_TOKEN_MAX)
+		return bad(ld, line, "web.admin_token_file",
+			   "%s holds more than %d bytes", c->admin_token_file,
+			   ADMIN_TOKEN_MAX);
+	if (n < ADMIN_TOKEN_MIN)
+		return bad(ld, line, "web.admin_token_file",
+			   "%s holds %zu bytes: at least %d are needed",
+			   c->admin_token_file, n, ADMIN_TOKEN_MIN);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)buf[i] <= ' ' || buf[i] == 0x7f)
+			return bad(ld, line, "web.admin_token_file",
+				   "%s: a token of printable characters without "
+				   "spaces is needed",
+				   c->admin_token_file);
+	c->admin_token = malloc(n + 1);
+	if (!c->admin_token)
+		return WR_ENOMEM;
+	memcpy(c->admin_token, buf, n);
+	c->admin_token[n] = '\0';
+	c->admin_token_len = n;
+	return WR_OK;
+}
 
 static int bad(struct loader *ld, int line, const char *key, const char *fmt,
 	       ...)
@@ -750,6 +800,12 @@ static int check_relations(struct loader *ld)
 			   "must be >= mesh.reconnect_min_ms (%d)",
 			   c->reconnect_min_ms);
 	}
+	if (c->admin_token_file) {
+		int rc = load_admin_token(ld, c);
+
+		if (rc)
+			return rc;
+	}
 	c->auth_hs256_line = line_of(ld, "auth", "hs256_secret_file");
 	if (c->auth_required && !c->auth_hs256_secret_file &&
 	    !c->auth_ed25519.n)
@@ -960,6 +1016,14 @@ void config_fini(struct config *c)
 	free(c->peers);
 	free(c->web_root);
 	free(c->auth_hs256_secret_file);
+	free(c->admin_token_file);
+	if (c->admin_token) {
+		volatile char *z = c->admin_token;
+
+		for (size_t i = 0; i < c->admin_token_len; i++)
+			z[i] = 0;
+		free(c->admin_token);
+	}
 	config_strs_fini(&c->auth_ed25519);
 	config_strs_fini(&c->allowed_origins);
 	free(c->auth_issuer);

@@ -93,10 +93,15 @@ struct config {
 
 	/* PROTOCOL.md 7.2 */
 	struct config_strs allowed_origins; /* [web]; n 0: any Origin */
-	int max_clients_per_ip;             /* [limits] 1000; per /64 (IPv6) */
-	int messages_per_second;            /* [limits] 1000: a token bucket */
-	int messages_burst;                 /* [limits] 2000: its size */
-	int max_list;                       /* [limits] 10000 names a list */
+	/* [web] admin_token_file: its content (one trailing newline
+	 * stripped) guards the /api paths and /metrics; NULL: open */
+	char *admin_token_file;
+	char *admin_token;
+	size_t admin_token_len;
+	int max_clients_per_ip;       /* [limits] 1000; per /64 (IPv6) */
+	int messages_per_second;      /* [limits] 1000: a token bucket */
+	int messages_burst;           /* [limits] 2000: its size */
+	int max_list;                 /* [limits] 10000 names a list */
 	int password_failures_per_ip; /* [limits] 5 in 10 s, as per connection */
 	int max_pending_per_ip; /* [limits] 64 sockets before their headers */
 

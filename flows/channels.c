@@ -10,6 +10,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 
 bool flow_chan_lookup(struct flows *f, const char *name, size_t len,
@@ -500,6 +502,34 @@ struct view {
 	bool detail; /* /api/node: active, subscribers */
 };
 
+/*
+ * What /api/node shows for a password: null for none, else the first 16
+ * hex characters of HMAC-SHA256(key, hash), the key being the mesh's
+ * static token (so every node of a mesh shows the same tag for the same
+ * password, which is what an operator compares) or, without one, random
+ * per process. Without the key the tag is no help to an offline guess.
+ */
+static cJSON *view_tag(const struct flows *f, const uint8_t *hash)
+{
+	unsigned char mac[crypto_auth_hmacsha256_BYTES];
+	char hex[2 * 8 + 1];
+	crypto_auth_hmacsha256_state st;
+
+	if (!hash)
+		return cJSON_CreateNull();
+	if (f->cfg->token) /* read each time: a reload may change it */
+		crypto_auth_hmacsha256_init(&st,
+					    (const unsigned char *)f->cfg->token,
+					    strlen(f->cfg->token));
+	else
+		crypto_auth_hmacsha256_init(&st, f->view_key,
+					    sizeof(f->view_key));
+	crypto_auth_hmacsha256_update(&st, hash, CHAN_HASH_LEN);
+	crypto_auth_hmacsha256_final(&st, mac);
+	wr_hex(hex, mac, 8);
+	return cJSON_CreateString(hex);
+}
+
 static void add_reserved(const struct chan_resv_entry *e, void *arg)
 {
 	struct view *v = arg;
@@ -518,6 +548,9 @@ static void add_reserved(const struct chan_resv_entry *e, void *arg)
 				     cJSON_CreateString(chan_resv_holder(e,
 									 i)));
 	if (v->detail) {
+		/* GET /api/node: hashes never leave the mesh (issue 10) */
+		cJSON_ReplaceItemInObjectCaseSensitive(
+			o, "password", view_tag(v->f, chan_resv_hash(e)));
 		ch = chan_find(v->f->reg, name, len);
 		cJSON_AddBoolToObject(o, "active", ch != NULL);
 		cJSON_AddNumberToObject(o, "subscribers",

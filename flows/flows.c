@@ -6,6 +6,8 @@
  */
 #include <string.h>
 
+#include <sodium.h>
+
 #include "internal.h"
 
 #define RESV_CHANNELS_MAX (1u << 20)
@@ -77,6 +79,7 @@ struct flows *flows_create(struct mesh *m, struct chan_registry *reg,
 		f->ops = *ops;
 	f->ud = ud;
 	wr_buf_init(&f->scratch);
+	randombytes_buf(f->view_key, sizeof(f->view_key));
 	f->resv = chan_resv_table_create(RESV_CHANNELS_MAX, 0);
 	if (!f->resv || flow_channels_init(f) || flow_presence_init(f) ||
 	    flow_master_init(f)) {

@@ -50,6 +50,8 @@ struct flows {
 	unsigned nsuspects;
 	/* master.c */
 	struct flow_master *master;
+	/* channels.c: /api/node's password tags without a mesh token */
+	unsigned char view_key[32];
 	/* presence.c */
 	int64_t pres_next_ms;
 	struct pres_obj *pres_live; /* rounds and queries in flight */

@@ -72,10 +72,11 @@ struct health_counters {
 				    * a creation time out of bounds */
 	uint64_t config_reloads_ok, config_reloads_failed; /* SIGHUP */
 	uint64_t refused_origin, refused_per_ip; /* /connect upgrades, 7.2 */
-	uint64_t refused_pending;    /* sockets closed at accept: their address
+	uint64_t refused_pending; /* sockets closed at accept: their address
 				   * has NODE_PENDING_PER_ADDR before headers */
-	uint64_t refused_headers;    /* 431: request headers over 8 KiB */
-	uint64_t refused_version;    /* 426: Sec-WebSocket-Version not 13 */
+	uint64_t refused_headers; /* 431: request headers over 8 KiB */
+	uint64_t refused_version; /* 426: Sec-WebSocket-Version not 13 */
+	uint64_t refused_admin; /* 401: /api, /metrics without the admin token */
 	uint64_t sends_rate_limited; /* "rate limited": messages_per_second */
 	uint64_t node_auth_failures; /* /node upgrades with an unknown token */
 	uint64_t node_auth_blocked;  /* /node upgrades refused 429 for them */

@@ -7,8 +7,11 @@
  * token 403). Bodies are small and written at once; lws buffers the rest.
  */
 #include <string.h>
+#include <strings.h>
 
 #include <sys/socket.h>
+
+#include <openssl/crypto.h>
 
 #include "node.h"
 
@@ -165,6 +168,30 @@ static bool headers_too_large(struct node *node, struct lws *wsi)
 	return true;
 }
 
+/* The paths [web] admin_token_file guards: what a node tells about
+ * itself and the mesh. /health stays open (load balancers). */
+static bool is_admin(const char *uri)
+{
+	return !strncmp(uri, "/api/", 5) || !strcmp(uri, "/metrics");
+}
+
+/* An "Authorization: Bearer TOKEN" with the admin token (constant time
+ * over the token's length). */
+static bool admin_ok(struct node *node, struct lws *wsi)
+{
+	char h[8 + 4096 + 2];
+	const char *tok = node->cfg->admin_token;
+	size_t tl = node->cfg->admin_token_len;
+	int n;
+
+	if (!tok)
+		return true;
+	n = lws_hdr_copy(wsi, h, sizeof(h), WSI_TOKEN_HTTP_AUTHORIZATION);
+	if (n < 7 || strncasecmp(h, "Bearer ", 7))
+		return false;
+	return (size_t)(n - 7) == tl && !CRYPTO_memcmp(h + 7, tok, tl);
+}
+
 int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 {
 	static const char not_allowed[] = "method not allowed\n";
@@ -172,6 +199,11 @@ int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 
 	if (headers_too_large(node, wsi))
 		return node_http_refuse(wsi, 431, NULL);
+	if (is_admin(uri) && !admin_ok(node, wsi)) {
+		node->ctr.refused_admin++;
+		return node_http_refuse(
+			wsi, 401, "WWW-Authenticate: Bearer realm=\"wsrelay\"");
+	}
 	if (!lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI)) {
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) &&
 		    !is_endpoint(uri))
@@ -267,6 +299,8 @@ static const char *reason_phrase(unsigned status)
 	switch (status) {
 	case 400:
 		return "Bad Request";
+	case 401:
+		return "Unauthorized";
 	case 403:
 		return "Forbidden";
 	case 404:

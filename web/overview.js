@@ -19,6 +19,18 @@
 
 (() => {
   const API = "/api/overview";
+  // [web] admin_token_file: the token comes in the URL's fragment (never
+  // sent to the server in the URL), kept for this tab, and goes out as a
+  // bearer token
+  const TOKEN_KEY = "wsrelay-admin-token";
+  {
+    const m = /(?:^#|&)token=([^&]+)/.exec(location.hash);
+    if (m) {
+      sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+  }
+  const adminToken = sessionStorage.getItem(TOKEN_KEY);
   const POLL_MS = 2000;
   const TIMEOUT_MS = 5000;
   const HIGH_LATENCY_MS = 10; // health.max_latency_ms's default
@@ -436,7 +448,13 @@
     const ctl = new AbortController();
     const timer = setTimeout(() => ctl.abort(), TIMEOUT_MS);
     try {
-      const r = await fetch(API, { cache: "no-store", signal: ctl.signal, headers: { Accept: "application/json" } });
+      const headers = { Accept: "application/json" };
+      if (adminToken) headers.Authorization = `Bearer ${adminToken}`;
+      const r = await fetch(API, { cache: "no-store", signal: ctl.signal, headers });
+      if (r.status === 401) {
+        throw new Error("HTTP 401: this node wants its admin token ([web] admin_token_file): " +
+          "open this page as /overview.html#token=TOKEN");
+      }
       let body = null;
       try {
         body = await r.json();

@@ -19,6 +19,7 @@ wait is a sleep.
 import asyncio
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -52,12 +53,22 @@ CONVERGE_S = 3 * ANNOUNCE_S + PEER_TIMEOUT_S + RECONNECT_MAX_S + 4.0
 GONE_S = 3 * PEER_TIMEOUT_S + 1.5
 
 
-def pw_hash(channel, password):
-    """The channel password hash of PROTOCOL.md 2, or None for no password."""
-    if password is None:
-        return None
+def pbkdf2_hex(channel, password):
+    """The channel password hash itself (PROTOCOL.md 2), as nodes send it
+    to each other in reserve-channel and list answers."""
     return hashlib.pbkdf2_hmac("sha256", password.encode(), channel.encode(),
                                32768, 32).hex()
+
+
+def pw_hash(channel, password, token=TOKEN):
+    """What GET /api/node shows for a channel's password on a node whose
+    [node] token is @token: None for none, else the first 16 hex digits of
+    HMAC-SHA256(token, PBKDF2 hash of PROTOCOL.md 2) - the hash itself
+    never leaves the mesh."""
+    if password is None:
+        return None
+    h = bytes.fromhex(pbkdf2_hex(channel, password))
+    return hmac.new(token.encode(), h, hashlib.sha256).hexdigest()[:16]
 
 
 def nonce():

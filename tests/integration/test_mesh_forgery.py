@@ -19,7 +19,7 @@ import base64
 import time
 
 from conftest import Pool, delivery, fail, metrics, ok, run
-from meshutil import (TOKEN, FakeNode, aapi_node, chan_of, pw_hash,
+from meshutil import (TOKEN, FakeNode, aapi_node, chan_of, pbkdf2_hex, pw_hash,
                       start_mesh, wait_converged)
 
 
@@ -65,7 +65,7 @@ def test_made_up_holders_and_times_are_refused(node_factory):
             # exist would win the race, evict every subscriber, replace
             # the password, and never be swept
             got = await f.command("a", "reserve-channel", channel="vault",
-                                  password=pw_hash("vault", "evil"),
+                                  password=pbkdf2_hex("vault", "evil"),
                                   created=1, holder="ghost")
             assert got == {"ok": False, "reason": "invalid reservation"}, got
             # a time far ahead of a's clock: refused too

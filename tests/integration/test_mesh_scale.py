@@ -31,7 +31,7 @@ import websockets.exceptions
 from conftest import DEADLINE, Pool, command, delivery, fail, metrics, ok, run
 from meshutil import (ANNOUNCE_S, CONVERGE_S, GONE_S, PEER_TIMEOUT_S, TOKEN,
                       FakeNode, aapi_node, aviews, eventually, kill9, paused,
-                      peer_names, pw_hash, restart, start_mesh, start_node,
+                      pbkdf2_hex, peer_names, pw_hash, restart, start_mesh, start_node,
                       wait_client_lists, wait_converged, wait_peers)
 
 # Extra time a timing bound allows for a loaded 2-core machine and an
@@ -482,7 +482,7 @@ class StampedFakeNode(FakeNode):
                          ids=["protocol-3.6", "with-at"])
 def test_old_full_announce_is_still_understood(node_factory, fake):
     a, b = start_mesh(node_factory, "AB", [("B", "A")], max_peers=0)
-    h_old = pw_hash("legacy-pw", "old")
+    h_old = pw_hash("legacy-pw", "old")  # what /api/node shows
 
     async def body():
         # OLD speaks only the full announce of 3.6 (protocol-3.6: exactly
@@ -498,7 +498,8 @@ def test_old_full_announce_is_still_understood(node_factory, fake):
                                           holders=["B"]))["A"]
                 now = int(time.time() * 1000)
                 old.held["legacy-only"] = {"password": None, "created": now}
-                old.held["legacy-pw"] = {"password": h_old, "created": now}
+                old.held["legacy-pw"] = {"password": pbkdf2_hex("legacy-pw", "old"),
+                                         "created": now}
                 old.held["shared-legacy"] = {"password": None, "created": e["created"]}
                 await wait_converged([a, b], "legacy-only", password=None,
                                      holders=["OLD"])

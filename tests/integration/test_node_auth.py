@@ -14,7 +14,7 @@ import pytest
 
 from conftest import Pool, delivery, fail, metrics, ok, run
 from meshutil import (TOKEN, FakeNode, Refused, aapi_node, api_node, chan_of,
-                      eventually, node_upgrade_status, nonce, pw_hash,
+                      eventually, node_upgrade_status, nonce, pbkdf2_hex, pw_hash,
                       start_node, wait_peers, wait_peers_sync)
 
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -269,7 +269,7 @@ def test_list_nodes_and_list_channels(node_factory):
             assert got["ok"] is True, got
             chans = sorted(got["channels"], key=lambda e: e["name"])
             assert [(e["name"], e["password"]) for e in chans] == [
-                ("lc-open", None), ("lc-pw", pw_hash("lc-pw", "pw"))], got
+                ("lc-open", None), ("lc-pw", pbkdf2_hex("lc-pw", "pw"))], got
             for e in chans:
                 assert set(e) == {"name", "password", "created"}, e
                 assert isinstance(e["created"], int) and \
@@ -298,24 +298,25 @@ def chan_of_sync(node, name):
 
 def test_reserve_and_unreserve_channel_commands(node_factory):
     n = hub(node_factory)
-    hf = pw_hash("fr", "fpw")
+    hf = pw_hash("fr", "fpw")  # what /api/node shows
+    hf_raw = pbkdf2_hex("fr", "fpw")  # what nodes send each other
 
     async def body():
         f = await FakeNode.connect(n, TOKEN, "F")
         async with Pool() as pool:
             c, c2, watch = await pool.connect_many(n, 3)
             created = int(time.time() * 1000)
-            f.held["fr"] = {"password": hf, "created": created}
+            f.held["fr"] = {"password": hf_raw, "created": created}
             got = await f.command("N", "reserve-channel", channel="fr",
-                                  password=hf, created=created)
+                                  password=hf_raw, created=created)
             assert got == {"ok": True}, got
             # idempotent for the same hash
             got = await f.command("N", "reserve-channel", channel="fr",
-                                  password=hf, created=created)
+                                  password=hf_raw, created=created)
             assert got == {"ok": True}, got
             # a later, different reservation loses
             got = await f.command("N", "reserve-channel", channel="fr",
-                                  password=pw_hash("fr", "other"),
+                                  password=pbkdf2_hex("fr", "other"),
                                   created=created + 5000)
             assert got == {"ok": False, "reason": "channel already reserved"}, got
             e = chan_of((await aapi_node(n)), "fr")
@@ -323,7 +324,7 @@ def test_reserve_and_unreserve_channel_commands(node_factory):
                 and e["active"] is False and e["created"] == created, e
             got = await f.command("N", "list-reserved-channels")
             e = [x for x in got["channels"] if x["name"] == "fr"]
-            assert e == [{"name": "fr", "password": hf, "created": created,
+            assert e == [{"name": "fr", "password": hf_raw, "created": created,
                           "holders": ["F"]}], got
             assert await watch.channels() == ["fr"]
 
@@ -381,10 +382,11 @@ def test_earlier_reservation_from_a_peer_wins_the_race(node_factory):
             assert await c.subscribe("contested", password="mine") == ok()
             mine = chan_of(await aapi_node(n), "contested")
             hf = pw_hash("contested", "theirs")
+            hf_raw = pbkdf2_hex("contested", "theirs")
             earlier = mine["created"] - 1000
-            f.held["contested"] = {"password": hf, "created": earlier}
+            f.held["contested"] = {"password": hf_raw, "created": earlier}
             got = await f.command("N", "reserve-channel", channel="contested",
-                                  password=hf, created=earlier)
+                                  password=hf_raw, created=earlier)
             assert got["ok"] is True, got
             assert await c.recv() == {
                 "type": "unsubscribed",
