@@ -56,6 +56,106 @@ static int send_body(struct lws *wsi, unsigned status, const char *ctype,
 	return rc;
 }
 
+/*
+ * A big JSON answer (/api/node, /api/overview) as a shared buffer streamed
+ * to each asker (httpout.c): 200 slow readers hold one copy, not 200.
+ * One that took NODE_API_SLOW_MS or more to build (thousands of channels)
+ * is reused for up to NODE_API_REUSE_MS, so askers in a loop cannot keep
+ * the event loop building it; a cheap one is built fresh each time.
+ */
+#define NODE_API_SLOW_MS 2
+#define NODE_API_REUSE_MS 1000
+
+/* 0 with the body in @b; 1 when it answered @wsi itself; -1 */
+typedef int (*api_build_fn)(struct node *node, struct lws *wsi,
+			    struct wr_buf *b);
+
+static int serve_api(struct node *node, struct lws *wsi,
+		     struct node_api_cache *c, api_build_fn build)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					  *end = hdr + sizeof(hdr) - 1;
+	struct node_pss *pss = lws_wsi_user(wsi);
+	int64_t now = wr_now_ms();
+	struct wr_msg *m = c->body;
+
+	if (!pss)
+		return -1;
+	if (!m || now - c->built_ms >= NODE_API_REUSE_MS) {
+		struct wr_buf *b = &node->scratch;
+		int rc;
+
+		wr_buf_reset(b);
+		rc = build(node, wsi, b);
+		if (rc > 0) /* an answer of its own (404) */
+			return 0;
+		if (rc || b->oom || !(m = wr_msg_create(b->len)))
+			return -1;
+		memcpy(m->data, b->p, b->len);
+		if (c->body)
+			wr_msg_unref(&c->body);
+		c->body = NULL;
+		if (wr_now_ms() - now >= NODE_API_SLOW_MS) {
+			c->body = wr_msg_ref(m);
+			c->built_ms = wr_now_ms();
+		}
+	} else {
+		wr_msg_ref(m);
+	}
+	if (lws_add_http_common_headers(wsi, 200, "application/json", m->len,
+					&p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8,
+					 &p, end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end)) {
+		wr_msg_unref(&m);
+		return -1;
+	}
+	return node_http_out_start(wsi, &pss->http, m, -1, m->len);
+}
+
+static int build_node_view(struct node *node, struct lws *wsi, struct wr_buf *b)
+{
+	(void)wsi;
+	cJSON *root = cJSON_CreateObject(), *chans;
+	char *txt;
+
+	if (!root)
+		return -1;
+	mesh_api_json(node->mesh, root);
+	chans = cJSON_AddArrayToObject(root, "channels");
+	if (chans)
+		flow_chan_view_json(node->flows, chans);
+	txt = cJSON_PrintUnformatted(root);
+	cJSON_Delete(root);
+	if (!txt)
+		return -1;
+	wr_buf_puts(b, txt);
+	free(txt);
+	wr_buf_puts(b, "\n");
+	return 0;
+}
+
+static int send_body(struct lws *wsi, unsigned status, const char *ctype,
+		     const char *body, size_t len);
+
+/* Not the master: 404, answered here. */
+static int build_overview(struct node *node, struct lws *wsi, struct wr_buf *b)
+{
+	int rc = flow_master_api_json(node->flows, b);
+
+	if (rc == WR_ENOENT) {
+		static const char msg[] =
+			"{\"error\":\"not the master: ask the node with [node] master = true\"}\n";
+		return send_body(wsi, 404, "application/json", msg,
+				 sizeof(msg) - 1)
+			       ? -1
+			       : 1;
+	}
+	wr_buf_puts(b, "\n");
+	return rc;
+}
+
 #define HEALTH_PEERS_MAX 64
 
 /* Linked peers with their latency, for /health and /metrics. */
@@ -241,41 +341,11 @@ int node_http_request(struct node *node, struct lws *wsi, const char *uri)
 				 "application/json", b->p, b->len);
 	}
 	if (!strcmp(uri, "/api/overview")) {
-		int rc = flow_master_api_json(node->flows, b);
-
-		if (rc == WR_ENOENT) {
-			static const char msg[] =
-				"{\"error\":\"not the master: ask the node with [node] master = true\"}\n";
-
-			return send_body(wsi, 404, "application/json", msg,
-					 sizeof(msg) - 1);
-		}
-		wr_buf_puts(b, "\n");
-		if (rc || b->oom)
-			return -1;
-		return send_body(wsi, 200, "application/json", b->p, b->len);
+		return serve_api(node, wsi, &node->api_overview,
+				 build_overview);
 	}
-	if (!strcmp(uri, "/api/node")) {
-		cJSON *root = cJSON_CreateObject(), *chans;
-		char *txt;
-
-		if (!root)
-			return -1;
-		mesh_api_json(node->mesh, root);
-		chans = cJSON_AddArrayToObject(root, "channels");
-		if (chans)
-			flow_chan_view_json(node->flows, chans);
-		txt = cJSON_PrintUnformatted(root);
-		cJSON_Delete(root);
-		if (!txt)
-			return -1;
-		wr_buf_puts(b, txt);
-		free(txt);
-		wr_buf_puts(b, "\n");
-		if (b->oom)
-			return -1;
-		return send_body(wsi, 200, "application/json", b->p, b->len);
-	}
+	if (!strcmp(uri, "/api/node"))
+		return serve_api(node, wsi, &node->api_node, build_node_view);
 	if (!strcmp(uri, "/metrics")) {
 		struct health_gauges g;
 		struct health_peer peers[HEALTH_PEERS_MAX];

@@ -60,6 +60,12 @@ struct node_dials_once {
 
 struct node_reload;
 
+/* A big /api answer kept for reuse (http.c). */
+struct node_api_cache {
+	struct wr_msg *body;
+	int64_t built_ms;
+};
+
 struct node {
 	struct config *cfg; /* the caller's; a reload updates it in place */
 	struct lws_context *ctx;
@@ -87,6 +93,7 @@ struct node {
 #define NODE_PW_QUEUE_PER_ADDR 8 /* from one address */
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	struct node_pres_ask *pres_asks;   /* presence commands in flight */
+	struct node_api_cache api_node, api_overview; /* http.c */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
@@ -239,6 +246,14 @@ static inline struct node_peer *node_peer_next(struct node_peer *p)
 }
 
 /* per-session data lws allocates for every connection of our protocol */
+/* A response body being streamed (httpout.c), in an HTTP session's pss. */
+struct node_http_out {
+	struct wr_msg *body; /* a shared buffer, or NULL for a file */
+	int fd;
+	bool file, active;
+	size_t off, len;
+};
+
 struct node_pss {
 	struct node_client *client; /* &storage while a /connect session */
 	struct node_peer *peer;
@@ -246,7 +261,10 @@ struct node_pss {
 	/* the client itself lives in lws's per-session allocation: one
 	 * allocation per connection less (issue 10, memory per idle
 	 * connection); lws frees it after LWS_CALLBACK_CLOSED */
-	struct node_client storage;
+	union {
+		struct node_client storage;
+		struct node_http_out http; /* a plain HTTP session's */
+	};
 };
 
 /* server.c: runs the node until it stops; @cfg is updated in place by
@@ -377,6 +395,16 @@ int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 /* Writes a response body (@buf has LWS_PRE bytes of headroom before it),
  * as one write over HTTP/1, as 16 KiB frames over HTTP/2. 0 or -1. */
 int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
+
+/* httpout.c — a body sent chunk by chunk on HTTP_WRITEABLE: @body (a
+ * reference, taken) or the file @fd (taken), @len bytes, after the
+ * headers were written. lws's 0 / -1. */
+int node_http_out_start(struct lws *wsi, struct node_http_out *o,
+			struct wr_msg *body, int fd, size_t len);
+int node_http_out_write(struct node *node, struct lws *wsi,
+			struct node_http_out *o);
+/* Drops what is left (the connection went). */
+void node_http_out_fini(struct node_http_out *o);
 
 /* http.c — GET /health, /metrics, upgrades' admission, 404 */
 /* The node's /health verdict (6.3). */

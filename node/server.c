@@ -98,7 +98,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 		if (is_node_link(wsi))
 			return node_peer_open(node_of(wsi), wsi, pss);
 		return node_client_open(node_of(wsi), wsi, pss);
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (!pss || pss->client || pss->peer)
+			return 0;
+		return node_http_out_write(node_of(wsi), wsi, &pss->http);
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (pss && !pss->client && !pss->peer && !pss->counted)
+			node_http_out_fini(&pss->http);
+		return 0;
 	case LWS_CALLBACK_WSI_DESTROY:
+		/* a plain HTTP session's body, if one is still on its way (the
+		 * union is a client's or a peer's once upgraded) */
+		if (pss && !pss->client && !pss->peer && !pss->counted)
+			node_http_out_fini(&pss->http);
 		node_pending_done(node_of(wsi), wsi);
 		node_link_destroyed(node_of(wsi), wsi);
 		if (pss && pss->counted) {
@@ -670,6 +682,10 @@ static void node_fini(struct node *node)
 		mesh_cancel_all(node->mesh);
 	flows_destroy(node->flows);
 	mesh_destroy(node->mesh);
+	if (node->api_node.body)
+		wr_msg_unref(&node->api_node.body);
+	if (node->api_overview.body)
+		wr_msg_unref(&node->api_overview.body);
 	if (node->sigfd >= 0)
 		close(node->sigfd);
 	chan_pw_cache_destroy(node->pwcache);

@@ -2,10 +2,10 @@
  * node/static: GET and HEAD for files — the [web] root at / (default: the
  * repo's web/, the demo chat) and the client library embedded at build
  * time at /lib/wsrelay.js and /lib/wsrelay.d.ts. A file is served only
- * when its realpath lies under the root's realpath; it is read whole, at
- * most STATIC_MAX bytes, in one pass on the loop, and queued to lws at
- * once (lws sends it as the socket drains). No directory listings, no
- * dotfiles, no special files.
+ * when its realpath lies under the root's realpath; it is streamed from
+ * disk in 16 KiB chunks as the socket drains (httpout.c: a slow reader
+ * gets the whole file, an unread one costs no memory). No directory
+ * listings, no dotfiles, no special files.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,8 +19,6 @@
 
 #include "node.h"
 
-/* The largest file served: a page's assets, not downloads. */
-#define STATIC_MAX ((size_t)4 << 20)
 /* HTTP/2's default SETTINGS_MAX_FRAME_SIZE, the most every peer takes */
 #define H2_FRAME ((size_t)16384)
 
@@ -197,62 +195,54 @@ static bool clean_path(const char *uri, char *out, size_t size)
 	return true;
 }
 
-/* Reads the regular file @path whole into a malloc'd buffer with LWS_PRE
- * headroom (only its size for @head: *pbuf stays NULL). Returns 0, or 404
- * / 500 to answer instead. */
-static unsigned read_file(const char *path, bool head, unsigned char **pbuf,
-			  size_t *plen)
+/* Opens the regular file @path: its descriptor (*pfd, the caller's) and
+ * size. Returns 0, or 404 to answer instead. */
+static unsigned open_file(const char *path, int *pfd, size_t *plen)
 {
-	unsigned char *buf = NULL;
-	size_t len = 0, want;
 	struct stat st;
-	unsigned status = 404;
-	ssize_t r;
 	int fd;
 
 	/* O_NONBLOCK: opening a FIFO must not wait for a writer */
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOFOLLOW);
 	if (fd < 0)
 		return 404;
-	if (fstat(fd, &st) || !S_ISREG(st.st_mode))
-		goto out;
-	if ((uintmax_t)st.st_size > STATIC_MAX) {
-		wr_warn("static: %s is over %zu bytes, not served", path,
-			STATIC_MAX);
-		goto out;
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		return 404;
 	}
-	want = (size_t)st.st_size;
+	*pfd = fd;
+	*plen = (size_t)st.st_size;
+	return 0;
+}
+
+/* Status 200, the headers for @len bytes of @ctype, and the file @fd
+ * streamed from disk as the socket drains (httpout.c); @head: the headers
+ * alone. */
+static int serve_file(struct lws *wsi, int fd, size_t len, const char *ctype,
+		      bool head)
+{
+	unsigned char hdr[LWS_PRE + 512], *start = hdr + LWS_PRE, *p = start,
+					  *end = hdr + sizeof(hdr) - 1;
+	struct node_pss *pss = lws_wsi_user(wsi);
+
+	if (lws_add_http_common_headers(wsi, 200, ctype, len, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-cache", 8,
+					 &p, end) ||
+	    lws_add_http_header_by_name(wsi,
+					(const unsigned char
+						 *)"x-content-type-options:",
+					(const unsigned char *)"nosniff", 7, &p,
+					end) ||
+	    lws_finalize_write_http_header(wsi, start, &p, end) || !pss) {
+		close(fd);
+		return -1;
+	}
 	if (head) {
-		*plen = want;
-		status = 0;
-		goto out;
+		close(fd);
+		return lws_http_transaction_completed(wsi) ? -1 : 0;
 	}
-	buf = malloc(LWS_PRE + want + 1);
-	if (!buf) {
-		status = 500;
-		goto out;
-	}
-	/* at most the size fstat saw: a file growing meanwhile is cut */
-	while (len < want) {
-		r = read(fd, buf + LWS_PRE + len, want - len);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			status = 500;
-			goto out;
-		}
-		if (!r)
-			break;
-		len += (size_t)r;
-	}
-	*pbuf = buf;
-	*plen = len;
-	buf = NULL;
-	status = 0;
-out:
-	free(buf);
-	close(fd);
-	return status;
+	return node_http_out_start(wsi, &pss->http, NULL, fd, len);
 }
 
 int node_static_request(struct node *node, struct lws *wsi, const char *uri,
@@ -261,10 +251,9 @@ int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 	char rel[PATH_MAX], root[PATH_MAX], joined[PATH_MAX], full[PATH_MAX];
 	const unsigned char *lib;
 	const char *ctype;
-	unsigned char *buf = NULL;
 	size_t len, rlen;
 	unsigned status;
-	int rc;
+	int rc, fd;
 
 	/* lws decoded "%00" into the path: @uri ends early, at the NUL */
 	if ((size_t)lws_hdr_total_length(wsi, head ? WSI_TOKEN_HEAD_URI
@@ -287,13 +276,9 @@ int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 	rlen = strlen(root);
 	if (strncmp(full, root, rlen) || (full[rlen] != '/' && rlen > 1))
 		return not_found(wsi, head);
-	status = read_file(full, head, &buf, &len);
-	if (status == 404)
-		return not_found(wsi, head);
+	status = open_file(full, &fd, &len);
 	if (status)
-		return -1;
+		return not_found(wsi, head);
 	/* the name asked for gives the type, as a link's target may not */
-	rc = respond(wsi, 200, type_of(rel), buf, len, head, false);
-	free(buf);
-	return rc;
+	return serve_file(wsi, fd, len, type_of(rel), head);
 }
