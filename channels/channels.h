@@ -458,7 +458,8 @@ struct chan_pw_job {
 	bool has_tag;
 	struct wr_addr from; /* the requester's address, when from_set */
 	bool from_set;
-	unsigned sub_flags; /* the subscription's CHAN_SUB_PRESENCE */
+	unsigned sub_flags;    /* the subscription's CHAN_SUB_PRESENCE */
+	uint8_t cache_key[32]; /* chan_pw_cache_key(), set by the loop */
 	struct chan_pw_job *next;
 };
 
@@ -479,6 +480,10 @@ struct chan_pw_worker *chan_pw_worker_create(int nthreads,
 void chan_pw_worker_destroy(struct chan_pw_worker *w);
 /* Takes ownership of @job. Loop thread. */
 void chan_pw_submit(struct chan_pw_worker *w, struct chan_pw_job *job);
+/* Takes @job off the queue if no thread took it yet: it comes back from
+ * chan_pw_take_done() with rc WR_EAGAIN, nothing derived. Loop thread.
+ * True when it did. */
+bool chan_pw_cancel(struct chan_pw_worker *w, struct chan_pw_job *job);
 /* Returns the finished jobs as a list (job->next), caller owns them. */
 struct chan_pw_job *chan_pw_take_done(struct chan_pw_worker *w);
 
@@ -494,6 +499,15 @@ bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel,
 void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
 		       size_t clen, const char *pw, size_t pwlen,
 		       const uint8_t hash[CHAN_HASH_LEN]);
+/* The entry key of (channel, password), for a put after the password is
+ * gone (a PBKDF2 job wipes it once hashed). */
+#define CHAN_PW_KEY_LEN 32
+void chan_pw_cache_key(const struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       uint8_t key[CHAN_PW_KEY_LEN]);
+void chan_pw_cache_put_key(struct chan_pw_cache *c,
+			   const uint8_t key[CHAN_PW_KEY_LEN],
+			   const uint8_t hash[CHAN_HASH_LEN]);
 
 /* Per-connection failed-attempt window: 5 failures in 10 s. */
 #define CHAN_PW_MAX_FAILS 5

@@ -171,6 +171,32 @@ void chan_pw_submit(struct chan_pw_worker *w, struct chan_pw_job *job)
 	pthread_mutex_unlock(&w->lock);
 }
 
+bool chan_pw_cancel(struct chan_pw_worker *w, struct chan_pw_job *job)
+{
+	struct chan_pw_job **pp, *prev = NULL;
+	bool found = false;
+
+	pthread_mutex_lock(&w->lock);
+	for (pp = &w->todo_head; *pp; prev = *pp, pp = &(*pp)->next)
+		if (*pp == job) {
+			*pp = job->next;
+			if (w->todo_tail == job)
+				w->todo_tail = prev;
+			found = true;
+			break;
+		}
+	if (found) { /* done without deriving: the loop frees it as usual */
+		job->rc = WR_EAGAIN;
+		sodium_memzero(job->password, job->pwlen);
+		job->next = w->done;
+		w->done = job;
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (found && w->wake)
+		w->wake(w->arg);
+	return found;
+}
+
 struct chan_pw_job *chan_pw_take_done(struct chan_pw_worker *w)
 {
 	struct chan_pw_job *list, *rev = NULL;
@@ -269,15 +295,20 @@ bool chan_pw_cache_get(struct chan_pw_cache *c, const char *channel,
 	return true;
 }
 
-void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
+void chan_pw_cache_key(const struct chan_pw_cache *c, const char *channel,
 		       size_t clen, const char *pw, size_t pwlen,
-		       const uint8_t hash[CHAN_HASH_LEN])
+		       uint8_t key[CHAN_PW_KEY_LEN])
 {
-	uint8_t key[32];
+	cache_key(c, channel, clen, pw, pwlen, key);
+}
+
+void chan_pw_cache_put_key(struct chan_pw_cache *c,
+			   const uint8_t key[CHAN_PW_KEY_LEN],
+			   const uint8_t hash[CHAN_HASH_LEN])
+{
 	struct cache_entry *e;
 	uint32_t idx;
 
-	cache_key(c, channel, clen, pw, pwlen, key);
 	memcpy(&idx, key, sizeof(idx));
 	/* direct-mapped: a collision evicts the older entry, which only
 	 * costs one more PBKDF2 later */
@@ -285,6 +316,16 @@ void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
 	memcpy(e->key, key, 32);
 	memcpy(e->hash, hash, CHAN_HASH_LEN);
 	e->used = true;
+}
+
+void chan_pw_cache_put(struct chan_pw_cache *c, const char *channel,
+		       size_t clen, const char *pw, size_t pwlen,
+		       const uint8_t hash[CHAN_HASH_LEN])
+{
+	uint8_t key[CHAN_PW_KEY_LEN];
+
+	cache_key(c, channel, clen, pw, pwlen, key);
+	chan_pw_cache_put_key(c, key, hash);
 }
 
 /* ---- rate limit ---- */

@@ -58,6 +58,7 @@ struct health_counters {
 	uint64_t dropped_slow_consumer; /* frames discarded on cut-off */
 	uint64_t protocol_closes;       /* 1003 / 1007 / 1009 closes */
 	uint64_t pw_ok, pw_failed, pw_cached, pw_rate_limited;
+	uint64_t pw_dropped; /* queued jobs dropped: their client went */
 	/* intra-node messages */
 	uint64_t inm_in, inm_out;
 	uint64_t inm_bytes_in, inm_bytes_out; /* packet payload bytes */

@@ -283,4 +283,8 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		"wsrelay_password_verifications_total{result=\"rate_limited\"} %" PRIu64
 		"\n",
 		c->pw_ok, c->pw_failed, c->pw_cached, c->pw_rate_limited);
+	counter(b, "wsrelay_password_jobs_dropped_total",
+		"Queued PBKDF2 jobs dropped before they ran: their client had "
+		"hung up.",
+		c->pw_dropped);
 }

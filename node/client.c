@@ -12,6 +12,8 @@
 #include <sys/ioctl.h>
 
 #include "flows.h"
+#include <sys/socket.h>
+
 #include "node.h"
 
 static void flush_add(struct node *node, struct node_client *cl)
@@ -150,6 +152,8 @@ int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss)
 }
 
 static void wait_drop(struct node_client *cl);
+static void pw_unwatch(struct node *node, struct node_client *cl);
+static void pw_watch(struct node *node, struct node_client *cl);
 static void pres_drop(struct node *node, struct node_client *cl);
 
 void node_client_close(struct node *node, struct node_pss *pss)
@@ -161,8 +165,14 @@ void node_client_close(struct node *node, struct node_pss *pss)
 	pss->client = NULL;
 	flush_remove(node, cl);
 	node_client_reader_gone(node, cl->wsi);
-	if (cl->job)
+	if (cl->job) {
 		cl->job->owner = NULL; /* the worker's answer finds nobody */
+		/* still queued: not derived at all (issue 10: hang-ups must
+		 * not keep the worker busy) */
+		if (chan_pw_cancel(node->pw, cl->job))
+			node->ctr.pw_dropped++;
+		pw_unwatch(node, cl);
+	}
 	wait_drop(cl);
 	if (node->pres_asks)
 		pres_drop(node, cl);
@@ -648,6 +658,9 @@ static void subscribe(struct node *node, struct node_client *cl,
 	}
 	cl->job->owner = cl;
 	cl->job->sub_flags = sflags;
+	chan_pw_cache_key(node->pwcache, cmd->channel.p, cmd->channel.len,
+			  cmd->password.p, cmd->password.len,
+			  cl->job->cache_key);
 	/* the nonce rides with the job: idle clients carry no 128-byte slot */
 	cl->job->has_tag = cmd->nonce.p != NULL;
 	cl->job->tag_len = cmd->nonce.len;
@@ -658,8 +671,46 @@ static void subscribe(struct node *node, struct node_client *cl,
 		cl->job->from_set = true;
 	}
 	node->pw_pending++;
+	pw_watch(node, cl);
 	chan_pw_submit(node->pw, cl->job);
 	lws_rx_flow_control(cl->wsi, 0);
+}
+
+/* ---- clients paused for PBKDF2 ---- */
+
+static void pw_watch(struct node *node, struct node_client *cl)
+{
+	if (node->npw_waiting < NODE_PW_QUEUE_MAX)
+		node->pw_waiting[node->npw_waiting++] = cl;
+}
+
+static void pw_unwatch(struct node *node, struct node_client *cl)
+{
+	for (unsigned i = 0; i < node->npw_waiting; i++)
+		if (node->pw_waiting[i] == cl) {
+			node->pw_waiting[i] =
+				node->pw_waiting[--node->npw_waiting];
+			return;
+		}
+}
+
+/*
+ * A paused client's socket is not read, so lws does not see it hang up
+ * (a FIN is only readable). Peeking tells: 0 bytes is the end. Such a
+ * client is closed now, and its queued job dropped (node_client_close).
+ * From the tick, over at most NODE_PW_QUEUE_MAX clients.
+ */
+void node_client_pw_watch(struct node *node)
+{
+	for (unsigned i = 0; i < node->npw_waiting; i++) {
+		struct node_client *cl = node->pw_waiting[i];
+		int fd = (int)lws_get_socket_fd(cl->wsi);
+		char c;
+
+		if (fd >= 0 && recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+			lws_set_timeout(cl->wsi, PENDING_TIMEOUT_USER_OK,
+					LWS_TO_KILL_ASYNC);
+	}
 }
 
 /* The worker hashed a password: finish that client's subscribe. */
@@ -673,6 +724,7 @@ static void pw_finish(struct node *node, struct node_client *cl,
 	struct node_recover rbuf, *rec = NULL;
 
 	cl->job = NULL;
+	pw_unwatch(node, cl);
 	lws_rx_flow_control(cl->wsi, 1);
 	if (cl->pw_rec) {
 		rbuf = *cl->pw_rec;
@@ -693,8 +745,8 @@ static void pw_finish(struct node *node, struct node_client *cl,
 	} else {
 		node->ctr.pw_ok++;
 	}
-	chan_pw_cache_put(node->pwcache, job->channel, job->clen, job->password,
-			  job->pwlen, job->hash);
+	/* the worker wiped the password: the key was taken before */
+	chan_pw_cache_put_key(node->pwcache, job->cache_key, job->hash);
 	join(node, cl, &name, job->hash, rec, job->sub_flags, &nonce);
 }
 

@@ -80,6 +80,10 @@ struct node {
 	struct chan_pw_worker *pw;
 	struct chan_pw_cache *pwcache;
 	uint64_t pw_pending;
+	/* clients paused for a PBKDF2 job: watched for hang-ups, which a
+	 * paused socket does not report (client.c) */
+	struct node_client **pw_waiting;
+	unsigned npw_waiting;
 
 	lws_dll2_owner_t clients; /* every /connect session (node_client.list) */
 	struct wr_addrtab *per_ip;    /* open /connect sessions per address */
@@ -286,6 +290,8 @@ void node_reload_tls_ctx(struct node *node, void *ssl_ctx);
 
 /* client.c — /connect sessions */
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
+/* From the tick: paused clients (PBKDF2) that hung up are closed. */
+void node_client_pw_watch(struct node *node);
 void node_client_close(struct node *node, struct node_pss *pss);
 int node_client_receive(struct node *node, struct node_client *cl,
 			const void *in, size_t len);

@@ -286,6 +286,8 @@ static void node_tick(struct node *node)
 	 * next message on their channel (7.3) */
 	chan_hist_expire(chan_registry_hist(node->reg), now);
 	chan_linger_expire(node->reg, now);
+	if (node->npw_waiting)
+		node_client_pw_watch(node);
 	mesh_tick(node->mesh, now);
 	flows_tick(node->flows, now);
 	if (!node->stopping)
@@ -313,7 +315,7 @@ static lws_usec_t next_tick_us(struct node *node)
 {
 	int64_t idle = grid_delay_ms(node->cfg->announce_interval_ms);
 
-	if (node->stopping || node->once.count ||
+	if (node->stopping || node->once.count || node->npw_waiting ||
 	    mesh_busy(node->mesh, wr_now_ms() + idle) ||
 	    flows_busy(node->flows) || node_links_dialling_any(node))
 		return tick_delay_us(node->cfg);
@@ -675,6 +677,7 @@ static int node_init(struct node *node, struct config *cfg)
 static void node_fini(struct node *node)
 {
 	chan_pw_worker_destroy(node->pw);
+	free(node->pw_waiting);
 	node_links_fini(node);
 	/* every command still waiting is answered "timeout" while the flows
 	 * that wait for it still exist; then the flows, then the engine */
@@ -706,6 +709,9 @@ static void node_fini(struct node *node)
 static int start_workers(struct node *node)
 {
 	/* the stop signals are already blocked: the workers inherit that */
+	node->pw_waiting = calloc(NODE_PW_QUEUE_MAX, sizeof(*node->pw_waiting));
+	if (!node->pw_waiting)
+		return WR_ENOMEM;
 	node->pw = chan_pw_worker_create(1, pw_wake, node->ctx);
 	return node->pw ? WR_OK : WR_ENOMEM;
 }

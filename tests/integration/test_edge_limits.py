@@ -19,7 +19,7 @@ import time
 
 import websockets
 
-from conftest import (DEADLINE, Client, Pool, delivery, fail,
+from conftest import (wait_metric, DEADLINE, Client, Pool, delivery, fail,
                       handshake_status, health, metrics, ok, run,
                       served_elsewhere)
 
@@ -234,6 +234,42 @@ def test_password_hash_queue_is_bounded(node_factory):
             assert waited < 5, waited
             await owner.close()
             await friend.close()
+    run(body())
+
+
+def test_hung_up_clients_waiting_for_pbkdf2_are_dropped(node_factory):
+    """Issue 10: each queued PBKDF2 job pinned its socket, and jobs of
+    clients that had hung up still ran. 31 addresses queue 8 jobs each
+    (248: seconds of work), then every one of those clients sends its FIN
+    (a paused socket does not report it). The node notices, closes them
+    and drops their queued jobs; a friend's subscribe that needs a PBKDF2
+    of its own is answered promptly, and the dropped jobs are counted."""
+    n = node_factory.start(limits={"password_failures_per_ip": 1000})
+
+    async def body():
+        owner = await connect_from(n, OTHER)
+        assert await owner.subscribe("vault", password="right") == ok()
+        flood = []
+        for a in range(31):
+            for _ in range(8):
+                flood.append(await connect_from(n, f"127.0.1.{a + 1}"))
+        for i, c in enumerate(flood):
+            await c.send({"command": "subscribe", "nonce": str(i),
+                          "data": {"topic": "vault",
+                                   "password": f"guess-{i}"}})
+        for c in flood:
+            c.ws.transport.write_eof()  # FIN: a half-closed socket
+        await wait_metric(n, "wsrelay_password_jobs_dropped_total",
+                          lambda v: v >= 100)
+        t0 = time.monotonic()
+        friend = await connect_from(n, OTHER)
+        assert await friend.subscribe("friends", password="ours") == ok()
+        waited = time.monotonic() - t0
+        dropped = metrics(n).get("wsrelay_password_jobs_dropped_total")
+        print(f"friend waited {waited:.2f} s; {dropped:.0f} jobs dropped")
+        assert waited < 3, waited
+        for c in flood + [owner, friend]:
+            await c.close()
     run(body())
 
 
