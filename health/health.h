@@ -78,6 +78,7 @@ struct health_counters {
 	uint64_t refused_headers; /* 431: request headers over 8 KiB */
 	uint64_t refused_version; /* 426: Sec-WebSocket-Version not 13 */
 	uint64_t refused_admin; /* 401: /api, /metrics without the admin token */
+	uint64_t refused_fds;   /* sockets closed at accept: the fd reserve */
 	uint64_t sends_rate_limited; /* "rate limited": messages_per_second */
 	uint64_t node_auth_failures; /* /node upgrades with an unknown token */
 	uint64_t node_auth_blocked;  /* /node upgrades refused 429 for them */

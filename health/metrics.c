@@ -159,7 +159,8 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 	     "pending (max_pending_per_ip before their headers); requests and "
 	     "upgrades: headers (431, over 8 KiB), version (426, a "
 	     "WebSocket version other than 13), admin (401, /api or "
-	     "/metrics without [web] admin_token_file's token).");
+	     "/metrics without [web] admin_token_file's token), fds (sockets "
+	     "closed at accept: the descriptor limit is near).");
 	wr_buf_printf(b,
 		      "wsrelay_connections_refused_total{reason=\"origin\"} "
 		      "%llu\n"
@@ -172,13 +173,16 @@ void metrics_render(struct wr_buf *b, const struct health_counters *c,
 		      "wsrelay_connections_refused_total{reason=\"version\"} "
 		      "%llu\n"
 		      "wsrelay_connections_refused_total{reason=\"admin\"} "
+		      "%llu\n"
+		      "wsrelay_connections_refused_total{reason=\"fds\"} "
 		      "%llu\n",
 		      (unsigned long long)c->refused_origin,
 		      (unsigned long long)c->refused_per_ip,
 		      (unsigned long long)c->refused_pending,
 		      (unsigned long long)c->refused_headers,
 		      (unsigned long long)c->refused_version,
-		      (unsigned long long)c->refused_admin);
+		      (unsigned long long)c->refused_admin,
+		      (unsigned long long)c->refused_fds);
 	counter(b, "wsrelay_client_sends_rate_limited_total",
 		"Sends answered \"rate limited\" (messages_per_second).",
 		c->sends_rate_limited);

@@ -502,7 +502,7 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 			return refuse_client(wsi, 429,
 					     &node->ctr.refused_per_ip,
 					     "max_clients_per_ip reached");
-		if (node->clients.count >= (unsigned)node->cfg->max_clients) {
+		if (node->clients.count >= (unsigned)node->max_clients) {
 			node->ctr.connections_rejected++;
 			char a[64];
 			struct wr_log_field f[] = {
@@ -513,7 +513,7 @@ int node_http_confirm_upgrade(struct node *node, struct lws *wsi)
 
 			wr_log_fields(WR_LOG_WARN, f, 2,
 				      "client refused: max_clients (%d) reached",
-				      node->cfg->max_clients);
+				      node->max_clients);
 			return refuse(wsi, 503);
 		}
 		return 0;

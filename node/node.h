@@ -98,6 +98,9 @@ struct node {
 	struct node_resv_wait *resv_waits; /* reservations subscribes wait on */
 	struct node_pres_ask *pres_asks;   /* presence commands in flight */
 	struct node_api_cache api_node, api_overview; /* http.c */
+	/* fds.c: the descriptor limit */
+	int fd_limit, spare_fd, listen_fd;
+	int max_clients; /* [limits] max_clients, held under fd_limit */
 	/* WebSocket connections not yet destroyed by lws: a client leaves
 	 * node->clients at CLOSED, but its close frame may still be on its
 	 * way out until WSI_DESTROY; shutdown waits for this to reach 0 */
@@ -401,6 +404,19 @@ int node_static_request(struct node *node, struct lws *wsi, const char *uri,
 /* Writes a response body (@buf has LWS_PRE bytes of headroom before it),
  * as one write over HTTP/1, as 16 KiB frames over HTTP/2. 0 or -1. */
 int node_http_body(struct lws *wsi, unsigned char *buf, size_t len);
+
+/* fds.c — the descriptor limit (issue 10) */
+/* Raises the soft limit, clamps max_clients, keeps a spare descriptor. */
+void node_fds_init(struct node *node);
+/* max_clients again (a reload). */
+void node_fds_clamp(struct node *node);
+/* Finds the listening socket (after the context made it). */
+void node_fds_listener(struct node *node);
+/* FILTER_NETWORK_CONNECTION: -1 closes a socket inside the reserve. */
+int node_fds_filter(struct node *node, int fd);
+/* lws logged EMFILE on accept: drain the listener's queue. */
+void node_fds_emfile(void);
+void node_fds_fini(struct node *node);
 
 /* httpout.c — a body sent chunk by chunk on HTTP_WRITEABLE: @body (a
  * reference, taken) or the file @fd (taken), @len bytes, after the

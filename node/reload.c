@@ -177,6 +177,7 @@ static void apply(struct node *node, struct node_reload *r)
 	lim.hist.max_bytes = (size_t)cfg->history_max_bytes;
 	lim.hist.linger_ms = cfg->history_linger_ms;
 	chan_registry_set_limits(node->reg, &lim);
+	node_fds_clamp(node);
 	if (ping != cfg->client_ping_interval_ms)
 		node_keepalive_rearm(node);
 }

@@ -83,6 +83,8 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason,
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
 		/* in: the accepted socket (as an integer) */
+		if (node_fds_filter(node_of(wsi), (int)(lws_intptr_t)in))
+			return -1;
 		return node_pending_filter(node_of(wsi), (int)(lws_intptr_t)in);
 	case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
 		return node_pending_open(node_of(wsi), wsi);
@@ -240,6 +242,11 @@ static const struct lws_protocols protocols[] = {
 
 static void lws_log_emit(int level, const char *line)
 {
+	/* accept() at the descriptor limit (EMFILE 24, ENFILE 23): lws says
+	 * so and would be woken again at once */
+	if (!strncmp(line, "accept: errno 24", 16) ||
+	    !strncmp(line, "accept: errno 23", 16))
+		node_fds_emfile();
 	wr_log(level == LLL_ERR ? WR_LOG_WARN : WR_LOG_DEBUG, "lws: %s", line);
 }
 
@@ -595,17 +602,6 @@ static int bind_probe(const struct config *cfg)
 	return rc;
 }
 
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	/* 10k+ clients need 10k+ descriptors; lws sizes its table from this */
-	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		setrlimit(RLIMIT_NOFILE, &rl);
-	}
-}
-
 /*
  * [tls] ca must load: lws only logs a CA file it cannot load and goes on
  * with no trust at all, so every wss:// dial would fail with a certificate
@@ -651,6 +647,7 @@ static int node_init(struct node *node, struct config *cfg)
 	node->sigfd = -1;
 	node->cfg = cfg;
 	node->started_ms = wr_now_ms();
+	node_fds_init(node); /* before the context: lws sizes its table */
 	wr_buf_init(&node->scratch);
 	node->wbuf = malloc(LWS_PRE + NODE_WRITE_COALESCE);
 	node->reg = chan_registry_create(&lim, &node_client_chan_ops, node);
@@ -676,6 +673,7 @@ static int node_init(struct node *node, struct config *cfg)
 
 static void node_fini(struct node *node)
 {
+	node_fds_fini(node);
 	chan_pw_worker_destroy(node->pw);
 	free(node->pw_waiting);
 	node_links_fini(node);
@@ -813,7 +811,6 @@ static int node_listen(struct node *node)
 				  (wr_log_get_level() == WR_LOG_DEBUG ? LLL_WARN
 								      : 0),
 			  lws_log_emit);
-	raise_nofile();
 	if (bind_probe(cfg))
 		return 1;
 	node->foreign_loops[0] = &node->loop;
@@ -873,6 +870,8 @@ static int node_listen(struct node *node)
 		node->tls = true;
 	}
 	node->ctx = lws_create_context(&info);
+	if (node->ctx)
+		node_fds_listener(node);
 	if (!node->ctx) {
 		wr_error("cannot listen on %s (address in use, or bad TLS files?)",
 			 cfg->listen);
