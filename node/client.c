@@ -620,12 +620,16 @@ static void subscribe(struct node *node, struct node_client *cl,
 	}
 	if (chan_pw_cache_get(node->pwcache, cmd->channel.p, cmd->channel.len,
 			      cmd->password.p, cmd->password.len, hash)) {
-		node->ctr.pw_cached++;
-		if (exists && !check_hash(node, cl, want, hash)) {
+		/* a match counts as "cached" alone; a mismatch (the channel
+		 * was recreated) as a failed attempt */
+		if (exists &&
+		    !(want && wr_ct_equal(want, hash, CHAN_HASH_LEN))) {
+			check_hash(node, cl, want, hash);
 			respond(node, cl, false, "invalid password",
 				&cmd->nonce);
 			return;
 		}
+		node->ctr.pw_cached++;
 		join(node, cl, &cmd->channel, hash, rec, sflags, &cmd->nonce);
 		return;
 	}
