@@ -207,6 +207,14 @@ rate_of() { # the deliveries/s of a loadgen output, as a number
 		head -n 1 | tr -d ,
 }
 median() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+# The node's CPU per delivery of a loadgen output, in ns: what a pair
+# compares when the load generator, not the node, bounds the rate (then
+# deliveries/s move with the generator, the node's cost per delivery not)
+cost_of() {
+	awk '/^fanout .* deliveries\/s/ { gsub(",", "", $3); rate = $3 }
+	     /^  cpu: node/ { cpu = $3; sub("%,?", "", cpu) }
+	     END { if (rate > 0 && cpu != "") printf "%.1f", cpu * 1e7 / rate }' "$1"
+}
 if wanted guarded; then
 	ROUNDS=${BENCH_ROUNDS:-3}
 	printf '%s\n' "bench-hs256-secret-0123456789abcdef" >"$tmp/hs256.key"
@@ -223,7 +231,7 @@ EOF
 	token=$("$WSRELAY" token --secret-file "$tmp/hs256.key" --sub bench \
 		--ttl 1h) || { echo "bench: wsrelay token failed" >&2; exit 1; }
 	for subs in 100 1000; do
-		off=() on=()
+		off=() on=() con=() coff=()
 		for ((r = 1; r <= ROUNDS; r++)); do
 			# the order alternates (a machine that slows down over
 			# the run must not favour one side)
@@ -252,13 +260,15 @@ EOF
 					failed=1
 					continue
 				fi
-				if [ $mode = on ]; then on+=("$v"); else off+=("$v"); fi
+				c=$(cost_of "$out")
+				if [ $mode = on ]; then on+=("$v"); con+=("$c"); else off+=("$v"); coff+=("$c"); fi
 			done
 		done
 		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
 			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
-				-v b="$(median "${off[@]}")" -v r="$ROUNDS" 'BEGIN {
-				printf "guarded fanout 1->%s: auth required %.0f, open %.0f deliveries/s (medians of %d rounds), ratio %.3f", s, a, b, r, a / b }')")
+				-v b="$(median "${off[@]}")" -v r="$ROUNDS" \
+				-v ca="$(median "${con[@]}")" -v cb="$(median "${coff[@]}")" 'BEGIN {
+				printf "guarded fanout 1->%s: auth required %.0f, open %.0f deliveries/s (medians of %d rounds), ratio %.3f; node CPU %.1f vs %.1f ns per delivery, ratio %.3f", s, a, b, r, a / b, ca, cb, ca / cb }')")
 		fi
 	done
 fi
@@ -272,7 +282,7 @@ if wanted history; then
 	cp "$tmp/node.toml" "$tmp/node-history.toml"
 	printf '[history]\nsize = 100\n' >>"$tmp/node-history.toml"
 	for subs in 100 1000; do
-		off=() on=()
+		off=() on=() con=() coff=()
 		for ((r = 1; r <= ROUNDS; r++)); do
 			order="off on"
 			[ $((r % 2)) = 0 ] && order="on off"
@@ -296,13 +306,15 @@ if wanted history; then
 					failed=1
 					continue
 				fi
-				if [ $mode = on ]; then on+=("$v"); else off+=("$v"); fi
+				c=$(cost_of "$out")
+				if [ $mode = on ]; then on+=("$v"); con+=("$c"); else off+=("$v"); coff+=("$c"); fi
 			done
 		done
 		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
 			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
-				-v b="$(median "${off[@]}")" -v r="$ROUNDS" 'BEGIN {
-				printf "history fanout 1->%s: size 100 %.0f, off %.0f deliveries/s (medians of %d rounds), ratio %.3f", s, a, b, r, a / b }')")
+				-v b="$(median "${off[@]}")" -v r="$ROUNDS" \
+				-v ca="$(median "${con[@]}")" -v cb="$(median "${coff[@]}")" 'BEGIN {
+				printf "history fanout 1->%s: size 100 %.0f, off %.0f deliveries/s (medians of %d rounds), ratio %.3f; node CPU %.1f vs %.1f ns per delivery, ratio %.3f", s, a, b, r, a / b, ca, cb, ca / cb }')")
 		fi
 	done
 fi
