@@ -159,7 +159,7 @@ void cli_usage_summary(FILE *f)
 		"  sub --recover [--since EPOCH:OFFSET]: resume where a run stopped\n"
 		"  wsrelay health URL                                print GET /health\n"
 		"  wsrelay token --secret-file F --sub NAME [...]    print an HS256 dev token\n"
-		"  sub, pub and list also take --token JWT (auth first)\n"
+		"  sub, pub, list, history, presence also take --token JWT (auth first)\n"
 		"  each also takes --timeout SECONDS (default 10), --insecure, --cafile FILE\n"
 		"  URL: ws://HOST:PORT/connect, wss://..., or http(s)://HOST:PORT\n"
 		"\n"
