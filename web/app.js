@@ -11,8 +11,12 @@
 // every reconnect (kept for this tab in sessionStorage).
 //
 // The channel is joined with recover (PROTOCOL.md 7.3): after a dropped
-// connection the node replays what the page missed, or the page says it
-// could not (a restarted node has a new history). The member list is
+// connection the node replays what the page missed. When it cannot (the
+// "gap": another node behind the URL, or a restarted one - history is per
+// node) the page asks the node it is on now for its history and shows the
+// messages it had not shown (each chat message carries a random id): when
+// that history reaches back to the last message the page saw, nothing is
+// missing, else the page says so. The member list is
 // presence (7.4): presence() when joining and reconnecting, then the
 // join and leave events of signed-in users; anonymous visitors only count.
 
@@ -81,12 +85,47 @@ relay.on("open", ({ recovered }) => {
 });
 
 // A recovering subscription came back but the node could not replay: it
-// restarted (history lives in its memory) or the gap passed its history.
+// restarted (history lives in its memory), the reconnect reached another
+// node, or the gap passed its history. The node now serving the page may
+// still keep what was missed (another node that had the channel open):
+// its history fills in, in place, before what arrives live meanwhile.
 relay.on("gap", ({ channel: name }) => {
   if (name !== channel) return;
-  system("Messages sent while you were away could not be recovered " +
-    "(the node restarted or its history did not reach back).");
+  catchUp(name, system("Reconnected to a node that could not replay; catching up…"));
 });
+
+async function catchUp(name, marker) {
+  const since = lastId;
+  let found = [];
+  let reaches = false;
+  try {
+    const { messages } = await relay.history(name);
+    const chat = messages.map(({ message }) => parseChat(message)).filter((m) => m.id !== null);
+    const at = chat.findIndex((m) => m.id === since);
+    reaches = since !== null && at >= 0;
+    found = chat.slice(at + 1).filter((m) => !seen.has(m.id));
+  } catch (err) {
+    console.debug("wsrelay history:", reasonOf(err));
+  }
+  if (name !== channel) return;
+  const list = ui.messages;
+  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
+  let anchor = marker;
+  for (const m of found) {
+    remember(m.id, true);
+    const li = messageLine({ from: m.from, text: m.text, mine: false });
+    li.dataset.recovered = "history";
+    anchor.after(li);
+    anchor = li;
+  }
+  if (atBottom) list.scrollTop = list.scrollHeight;
+  const n = `${found.length} message${found.length === 1 ? "" : "s"}`;
+  marker.textContent = reaches
+    ? `Reconnected to a node that could not replay; caught up from its history (${n}), nothing missed.`
+    : `Messages sent while you were away could not all be recovered (the node restarted or its history ` +
+      `did not reach back)${found.length ? `; ${n} found in its history` : ""}.`;
+  marker.dataset.catchup = reaches ? "complete" : "incomplete";
+}
 
 relay.on("close", ({ code, reason }) => {
   stopCountdown();
@@ -158,20 +197,46 @@ relay.on("unsubscribed", ({ channel: name, reason }) => {
   setChannel(null);
 });
 
-relay.on("message", ({ channel: name, message }) => {
-  if (name !== channel) return;
-  let from = null;
-  let text = message;
+// A chat message: {"from", "text", "id"}; anything else is shown raw
+// (from and id null).
+function parseChat(message) {
   try {
     const m = JSON.parse(message);
     if (m && typeof m.from === "string" && typeof m.text === "string") {
-      from = m.from;
-      text = m.text;
+      return { from: m.from, text: m.text, id: typeof m.id === "string" ? m.id : null };
     }
   } catch {
     // not ours: show the raw string
   }
-  addMessage({ from, text, mine: false });
+  return { from: null, text: message, id: null };
+}
+
+// The ids of the chat messages shown (the newest few hundred), and the
+// last one the node has confirmed (received, or an own send it took; not
+// one still queued while away): a catch-up from history starts after it
+// and skips the others.
+const SEEN_MAX = 500;
+const seen = new Set();
+let lastId = null;
+
+function remember(id, confirmed) {
+  if (id === null) return;
+  seen.add(id);
+  if (seen.size > SEEN_MAX) seen.delete(seen.values().next().value);
+  if (confirmed) lastId = id;
+}
+
+function newId() {
+  const b = crypto.getRandomValues(new Uint8Array(9));
+  return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
+}
+
+relay.on("message", ({ channel: name, message }) => {
+  if (name !== channel) return;
+  const m = parseChat(message);
+  if (m.id !== null && seen.has(m.id)) return; // already filled in from history
+  remember(m.id, true);
+  addMessage({ from: m.from, text: m.text, mine: false });
 });
 
 // ------------------------------------------------------------- members
@@ -210,7 +275,9 @@ async function refreshMembers() {
 }
 
 relay.on("join", ({ channel: name, user }) => {
-  if (name !== channel) return;
+  // two first subscriptions of one user on two nodes at once may both be
+  // announced (PROTOCOL.md 7.5.9), and presence() may have listed it
+  if (name !== channel || members.users.has(user)) return;
   members.users.add(user);
   members.clients += 1;
   renderMembers();
@@ -218,7 +285,7 @@ relay.on("join", ({ channel: name, user }) => {
 });
 
 relay.on("leave", ({ channel: name, user }) => {
-  if (name !== channel) return;
+  if (name !== channel || !members.users.has(user)) return;
   members.users.delete(user);
   members.clients = Math.max(members.users.size, members.clients - 1);
   renderMembers();
@@ -255,7 +322,11 @@ function addLine(li) {
   return li;
 }
 
-function addMessage({ from, text, mine }) {
+function addMessage(m) {
+  return addLine(messageLine(m));
+}
+
+function messageLine({ from, text, mine }) {
   const li = document.createElement("li");
   li.className = mine ? "msg mine" : "msg";
   li.dataset.from = from ?? "";
@@ -268,7 +339,7 @@ function addMessage({ from, text, mine }) {
   const when = document.createElement("time");
   when.textContent = time();
   li.append(who, body, when);
-  return addLine(li);
+  return li;
 }
 
 function system(text) {
@@ -297,6 +368,7 @@ const reasonOf = (err) => (err && (err.reason || err.message)) || String(err);
 // ------------------------------------------------------------ join, leave
 
 function setChannel(name) {
+  if (name !== channel) lastId = null; // a catch-up is per channel
   channel = name;
   members = { clients: 0, users: new Set() };
   renderMembers();
@@ -370,19 +442,27 @@ ui.leave.addEventListener("click", async () => {
 
 // ------------------------------------------------------------------ send
 
+function myName() {
+  return ui.name.value.trim() || "anonymous";
+}
+
 // Shown at once, marked sent when the node takes it. While reconnecting
 // the library queues it, so the chat goes on across a node restart.
 ui.sendForm.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const text = ui.text.value.trim();
-  const from = ui.name.value.trim() || "anonymous";
+  const from = myName();
   if (!text || !channel) return;
   ui.text.value = "";
+  const id = newId();
+  const sentOn = channel;
+  remember(id, false);
   const li = addMessage({ from, text, mine: true });
   li.dataset.status = "sending";
   try {
-    await relay.send(channel, JSON.stringify({ from, text }));
+    await relay.send(channel, JSON.stringify({ from, text, id }));
     li.dataset.status = "sent";
+    if (channel === sentOn) remember(id, true);
   } catch (err) {
     li.dataset.status = "failed";
     li.title = `not sent: ${reasonOf(err)}`;

@@ -1,10 +1,11 @@
 // The demo chat's member list and recovery (PROTOCOL.md 7.3, 7.4) in
 // Debian's Chromium: two pages signed in as ann and ben, page A on node a
-// through a proxy the test can cut, page B on node b.
+// through a proxy the test can cut and retarget (a load balancer), page B
+// on node b; an anonymous page C on node a for a while.
 //
 //   node presence.mjs URL_A RELAY_A URL_B TOKEN_ANN TOKEN_BEN SHOT_DIR
 //
-// Steps that need the test's hands (cut the proxy, restart node b) are
+// Steps that need the test's hands (cut the proxy, restart a node) are
 // asked for on stdout ("STEP name") and go on when stdin says "OK". Run by
 // tests/integration/test_browser_presence.py; prints PASS on stdout.
 // Every wait has a deadline; none is a fixed sleep.
@@ -43,7 +44,7 @@ async function shot(page, name) {
 async function openPage(browser, label, url, token) {
   const context = await browser.newContext({ viewport: { width: 960, height: 680 } });
   // signed in from the first connection: the token the page keeps
-  await context.addInitScript((t) => sessionStorage.setItem("wsrelay-chat-token", t), token);
+  if (token) await context.addInitScript((t) => sessionStorage.setItem("wsrelay-chat-token", t), token);
   const page = await context.newPage();
   page.setDefaultTimeout(STEP_MS);
   page.on("pageerror", (err) => problems.push(`page ${label}: uncaught ${err.message}`));
@@ -51,13 +52,18 @@ async function openPage(browser, label, url, token) {
   page.label = label;
   await page.goto(url);
   await page.locator('#status[data-state="open"]').waitFor();
-  await page.fill("#name", label === "A" ? "Ann" : "Ben");
+  await page.fill("#name", { A: "Ann", B: "Ben" }[label] || "Cid");
   await page.fill("#channel", CHANNEL);
   await page.click("#join");
   await page.locator("#room", { hasText: `#${CHANNEL}` }).waitFor();
   return page;
 }
 
+function assert(ok, what) {
+  if (!ok) throw new Error(what);
+}
+
+const count = (page, text) => page.locator("#members-count", { hasText: text }).waitFor();
 const member = (page, user) => page.locator(`#member-list li[data-user="${user}"]`);
 const from = (page, who, text) =>
   page.locator(`#messages li.msg:not(.mine)[data-from="${who}"]`, { hasText: text });
@@ -73,7 +79,16 @@ async function run(browser) {
   // each page shows both, whichever node each is on
   for (const p of [a, b]) for (const u of ["ann", "ben"]) await member(p, u).waitFor();
   await a.locator("#member-list li.me", { hasText: "ann" }).waitFor();
+  for (const p of [a, b]) await count(p, "2 here, 2 signed in");
   await shot(a, "presence-A-members");
+
+  // an anonymous visitor is counted, not listed (it causes no event: the
+  // others' counts catch up at their next presence())
+  const c = await openPage(browser, "C", urlA, null);
+  await count(c, "3 here, 2 signed in");
+  for (const u of ["ann", "ben"]) await member(c, u).waitFor();
+  assert((await c.locator("#member-list li").count()) === 2, "C lists only the signed-in users");
+  await c.context().close();
 
   // a network blip on A's side: what ben says meanwhile is replayed
   await step("cut");
@@ -101,12 +116,40 @@ async function run(browser) {
   await b.locator('#status[data-state="open"]').waitFor();
   await from(a, "Ben", "queued while node b was down").waitFor();
   await b.locator('#messages li.msg.mine[data-status="sent"]', { hasText: "queued while node b was down" }).waitFor();
-  await b.locator("#messages li.system", { hasText: "could not be recovered" }).waitFor();
+  // its own node restarted: what ann said meanwhile never reached it
+  await b.locator('#messages li.system[data-catchup="incomplete"]').waitFor();
   for (const p of [a, b]) for (const u of ["ann", "ben"]) await member(p, u).waitFor();
   // and the chat goes on both ways
   await say(a, "welcome back");
   await from(b, "Ann", "welcome back").waitFor();
+  await a.locator('#messages li.msg.mine[data-status="sent"]', { hasText: "welcome back" }).waitFor();
   await shot(b, "presence-B-after-restart");
+
+  // node a stops and its page's reconnect lands on node b (the proxy is
+  // the load balancer): b cannot replay a's epoch (the gap), but b kept
+  // the channel's messages, so the page fills in what ben said meanwhile
+  await step("stop-a");
+  await a.locator('#status:not([data-state="open"])').waitFor();
+  await member(b, "ann").waitFor({ state: "detached" });
+  const away = ["while node a was down 1", "while node a was down 2", "while node a was down 3"];
+  for (const t of away) await say(b, t);
+  for (const t of away) {
+    await b.locator('#messages li.msg.mine[data-status="sent"]', { hasText: t }).waitFor();
+  }
+  await step("mend");
+  await a.locator('#status[data-state="open"]').waitFor();
+  await a.locator('#messages li.system[data-catchup="complete"]').waitFor();
+  for (const t of away) await from(a, "Ben", t).and(a.locator("[data-recovered]")).waitFor();
+  const shown = await a.locator("#messages li.msg:not(.mine)").allTextContents();
+  for (const t of away) {
+    assert(shown.filter((x) => x.includes(t)).length === 1, `A shows "${t}" once: ${JSON.stringify(shown)}`);
+  }
+  for (const p of [a, b]) for (const u of ["ann", "ben"]) await member(p, u).waitFor();
+  await step("start-a");
+  await say(b, "and now?");
+  await from(a, "Ben", "and now?").waitFor();
+  for (const p of [a, b]) await count(p, "2 here, 2 signed in");
+  await shot(a, "presence-A-caught-up");
   if (problems.length) throw new Error(`page problems:\n  ${problems.join("\n  ")}`);
 }
 

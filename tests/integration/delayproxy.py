@@ -2,7 +2,8 @@
 for latency tests: this kernel has no netem. It runs its own asyncio loop
 on a thread; chunks keep their order, each leaves `delay` seconds after it
 arrived (timed by the loop's clock, not slept in sequence). cut() drops
-every connection and refuses new ones until mend(): a network blip."""
+every connection and refuses new ones until mend(): a network blip.
+retarget() sends new connections elsewhere: a load balancer's failover."""
 import asyncio
 import threading
 
@@ -60,6 +61,12 @@ class DelayProxy:
 
     def mend(self):
         self._loop.call_soon_threadsafe(setattr, self, "_cut", False)
+
+    def retarget(self, target_port, host="127.0.0.1"):
+        """New connections go to another port from now on (a load
+        balancer sending clients to another node); open ones stay."""
+        self._loop.call_soon_threadsafe(setattr, self, "target",
+                                        (host, target_port))
 
     async def _accept(self, reader, writer):
         if self._cut:
