@@ -2,7 +2,9 @@
 // presence() with logged-in and anonymous subscribers, the "join" and
 // "leave" events of a subscription with presenceEvents (none for the
 // client's own join, one per user across tabs), and presenceEvents kept
-// when the subscription is restored after a reconnect.
+// when the subscription is restored after a reconnect. Against the fake
+// server: the exact frames written (presence_events beside since on a
+// restore, only when asked for) and a partial answer.
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,7 +12,7 @@ import { createHmac } from "node:crypto";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 
-import { EventLog, Node, Scope, tapWebSocket } from "./helpers.mjs";
+import { EventLog, FakeServer, Node, Scope, reason, tapWebSocket } from "./helpers.mjs";
 
 const SECRET = "js-presence-secret";
 const FAST = { minDelayMs: 20, maxDelayMs: 200 };
@@ -75,4 +77,47 @@ test("join and leave: not for oneself, once per user, restored after a reconnect
   const dave = scope.relay(node.url, { ...FAST, token: mint("dave") });
   await dave.subscribe("room");
   assert.deepEqual(await log.next("join"), { channel: "room", user: "dave" });
+});
+
+test("fake server: the frames written, a partial answer, the events as sent", async () => {
+  const s = await FakeServer.start();
+  scope.defer(() => s.close());
+  let epoch = "e1";
+  s.respond = (conn, f) => {
+    if (f.command === "subscribe") {
+      const d = f.data.recover || f.data.since ? { ok: true, epoch, offset: 7, recovered: false } : { ok: true };
+      conn.answer(f, d);
+    } else if (f.command === "presence" && f.data.channel === "room") {
+      conn.answer(f, { ok: true, clients: 4, users: ["ann", "ben"], partial: true });
+    } else if (f.command === "presence") {
+      conn.answer(f, { ok: false, reason: "not subscribed" });
+    } else conn.answer(f);
+  };
+  const r = scope.relay(s.url, FAST);
+  const log = new EventLog(r);
+  await r.subscribe("room", { recover: true, presenceEvents: true });
+  await r.subscribe("quiet");
+  const c0 = await s.conn(0);
+  const subs = c0.frames.filter((f) => f.command === "subscribe").map((f) => f.data);
+  assert.deepEqual(subs, [{ topic: "room", recover: true, presence_events: true }, { topic: "quiet" }]);
+
+  assert.deepEqual(await r.presence("room"), { clients: 4, users: ["ann", "ben"], partial: true });
+  const ask = await c0.frame((f) => f.command === "presence");
+  assert.deepEqual(ask.data, { channel: "room" });
+  assert.equal(await reason(r.presence("other")), "not subscribed");
+
+  c0.sendJson({ type: "join", data: { channel: "room", user: "cid" } });
+  assert.deepEqual(await log.next("join"), { channel: "room", user: "cid" });
+  c0.sendJson({ type: "leave", data: { channel: "room", user: "cid" } });
+  assert.deepEqual(await log.next("leave"), { channel: "room", user: "cid" });
+
+  // the restore after a drop: presence_events beside since; none on the other
+  await log.next("open");
+  epoch = "e2";
+  c0.drop();
+  const c1 = await s.conn(1);
+  const room = await c1.frame((f) => f.command === "subscribe" && f.data.topic === "room", "room restored");
+  assert.deepEqual(room.data, { topic: "room", since: { epoch: "e1", offset: 7 }, presence_events: true });
+  const quiet = await c1.frame((f) => f.command === "subscribe" && f.data.topic === "quiet", "quiet restored");
+  assert.deepEqual(quiet.data, { topic: "quiet" });
 });
