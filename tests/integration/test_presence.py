@@ -271,4 +271,22 @@ def test_cli_presence(node_factory, tmp_path):
                                         "x" * 200)
             assert r.returncode == 1
             assert "invalid channel name" in r.stderr, r.stderr
+            # a protected channel: --password subscribes, a wrong one is
+            # the server's reason on stderr, exit 1, nothing on stdout
+            v = await pool.connect(n["a"])
+            r = await v.request(command("auth", {"token": hs256(
+                claims("vera"))}, "login"))
+            assert r["data"]["ok"] is True, r
+            assert await v.request(command("subscribe", {
+                "topic": "vault", "password": "pw1"}, "sub")) == ok("sub")
+            await eventually_presence(v, 1, ["vera"], channel="vault")
+            r = await asyncio.to_thread(cli, "presence", url(n["c"]),
+                                        "vault", "--password", "pw1")
+            assert r.returncode == 0, r.stderr
+            assert r.stdout.splitlines() == ["vera"], r.stdout
+            assert "wsrelay presence: 2 client(s)\n" in r.stderr, r.stderr
+            r = await asyncio.to_thread(cli, "presence", url(n["c"]),
+                                        "vault", "--password", "pw2")
+            assert r.returncode == 1, r
+            assert "invalid password" in r.stderr and r.stdout == "", r
     run(body())
