@@ -207,4 +207,32 @@ void wr_bucket_init(struct wr_bucket *b, int64_t burst, int64_t now_ms);
 bool wr_bucket_take(struct wr_bucket *b, int64_t per_second, int64_t burst,
 		    int64_t now_ms);
 
+/* ---- slab: fixed-size objects by the thousand, out of the malloc heap
+ * (slab.c). One region per process, one thread (the caller's loop). ---- */
+/* Reserves @region_bytes of address space (no memory until used); a second
+ * call does nothing. 0, WR_EINVAL or WR_ENOMEM. */
+int wr_slab_init(size_t region_bytes);
+/* The class of objects of @size bytes (rounded up to 16; at most 16 KiB),
+ * made at the first call: >= 0, WR_EINVAL (too big, no init) or WR_EFULL
+ * (16 classes already). */
+int wr_slab_class(size_t size);
+/* An object of class @cls (not zeroed), or NULL: the region is full. */
+void *wr_slab_alloc(int cls);
+/* True when @p is inside the region (a wr_slab_alloc() object). */
+bool wr_slab_owns(const void *p);
+/* The class size of @p's slab, 0 when @p is not a slab object. */
+size_t wr_slab_size(const void *p);
+/* Frees an object of wr_slab_alloc(); NULL is fine. */
+void wr_slab_free(void *p);
+/* Gives the slabs that hold no object back to the kernel, @keep of each
+ * class excepted (for the next burst); returns how many went. */
+size_t wr_slab_trim(unsigned keep);
+struct wr_slab_stats {
+	size_t slabs;    /* slabs holding objects (64 KiB each) */
+	size_t released; /* slabs given back to the kernel, for reuse */
+	size_t objects;  /* objects handed out */
+	size_t bytes;    /* their class sizes summed */
+};
+void wr_slab_stats(struct wr_slab_stats *st);
+
 #endif

@@ -291,6 +291,10 @@ void node_reload_request(struct node *node);
  * VERIFY_CERTS: a reload puts a renewed certificate into it. */
 void node_reload_tls_ctx(struct node *node, void *ssl_ctx);
 
+/* lwsmem.c — lws's allocator: per-connection objects from slabs; once,
+ * before the first lws context */
+void node_lwsmem_install(void);
+
 /* client.c — /connect sessions */
 int node_client_open(struct node *node, struct lws *wsi, struct node_pss *pss);
 /* From the tick: paused clients (PBKDF2) that hung up are closed. */

@@ -295,6 +295,9 @@ static void node_tick(struct node *node)
 	 * next message on their channel (7.3) */
 	chan_hist_expire(chan_registry_hist(node->reg), now);
 	chan_linger_expire(node->reg, now);
+	/* slabs a burst of handshakes emptied go back to the kernel
+	 * (lwsmem.c); two of each size stay for the next burst */
+	wr_slab_trim(2);
 	if (node->npw_waiting)
 		node_client_pw_watch(node);
 	mesh_tick(node->mesh, now);
@@ -871,6 +874,9 @@ static int node_listen(struct node *node)
 				       SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
 		node->tls = true;
 	}
+	/* per-connection lws objects from slabs (lwsmem.c), from the start:
+	 * an object is freed by the allocator that made it */
+	node_lwsmem_install();
 	node->ctx = lws_create_context(&info);
 	if (node->ctx)
 		node_fds_listener(node);
