@@ -617,6 +617,17 @@ static int raw_append(struct lg *lg, uint32_t i, const char *p, size_t len)
 	return 0;
 }
 
+/* --token: the `auth` command, queued on connection @i */
+static int conn_login(struct lg *lg, uint32_t i)
+{
+	int n = snprintf(lg->msg, lg->msgcap,
+			 "{\"command\":\"auth\",\"data\":{\"token\":"
+			 "\"%s\"},\"nonce\":\"a\"}",
+			 lg->o.token);
+
+	return frame_append(lg, i, 0x1, lg->msg, (size_t)n);
+}
+
 /*
  * WebSocket: subscribes to the group's channel (the publisher too: wsrelay
  * lets only members send, and does not echo a sender's own message).
@@ -643,14 +654,8 @@ static int conn_subscribe(struct lg *lg, uint32_t i)
 		return conn_flush(lg, i);
 	}
 	/* pipelined: the node answers a connection's commands in order */
-	if (lg->o.token) {
-		n = snprintf(lg->msg, lg->msgcap,
-			     "{\"command\":\"auth\",\"data\":{\"token\":"
-			     "\"%s\"},\"nonce\":\"a\"}",
-			     lg->o.token);
-		if (frame_append(lg, i, 0x1, lg->msg, (size_t)n))
-			return -1;
-	}
+	if (lg->o.token && conn_login(lg, i))
+		return -1;
 	n = snprintf(lg->msg, lg->msgcap,
 		     "{\"command\":\"subscribe\",\"data\":{\"topic\":\"%s%u\"},"
 		     "\"nonce\":\"s\"}",
@@ -854,8 +859,14 @@ static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
 		}
 		return 0;
 	}
-	if (has_prefix(nonce, e, "\"a\""))
-		return 0; /* --token: the login */
+	if (has_prefix(nonce, e, "\"a\"")) { /* --token: the login */
+		if (lg->o.bare && c->role == ROLE_IDLE && !c->subscribed) {
+			c->subscribed = true;
+			if (++lg->nsubscribed == lg->nconns)
+				lg->t_all_subscribed = now;
+		}
+		return 0;
+	}
 	if (c->role == ROLE_PUB && has_prefix(nonce, e, "\"p\"")) {
 		lg->probes_acked++;
 		return 0;
@@ -1295,7 +1306,12 @@ static int conn_handshake_read(struct lg *lg, uint32_t i)
 		return -1;
 	memcpy(lg->rbuf, c->in.p + hlen, rest);
 	buf_free(&c->in);
-	if (lg->o.bare && c->role == ROLE_IDLE) {
+	if (lg->o.bare && c->role == ROLE_IDLE && lg->o.token) {
+		/* --bare --token: it logs in, then says nothing (counted as
+		 * subscribed when the login is answered) */
+		if (conn_login(lg, i) || conn_flush(lg, i))
+			return -1;
+	} else if (lg->o.bare && c->role == ROLE_IDLE) {
 		/* --bare: an upgraded connection that says nothing */
 		c->subscribed = true;
 		if (++lg->nsubscribed == lg->nconns)
@@ -1921,10 +1937,13 @@ static int run_idle(struct lg *lg)
 		rss1 = proc_rss(o->server_pid);
 
 	if (rss0 >= 0 && rss1 >= 0)
-		printf("idle %s conns: %s B/conn node RSS (%s -> %s), setup "
+		printf("idle %s conns%s: %s B/conn node RSS (%s -> %s), setup "
 		       "%s conn/s upgraded, %s conn/s upgraded+subscribed "
 		       "(%u in flight)\n",
 		       fmt_count(a, lg->nconns),
+		       !o->bare   ? ", one channel each"
+		       : o->token ? " (bare, logged in)"
+				  : " (bare)",
 		       fmt_count(b, (uint64_t)((rss1 > rss0 ? rss1 - rss0 : 0) /
 					       lg->nconns)),
 		       fmt_mib(c, rss0), fmt_mib(d, rss1),
@@ -2098,7 +2117,8 @@ static void usage(FILE *f)
 		"                     measuring, e.g. as background load (default 0)\n"
 		"  --server-pid PID   the node's pid: RSS (idle) and CPU figures from /proc\n"
 		"  --token JWT        ws: every connection sends `auth` with JWT first\n"
-		"  --bare             idle: connections only upgrade (no subscribe)\n"
+		"  --bare             idle: connections only upgrade (no subscribe;\n"
+		"                     with --token they log in and nothing more)\n"
 		"                     (a node with [auth] required)\n"
 		"  --help             this text\n"
 		"\n"

@@ -8,7 +8,7 @@
 #   BENCH_DEEP_WINDOW [256]  BENCH_RATE [1000]  BENCH_IDLE_CONNS [10000]
 #   BENCH_CONCURRENCY [256]  BENCH_ONLY ["" = all; else a space-separated
 #   subset of: fanout-100 fanout-1000 fanout-100-deep channels latency idle
-#   guarded history recovery; idle also runs idle-bare]  BENCH_ROUNDS [3] rounds of the guarded
+#   guarded history recovery; idle also runs idle-bare and idle-auth]  BENCH_ROUNDS [3] rounds of the guarded
 #   and history pairs
 #   BENCH_KEEP=1 keeps the temporary directory (config, node logs, outputs).
 #   BENCH_PIN [1]: node on CPU 0, load generator on CPU 1 (taskset).
@@ -147,7 +147,7 @@ start_node() {
 wanted() {
 	[ -z "$ONLY" ] && return 0
 	case " $ONLY " in *" $1 "*) return 0 ;; esac
-	case "$1" in idle-bare) wanted idle && return 0 ;; esac # with idle
+	case "$1" in idle-bare | idle-auth) wanted idle && return 0 ;; esac # with idle
 	return 1
 }
 
@@ -193,6 +193,22 @@ scenario channels --scenario channels --channels 100 --subs 10 \
 scenario latency --scenario latency --rate "$RATE" --subs 100 "${common[@]}"
 stop_node
 
+# The guarded node's config (the idle-auth and guarded scenarios): every
+# 7.1/7.2 check on, and a token for the load generator to log in with
+printf '%s\n' "bench-hs256-secret-0123456789abcdef" >"$tmp/hs256.key"
+cp "$tmp/node.toml" "$tmp/node-guarded.toml"
+# every 7.1/7.2 check on: auth required, an Origin list (the loadgen
+# sends none: allowed), the per-address count and the send bucket
+cat >>"$tmp/node-guarded.toml" <<EOF
+[auth]
+hs256_secret_file = "$tmp/hs256.key"
+required = true
+[web]
+allowed_origins = ["https://app.example.com"]
+EOF
+token=$("$WSRELAY" token --secret-file "$tmp/hs256.key" --sub bench \
+	--ttl 1h) || { echo "bench: wsrelay token failed" >&2; exit 1; }
+
 # A fresh node, so the RSS delta is not hidden by memory the allocator kept
 # from the scenarios above.
 if wanted idle; then
@@ -205,6 +221,11 @@ if wanted idle; then
 	start_node idle-bare
 	scenario idle-bare --scenario idle --bare --conns "$IDLE_CONNS" \
 		--concurrency "$CONCURRENCY"
+	stop_node
+	# and logged in (7.1): what a connection costs with its auth state
+	start_node idle-auth "$tmp/node-guarded.toml"
+	scenario idle-auth --scenario idle --bare --token "$token" \
+		--conns "$IDLE_CONNS" --concurrency "$CONCURRENCY"
 	stop_node
 fi
 
@@ -228,19 +249,6 @@ cost_of() {
 }
 if wanted guarded; then
 	ROUNDS=${BENCH_ROUNDS:-3}
-	printf '%s\n' "bench-hs256-secret-0123456789abcdef" >"$tmp/hs256.key"
-	cp "$tmp/node.toml" "$tmp/node-guarded.toml"
-	# every 7.1/7.2 check on: auth required, an Origin list (the loadgen
-	# sends none: allowed), the per-address count and the send bucket
-	cat >>"$tmp/node-guarded.toml" <<EOF
-[auth]
-hs256_secret_file = "$tmp/hs256.key"
-required = true
-[web]
-allowed_origins = ["https://app.example.com"]
-EOF
-	token=$("$WSRELAY" token --secret-file "$tmp/hs256.key" --sub bench \
-		--ttl 1h) || { echo "bench: wsrelay token failed" >&2; exit 1; }
 	for subs in 100 1000; do
 		off=() on=() con=() coff=()
 		for ((r = 1; r <= ROUNDS; r++)); do
