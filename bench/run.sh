@@ -194,11 +194,11 @@ scenario latency --scenario latency --rate "$RATE" --subs 100 "${common[@]}"
 stop_node
 
 # The guarded node's config (the idle-auth and guarded scenarios): every
-# 7.1/7.2 check on, and a token for the load generator to log in with
+# 7.1/7.2 check on (auth required, an Origin list the loadgen, sending
+# none, passes, the per-address count and the send bucket), and a token
+# for the load generator to log in with
 printf '%s\n' "bench-hs256-secret-0123456789abcdef" >"$tmp/hs256.key"
 cp "$tmp/node.toml" "$tmp/node-guarded.toml"
-# every 7.1/7.2 check on: auth required, an Origin list (the loadgen
-# sends none: allowed), the per-address count and the send bucket
 cat >>"$tmp/node-guarded.toml" <<EOF
 [auth]
 hs256_secret_file = "$tmp/hs256.key"
@@ -229,11 +229,6 @@ if wanted idle; then
 	stop_node
 fi
 
-# The guarded pair: the fan-outs on a node with [auth] required (every
-# connection authenticates with an HS256 token first) and [web]
-# allowed_origins set, beside the same on a node without, alternating,
-# BENCH_ROUNDS rounds; the medians and their ratio (goal: within 3%). The
-# per-address count and the send bucket run on both (set high, above).
 rate_of() { # the deliveries/s of a loadgen output, as a number
 	sed -n 's/^fanout [^:]*: \([0-9,]*\) deliveries\/s.*/\1/p' "$1" |
 		head -n 1 | tr -d ,
@@ -247,26 +242,34 @@ cost_of() {
 	     /^  cpu: node/ { cpu = $3; sub("%,?", "", cpu) }
 	     END { if (rate > 0 && cpu != "") printf "%.1f", cpu * 1e7 / rate }' "$1"
 }
-if wanted guarded; then
-	ROUNDS=${BENCH_ROUNDS:-3}
+# pair KIND WORD ON_CONFIG ON_NODE OFF_NODE ON_LABEL OFF_LABEL [LOADGEN-ARGS
+# of the "on" side...]: fan-out 1 -> 100 and 1 -> 1000 on a node started
+# with ON_CONFIG beside one with the plain config, BENCH_ROUNDS rounds, the
+# order alternating (a machine that slows down over the run must not
+# favour one side); the medians, their ratio and the node's CPU per
+# delivery go into the summary
+pair() {
+	local kind=$1 word=$2 cfg=$3 on_node=$4 off_node=$5 on_label=$6 \
+		off_label=$7
+	shift 7
+	local rounds=${BENCH_ROUNDS:-3} subs r order mode out v c
+	local on off con coff extra
 	for subs in 100 1000; do
 		off=() on=() con=() coff=()
-		for ((r = 1; r <= ROUNDS; r++)); do
-			# the order alternates (a machine that slows down over
-			# the run must not favour one side)
+		for ((r = 1; r <= rounds; r++)); do
 			order="off on"
 			[ $((r % 2)) = 0 ] && order="on off"
 			for mode in $order; do
 				echo
-				echo "== guarded fanout-$subs round $r: auth $mode"
+				echo "== $kind fanout-$subs round $r: $word $mode"
 				extra=()
-				if [ $mode = on ]; then
-					start_node "guarded-$subs-$r" "$tmp/node-guarded.toml"
-					extra=(--token "$token")
+				if [ "$mode" = on ]; then
+					start_node "$on_node-$subs-$r" "$cfg"
+					extra=("$@")
 				else
-					start_node "open-$subs-$r"
+					start_node "$off_node-$subs-$r"
 				fi
-				out="$tmp/guarded-$subs-$r-$mode.out"
+				out="$tmp/$kind-$subs-$r-$mode.out"
 				"${GEN_PIN[@]}" "$LOADGEN" --host 127.0.0.1 --port "$port" \
 					--server-pid "$node_pid" --size "$SIZE" \
 					--scenario fanout --subs "$subs" \
@@ -275,21 +278,33 @@ if wanted guarded; then
 				stop_node
 				v=$(rate_of "$out")
 				if [ -z "$v" ]; then
-					summary+=("guarded fanout-$subs: FAILED (round $r, auth $mode)")
+					summary+=("$kind fanout-$subs: FAILED (round $r, $word $mode)")
 					failed=1
 					continue
 				fi
 				c=$(cost_of "$out")
-				if [ $mode = on ]; then on+=("$v"); con+=("$c"); else off+=("$v"); coff+=("$c"); fi
+				if [ "$mode" = on ]; then on+=("$v"); con+=("$c"); else off+=("$v"); coff+=("$c"); fi
 			done
 		done
 		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
-			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
-				-v b="$(median "${off[@]}")" -v r="$ROUNDS" \
+			summary+=("$(awk -v k="$kind" -v s="$subs" \
+				-v la="$on_label" -v lb="$off_label" \
+				-v a="$(median "${on[@]}")" -v b="$(median "${off[@]}")" \
+				-v r="$rounds" \
 				-v ca="$(median "${con[@]}")" -v cb="$(median "${coff[@]}")" 'BEGIN {
-				printf "guarded fanout 1->%s: auth required %.0f, open %.0f deliveries/s (medians of %d rounds), ratio %.3f; node CPU %.1f vs %.1f ns per delivery, ratio %.3f", s, a, b, r, a / b, ca, cb, ca / cb }')")
+				printf "%s fanout 1->%s: %s %.0f, %s %.0f deliveries/s (medians of %d rounds), ratio %.3f; node CPU %.1f vs %.1f ns per delivery, ratio %.3f", k, s, la, a, lb, b, r, a / b, ca, cb, ca / cb }')")
 		fi
 	done
+}
+
+# The guarded pair: the fan-outs on a node with [auth] required (every
+# connection authenticates with an HS256 token first) and [web]
+# allowed_origins set, beside the same on a node without, alternating,
+# BENCH_ROUNDS rounds; the medians and their ratio (goal: within 3%). The
+# per-address count and the send bucket run on both (set high, above).
+if wanted guarded; then
+	pair guarded auth "$tmp/node-guarded.toml" guarded open \
+		"auth required" open --token "$token"
 fi
 
 # The history pair (PROTOCOL.md 7.3): the fan-outs on a node with
@@ -297,45 +312,10 @@ fi
 # recovering: the offset variant is never built) beside the same without,
 # alternating, BENCH_ROUNDS rounds; medians and ratio (goal: within 5%).
 if wanted history; then
-	ROUNDS=${BENCH_ROUNDS:-3}
 	cp "$tmp/node.toml" "$tmp/node-history.toml"
 	printf '[history]\nsize = 100\n' >>"$tmp/node-history.toml"
-	for subs in 100 1000; do
-		off=() on=() con=() coff=()
-		for ((r = 1; r <= ROUNDS; r++)); do
-			order="off on"
-			[ $((r % 2)) = 0 ] && order="on off"
-			for mode in $order; do
-				echo
-				echo "== history fanout-$subs round $r: history $mode"
-				if [ $mode = on ]; then
-					start_node "history-$subs-$r" "$tmp/node-history.toml"
-				else
-					start_node "nohistory-$subs-$r"
-				fi
-				out="$tmp/history-$subs-$r-$mode.out"
-				"${GEN_PIN[@]}" "$LOADGEN" --host 127.0.0.1 --port "$port" \
-					--server-pid "$node_pid" --size "$SIZE" \
-					--scenario fanout --subs "$subs" \
-					--window "$WINDOW" "${common[@]}" | tee "$out"
-				stop_node
-				v=$(rate_of "$out")
-				if [ -z "$v" ]; then
-					summary+=("history fanout-$subs: FAILED (round $r, history $mode)")
-					failed=1
-					continue
-				fi
-				c=$(cost_of "$out")
-				if [ $mode = on ]; then on+=("$v"); con+=("$c"); else off+=("$v"); coff+=("$c"); fi
-			done
-		done
-		if [ ${#on[@]} -gt 0 ] && [ ${#off[@]} -gt 0 ]; then
-			summary+=("$(awk -v s="$subs" -v a="$(median "${on[@]}")" \
-				-v b="$(median "${off[@]}")" -v r="$ROUNDS" \
-				-v ca="$(median "${con[@]}")" -v cb="$(median "${coff[@]}")" 'BEGIN {
-				printf "history fanout 1->%s: size 100 %.0f, off %.0f deliveries/s (medians of %d rounds), ratio %.3f; node CPU %.1f vs %.1f ns per delivery, ratio %.3f", s, a, b, r, a / b, ca, cb, ca / cb }')")
-		fi
-	done
+	pair history history "$tmp/node-history.toml" history nohistory \
+		"size 100" off
 fi
 
 # The recovery benchmark (bench/recovery.py): 1,000 subscribers reconnect
