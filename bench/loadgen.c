@@ -617,6 +617,17 @@ static int raw_append(struct lg *lg, uint32_t i, const char *p, size_t len)
 	return 0;
 }
 
+/* Connection @c is ready (subscribed, or for --bare upgraded or logged
+ * in): counted once; the last one stamps t_all_subscribed. */
+static void conn_ready(struct lg *lg, struct conn *c, uint64_t now)
+{
+	if (c->subscribed)
+		return;
+	c->subscribed = true;
+	if (++lg->nsubscribed == lg->nconns)
+		lg->t_all_subscribed = now;
+}
+
 /* --token: the `auth` command, queued on connection @i */
 static int conn_login(struct lg *lg, uint32_t i)
 {
@@ -852,19 +863,12 @@ static int on_response(struct lg *lg, uint32_t i, const char *p, size_t len,
 			    reason ? (int)json_strlen(reason, e) + 2 : 11,
 			    reason ? reason : "(no reason)");
 	if (has_prefix(nonce, e, "\"s\"")) {
-		if (!c->subscribed) {
-			c->subscribed = true;
-			if (++lg->nsubscribed == lg->nconns)
-				lg->t_all_subscribed = now;
-		}
+		conn_ready(lg, c, now);
 		return 0;
 	}
 	if (has_prefix(nonce, e, "\"a\"")) { /* --token: the login */
-		if (lg->o.bare && c->role == ROLE_IDLE && !c->subscribed) {
-			c->subscribed = true;
-			if (++lg->nsubscribed == lg->nconns)
-				lg->t_all_subscribed = now;
-		}
+		if (lg->o.bare && c->role == ROLE_IDLE)
+			conn_ready(lg, c, now);
 		return 0;
 	}
 	if (c->role == ROLE_PUB && has_prefix(nonce, e, "\"p\"")) {
@@ -1061,9 +1065,7 @@ static int nats_pong(struct lg *lg, uint32_t i, uint64_t now)
 	struct group *g;
 
 	if (!c->subscribed) {
-		c->subscribed = true;
-		if (++lg->nsubscribed == lg->nconns)
-			lg->t_all_subscribed = now;
+		conn_ready(lg, c, now);
 		return 0;
 	}
 	if (c->role != ROLE_PUB)
@@ -1306,18 +1308,17 @@ static int conn_handshake_read(struct lg *lg, uint32_t i)
 		return -1;
 	memcpy(lg->rbuf, c->in.p + hlen, rest);
 	buf_free(&c->in);
-	if (lg->o.bare && c->role == ROLE_IDLE && lg->o.token) {
-		/* --bare --token: it logs in, then says nothing (counted as
-		 * subscribed when the login is answered) */
+	if (!(lg->o.bare && c->role == ROLE_IDLE)) {
+		if (conn_subscribe(lg, i))
+			return -1;
+	} else if (lg->o.token) {
+		/* --bare --token: it logs in, then says nothing (ready when
+		 * the login is answered) */
 		if (conn_login(lg, i) || conn_flush(lg, i))
 			return -1;
-	} else if (lg->o.bare && c->role == ROLE_IDLE) {
+	} else {
 		/* --bare: an upgraded connection that says nothing */
-		c->subscribed = true;
-		if (++lg->nsubscribed == lg->nconns)
-			lg->t_all_subscribed = now;
-	} else if (conn_subscribe(lg, i)) {
-		return -1;
+		conn_ready(lg, c, now);
 	}
 	return rest ? conn_consume(lg, i, rest, now) : 0;
 }
