@@ -51,7 +51,6 @@ struct slab {
 	int32_t prev;    /* in its class's list of slabs with room */
 	int32_t next;    /* ... or in the list of released slabs */
 	int8_t cls;      /* NONE: not in use */
-	bool listed;     /* in its class's list */
 };
 
 struct slab_class {
@@ -135,7 +134,6 @@ static void room_link(struct slab_class *c, int32_t idx)
 	if (c->room != NONE)
 		S.meta[c->room].prev = idx;
 	c->room = idx;
-	m->listed = true;
 }
 
 static void room_unlink(struct slab_class *c, int32_t idx)
@@ -148,7 +146,6 @@ static void room_unlink(struct slab_class *c, int32_t idx)
 		c->room = m->next;
 	if (m->next != NONE)
 		S.meta[m->next].prev = m->prev;
-	m->listed = false;
 }
 
 /* A slab for class @ci: a released one first (its pages are the kernel's
@@ -245,7 +242,8 @@ void wr_slab_free(void *p)
 	m->free = p;
 	POISON(p, c->size);
 	c->live--;
-	if (!m->listed)
+	/* a full slab is in no list (wr_slab_alloc unlinked it) */
+	if (m->live == c->per_slab)
 		room_link(c, idx);
 	if (!--m->live)
 		c->nempty++;
