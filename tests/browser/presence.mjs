@@ -67,10 +67,19 @@ const count = (page, text) => page.locator("#members-count", { hasText: text }).
 const member = (page, user) => page.locator(`#member-list li[data-user="${user}"]`);
 const from = (page, who, text) =>
   page.locator(`#messages li.msg:not(.mine)[data-from="${who}"]`, { hasText: text });
+// one's own message, confirmed by the node
+const sent = (page, text) =>
+  page.locator('#messages li.msg.mine[data-status="sent"]', { hasText: text });
 
 async function say(page, text) {
   await page.fill("#text", text);
   await page.press("#text", "Enter");
+}
+
+// says each of @texts, then waits until the node confirmed every one
+async function sayAll(page, texts) {
+  for (const t of texts) await say(page, t);
+  for (const t of texts) await sent(page, t).waitFor();
 }
 
 async function run(browser) {
@@ -94,10 +103,7 @@ async function run(browser) {
   await step("cut");
   await a.locator('#status:not([data-state="open"])').waitFor();
   const during = ["while the line was down 1", "while the line was down 2", "while the line was down 3"];
-  for (const t of during) await say(b, t);
-  for (const t of during) {
-    await b.locator('#messages li.msg.mine[data-status="sent"]', { hasText: t }).waitFor();
-  }
+  await sayAll(b, during);
   await step("mend");
   await a.locator('#status[data-state="open"]').waitFor();
   for (const t of during) await from(a, "Ben", t).waitFor();
@@ -115,14 +121,14 @@ async function run(browser) {
   await step("start-b");
   await b.locator('#status[data-state="open"]').waitFor();
   await from(a, "Ben", "queued while node b was down").waitFor();
-  await b.locator('#messages li.msg.mine[data-status="sent"]', { hasText: "queued while node b was down" }).waitFor();
+  await sent(b, "queued while node b was down").waitFor();
   // its own node restarted: what ann said meanwhile never reached it
   await b.locator('#messages li.system[data-catchup="incomplete"]').waitFor();
   for (const p of [a, b]) for (const u of ["ann", "ben"]) await member(p, u).waitFor();
   // and the chat goes on both ways
   await say(a, "welcome back");
   await from(b, "Ann", "welcome back").waitFor();
-  await a.locator('#messages li.msg.mine[data-status="sent"]', { hasText: "welcome back" }).waitFor();
+  await sent(a, "welcome back").waitFor();
   await shot(b, "presence-B-after-restart");
 
   // node a stops and its page's reconnect lands on node b (the proxy is
@@ -132,10 +138,7 @@ async function run(browser) {
   await a.locator('#status:not([data-state="open"])').waitFor();
   await member(b, "ann").waitFor({ state: "detached" });
   const away = ["while node a was down 1", "while node a was down 2", "while node a was down 3"];
-  for (const t of away) await say(b, t);
-  for (const t of away) {
-    await b.locator('#messages li.msg.mine[data-status="sent"]', { hasText: t }).waitFor();
-  }
+  await sayAll(b, away);
   await step("mend");
   await a.locator('#status[data-state="open"]').waitFor();
   await a.locator('#messages li.system[data-catchup="complete"]').waitFor();
