@@ -108,17 +108,16 @@ async function catchUp(name, marker) {
     console.debug("wsrelay history:", reasonOf(err));
   }
   if (name !== channel) return;
-  const list = ui.messages;
-  const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  let anchor = marker;
-  for (const m of found) {
-    remember(m.id, true);
-    const li = messageLine({ from: m.from, text: m.text, mine: false });
-    li.dataset.recovered = "history";
-    anchor.after(li);
-    anchor = li;
-  }
-  if (atBottom) list.scrollTop = list.scrollHeight;
+  keepingBottom(() => {
+    let anchor = marker;
+    for (const m of found) {
+      remember(m.id, true);
+      const li = messageLine({ from: m.from, text: m.text, mine: false });
+      li.dataset.recovered = "history";
+      anchor.after(li);
+      anchor = li;
+    }
+  });
   const n = `${found.length} message${found.length === 1 ? "" : "s"}`;
   marker.textContent = reaches
     ? `Reconnected to a node that could not replay; caught up from its history (${n}), nothing missed.`
@@ -314,11 +313,16 @@ function time() {
   return new Date().toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
 }
 
-function addLine(li) {
+// Runs @change on the message list; a list scrolled to its end stays there.
+function keepingBottom(change) {
   const list = ui.messages;
   const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40;
-  list.append(li);
+  change(list);
   if (atBottom) list.scrollTop = list.scrollHeight;
+}
+
+function addLine(li) {
+  keepingBottom((list) => list.append(li));
   return li;
 }
 
