@@ -82,12 +82,9 @@ def test_demo_members_and_recovery(node_factory, tmp_path):
                     problems = nodes["a"].stop()
                     assert not problems, problems
                     proxy.retarget(nodes["b"].port)
-                elif what == "start-a":
-                    nodes["a"] = restart(node_factory, nodes["a"])
-                    wait_peers_sync([nodes["a"], nodes["b"]],
-                                    {"a": {"b"}, "b": {"a"}})
-                elif what == "start-b":
-                    nodes["b"] = restart(node_factory, nodes["b"])
+                elif what in ("start-a", "start-b"):
+                    k = what[-1]
+                    nodes[k] = restart(node_factory, nodes[k])
                     wait_peers_sync([nodes["a"], nodes["b"]],
                                     {"a": {"b"}, "b": {"a"}})
                 p.stdin.write("OK\n")
