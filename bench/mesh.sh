@@ -130,6 +130,13 @@ write_conf() {
 		max_peers = $max
 		[limits]
 		max_clients = 200000
+		# the load comes from one address, as fast as the node takes
+		# it: the per-address and per-connection limits (7.2) must not
+		# be what is measured
+		max_clients_per_ip = 200000
+		max_pending_per_ip = 200000
+		messages_per_second = 100000000
+		messages_burst = 100000000
 		[log]
 		level = "info"
 		[mesh]
